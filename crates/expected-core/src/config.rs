@@ -1,0 +1,421 @@
+//! Validated configuration: every [`Config`] that exists is a consistent one.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use cookie::SameSite;
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The session cookie and the auth cookie have the same name.
+    #[error("the session cookie and the auth cookie must have different names (both are {0:?})")]
+    SameCookieName(String),
+    /// A cookie name is empty or has characters a cookie name cannot have.
+    #[error("{0:?} is not a valid cookie name (RFC 6265 token characters only)")]
+    InvalidCookieName(String),
+    /// A `__Host-` or `__Secure-` cookie without the Secure attribute.
+    #[error("cookie {0:?} has a __Host- or __Secure- prefix, which browsers only accept with Secure")]
+    PrefixRequiresSecure(String),
+    /// A `__Host-` cookie with a Domain.
+    #[error("cookie {0:?} has the __Host- prefix, which forbids a Domain")]
+    HostPrefixForbidsDomain(String),
+    /// A `__Host-` cookie with a path other than `/`.
+    #[error("cookie {0:?} has the __Host- prefix, which requires Path=/")]
+    HostPrefixRequiresRootPath(String),
+    /// `SameSite=None` without Secure, which browsers reject.
+    #[error("SameSite=None requires Secure cookies")]
+    SameSiteNoneRequiresSecure,
+    /// The path does not start with `/` or has characters a cookie attribute cannot hold.
+    #[error("cookie path {0:?} must start with '/' and hold no ';' or control characters")]
+    InvalidPath(String),
+    /// The domain has characters a cookie attribute cannot hold.
+    #[error("cookie domain {0:?} is not a valid domain")]
+    InvalidDomain(String),
+    /// A duration that must be positive is zero.
+    #[error("{0} must be longer than zero")]
+    ZeroDuration(&'static str),
+    /// The grace window is not shorter than the session idle timeout, so the
+    /// successor session could expire before the grace window ends.
+    #[error("the grace period ({grace:?}) must be shorter than the session idle timeout ({idle:?})")]
+    GraceNotShorterThanSession {
+        /// The grace period asked for.
+        grace: Duration,
+        /// The session idle timeout asked for.
+        idle: Duration,
+    },
+    /// The session idle timeout is longer than the auth cookie's max age.
+    #[error("the session idle timeout ({idle:?}) must not exceed the cookie max age ({max_age:?})")]
+    SessionOutlivesLogin {
+        /// The session idle timeout asked for.
+        idle: Duration,
+        /// The cookie max age asked for.
+        max_age: Duration,
+    },
+    /// A duration too large to compute with.
+    #[error("{0} is too large")]
+    DurationTooLarge(&'static str),
+}
+
+/// The engine's configuration. Build one with [`Config::builder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub(crate) session_cookie_name: String,
+    pub(crate) auth_cookie_name: String,
+    pub(crate) secure: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+    pub(crate) cookie_max_age: Duration,
+    pub(crate) session_idle_timeout: Duration,
+    pub(crate) grace_period: Duration,
+    pub(crate) cleaner_period: Duration,
+    pub(crate) max_logins_per_user: Option<NonZeroUsize>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        ConfigBuilder::default().settings
+    }
+}
+
+impl Config {
+    /// A builder starting from the defaults:
+    ///
+    /// | setting | default |
+    /// |---|---|
+    /// | session cookie name | `session` |
+    /// | auth cookie name | `remember_me` |
+    /// | Secure | on |
+    /// | SameSite | `Lax` |
+    /// | Path | `/` |
+    /// | Domain | none (host-only) |
+    /// | cookie max age (auth cookie and login lifetime) | 90 days |
+    /// | session idle timeout | 30 minutes |
+    /// | grace period | 30 seconds |
+    /// | cleaner period | 1 day |
+    /// | logins per user | 20 (the least recently used is evicted) |
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// Name of the session cookie.
+    pub fn session_cookie_name(&self) -> &str {
+        &self.session_cookie_name
+    }
+    /// Name of the auth ("remember me") cookie.
+    pub fn auth_cookie_name(&self) -> &str {
+        &self.auth_cookie_name
+    }
+    /// Whether cookies carry the Secure attribute.
+    pub fn secure(&self) -> bool {
+        self.secure
+    }
+    /// The SameSite attribute of both cookies.
+    pub fn same_site(&self) -> SameSite {
+        self.same_site
+    }
+    /// The Path attribute of both cookies.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+    /// The Domain attribute of both cookies, if any.
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+    /// Max-Age of the auth cookie, and how long a login lives unused.
+    pub fn cookie_max_age(&self) -> Duration {
+        self.cookie_max_age
+    }
+    /// How long a session lives without a request.
+    pub fn session_idle_timeout(&self) -> Duration {
+        self.session_idle_timeout
+    }
+    /// How long after a rotation the previous token is still accepted. Zero
+    /// disables the grace window.
+    pub fn grace_period(&self) -> Duration {
+        self.grace_period
+    }
+    /// How often the background cleaner runs.
+    pub fn cleaner_period(&self) -> Duration {
+        self.cleaner_period
+    }
+    /// The most logins one user may have; `None` for no limit.
+    pub fn max_logins_per_user(&self) -> Option<NonZeroUsize> {
+        self.max_logins_per_user
+    }
+
+    pub(crate) fn max_age(&self) -> time::Duration {
+        // Validated at build time to fit.
+        time::Duration::try_from(self.cookie_max_age).unwrap_or(time::Duration::MAX)
+    }
+    pub(crate) fn idle(&self) -> time::Duration {
+        time::Duration::try_from(self.session_idle_timeout).unwrap_or(time::Duration::MAX)
+    }
+    pub(crate) fn grace(&self) -> time::Duration {
+        time::Duration::try_from(self.grace_period).unwrap_or(time::Duration::MAX)
+    }
+}
+
+/// Builds a [`Config`]; [`ConfigBuilder::build`] validates it.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ConfigBuilder {
+    settings: Config,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        Self {
+            settings: Config {
+                session_cookie_name: "session".to_owned(),
+                auth_cookie_name: "remember_me".to_owned(),
+                secure: true,
+                same_site: SameSite::Lax,
+                path: "/".to_owned(),
+                domain: None,
+                cookie_max_age: Duration::from_secs(90 * 24 * 3600),
+                session_idle_timeout: Duration::from_secs(30 * 60),
+                grace_period: Duration::from_secs(30),
+                cleaner_period: Duration::from_secs(24 * 3600),
+                max_logins_per_user: NonZeroUsize::new(20),
+            },
+        }
+    }
+}
+
+/// A cookie name: an RFC 6265 token.
+fn valid_cookie_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+}
+
+fn valid_attribute(value: &str) -> bool {
+    !value.is_empty() && value.chars().all(|c| !c.is_control() && c != ';')
+}
+
+impl ConfigBuilder {
+    /// Name of the session cookie.
+    pub fn session_cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.settings.session_cookie_name = name.into();
+        self
+    }
+    /// Name of the auth ("remember me") cookie.
+    pub fn auth_cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.settings.auth_cookie_name = name.into();
+        self
+    }
+    /// Whether cookies carry the Secure attribute. Turn off only for plain
+    /// HTTP during development.
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.settings.secure = secure;
+        self
+    }
+    /// The SameSite attribute of both cookies.
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.settings.same_site = same_site;
+        self
+    }
+    /// The Path attribute of both cookies.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.settings.path = path.into();
+        self
+    }
+    /// The Domain attribute of both cookies (`None` for host-only cookies).
+    pub fn domain(mut self, domain: Option<String>) -> Self {
+        self.settings.domain = domain;
+        self
+    }
+    /// Max-Age of the auth cookie, and how long a login lives unused.
+    pub fn cookie_max_age(mut self, max_age: Duration) -> Self {
+        self.settings.cookie_max_age = max_age;
+        self
+    }
+    /// How long a session lives without a request.
+    pub fn session_idle_timeout(mut self, idle: Duration) -> Self {
+        self.settings.session_idle_timeout = idle;
+        self
+    }
+    /// How long after a rotation the previous token is still accepted. Zero
+    /// disables the grace window.
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.settings.grace_period = grace;
+        self
+    }
+    /// How often the background cleaner runs.
+    pub fn cleaner_period(mut self, period: Duration) -> Self {
+        self.settings.cleaner_period = period;
+        self
+    }
+    /// The most logins one user may have (`None` for no limit); registering
+    /// one more evicts the least recently used.
+    pub fn max_logins_per_user(mut self, max: Option<NonZeroUsize>) -> Self {
+        self.settings.max_logins_per_user = max;
+        self
+    }
+
+    /// Checks the settings and returns the configuration.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let c = self.settings;
+        for name in [&c.session_cookie_name, &c.auth_cookie_name] {
+            if !valid_cookie_name(name) {
+                return Err(ConfigError::InvalidCookieName(name.clone()));
+            }
+            let host = name.starts_with("__Host-");
+            if (host || name.starts_with("__Secure-")) && !c.secure {
+                return Err(ConfigError::PrefixRequiresSecure(name.clone()));
+            }
+            if host && c.domain.is_some() {
+                return Err(ConfigError::HostPrefixForbidsDomain(name.clone()));
+            }
+            if host && c.path != "/" {
+                return Err(ConfigError::HostPrefixRequiresRootPath(name.clone()));
+            }
+        }
+        if c.session_cookie_name == c.auth_cookie_name {
+            return Err(ConfigError::SameCookieName(c.session_cookie_name));
+        }
+        if c.same_site == SameSite::None && !c.secure {
+            return Err(ConfigError::SameSiteNoneRequiresSecure);
+        }
+        if !c.path.starts_with('/') || !valid_attribute(&c.path) {
+            return Err(ConfigError::InvalidPath(c.path));
+        }
+        if let Some(domain) = &c.domain {
+            let ok = valid_attribute(domain)
+                && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+            if !ok {
+                return Err(ConfigError::InvalidDomain(domain.clone()));
+            }
+        }
+        for (what, value) in [
+            ("the cookie max age", c.cookie_max_age),
+            ("the session idle timeout", c.session_idle_timeout),
+            ("the cleaner period", c.cleaner_period),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::ZeroDuration(what));
+            }
+        }
+        // Ten thousand years is beyond any sensible setting and well inside
+        // what timestamps can hold.
+        const LIMIT: Duration = Duration::from_secs(10_000 * 365 * 24 * 3600);
+        for (what, value) in [
+            ("the cookie max age", c.cookie_max_age),
+            ("the session idle timeout", c.session_idle_timeout),
+            ("the grace period", c.grace_period),
+            ("the cleaner period", c.cleaner_period),
+        ] {
+            if value > LIMIT {
+                return Err(ConfigError::DurationTooLarge(what));
+            }
+        }
+        if c.grace_period >= c.session_idle_timeout {
+            return Err(ConfigError::GraceNotShorterThanSession {
+                grace: c.grace_period,
+                idle: c.session_idle_timeout,
+            });
+        }
+        if c.session_idle_timeout > c.cookie_max_age {
+            return Err(ConfigError::SessionOutlivesLogin {
+                idle: c.session_idle_timeout,
+                max_age: c.cookie_max_age,
+            });
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented() -> Result<(), ConfigError> {
+        let config = Config::builder().build()?;
+        assert_eq!(config, Config::default());
+        assert_eq!(config.session_cookie_name(), "session");
+        assert_eq!(config.auth_cookie_name(), "remember_me");
+        assert!(config.secure());
+        assert_eq!(config.same_site(), SameSite::Lax);
+        assert_eq!(config.cookie_max_age(), Duration::from_secs(90 * 86400));
+        assert_eq!(config.grace_period(), Duration::from_secs(30));
+        assert_eq!(config.cleaner_period(), Duration::from_secs(86400));
+        Ok(())
+    }
+
+    #[test]
+    fn inconsistent_settings_are_refused() {
+        let refused = [
+            (Config::builder().auth_cookie_name("session"), ConfigError::SameCookieName("session".into())),
+            (Config::builder().auth_cookie_name("a b"), ConfigError::InvalidCookieName("a b".into())),
+            (Config::builder().auth_cookie_name(""), ConfigError::InvalidCookieName(String::new())),
+            (
+                Config::builder().auth_cookie_name("__Host-r").secure(false),
+                ConfigError::PrefixRequiresSecure("__Host-r".into()),
+            ),
+            (
+                Config::builder().session_cookie_name("__Secure-s").secure(false),
+                ConfigError::PrefixRequiresSecure("__Secure-s".into()),
+            ),
+            (
+                Config::builder().auth_cookie_name("__Host-r").domain(Some("example.com".into())),
+                ConfigError::HostPrefixForbidsDomain("__Host-r".into()),
+            ),
+            (
+                Config::builder().auth_cookie_name("__Host-r").path("/app"),
+                ConfigError::HostPrefixRequiresRootPath("__Host-r".into()),
+            ),
+            (
+                Config::builder().same_site(SameSite::None).secure(false),
+                ConfigError::SameSiteNoneRequiresSecure,
+            ),
+            (Config::builder().path("app"), ConfigError::InvalidPath("app".into())),
+            (Config::builder().path("/a;b"), ConfigError::InvalidPath("/a;b".into())),
+            (
+                Config::builder().domain(Some("ex ample.com".into())),
+                ConfigError::InvalidDomain("ex ample.com".into()),
+            ),
+            (
+                Config::builder().cookie_max_age(Duration::ZERO),
+                ConfigError::ZeroDuration("the cookie max age"),
+            ),
+            (
+                Config::builder().session_idle_timeout(Duration::ZERO),
+                ConfigError::ZeroDuration("the session idle timeout"),
+            ),
+            (
+                Config::builder().cleaner_period(Duration::ZERO),
+                ConfigError::ZeroDuration("the cleaner period"),
+            ),
+            (
+                Config::builder().grace_period(Duration::from_secs(3600)),
+                ConfigError::GraceNotShorterThanSession {
+                    grace: Duration::from_secs(3600),
+                    idle: Duration::from_secs(1800),
+                },
+            ),
+            (
+                Config::builder().cookie_max_age(Duration::from_secs(60)),
+                ConfigError::SessionOutlivesLogin {
+                    idle: Duration::from_secs(1800),
+                    max_age: Duration::from_secs(60),
+                },
+            ),
+            (
+                Config::builder().cookie_max_age(Duration::MAX),
+                ConfigError::DurationTooLarge("the cookie max age"),
+            ),
+        ];
+        for (builder, error) in refused {
+            assert_eq!(builder.build(), Err(error));
+        }
+    }
+
+    #[test]
+    fn host_prefix_is_accepted_when_consistent() {
+        let config = Config::builder().session_cookie_name("__Host-s").auth_cookie_name("__Host-r").build();
+        assert!(config.is_ok(), "{config:?}");
+        let no_grace = Config::builder().grace_period(Duration::ZERO).build();
+        assert!(no_grace.is_ok(), "a zero grace period disables the window");
+    }
+}

@@ -1,0 +1,147 @@
+//! Rendering the two cookies as `Set-Cookie` headers.
+
+use std::fmt;
+
+use cookie::Cookie;
+
+use crate::config::Config;
+use crate::credential::{AuthCookie, SessionCookie};
+
+/// Which of the two cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CookieKind {
+    /// The session cookie (no Max-Age: it ends with the browser session).
+    Session,
+    /// The auth ("remember me") cookie (Max-Age: the cookie max age).
+    Auth,
+}
+
+/// One `Set-Cookie` the response must carry: a new value, or a removal.
+#[derive(Clone, PartialEq)]
+pub struct SetCookie {
+    kind: CookieKind,
+    cookie: Cookie<'static>,
+}
+
+impl SetCookie {
+    fn base(kind: CookieKind, value: String, config: &Config) -> Cookie<'static> {
+        let name = match kind {
+            CookieKind::Session => config.session_cookie_name(),
+            CookieKind::Auth => config.auth_cookie_name(),
+        };
+        let mut cookie = Cookie::build((name.to_owned(), value))
+            .http_only(true)
+            .secure(config.secure())
+            .same_site(config.same_site())
+            .path(config.path().to_owned())
+            .build();
+        if let Some(domain) = config.domain() {
+            cookie.set_domain(domain.to_owned());
+        }
+        cookie
+    }
+
+    /// Sets the session cookie.
+    pub fn session(value: &SessionCookie, config: &Config) -> Self {
+        Self { kind: CookieKind::Session, cookie: Self::base(CookieKind::Session, value.encode(), config) }
+    }
+
+    /// Sets the auth cookie, for the cookie max age.
+    pub fn auth(value: &AuthCookie, config: &Config) -> Self {
+        let mut cookie = Self::base(CookieKind::Auth, value.encode(), config);
+        let max_age =
+            cookie::time::Duration::try_from(config.cookie_max_age()).unwrap_or(cookie::time::Duration::MAX);
+        cookie.set_max_age(max_age);
+        Self { kind: CookieKind::Auth, cookie }
+    }
+
+    /// Removes a cookie: empty value, `Max-Age=0` and an expiry in the past,
+    /// with the same path and domain so the browser matches it.
+    pub fn remove(kind: CookieKind, config: &Config) -> Self {
+        let mut cookie = Self::base(kind, String::new(), config);
+        cookie.make_removal();
+        Self { kind, cookie }
+    }
+
+    /// Which cookie this sets or removes.
+    pub fn kind(&self) -> CookieKind {
+        self.kind
+    }
+
+    /// Whether this removes the cookie.
+    pub fn is_removal(&self) -> bool {
+        self.cookie.value().is_empty()
+    }
+
+    /// The cookie's value (empty for a removal).
+    pub fn value(&self) -> &str {
+        self.cookie.value()
+    }
+
+    /// The cookie, as the `cookie` crate models it.
+    pub fn as_cookie(&self) -> &Cookie<'static> {
+        &self.cookie
+    }
+
+    /// The `Set-Cookie` header value.
+    pub fn header_value(&self) -> String {
+        self.cookie.to_string()
+    }
+}
+
+impl fmt::Display for SetCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.cookie, f)
+    }
+}
+
+impl fmt::Debug for SetCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The value is a bearer credential: never in logs.
+        f.debug_struct("SetCookie")
+            .field("kind", &self.kind)
+            .field("removal", &self.is_removal())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::{Serial, Token, Username};
+
+    #[test]
+    fn auth_cookie_has_every_attribute() -> Result<(), Box<dyn std::error::Error>> {
+        let config = Config::builder()
+            .auth_cookie_name("__Host-remember")
+            .cookie_max_age(std::time::Duration::from_secs(3600))
+            .build()?;
+        let value = AuthCookie {
+            username: Username::new("zoë")?,
+            serial: Serial::from_bytes([1; 16]),
+            token: Token::from_bytes([2; 32]),
+        };
+        let header = SetCookie::auth(&value, &config).header_value();
+        assert!(header.starts_with(&format!("__Host-remember={}", value.encode())), "{header}");
+        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=3600"] {
+            assert!(header.contains(attribute), "{attribute} missing from {header}");
+        }
+        assert!(!header.contains("Domain"), "{header}");
+        Ok(())
+    }
+
+    #[test]
+    fn removal_matches_path_and_domain() -> Result<(), Box<dyn std::error::Error>> {
+        let config =
+            Config::builder().secure(false).path("/app").domain(Some("example.com".into())).build()?;
+        let removal = SetCookie::remove(CookieKind::Session, &config);
+        let header = removal.header_value();
+        assert!(removal.is_removal());
+        assert!(header.starts_with("session=;"), "{header}");
+        for attribute in ["Max-Age=0", "Path=/app", "Domain=example.com", "HttpOnly"] {
+            assert!(header.contains(attribute), "{attribute} missing from {header}");
+        }
+        assert!(!header.contains("Secure"), "{header}");
+        Ok(())
+    }
+}

@@ -1,0 +1,261 @@
+//! The values of the two cookies, and their strict parsers.
+//!
+//! Auth cookie (the "remember me" credential):
+//! `1.<base64url(username)>.<base64url(serial)>.<base64url(token)>`.
+//! Session cookie: `1.<base64url(username)>.<base64url(session id)>`.
+//!
+//! base64url never produces `.`, so the dots split unambiguously, and any
+//! UTF-8 username round-trips. The username travels in the session cookie
+//! too so that a store can keep all of a user's keys together (one Redis
+//! Cluster slot) and look a session up without a global index.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::secret::{
+    DecodeError, MAX_USERNAME_BYTES, Serial, SessionId, Token, Username, UsernameError, encode_b64,
+};
+
+/// The only format version this release writes and reads.
+pub const VERSION: &str = "1";
+
+/// Longest cookie value the parsers look at, in bytes. Anything longer is
+/// refused before it is split or decoded.
+pub const MAX_COOKIE_VALUE_BYTES: usize = 4096;
+
+/// Which part of a cookie value was wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The username.
+    Username,
+    /// The login's serial.
+    Serial,
+    /// The login's token.
+    Token,
+    /// The session id.
+    SessionId,
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Username => "username",
+            Self::Serial => "serial",
+            Self::Token => "token",
+            Self::SessionId => "session id",
+        })
+    }
+}
+
+/// Why a cookie value was refused. Every malformed form has its own variant;
+/// none of them panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CookieError {
+    /// Longer than [`MAX_COOKIE_VALUE_BYTES`].
+    #[error("cookie value is {0} bytes, over the {MAX_COOKIE_VALUE_BYTES}-byte limit")]
+    Oversize(usize),
+    /// Not the number of dot-separated parts the format has.
+    #[error("cookie value has {found} parts, expected {expected}")]
+    WrongPartCount {
+        /// Parts the format has.
+        expected: usize,
+        /// Parts found.
+        found: usize,
+    },
+    /// A version this release does not read.
+    #[error("unsupported cookie format version")]
+    UnsupportedVersion,
+    /// A part is empty.
+    #[error("empty {0} in cookie value")]
+    EmptyField(Field),
+    /// A part is not valid unpadded base64url, or decodes to the wrong length.
+    #[error("{0} in cookie value is not valid base64url of the right length")]
+    BadEncoding(Field),
+    /// The username decodes to bytes that are not UTF-8.
+    #[error("username in cookie value is not UTF-8")]
+    UsernameNotUtf8,
+    /// The username is not a valid [`Username`].
+    #[error("username in cookie value is invalid: {0}")]
+    InvalidUsername(UsernameError),
+}
+
+/// The auth ("remember me") cookie: a login's username, serial and token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthCookie {
+    /// Whose login.
+    pub username: Username,
+    /// Which login.
+    pub serial: Serial,
+    /// The login's token, as this client last received it.
+    pub token: Token,
+}
+
+/// The session cookie: a username and the session id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionCookie {
+    /// Whose session.
+    pub username: Username,
+    /// The session's secret id.
+    pub id: SessionId,
+}
+
+impl fmt::Debug for AuthCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthCookie")
+            .field("username", &self.username)
+            .field("serial", &self.serial)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for SessionCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCookie").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+/// Splits a value into exactly `N` parts after checking its size and version.
+fn split<const N: usize>(value: &str) -> Result<[&str; N], CookieError> {
+    if value.len() > MAX_COOKIE_VALUE_BYTES {
+        return Err(CookieError::Oversize(value.len()));
+    }
+    let mut parts = [""; N];
+    let mut found = 0;
+    for part in value.split('.') {
+        if found < N {
+            parts[found] = part;
+        }
+        found += 1;
+    }
+    if found != N {
+        return Err(CookieError::WrongPartCount { expected: N, found });
+    }
+    if parts[0] != VERSION {
+        return Err(CookieError::UnsupportedVersion);
+    }
+    Ok(parts)
+}
+
+fn field<T>(
+    text: &str,
+    which: Field,
+    decode: impl FnOnce(&str) -> Result<T, DecodeError>,
+) -> Result<T, CookieError> {
+    if text.is_empty() {
+        return Err(CookieError::EmptyField(which));
+    }
+    decode(text).map_err(|_| CookieError::BadEncoding(which))
+}
+
+fn username(text: &str) -> Result<Username, CookieError> {
+    if text.is_empty() {
+        return Err(CookieError::EmptyField(Field::Username));
+    }
+    // base64 of the longest username, checked before decoding.
+    if text.len() > MAX_USERNAME_BYTES.div_ceil(3) * 4 {
+        return Err(CookieError::InvalidUsername(UsernameError::TooLong));
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| CookieError::BadEncoding(Field::Username))?;
+    let name = String::from_utf8(bytes).map_err(|_| CookieError::UsernameNotUtf8)?;
+    Username::new(name).map_err(CookieError::InvalidUsername)
+}
+
+impl AuthCookie {
+    /// Parses an auth cookie value.
+    pub fn parse(value: &str) -> Result<Self, CookieError> {
+        let [_, user, serial, token] = split::<4>(value)?;
+        Ok(Self {
+            username: username(user)?,
+            serial: field(serial, Field::Serial, Serial::from_base64)?,
+            token: field(token, Field::Token, Token::from_base64)?,
+        })
+    }
+
+    /// The cookie value.
+    pub fn encode(&self) -> String {
+        format!(
+            "{VERSION}.{}.{}.{}",
+            encode_b64(self.username.as_str().as_bytes()),
+            self.serial.to_base64(),
+            self.token.to_base64()
+        )
+    }
+}
+
+impl SessionCookie {
+    /// Parses a session cookie value.
+    pub fn parse(value: &str) -> Result<Self, CookieError> {
+        let [_, user, id] = split::<3>(value)?;
+        Ok(Self { username: username(user)?, id: field(id, Field::SessionId, SessionId::from_base64)? })
+    }
+
+    /// The cookie value.
+    pub fn encode(&self) -> String {
+        format!("{VERSION}.{}.{}", encode_b64(self.username.as_str().as_bytes()), self.id.to_base64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(name: &str) -> AuthCookie {
+        AuthCookie {
+            username: Username::new(name).unwrap_or_else(|e| panic!("{e}")),
+            serial: Serial::from_bytes([1; 16]),
+            token: Token::from_bytes([2; 32]),
+        }
+    }
+
+    #[test]
+    fn any_username_round_trips() {
+        for name in ["alice", "zoë.o'brien", "a.b.c", "with space", "\"q\"", "日本", "a;b=c,d"] {
+            let cookie = auth(name);
+            let value = cookie.encode();
+            assert!(value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)), "{value}");
+            assert_eq!(AuthCookie::parse(&value), Ok(cookie));
+        }
+        let session = SessionCookie { username: auth("zoë").username, id: SessionId::from_bytes([3; 32]) };
+        assert_eq!(SessionCookie::parse(&session.encode()), Ok(session));
+    }
+
+    #[test]
+    fn every_malformed_form_has_its_error() {
+        let good = auth("alice").encode();
+        let parts: Vec<&str> = good.split('.').collect();
+        let with = |i: usize, v: &str| {
+            let mut p = parts.clone();
+            p[i] = v;
+            p.join(".")
+        };
+        let cases: Vec<(String, CookieError)> = vec![
+            ("x".repeat(5000), CookieError::Oversize(5000)),
+            (String::new(), CookieError::WrongPartCount { expected: 4, found: 1 }),
+            (parts[..3].join("."), CookieError::WrongPartCount { expected: 4, found: 3 }),
+            (format!("{good}.x"), CookieError::WrongPartCount { expected: 4, found: 5 }),
+            (with(0, "2"), CookieError::UnsupportedVersion),
+            (with(1, ""), CookieError::EmptyField(Field::Username)),
+            (with(2, ""), CookieError::EmptyField(Field::Serial)),
+            (with(3, ""), CookieError::EmptyField(Field::Token)),
+            (with(1, "!!!"), CookieError::BadEncoding(Field::Username)),
+            (with(2, "AAAA"), CookieError::BadEncoding(Field::Serial)),
+            (with(3, &parts[2].to_owned()), CookieError::BadEncoding(Field::Token)),
+            (with(3, &format!("{}=", parts[3])), CookieError::BadEncoding(Field::Token)),
+            (with(1, &encode_b64(&[0xff, 0xfe])), CookieError::UsernameNotUtf8),
+            (with(1, &encode_b64(b"a\x00b")), CookieError::InvalidUsername(UsernameError::ControlCharacter)),
+            (with(1, &"A".repeat(400)), CookieError::InvalidUsername(UsernameError::TooLong)),
+        ];
+        for (value, error) in cases {
+            assert_eq!(AuthCookie::parse(&value), Err(error), "{value:.80}");
+        }
+        assert_eq!(SessionCookie::parse(&good), Err(CookieError::WrongPartCount { expected: 3, found: 4 }));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let shown = format!("{:?}", auth("alice"));
+        assert!(!shown.contains(&Token::from_bytes([2; 32]).to_base64()), "{shown}");
+    }
+}

@@ -1,0 +1,681 @@
+//! The engine: applies the [protocol](crate::protocol) through a [`Store`].
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::clock::{Clock, SystemClock, to_store_precision};
+use crate::config::Config;
+use crate::cookies::{CookieKind, SetCookie};
+use crate::credential::{AuthCookie, CookieError, SessionCookie};
+use crate::protocol::{self, Judgement, SessionJudgement};
+use crate::record::{ClientMeta, Login, Session, SessionData};
+use crate::secret::{ChaChaTokens, Serial, SessionDigest, TokenSource, Username};
+use crate::store::{Deleted, Inserted, Rotated, Store, StoreError, StoreErrorKind};
+
+/// How many times a create retries with fresh random keys, and a cookie login
+/// re-reads after losing a race, before giving up.
+const ATTEMPTS: usize = 4;
+
+/// What the client presented with a request: the raw values of the two
+/// cookies, and who it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presented<'a> {
+    /// The session cookie's value, if the request carried one.
+    pub session: Option<&'a str>,
+    /// The auth cookie's value, if the request carried one.
+    pub auth: Option<&'a str>,
+    /// The client's address and user agent.
+    pub client: Client<'a>,
+}
+
+/// The client behind a request, borrowed from it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Client<'a> {
+    /// The client's IP address.
+    pub ip: Option<IpAddr>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<&'a str>,
+}
+
+impl Client<'_> {
+    fn meta(&self) -> ClientMeta {
+        ClientMeta::new(self.ip, self.user_agent)
+    }
+}
+
+/// An authenticated request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The request's server-side session; its `username` is the user.
+    pub session: Session,
+}
+
+impl Authenticated {
+    /// Who is authenticated.
+    pub fn username(&self) -> &Username {
+        &self.session.username
+    }
+}
+
+/// A replayed auth cookie was detected and the user's logins were revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TheftReport {
+    /// The user whose cookie was replayed.
+    pub username: Username,
+    /// The login (device) whose old token was presented.
+    pub serial: Serial,
+    /// What was deleted.
+    pub deleted: Deleted,
+    /// The client that presented the old token: the thief or the victim,
+    /// whichever came second.
+    pub client: ClientMeta,
+    /// When it was detected.
+    pub at: OffsetDateTime,
+}
+
+/// What authenticating a request came to. Each variant is one outcome of the
+/// protocol; see `docs/protocol.md` for the table.
+#[derive(Debug)]
+#[must_use]
+pub enum Outcome {
+    /// A valid server-side session: authenticated, nothing rotated.
+    Session(Authenticated),
+    /// No valid session, but the auth cookie carried the current token: it was
+    /// rotated and a new session opened.
+    CookieLogin(Authenticated),
+    /// The auth cookie carried the previous token inside the grace window (a
+    /// concurrent request, or a lost response): authenticated, and the client
+    /// gets the successor cookies, with no second rotation.
+    Grace(Authenticated),
+    /// Neither cookie was presented, or only a session cookie that is no
+    /// longer valid.
+    Anonymous,
+    /// A cookie could not be parsed. It is cleared.
+    Malformed(CookieKind, CookieError),
+    /// The auth cookie names no login (or another user's): cleared.
+    UnknownLogin,
+    /// The auth cookie's login was unused for longer than the cookie max age:
+    /// it is deleted and the cookie cleared.
+    ExpiredLogin,
+    /// A replayed old token: every login and session of the user was deleted,
+    /// the theft hook was called, the cookies are cleared.
+    Theft(TheftReport),
+    /// The user-validity hook refused the user: their logins and sessions were
+    /// deleted, the cookies are cleared.
+    UserRejected(Username),
+    /// The store (or the user-validity hook) failed. Fail closed: not
+    /// authenticated, and nothing changed, cookies included, so the user is
+    /// logged in again once the store is back.
+    Unavailable(StoreError),
+}
+
+impl Outcome {
+    /// The authenticated request, if any.
+    pub fn authenticated(&self) -> Option<&Authenticated> {
+        match self {
+            Self::Session(auth) | Self::CookieLogin(auth) | Self::Grace(auth) => Some(auth),
+            Self::Anonymous
+            | Self::Malformed(..)
+            | Self::UnknownLogin
+            | Self::ExpiredLogin
+            | Self::Theft(_)
+            | Self::UserRejected(_)
+            | Self::Unavailable(_) => None,
+        }
+    }
+
+    /// Takes the authenticated request, if any.
+    pub fn into_authenticated(self) -> Option<Authenticated> {
+        match self {
+            Self::Session(auth) | Self::CookieLogin(auth) | Self::Grace(auth) => Some(auth),
+            Self::Anonymous
+            | Self::Malformed(..)
+            | Self::UnknownLogin
+            | Self::ExpiredLogin
+            | Self::Theft(_)
+            | Self::UserRejected(_)
+            | Self::Unavailable(_) => None,
+        }
+    }
+
+    /// The authenticated user, if any.
+    pub fn username(&self) -> Option<&Username> {
+        self.authenticated().map(Authenticated::username)
+    }
+
+    /// Whether this request detected a replayed cookie (to warn the user).
+    pub fn theft_detected(&self) -> bool {
+        matches!(self, Self::Theft(_))
+    }
+}
+
+/// The result of [`Expected::authenticate`]: the outcome, and the cookies the
+/// response must set or clear.
+#[derive(Debug)]
+#[must_use]
+pub struct Authentication {
+    /// What the request came to.
+    pub outcome: Outcome,
+    /// `Set-Cookie`s for the response.
+    pub cookies: Vec<SetCookie>,
+}
+
+/// The result of [`Expected::register`].
+#[derive(Debug)]
+#[must_use]
+pub struct Registration {
+    /// The new session.
+    pub session: Session,
+    /// The new login's serial, when "remember me" was chosen.
+    pub serial: Option<Serial>,
+    /// `Set-Cookie`s for the response.
+    pub cookies: Vec<SetCookie>,
+}
+
+/// One of a user's logins, as a devices page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// The login's serial (to revoke it).
+    pub serial: Serial,
+    /// When it was registered.
+    pub created_at: OffsetDateTime,
+    /// When it last opened a session.
+    pub last_used_at: OffsetDateTime,
+    /// The last client IP seen.
+    pub ip: Option<IpAddr>,
+    /// The last user agent seen.
+    pub user_agent: Option<String>,
+    /// Whether it is the login of the session asking.
+    pub current: bool,
+}
+
+/// What a cleaning pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cleaned {
+    /// Expired logins deleted.
+    pub logins: u64,
+    /// Expired sessions deleted.
+    pub sessions: u64,
+}
+
+/// Errors of the engine's explicit operations (register, logout, …).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed; nothing was changed that a retry would not redo.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store kept answering that freshly generated random keys exist.
+    #[error("could not create a record with a fresh random key after {ATTEMPTS} attempts")]
+    KeyCollision,
+}
+
+/// The application's hooks into the protocol.
+#[async_trait]
+pub trait Hooks: Send + Sync + 'static {
+    /// Called after a replayed cookie was detected and the user's logins and
+    /// sessions were deleted: e-mail the user, say. The default does nothing
+    /// (the engine also emits a `tracing` warning).
+    async fn on_theft(&self, report: &TheftReport) {
+        let _ = report;
+    }
+
+    /// Consulted on every cookie login (and grace): answer `Ok(false)` for a
+    /// disabled or deleted account, and its logins are dropped. An error fails
+    /// closed, like a store error. The default accepts everyone.
+    async fn is_user_valid(&self, username: &Username) -> Result<bool, StoreError> {
+        let _ = username;
+        Ok(true)
+    }
+}
+
+/// Hooks that do nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHooks;
+
+#[async_trait]
+impl Hooks for NoHooks {}
+
+/// The engine: persistent logins and sessions over a [`Store`].
+///
+/// Cheap to share: wrap it in an [`Arc`] (adapters do).
+pub struct Expected<S> {
+    store: S,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    tokens: Arc<dyn TokenSource>,
+    hooks: Arc<dyn Hooks>,
+}
+
+impl<S> fmt::Debug for Expected<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Expected").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+fn remove_both(config: &Config) -> Vec<SetCookie> {
+    vec![SetCookie::remove(CookieKind::Session, config), SetCookie::remove(CookieKind::Auth, config)]
+}
+
+impl<S: Store> Expected<S> {
+    /// An engine over `store`, with the system clock, ChaCha20 tokens seeded
+    /// from the OS, and no hooks.
+    pub fn new(store: S, config: Config) -> Self {
+        Self {
+            store,
+            config,
+            clock: Arc::new(SystemClock),
+            tokens: Arc::new(ChaChaTokens::from_os()),
+            hooks: Arc::new(NoHooks),
+        }
+    }
+
+    /// Replaces the clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Replaces the token source.
+    #[must_use]
+    pub fn with_tokens(mut self, tokens: impl TokenSource) -> Self {
+        self.tokens = Arc::new(tokens);
+        self
+    }
+
+    /// Sets the application's hooks.
+    #[must_use]
+    pub fn with_hooks(mut self, hooks: impl Hooks) -> Self {
+        self.hooks = Arc::new(hooks);
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The engine's current time, in store precision.
+    pub fn now(&self) -> OffsetDateTime {
+        to_store_precision(self.clock.now())
+    }
+
+    /// Authenticates a request from its cookies.
+    ///
+    /// Never fails: every result, a store failure included, is an
+    /// [`Outcome`]. Apply [`Authentication::cookies`] to the response.
+    pub async fn authenticate(&self, presented: &Presented<'_>) -> Authentication {
+        let now = self.now();
+        let mut cookies = Vec::new();
+        let mut session_problem = None;
+        if let Some(value) = presented.session {
+            match SessionCookie::parse(value) {
+                Err(error) => session_problem = Some(Outcome::Malformed(CookieKind::Session, error)),
+                Ok(cookie) => match self.session_hit(&cookie, now).await {
+                    Err(error) => return unavailable(error),
+                    Ok(Some(auth)) => return Authentication { outcome: Outcome::Session(auth), cookies },
+                    Ok(None) => {}
+                },
+            }
+            // Whatever happens next, this session cookie is dead: replaced on
+            // a cookie login, cleared otherwise.
+            cookies.push(SetCookie::remove(CookieKind::Session, &self.config));
+        }
+        let Some(value) = presented.auth else {
+            return Authentication { outcome: session_problem.unwrap_or(Outcome::Anonymous), cookies };
+        };
+        let cookie = match AuthCookie::parse(value) {
+            Ok(cookie) => cookie,
+            Err(error) => {
+                cookies.push(SetCookie::remove(CookieKind::Auth, &self.config));
+                return Authentication { outcome: Outcome::Malformed(CookieKind::Auth, error), cookies };
+            }
+        };
+        match self.cookie_login(&cookie, presented.client.meta(), now).await {
+            Err(error) => unavailable(error),
+            Ok((outcome, set)) => {
+                cookies.retain(|c| !set.iter().any(|s| s.kind() == c.kind()));
+                cookies.extend(set);
+                Authentication { outcome, cookies }
+            }
+        }
+    }
+
+    async fn session_hit(
+        &self,
+        cookie: &SessionCookie,
+        now: OffsetDateTime,
+    ) -> Result<Option<Authenticated>, StoreError> {
+        let stored = self.store.get_session(&cookie.username, &cookie.id.digest()).await?;
+        match protocol::judge_session(cookie, stored.as_ref(), now, &self.config) {
+            SessionJudgement::Unknown | SessionJudgement::Expired => Ok(None),
+            SessionJudgement::Live { touch } => {
+                let Some(mut session) = stored else { return Ok(None) };
+                if touch {
+                    session.expires_at = protocol::session_expiry(now, &self.config);
+                    if !self.store.save_session(&session).await? {
+                        // Deleted between the read and the touch (a remote
+                        // logout): it must not count.
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(Authenticated { session }))
+            }
+        }
+    }
+
+    /// The cookie-login path. Returns the outcome and the cookies it sets; a
+    /// store error is returned as is, with nothing changed.
+    async fn cookie_login(
+        &self,
+        cookie: &AuthCookie,
+        client: ClientMeta,
+        now: OffsetDateTime,
+    ) -> Result<(Outcome, Vec<SetCookie>), StoreError> {
+        let config = &self.config;
+        let clear = || remove_both(config);
+        for _ in 0..ATTEMPTS {
+            let login = self.store.get_login(&cookie.username, &cookie.serial).await?;
+            match protocol::judge(cookie, login.as_ref(), now, config) {
+                Judgement::Unknown => return Ok((Outcome::UnknownLogin, clear())),
+                Judgement::Expired => {
+                    self.store.delete_login(&cookie.username, &cookie.serial).await?;
+                    return Ok((Outcome::ExpiredLogin, clear()));
+                }
+                Judgement::Theft => {
+                    let report = self.revoke_after_theft(cookie, client, now).await?;
+                    return Ok((Outcome::Theft(report), clear()));
+                }
+                Judgement::Inconsistent => {
+                    return Err(StoreError::corrupt(
+                        "login's sealed successor does not match its current token",
+                    ));
+                }
+                Judgement::Current => {
+                    if let Some(rejected) = self.reject_invalid_user(&cookie.username).await? {
+                        return Ok((rejected, clear()));
+                    }
+                    let token = self.tokens.token();
+                    let id = self.tokens.session_id();
+                    let (rotation, next) =
+                        protocol::rotation(cookie, token, &id, client.clone(), now, config);
+                    match self.store.rotate_login(&rotation).await? {
+                        Rotated::Rotated => {
+                            let session_cookie = SessionCookie { username: cookie.username.clone(), id };
+                            let cookies = vec![
+                                SetCookie::session(&session_cookie, config),
+                                SetCookie::auth(&next, config),
+                            ];
+                            let auth = Authenticated { session: rotation.session };
+                            return Ok((Outcome::CookieLogin(auth), cookies));
+                        }
+                        // Lost the race to a concurrent request: judge again
+                        // against what it wrote (that is the grace case).
+                        Rotated::NotCurrent | Rotated::SessionExists => continue,
+                        Rotated::NotFound => return Ok((Outcome::UnknownLogin, clear())),
+                    }
+                }
+                Judgement::Grace { token, session } => {
+                    if let Some(rejected) = self.reject_invalid_user(&cookie.username).await? {
+                        return Ok((rejected, clear()));
+                    }
+                    let serial = cookie.serial;
+                    let Some(login) = login else { return Ok((Outcome::UnknownLogin, clear())) };
+                    let (session, id) = self.grace_session(&login, session, now).await?;
+                    let next = AuthCookie { username: cookie.username.clone(), serial, token };
+                    let session_cookie = SessionCookie { username: cookie.username.clone(), id };
+                    let cookies =
+                        vec![SetCookie::session(&session_cookie, config), SetCookie::auth(&next, config)];
+                    return Ok((Outcome::Grace(Authenticated { session }), cookies));
+                }
+            }
+        }
+        Err(StoreError::new(
+            StoreErrorKind::Backend,
+            "cookie login kept losing rotation races; giving up without a decision",
+        ))
+    }
+
+    /// The session a grace request joins: the one the winning rotation opened
+    /// if it is still there, else a fresh one opened by the same login (which
+    /// `delete_login` also ends).
+    async fn grace_session(
+        &self,
+        login: &Login,
+        bound: Option<crate::secret::SessionId>,
+        now: OffsetDateTime,
+    ) -> Result<(Session, crate::secret::SessionId), StoreError> {
+        if let Some(id) = bound {
+            if let Some(session) = self.store.get_session(&login.username, &id.digest()).await? {
+                if session.is_live(now) {
+                    return Ok((session, id));
+                }
+            }
+        }
+        for _ in 0..ATTEMPTS {
+            let id = self.tokens.session_id();
+            let session = protocol::new_session(
+                &login.username,
+                &id,
+                Some(login.serial),
+                SessionData::new(),
+                now,
+                &self.config,
+            );
+            if self.store.create_session(&session).await? == Inserted::Created {
+                return Ok((session, id));
+            }
+        }
+        Err(StoreError::new(StoreErrorKind::Backend, "session id collisions"))
+    }
+
+    async fn reject_invalid_user(&self, username: &Username) -> Result<Option<Outcome>, StoreError> {
+        if self.hooks.is_user_valid(username).await? {
+            return Ok(None);
+        }
+        let deleted = self.store.delete_user(username).await?;
+        tracing::info!(user = %username, logins = deleted.logins, "user no longer valid; logins dropped");
+        Ok(Some(Outcome::UserRejected(username.clone())))
+    }
+
+    async fn revoke_after_theft(
+        &self,
+        cookie: &AuthCookie,
+        client: ClientMeta,
+        now: OffsetDateTime,
+    ) -> Result<TheftReport, StoreError> {
+        let deleted = self.store.delete_user(&cookie.username).await?;
+        let report = TheftReport {
+            username: cookie.username.clone(),
+            serial: cookie.serial,
+            deleted,
+            client,
+            at: now,
+        };
+        tracing::warn!(
+            user = %report.username,
+            serial = %report.serial,
+            logins = deleted.logins,
+            sessions = deleted.sessions,
+            ip = ?report.client.ip,
+            "replayed remember-me cookie: every login and session of the user revoked"
+        );
+        self.hooks.on_theft(&report).await;
+        Ok(report)
+    }
+
+    /// Registers a login after the application checked the user's password.
+    ///
+    /// Always opens a new session (a new id: no session fixation); with
+    /// `remember`, also a new login and its auth cookie. Whatever session and
+    /// login the request presented are ended first, so a device never holds
+    /// two logins.
+    pub async fn register(
+        &self,
+        username: &Username,
+        remember: bool,
+        presented: &Presented<'_>,
+    ) -> Result<Registration, EngineError> {
+        let now = self.now();
+        let config = &self.config;
+        self.forget(presented, now).await?;
+        let client = presented.client.meta();
+        for _ in 0..ATTEMPTS {
+            let id = self.tokens.session_id();
+            let serial = remember.then(|| self.tokens.serial());
+            let session = protocol::new_session(username, &id, serial, SessionData::new(), now, config);
+            let mut cookies =
+                vec![SetCookie::session(&SessionCookie { username: username.clone(), id }, config)];
+            if let Some(serial) = serial {
+                let token = self.tokens.token();
+                let (login, cookie) =
+                    protocol::new_login(username, serial, token, &session, client.clone(), now, config);
+                if self.store.create_login(&login).await? == Inserted::AlreadyExists {
+                    continue;
+                }
+                if self.store.create_session(&session).await? == Inserted::AlreadyExists {
+                    self.store.delete_login(username, &serial).await?;
+                    continue;
+                }
+                cookies.push(SetCookie::auth(&cookie, config));
+                self.evict_over_cap(username, serial).await?;
+            } else {
+                if self.store.create_session(&session).await? == Inserted::AlreadyExists {
+                    continue;
+                }
+                if presented.auth.is_some() {
+                    cookies.push(SetCookie::remove(CookieKind::Auth, config));
+                }
+            }
+            return Ok(Registration { session, serial, cookies });
+        }
+        Err(EngineError::KeyCollision)
+    }
+
+    /// Deletes the least recently used logins of `username` beyond the cap,
+    /// never `keep` (the one just registered).
+    async fn evict_over_cap(&self, username: &Username, keep: Serial) -> Result<(), StoreError> {
+        let Some(max) = self.config.max_logins_per_user() else { return Ok(()) };
+        let mut logins = self.store.list_logins(username).await?;
+        if logins.len() <= max.get() {
+            return Ok(());
+        }
+        logins.retain(|login| login.serial != keep);
+        logins.sort_by_key(|login| (login.last_used_at, login.created_at));
+        let excess = logins.len() + 1 - max.get();
+        for login in &logins[..excess] {
+            self.store.delete_login(username, &login.serial).await?;
+            tracing::debug!(user = %username, serial = %login.serial, "login evicted over the per-user cap");
+        }
+        Ok(())
+    }
+
+    /// Ends what a request presented: its session (and the login that opened
+    /// it), and the login its auth cookie names if the cookie proves it (the
+    /// current token, or the previous one inside the grace window).
+    async fn forget(&self, presented: &Presented<'_>, now: OffsetDateTime) -> Result<(), StoreError> {
+        if let Some(cookie) = presented.session.and_then(|value| SessionCookie::parse(value).ok()) {
+            let digest = cookie.id.digest();
+            let stored = self.store.get_session(&cookie.username, &digest).await?;
+            if let Some(session) = stored.filter(|s| s.digest.matches(&cookie.id)) {
+                self.store.delete_session(&session.username, &session.digest).await?;
+                if let Some(serial) = session.login {
+                    self.store.delete_login(&session.username, &serial).await?;
+                }
+            }
+        }
+        if let Some(cookie) = presented.auth.and_then(|value| AuthCookie::parse(value).ok()) {
+            let login = self.store.get_login(&cookie.username, &cookie.serial).await?;
+            let proven = matches!(
+                protocol::judge(&cookie, login.as_ref(), now, &self.config),
+                Judgement::Current | Judgement::Grace { .. } | Judgement::Expired
+            );
+            if proven {
+                self.store.delete_login(&cookie.username, &cookie.serial).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs this device out: deletes the presented session and its login, and
+    /// answers the cookies that clear both. On a store error nothing is
+    /// cleared, so the user can retry.
+    pub async fn logout(&self, presented: &Presented<'_>) -> Result<Vec<SetCookie>, StoreError> {
+        self.forget(presented, self.now()).await?;
+        Ok(remove_both(&self.config))
+    }
+
+    /// A user's logins, most recently used first; `current` marks the one
+    /// that opened `session`.
+    pub async fn devices(
+        &self,
+        username: &Username,
+        session: Option<&Session>,
+    ) -> Result<Vec<Device>, StoreError> {
+        let mut logins = self.store.list_logins(username).await?;
+        logins.sort_by(|a, b| b.last_used_at.cmp(&a.last_used_at).then(a.serial.cmp(&b.serial)));
+        let current = session.filter(|s| &s.username == username).and_then(|s| s.login);
+        Ok(logins
+            .into_iter()
+            .map(|login| Device {
+                current: current == Some(login.serial),
+                serial: login.serial,
+                created_at: login.created_at,
+                last_used_at: login.last_used_at,
+                ip: login.client.ip,
+                user_agent: login.client.user_agent,
+            })
+            .collect())
+    }
+
+    /// Revokes one of a user's logins: it and its session end at once (remote
+    /// logout). Answers whether the user had that login.
+    pub async fn revoke(&self, username: &Username, serial: &Serial) -> Result<bool, StoreError> {
+        self.store.delete_login(username, serial).await
+    }
+
+    /// Deletes every login and session of a user: "log out everywhere", or
+    /// after a password change.
+    pub async fn logout_everywhere(&self, username: &Username) -> Result<Deleted, StoreError> {
+        self.store.delete_user(username).await
+    }
+
+    /// Saves a session's data and pushes out its idle expiry. Answers `false`
+    /// when the session no longer exists (it is not recreated).
+    pub async fn save_session(&self, session: &mut Session) -> Result<bool, StoreError> {
+        session.expires_at = protocol::session_expiry(self.now(), &self.config);
+        self.store.save_session(session).await
+    }
+
+    /// Deletes one session by its digest.
+    pub async fn delete_session(
+        &self,
+        username: &Username,
+        digest: &SessionDigest,
+    ) -> Result<bool, StoreError> {
+        self.store.delete_session(username, digest).await
+    }
+
+    /// Deletes expired logins and sessions.
+    pub async fn clean(&self) -> Result<Cleaned, StoreError> {
+        let now = self.now();
+        let logins = self.store.delete_expired_logins(now).await?;
+        let sessions = self.store.delete_expired_sessions(now).await?;
+        tracing::debug!(logins, sessions, "cleaned expired logins and sessions");
+        Ok(Cleaned { logins, sessions })
+    }
+}
+
+fn unavailable(error: StoreError) -> Authentication {
+    tracing::error!(%error, "store unavailable; failing closed");
+    Authentication { outcome: Outcome::Unavailable(error), cookies: Vec::new() }
+}

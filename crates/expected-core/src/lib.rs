@@ -1,0 +1,112 @@
+//! Persistent logins done right: Barry Jaspan's *Improved Persistent Login
+//! Cookie Best Practice*, hardened.
+//!
+//! A **login** is one device that ticked "remember me": a username, a random
+//! [`Serial`] that lasts as long as the login, and a random [`Token`] replaced
+//! on every use. The browser holds them in the auth cookie; the store holds
+//! only the token's SHA-256 digest. When the short-lived server-side
+//! [`Session`] is gone, the auth cookie logs the user back in and the token is
+//! rotated. A known serial with an unknown token means an old cookie was
+//! replayed: every login and session of the user is revoked
+//! ([`Outcome::Theft`]).
+//!
+//! Past the original scheme:
+//!
+//! - tokens and session ids are stored only as SHA-256 digests, compared in
+//!   constant time;
+//! - rotation is one atomic compare-and-swap in the store;
+//! - a **grace window** (30 s by default) lets concurrent requests and lost
+//!   responses converge on the winner's cookies instead of being mistaken for
+//!   theft;
+//! - a store failure fails closed and changes nothing;
+//! - stores prove themselves against the published `expected-conformance`
+//!   suite.
+//!
+//! # Layers
+//!
+//! - [`protocol`]: the decisions, as pure functions of (presented cookie,
+//!   stored record, time, config). No I/O, no clock, no random source.
+//! - [`Expected`]: the engine, which applies them through a [`Store`] with an
+//!   injected [`Clock`] and [`TokenSource`].
+//!
+//! Adapters (`expected-axum`, `expected-actix`) move cookies in and out; the
+//! core alone serves any other transport, a WebSocket or a line protocol.
+//!
+//! # Example
+//!
+//! ```
+//! use expected_core::{Config, Expected, Outcome, Presented, Username};
+//! # use expected_core::store::*;
+//! # use expected_core::{Login, Session, Serial, SessionDigest};
+//! # use time::OffsetDateTime;
+//! # async fn run(store: impl Store) -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Expected::new(store, Config::builder().secure(false).build()?);
+//! let alice = Username::new("alice")?;
+//!
+//! // After checking alice's password, with "remember me" ticked:
+//! let registration = engine.register(&alice, true, &Presented::default()).await?;
+//! let auth_cookie = registration.cookies.iter().find(|c| c.kind() == expected_core::CookieKind::Auth);
+//! let auth_value = auth_cookie.map(|c| c.value().to_owned());
+//!
+//! // Later, her session is gone but the auth cookie logs her back in:
+//! let request = Presented { auth: auth_value.as_deref(), ..Presented::default() };
+//! let result = engine.authenticate(&request).await;
+//! match &result.outcome {
+//!     Outcome::CookieLogin(auth) => assert_eq!(auth.username(), &alice),
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! // `result.cookies` carries the rotated auth cookie and the new session cookie.
+//! assert_eq!(result.cookies.len(), 2);
+//! # Ok(()) }
+//! ```
+//!
+//! # Cost
+//!
+//! `cargo bench -p expected-core` measures the pure path of a cookie login
+//! (parse the cookie, judge it, plan the rotation, render both cookies); the
+//! figures are in `docs/benchmarks.md`.
+//!
+//! # Features
+//!
+//! - `http`: read the cookies from an `http::HeaderMap`, render
+//!   `http::HeaderValue`s ([`http`](crate::http) module).
+//! - `tokio`: [`Expected::spawn_cleaner`], a background cleaning task.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod clock;
+pub mod config;
+pub mod cookies;
+pub mod credential;
+mod engine;
+pub mod protocol;
+pub mod record;
+pub mod secret;
+pub mod store;
+
+#[cfg(feature = "tokio")]
+mod cleaner;
+#[cfg(feature = "http")]
+pub mod http;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Config, ConfigBuilder, ConfigError};
+pub use cookies::{CookieKind, SetCookie};
+pub use credential::{AuthCookie, CookieError, SessionCookie};
+pub use engine::{
+    Authenticated, Authentication, Cleaned, Client, Device, EngineError, Expected, Hooks, NoHooks, Outcome,
+    Presented, Registration, TheftReport,
+};
+pub use record::{ClientMeta, Login, PreviousToken, Session, SessionData};
+pub use secret::{
+    ChaChaTokens, SealedSuccessor, Serial, SessionDigest, SessionId, Token, TokenDigest, TokenSource,
+    Username, UsernameError,
+};
+pub use store::{Store, StoreError, StoreErrorKind};
+
+/// The `cookie` crate, for [`cookie::SameSite`] and friends.
+pub use cookie;
+/// The `time` crate, whose `OffsetDateTime` every record uses.
+pub use time;

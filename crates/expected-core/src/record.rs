@@ -1,0 +1,152 @@
+//! What a store keeps: [`Login`]s (one per device) and [`Session`]s.
+//!
+//! Both serialize with serde to one canonical form (RFC 3339 UTC times with
+//! microseconds, base64url bytes), which key-value stores may use as is.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::secret::{SealedSuccessor, Serial, SessionDigest, TokenDigest, Username};
+
+/// Longest user agent kept, in bytes; longer ones are cut at a character
+/// boundary so that a client cannot make the store hold arbitrary data.
+pub const MAX_USER_AGENT_BYTES: usize = 512;
+
+/// What is known of the client behind a request, kept with a login for the
+/// devices list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientMeta {
+    /// The client's IP address, as the adapter determined it.
+    pub ip: Option<IpAddr>,
+    /// The `User-Agent`, cut to [`MAX_USER_AGENT_BYTES`].
+    pub user_agent: Option<String>,
+}
+
+impl ClientMeta {
+    /// Metadata from an address and a user agent, the latter cut to size and
+    /// stripped of control characters.
+    pub fn new(ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
+        let user_agent = user_agent.map(|agent| {
+            let mut kept = String::with_capacity(agent.len().min(MAX_USER_AGENT_BYTES));
+            for c in agent.chars().filter(|c| !c.is_control()) {
+                if kept.len() + c.len_utf8() > MAX_USER_AGENT_BYTES {
+                    break;
+                }
+                kept.push(c);
+            }
+            kept
+        });
+        Self { ip, user_agent }
+    }
+}
+
+/// The token a login held before its last rotation, kept for the grace window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousToken {
+    /// Digest of the replaced token.
+    pub digest: TokenDigest,
+    /// When it was replaced.
+    #[serde(with = "time::serde::rfc3339")]
+    pub rotated_at: OffsetDateTime,
+    /// The token and session id that replaced it, sealed under it.
+    pub sealed: SealedSuccessor,
+}
+
+/// A persistent login: one device that ticked "remember me".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Login {
+    /// Whose login this is.
+    pub username: Username,
+    /// The login's identity for its whole life.
+    pub serial: Serial,
+    /// Digest of the current token.
+    pub token: TokenDigest,
+    /// The token before the last rotation, if there was one.
+    pub previous: Option<PreviousToken>,
+    /// Digest of the session this login opened last; it is deleted with the
+    /// login (remote logout) and replaced on rotation.
+    pub session: Option<SessionDigest>,
+    /// When the login was registered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the login was last used to open a session.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_used_at: OffsetDateTime,
+    /// When the login stops being valid unless used again:
+    /// `last_used_at + cookie max age`.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The client that used it last.
+    pub client: ClientMeta,
+}
+
+impl Login {
+    /// Whether the login is still valid at `now` (`now < expires_at`).
+    pub fn is_live(&self, now: OffsetDateTime) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// Session data: a JSON object, as the application fills it.
+pub type SessionData = serde_json::Map<String, serde_json::Value>;
+
+/// A server-side session of an authenticated user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Digest of the session id: the key.
+    pub digest: SessionDigest,
+    /// Whose session this is.
+    pub username: Username,
+    /// The login that opened it, when it came from a "remember me" login.
+    pub login: Option<Serial>,
+    /// The application's data.
+    pub data: SessionData,
+    /// When the session was opened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the session ends unless touched again (sliding idle timeout).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+impl Session {
+    /// Whether the session is still valid at `now` (`now < expires_at`).
+    pub fn is_live(&self, now: OffsetDateTime) -> bool {
+        now < self.expires_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agents_are_bounded_and_cleaned() {
+        let long = "é".repeat(400);
+        let meta = ClientMeta::new(None, Some(&long));
+        let kept = meta.user_agent.unwrap_or_default();
+        assert!(kept.len() <= MAX_USER_AGENT_BYTES);
+        assert_eq!(kept.len(), 512);
+        let meta = ClientMeta::new(None, Some("Mozilla\r\n/5.0"));
+        assert_eq!(meta.user_agent.as_deref(), Some("Mozilla/5.0"));
+    }
+
+    #[test]
+    fn records_serialize_canonically() -> Result<(), serde_json::Error> {
+        let at = time::macros::datetime!(2030-01-02 03:04:05.678901 UTC);
+        let session = Session {
+            digest: SessionDigest::from_bytes([1; 32]),
+            username: Username::new("zoë").map_err(serde::de::Error::custom)?,
+            login: Some(Serial::from_bytes([2; 16])),
+            data: SessionData::new(),
+            created_at: at,
+            expires_at: at,
+        };
+        let json = serde_json::to_string(&session)?;
+        assert!(json.contains("\"2030-01-02T03:04:05.678901Z\""), "{json}");
+        assert_eq!(serde_json::from_str::<Session>(&json)?, session);
+        Ok(())
+    }
+}

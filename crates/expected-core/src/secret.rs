@@ -1,0 +1,462 @@
+//! The values a login is made of: who ([`Username`]), which device ([`Serial`]),
+//! the bearer secrets ([`Token`], [`SessionId`]) and their stored forms
+//! ([`TokenDigest`], [`SessionDigest`], [`SealedSuccessor`]).
+//!
+//! Secrets never reach a store: only their SHA-256 digests do, and digests are
+//! compared in constant time.
+
+use std::fmt;
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Longest username accepted, in bytes of UTF-8.
+///
+/// Bounded so that every store can index it (255 bytes fits a MySQL
+/// `VARCHAR(255)` index with `utf8mb4`) and so that cookies stay small.
+pub const MAX_USERNAME_BYTES: usize = 255;
+
+/// Why a string is not a valid [`Username`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UsernameError {
+    /// The username is the empty string.
+    #[error("username is empty")]
+    Empty,
+    /// The username is longer than [`MAX_USERNAME_BYTES`].
+    #[error("username is longer than {MAX_USERNAME_BYTES} bytes")]
+    TooLong,
+    /// The username contains a control character (including NUL, which
+    /// PostgreSQL cannot store in `text`).
+    #[error("username contains a control character")]
+    ControlCharacter,
+}
+
+/// The user a login belongs to, as the application names them.
+///
+/// Any UTF-8 string of 1 to [`MAX_USERNAME_BYTES`] bytes without control
+/// characters: dots, spaces, quotes, `@` and non-ASCII letters are all fine.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Username(String);
+
+impl Username {
+    /// Validates `name` as a username.
+    pub fn new(name: impl Into<String>) -> Result<Self, UsernameError> {
+        let name = name.into();
+        if name.is_empty() {
+            return Err(UsernameError::Empty);
+        }
+        if name.len() > MAX_USERNAME_BYTES {
+            return Err(UsernameError::TooLong);
+        }
+        if name.chars().any(char::is_control) {
+            return Err(UsernameError::ControlCharacter);
+        }
+        Ok(Self(name))
+    }
+
+    /// The username as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<&str> for Username {
+    type Error = UsernameError;
+    fn try_from(value: &str) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl TryFrom<String> for Username {
+    type Error = UsernameError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl serde::Serialize for Username {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Username {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::new(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl AsRef<str> for Username {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Bytes that were expected to be base64url of a fixed length and were not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not base64url of a {expected}-byte value")]
+pub struct DecodeError {
+    /// The length in bytes the value must have.
+    pub expected: usize,
+}
+
+pub(crate) fn encode_b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes unpadded base64url into exactly `N` bytes.
+pub(crate) fn decode_fixed<const N: usize>(text: &str) -> Result<[u8; N], DecodeError> {
+    let error = DecodeError { expected: N };
+    // Reject before decoding anything long: the length of N bytes is known.
+    if text.len() != N.div_ceil(3) * 4 - (3 - N % 3) % 3 {
+        return Err(error);
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| error)?;
+    bytes.try_into().map_err(|_| error)
+}
+
+/// Implements the shared surface of a fixed-size, base64url-rendered value.
+macro_rules! fixed_bytes {
+    ($name:ident, $len:expr) => {
+        impl $name {
+            /// Length of the value in bytes.
+            pub const LEN: usize = $len;
+
+            /// Wraps raw bytes (as read back from a store).
+            pub const fn from_bytes(bytes: [u8; $len]) -> Self {
+                Self(bytes)
+            }
+
+            /// The raw bytes (as written to a store).
+            pub const fn as_bytes(&self) -> &[u8; $len] {
+                &self.0
+            }
+
+            /// Parses the unpadded base64url form.
+            pub fn from_base64(text: &str) -> Result<Self, DecodeError> {
+                decode_fixed::<$len>(text).map(Self)
+            }
+
+            /// The unpadded base64url form.
+            pub fn to_base64(&self) -> String {
+                encode_b64(&self.0)
+            }
+        }
+    };
+}
+
+/// Serde as base64url text, for values a store keeps. Secrets get none, so
+/// they cannot be serialized into a log or a record by accident.
+macro_rules! stored_value {
+    ($name:ident) => {
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.to_base64())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                Self::from_base64(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// Implements the digest side of a secret: SHA-256 and constant-time equality.
+macro_rules! digest_type {
+    ($digest:ident, $secret:ident) => {
+        fixed_bytes!($digest, 32);
+        stored_value!($digest);
+
+        impl $digest {
+            /// The SHA-256 digest of `secret`.
+            pub fn of(secret: &$secret) -> Self {
+                Self(Sha256::digest(secret.0).into())
+            }
+
+            /// Whether `secret` hashes to this digest, compared in constant time.
+            pub fn matches(&self, secret: &$secret) -> bool {
+                self.ct_eq(&Self::of(secret))
+            }
+
+            /// Constant-time equality of two digests.
+            pub fn ct_eq(&self, other: &Self) -> bool {
+                bool::from(self.0.ct_eq(&other.0))
+            }
+        }
+
+        impl fmt::Debug for $digest {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // A short prefix identifies a record in logs without being useful to anyone.
+                write!(f, concat!(stringify!($digest), "({}…)"), &self.to_base64()[..8])
+            }
+        }
+
+        impl $secret {
+            /// The digest a store keeps in place of this secret.
+            pub fn digest(&self) -> $digest {
+                $digest::of(self)
+            }
+        }
+
+        impl fmt::Debug for $secret {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($secret), "(redacted)"))
+            }
+        }
+    };
+}
+
+/// Identifies one login (one device) for its whole life: 128 random bits.
+///
+/// Not a secret on its own (it is useless without the token), so it is stored
+/// in clear and used as the key of the login.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Serial([u8; 16]);
+fixed_bytes!(Serial, 16);
+stored_value!(Serial);
+
+impl fmt::Debug for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Serial({})", self.to_base64())
+    }
+}
+
+impl fmt::Display for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_base64())
+    }
+}
+
+/// The one-use secret of a login: 256 random bits, replaced on every cookie
+/// login. Only its [`TokenDigest`] is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token([u8; 32]);
+fixed_bytes!(Token, 32);
+
+/// The secret that names a server-side session: 256 random bits. Only its
+/// [`SessionDigest`] is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionId([u8; 32]);
+fixed_bytes!(SessionId, 32);
+
+/// SHA-256 of a [`Token`]: what a store keeps of it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenDigest([u8; 32]);
+digest_type!(TokenDigest, Token);
+
+/// SHA-256 of a [`SessionId`]: what a store keeps of it, and its key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionDigest([u8; 32]);
+digest_type!(SessionDigest, SessionId);
+
+const SEAL_TOKEN_LABEL: &[u8] = b"expected/v1/seal/token\0";
+const SEAL_SESSION_LABEL: &[u8] = b"expected/v1/seal/session\0";
+
+fn seal_pad(previous: &Token) -> [u8; 64] {
+    let mut pad = [0u8; 64];
+    let (token_pad, session_pad) = pad.split_at_mut(32);
+    token_pad
+        .copy_from_slice(&Sha256::new().chain_update(SEAL_TOKEN_LABEL).chain_update(previous.0).finalize());
+    session_pad
+        .copy_from_slice(&Sha256::new().chain_update(SEAL_SESSION_LABEL).chain_update(previous.0).finalize());
+    pad
+}
+
+/// The successor token and session id of a rotation, sealed under the token
+/// they replaced.
+///
+/// `sealed = (successor token ‖ successor session id) XOR
+/// (SHA-256(label₁ ‖ previous token) ‖ SHA-256(label₂ ‖ previous token))`.
+///
+/// Only a request that presents the previous token can open it, which is what
+/// lets a request that lost the rotation race (or whose response was lost)
+/// converge on the winner's cookies inside the grace window. A store dump holds
+/// only `SHA-256(previous token)`, from which the pad cannot be computed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SealedSuccessor([u8; 64]);
+fixed_bytes!(SealedSuccessor, 64);
+stored_value!(SealedSuccessor);
+
+impl SealedSuccessor {
+    /// Seals `token` and `session` under `previous`.
+    pub fn seal(previous: &Token, token: &Token, session: &SessionId) -> Self {
+        let pad = seal_pad(previous);
+        let mut out = [0u8; 64];
+        for (i, byte) in out.iter_mut().enumerate() {
+            let plain = if i < 32 { token.0[i] } else { session.0[i - 32] };
+            *byte = plain ^ pad[i];
+        }
+        Self(out)
+    }
+
+    /// Opens the seal with the previous token. The result is only meaningful
+    /// when `previous` is the token it was sealed under: callers check the
+    /// opened values against the stored digests.
+    pub fn open(&self, previous: &Token) -> (Token, SessionId) {
+        let pad = seal_pad(previous);
+        let mut token = [0u8; 32];
+        let mut session = [0u8; 32];
+        for i in 0..32 {
+            token[i] = self.0[i] ^ pad[i];
+            session[i] = self.0[32 + i] ^ pad[32 + i];
+        }
+        (Token(token), SessionId(session))
+    }
+}
+
+impl fmt::Debug for SealedSuccessor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SealedSuccessor(..)")
+    }
+}
+
+/// Where fresh serials, tokens and session ids come from.
+///
+/// Injected into the engine so tests can be deterministic; production code
+/// uses [`ChaChaTokens`], seeded from the operating system.
+pub trait TokenSource: Send + Sync + 'static {
+    /// Fills `buf` with unpredictable bytes.
+    fn fill(&self, buf: &mut [u8]);
+
+    /// A fresh serial.
+    fn serial(&self) -> Serial {
+        let mut bytes = [0u8; 16];
+        self.fill(&mut bytes);
+        Serial(bytes)
+    }
+
+    /// A fresh token.
+    fn token(&self) -> Token {
+        let mut bytes = [0u8; 32];
+        self.fill(&mut bytes);
+        Token(bytes)
+    }
+
+    /// A fresh session id.
+    fn session_id(&self) -> SessionId {
+        let mut bytes = [0u8; 32];
+        self.fill(&mut bytes);
+        SessionId(bytes)
+    }
+}
+
+/// ChaCha20, the default [`TokenSource`].
+pub struct ChaChaTokens(Mutex<ChaCha20Rng>);
+
+impl ChaChaTokens {
+    /// Seeded from the operating system's random source.
+    pub fn from_os() -> Self {
+        Self(Mutex::new(ChaCha20Rng::from_os_rng()))
+    }
+
+    /// Seeded with a fixed value: deterministic, for tests only.
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        Self(Mutex::new(ChaCha20Rng::from_seed(seed)))
+    }
+}
+
+impl Default for ChaChaTokens {
+    fn default() -> Self {
+        Self::from_os()
+    }
+}
+
+impl fmt::Debug for ChaChaTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChaChaTokens")
+    }
+}
+
+impl TokenSource for ChaChaTokens {
+    fn fill(&self, buf: &mut [u8]) {
+        // A poisoned lock only means another thread panicked mid-fill; the
+        // generator state is still a valid ChaCha state.
+        let mut rng = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        rng.fill_bytes(buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_validated() {
+        assert_eq!(Username::new(""), Err(UsernameError::Empty));
+        assert_eq!(Username::new("a\0b"), Err(UsernameError::ControlCharacter));
+        assert_eq!(Username::new("a\nb"), Err(UsernameError::ControlCharacter));
+        assert_eq!(Username::new("x".repeat(256)), Err(UsernameError::TooLong));
+        for ok in ["alice", "zoë.o'brien", "a b", "\"quoted\"", "日本語", "x.y@z"] {
+            assert_eq!(Username::new(ok).map(|u| u.as_str().to_owned()), Ok(ok.to_owned()));
+        }
+    }
+
+    #[test]
+    fn base64_round_trips_and_rejects_wrong_lengths() {
+        let serial = Serial::from_bytes([7; 16]);
+        assert_eq!(Serial::from_base64(&serial.to_base64()), Ok(serial));
+        let token = Token::from_bytes([9; 32]);
+        assert_eq!(Token::from_base64(&token.to_base64()).map(|t| t.0), Ok(token.0));
+        assert!(Serial::from_base64(&token.to_base64()).is_err());
+        assert!(Token::from_base64(&serial.to_base64()).is_err());
+        assert!(Token::from_base64("!!").is_err());
+        assert!(Token::from_base64(&"A".repeat(43)).is_ok());
+        let stray_bits = format!("{}B", "A".repeat(42));
+        assert!(Token::from_base64(&stray_bits).is_err(), "non-canonical trailing bits");
+        assert!(Token::from_base64("").is_err());
+    }
+
+    #[test]
+    fn digests_match_only_their_secret() {
+        let a = Token::from_bytes([1; 32]);
+        let b = Token::from_bytes([2; 32]);
+        let digest = a.digest();
+        assert!(digest.matches(&a));
+        assert!(!digest.matches(&b));
+        assert_ne!(digest.as_bytes(), a.as_bytes(), "a digest is not the token");
+        assert_eq!(format!("{a:?}"), "Token(redacted)");
+    }
+
+    #[test]
+    fn seal_opens_only_with_the_previous_token() {
+        let previous = Token::from_bytes([3; 32]);
+        let token = Token::from_bytes([4; 32]);
+        let session = SessionId::from_bytes([5; 32]);
+        let sealed = SealedSuccessor::seal(&previous, &token, &session);
+        assert_eq!(sealed.open(&previous), (token.clone(), session.clone()));
+        let (wrong_token, wrong_session) = sealed.open(&Token::from_bytes([6; 32]));
+        assert_ne!(wrong_token, token);
+        assert_ne!(wrong_session, session);
+        // Nothing of the plaintext shows through the seal.
+        assert!(!sealed.as_bytes().windows(8).any(|w| w == &token.as_bytes()[..8]));
+    }
+
+    #[test]
+    fn seeded_sources_are_deterministic_and_os_sources_differ() {
+        let a = ChaChaTokens::from_seed([0; 32]);
+        let b = ChaChaTokens::from_seed([0; 32]);
+        assert_eq!(a.token(), b.token());
+        let os = ChaChaTokens::from_os();
+        assert_ne!(os.token(), os.token());
+    }
+}

@@ -1,0 +1,247 @@
+//! The store contract: everything the engine needs from storage.
+//!
+//! One trait, [`Store`], covers logins and sessions because the cookie-login
+//! step touches both at once (rotate the token, bind a new session, delete the
+//! old one) and must do so atomically in one call.
+//!
+//! # Rules every implementation follows
+//!
+//! The `expected-conformance` crate checks each of them.
+//!
+//! - **Keys.** A login is keyed by `(username, serial)` and a session by
+//!   `(username, session digest)`: an operation given a username that is not
+//!   the record's owner finds nothing.
+//! - **No overwrite.** `create_*` never replaces an existing record; it answers
+//!   [`Inserted::AlreadyExists`].
+//! - **Atomic rotation.** [`Store::rotate_login`] is a compare-and-swap on the
+//!   current token digest: of any number of concurrent calls expecting the same
+//!   digest, exactly one answers [`Rotated::Rotated`].
+//! - **No resurrection.** Saving a session that was deleted does not bring it
+//!   back.
+//! - **Exact round trip.** Records read back equal to what was written
+//!   (timestamps are given in microsecond precision, UTC).
+//! - **Expiry.** A store may drop a record on its own once its `expires_at` has
+//!   passed (a Redis TTL, say), never before. `delete_expired_*(now)` deletes
+//!   exactly the records with `expires_at <= now`.
+//! - **Errors.** Failures are a [`StoreError`], never a panic, and a failed
+//!   call changes nothing that a retry would not also change.
+//!
+//! # Round trips
+//!
+//! Each method is meant to be one round trip to the backend (one statement,
+//! transaction or script). The engine calls [`Store::rotate_login`] exactly
+//! once per successful cookie login.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::record::{ClientMeta, Login, PreviousToken, Session};
+use crate::secret::{Serial, SessionDigest, TokenDigest, Username};
+
+/// The kinds of store failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The backend cannot be reached or did not answer in time.
+    Unavailable,
+    /// The backend answered with data the store cannot read back.
+    Corrupt,
+    /// Any other failure of the backend.
+    Backend,
+}
+
+/// A store operation failed. The engine fails closed on it: nothing is
+/// authenticated and nothing is changed.
+#[derive(Debug, thiserror::Error)]
+#[error("store {kind:?} error: {message}")]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// An error of `kind` with a message.
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), source: None }
+    }
+
+    /// The backend could not be reached.
+    pub fn unavailable(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::wrap(StoreErrorKind::Unavailable, source)
+    }
+
+    /// The backend failed.
+    pub fn backend(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::wrap(StoreErrorKind::Backend, source)
+    }
+
+    /// The backend returned data that does not decode.
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        Self::new(StoreErrorKind::Corrupt, message)
+    }
+
+    /// An error of `kind` caused by `source`.
+    pub fn wrap(kind: StoreErrorKind, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self { kind, message: source.to_string(), source: Some(Box::new(source)) }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+/// The result of a create: stores never overwrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Inserted {
+    /// The record was created.
+    Created,
+    /// A record with that key exists; nothing was written.
+    AlreadyExists,
+}
+
+/// A token rotation, applied by [`Store::rotate_login`] only if the login's
+/// current token digest is still `expected`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// Whose login.
+    pub username: Username,
+    /// Which login.
+    pub serial: Serial,
+    /// The digest the login must hold for the rotation to happen.
+    pub expected: TokenDigest,
+    /// The new current token digest.
+    pub token: TokenDigest,
+    /// What becomes the login's `previous` (its digest equals `expected`).
+    pub previous: PreviousToken,
+    /// The new session to create and bind to the login (`session.login` is
+    /// this serial). The login's old session, if any, is deleted.
+    pub session: Session,
+    /// New `last_used_at`.
+    pub last_used_at: OffsetDateTime,
+    /// New `expires_at`.
+    pub expires_at: OffsetDateTime,
+    /// The client that used the login.
+    pub client: ClientMeta,
+}
+
+/// The result of [`Store::rotate_login`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Rotated {
+    /// This call rotated the token, bound the new session and deleted the old.
+    Rotated,
+    /// The login exists but its token is no longer `expected`: someone else
+    /// rotated first. Nothing was written.
+    NotCurrent,
+    /// No such login. Nothing was written.
+    NotFound,
+    /// A session with the new session's digest exists. Nothing was written.
+    SessionExists,
+}
+
+/// What [`Store::delete_user`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deleted {
+    /// Logins removed.
+    pub logins: u64,
+    /// Sessions removed.
+    pub sessions: u64,
+}
+
+/// Storage for logins and sessions.
+///
+/// See the [module docs](self) for the rules every implementation follows.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a login; never overwrites one with the same `(username, serial)`.
+    async fn create_login(&self, login: &Login) -> Result<Inserted, StoreError>;
+
+    /// Reads a login.
+    async fn get_login(&self, username: &Username, serial: &Serial) -> Result<Option<Login>, StoreError>;
+
+    /// The compare-and-swap rotation, with the new session, in one atomic step.
+    async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError>;
+
+    /// All of a user's logins, in no particular order.
+    async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError>;
+
+    /// Deletes a login, the session it is bound to (`login.session`) and any
+    /// other session opened by it (`session.login == Some(serial)`). Answers
+    /// whether the login existed.
+    async fn delete_login(&self, username: &Username, serial: &Serial) -> Result<bool, StoreError>;
+
+    /// Deletes every login and every session of a user, atomically.
+    async fn delete_user(&self, username: &Username) -> Result<Deleted, StoreError>;
+
+    /// Deletes the logins with `expires_at <= now` and answers how many.
+    /// (Their sessions expired long before: an idle timeout never exceeds the
+    /// cookie max age.)
+    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Creates a session; never overwrites one with the same digest.
+    async fn create_session(&self, session: &Session) -> Result<Inserted, StoreError>;
+
+    /// Reads a session.
+    async fn get_session(
+        &self,
+        username: &Username,
+        digest: &SessionDigest,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Replaces the data and `expires_at` of an existing session. Answers
+    /// `false`, writing nothing, when the session does not exist.
+    async fn save_session(&self, session: &Session) -> Result<bool, StoreError>;
+
+    /// Deletes a session. Answers whether it existed.
+    async fn delete_session(&self, username: &Username, digest: &SessionDigest) -> Result<bool, StoreError>;
+
+    /// Deletes the sessions with `expires_at <= now` and answers how many.
+    async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    async fn create_login(&self, login: &Login) -> Result<Inserted, StoreError> {
+        (**self).create_login(login).await
+    }
+    async fn get_login(&self, username: &Username, serial: &Serial) -> Result<Option<Login>, StoreError> {
+        (**self).get_login(username, serial).await
+    }
+    async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        (**self).rotate_login(rotation).await
+    }
+    async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {
+        (**self).list_logins(username).await
+    }
+    async fn delete_login(&self, username: &Username, serial: &Serial) -> Result<bool, StoreError> {
+        (**self).delete_login(username, serial).await
+    }
+    async fn delete_user(&self, username: &Username) -> Result<Deleted, StoreError> {
+        (**self).delete_user(username).await
+    }
+    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        (**self).delete_expired_logins(now).await
+    }
+    async fn create_session(&self, session: &Session) -> Result<Inserted, StoreError> {
+        (**self).create_session(session).await
+    }
+    async fn get_session(
+        &self,
+        username: &Username,
+        digest: &SessionDigest,
+    ) -> Result<Option<Session>, StoreError> {
+        (**self).get_session(username, digest).await
+    }
+    async fn save_session(&self, session: &Session) -> Result<bool, StoreError> {
+        (**self).save_session(session).await
+    }
+    async fn delete_session(&self, username: &Username, digest: &SessionDigest) -> Result<bool, StoreError> {
+        (**self).delete_session(username, digest).await
+    }
+    async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        (**self).delete_expired_sessions(now).await
+    }
+}
