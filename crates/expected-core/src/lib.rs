@@ -106,6 +106,12 @@ pub use secret::{
 };
 pub use store::{Store, StoreError, StoreErrorKind};
 
+/// The README's examples, compiled and run as doctests so the quick start
+/// stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 /// The `cookie` crate, for [`cookie::SameSite`] and friends.
 pub use cookie;
 /// The `time` crate, whose `OffsetDateTime` every record uses.
