@@ -304,6 +304,18 @@ impl<S: Store> Expected<S> {
         self
     }
 
+    /// The same engine over a type-erased store, so that adapters need no
+    /// type parameter for it.
+    pub fn into_dyn(self) -> Expected<crate::DynStore> {
+        Expected {
+            store: Arc::new(self.store),
+            config: self.config,
+            clock: self.clock,
+            tokens: self.tokens,
+            hooks: self.hooks,
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config

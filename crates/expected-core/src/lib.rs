@@ -81,6 +81,7 @@ pub mod config;
 pub mod cookies;
 pub mod credential;
 mod engine;
+pub mod exchange;
 pub mod protocol;
 pub mod record;
 pub mod secret;
@@ -99,12 +100,17 @@ pub use engine::{
     Authenticated, Authentication, Cleaned, Client, Device, EngineError, Expected, Hooks, NoHooks, Outcome,
     Presented, Registration, TheftReport,
 };
+pub use exchange::{Exchange, Via};
 pub use record::{ClientMeta, Login, PreviousToken, Session, SessionData};
 pub use secret::{
     ChaChaTokens, SealedSuccessor, Serial, SessionDigest, SessionId, Token, TokenDigest, TokenSource,
     Username, UsernameError,
 };
 pub use store::{Store, StoreError, StoreErrorKind};
+
+/// A type-erased store, for adapters that keep one engine type whatever the
+/// store: `Expected<DynStore>`.
+pub type DynStore = std::sync::Arc<dyn Store>;
 
 /// The README's examples, compiled and run as doctests so the quick start
 /// stays true.
