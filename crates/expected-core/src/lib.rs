@@ -69,7 +69,7 @@
 //! # Features
 //!
 //! - `http`: read the cookies from an `http::HeaderMap`, render
-//!   `http::HeaderValue`s ([`http`](crate::http) module).
+//!   `http::HeaderValue`s (the [`http`] module).
 //! - `tokio`: [`Expected::spawn_cleaner`], a background cleaning task.
 
 #![deny(missing_docs)]
