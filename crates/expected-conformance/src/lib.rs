@@ -1,1 +1,212 @@
-//! placeholder
+//! The conformance suite every `expected` store runs: ours (memory, SQL,
+//! Redis) and yours.
+//!
+//! Implement [`Harness`] to hand out fresh stores, then call [`tests!`] once
+//! in an integration test file. It expands to one `#[test]` per case, so a
+//! failure names the property that broke:
+//!
+//! ```no_run
+//! // tests/conformance.rs of a store crate
+//! use expected_conformance::{Harness, Unreachable};
+//! # use expected_store_memory::MemoryStore;
+//!
+//! #[derive(Default)]
+//! struct MyHarness;
+//!
+//! #[async_trait::async_trait]
+//! impl Harness for MyHarness {
+//!     type Store = MemoryStore;
+//!     async fn store(&self) -> Result<MemoryStore, Unreachable> {
+//!         Ok(MemoryStore::new())
+//!     }
+//! }
+//!
+//! expected_conformance::tests!(MyHarness);
+//! ```
+//!
+//! Each case gets its own store from [`Harness::store`]: stores for a
+//! database should create a schema or key prefix per call and drop it in
+//! [`Harness::cleanup`]. Cases run on a multi-threaded tokio runtime so the
+//! concurrency cases really race.
+//!
+//! # What it checks
+//!
+//! - [`cases`]: every [`Store`](expected_core::Store) operation and its edge
+//!   cases (unknown and foreign users, unicode and dotted usernames, many
+//!   logins per user, cleaning boundaries exactly at the cutoff, duplicate
+//!   keys refused, no resurrection, session–login binding), concurrency (50
+//!   racing rotations of one login with exactly one winner, racing deletes and
+//!   creates), and engine flows run over the store (register, session hit,
+//!   cookie login, grace, theft wiping every login and session of that user and
+//!   of no other, logout, remote logout, cleaning, failing closed on an
+//!   outage).
+//!
+//! # Stability promise
+//!
+//! Within a minor version (0.x.y → 0.x.z) cases are only added when they check
+//! a rule already written in the `Store` docs; a store that passed keeps
+//! passing unless it broke such a rule. Case names never change within a minor
+//! version. A change to the contract itself comes with a minor version bump and
+//! a changelog entry naming the affected cases.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod cases;
+mod flaky;
+mod support;
+
+use std::future::Future;
+use std::io::Write as _;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+pub use flaky::Flaky;
+
+#[doc(hidden)]
+pub use async_trait::async_trait as __async_trait;
+
+/// A backend that could not be reached: the case is skipped loudly, or fails
+/// when the `CI` environment variable is set.
+#[derive(Debug, Clone)]
+pub struct Unreachable(pub String);
+
+impl<E: std::fmt::Display> From<E> for Unreachable {
+    fn from(error: E) -> Self {
+        Self(error.to_string())
+    }
+}
+
+/// Hands out fresh stores to the cases.
+#[async_trait]
+pub trait Harness: Send + Sync + 'static {
+    /// The store under test.
+    type Store: expected_core::Store;
+
+    /// A fresh, empty store sharing no data with any other call (cleaning
+    /// cases count exactly what they delete).
+    async fn store(&self) -> Result<Self::Store, Unreachable>;
+
+    /// Called after every case, even a failed one: drop the schema, delete
+    /// the keys.
+    async fn cleanup(&self, store: &Self::Store) {
+        let _ = store;
+    }
+}
+
+/// Whether the `CI` environment variable asks for unreachable backends to
+/// fail rather than skip.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "0" && value != "false")
+}
+
+/// Runs one case against a fresh store of `harness`, then cleans up. Used by
+/// [`tests!`]; call it directly to run a case by hand.
+///
+/// # Panics
+///
+/// When the case fails, or when the backend is unreachable and [`ci`] is set.
+pub fn run<H, F, Fut>(harness: H, name: &str, case: F)
+where
+    H: Harness,
+    F: FnOnce(Arc<H::Store>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| panic!("cannot start a tokio runtime: {error}"));
+    runtime.block_on(async move {
+        let store = match harness.store().await {
+            Ok(store) => Arc::new(store),
+            Err(Unreachable(why)) => {
+                if ci() {
+                    panic!("{name}: backend unreachable and CI is set, so this is a failure: {why}");
+                }
+                // Straight to the process's stderr, past the test harness's
+                // capture: a skip must be seen.
+                let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED {name}: backend unreachable: {why}\n");
+                return;
+            }
+        };
+        let outcome = tokio::spawn(case(store.clone())).await;
+        harness.cleanup(&store).await;
+        if let Err(error) = outcome {
+            match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(error) => panic!("{name}: case did not finish: {error}"),
+            }
+        }
+    });
+}
+
+/// Expands to one `#[test]` per conformance case, each calling [`run`] with a
+/// fresh `$harness` (an expression evaluated once per test).
+#[macro_export]
+macro_rules! tests {
+    ($harness:expr) => {
+        $crate::__cases! { @list tests $harness }
+    };
+}
+
+/// The one list of cases, and what is made of it: the tests and [`CASES`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cases {
+    (@list $mode:ident $($args:tt)*) => {
+        $crate::__cases! { @ $mode [$($args)*]
+            login_round_trips_exactly,
+            create_login_never_overwrites,
+            get_login_needs_owner_and_serial,
+            tricky_usernames_stay_apart,
+            many_logins_per_user,
+            rotate_swaps_token_and_binds_session,
+            rotate_refuses_stale_token,
+            rotate_unknown_login,
+            rotate_refuses_existing_session,
+            delete_login_ends_its_sessions,
+            delete_login_unknown,
+            delete_user_removes_only_that_user,
+            expired_logins_cleaned_at_cutoff,
+            session_round_trips_with_data,
+            create_session_never_overwrites,
+            get_session_needs_owner,
+            save_session_updates_data_and_expiry,
+            save_session_never_resurrects,
+            delete_session_removes_one,
+            expired_sessions_cleaned_at_cutoff,
+            concurrent_rotations_have_one_winner,
+            concurrent_deletes_have_one_winner,
+            concurrent_creates_have_one_winner,
+            engine_register_and_session_hit,
+            engine_cookie_login_rotates_and_cycles_session,
+            engine_grace_converges_on_successor,
+            engine_concurrent_cookie_logins_converge,
+            engine_theft_revokes_that_user_only,
+            engine_theft_after_grace_window,
+            engine_foreign_username_never_authenticates,
+            engine_expired_login_is_deleted,
+            engine_logout_ends_this_device_only,
+            engine_remote_logout_ends_session_at_once,
+            engine_logout_everywhere,
+            engine_login_cap_evicts_least_recently_used,
+            engine_cleaning_removes_only_expired,
+            engine_store_outage_fails_closed,
+        }
+    };
+    (@tests [$harness:expr] $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::run($harness, stringify!($case), $crate::cases::$case);
+            }
+        )*
+    };
+    (@names [] $($case:ident),* $(,)?) => {
+        &[$(stringify!($case)),*]
+    };
+}
+
+/// The names of every case, in order.
+pub const CASES: &[&str] = __cases! { @list names };

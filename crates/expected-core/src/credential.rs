@@ -241,7 +241,7 @@ mod tests {
             (with(3, ""), CookieError::EmptyField(Field::Token)),
             (with(1, "!!!"), CookieError::BadEncoding(Field::Username)),
             (with(2, "AAAA"), CookieError::BadEncoding(Field::Serial)),
-            (with(3, &parts[2].to_owned()), CookieError::BadEncoding(Field::Token)),
+            (with(3, parts[2]), CookieError::BadEncoding(Field::Token)),
             (with(3, &format!("{}=", parts[3])), CookieError::BadEncoding(Field::Token)),
             (with(1, &encode_b64(&[0xff, 0xfe])), CookieError::UsernameNotUtf8),
             (with(1, &encode_b64(b"a\x00b")), CookieError::InvalidUsername(UsernameError::ControlCharacter)),

@@ -232,6 +232,16 @@ pub trait Hooks: Send + Sync + 'static {
     }
 }
 
+#[async_trait]
+impl<H: Hooks + ?Sized> Hooks for Arc<H> {
+    async fn on_theft(&self, report: &TheftReport) {
+        (**self).on_theft(report).await;
+    }
+    async fn is_user_valid(&self, username: &Username) -> Result<bool, StoreError> {
+        (**self).is_user_valid(username).await
+    }
+}
+
 /// Hooks that do nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoHooks;
