@@ -6,6 +6,7 @@
 pub(crate) mod checks;
 #[cfg(feature = "cluster")]
 pub(crate) mod cluster;
+pub(crate) mod harness;
 pub(crate) mod server;
 
 use expected_core::TokenSource as _;
