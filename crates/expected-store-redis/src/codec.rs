@@ -21,6 +21,25 @@ pub(crate) fn field_args(fields: &Map<String, Value>) -> Vec<String> {
     fields.iter().flat_map(|(name, value)| [name.clone(), value.to_string()]).collect()
 }
 
+/// The answer of `HGETALL` as a flat field/value list: an array under RESP2,
+/// a map under RESP3.
+pub(crate) fn flat_hash(answer: redis::Value) -> Result<Vec<Vec<u8>>, StoreError> {
+    let items: Vec<redis::Value> = match answer {
+        redis::Value::Nil => return Ok(Vec::new()),
+        redis::Value::Array(items) => items,
+        redis::Value::Map(pairs) => pairs.into_iter().flat_map(|(name, value)| [name, value]).collect(),
+        other => return Err(StoreError::corrupt(format!("HGETALL answered {other:?}"))),
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            redis::Value::BulkString(bytes) => Ok(bytes),
+            redis::Value::SimpleString(text) => Ok(text.into_bytes()),
+            other => Err(StoreError::corrupt(format!("a hash field is {other:?}"))),
+        })
+        .collect()
+}
+
 /// A record back from the flat field/value array `HGETALL` answers; `None`
 /// when the array is empty (no such key).
 pub(crate) fn from_fields<T: serde::de::DeserializeOwned>(
@@ -109,6 +128,19 @@ mod tests {
         let before = datetime!(1969-12-31 23:59:59.999999 UTC);
         assert_eq!(score_of(before), "-1");
         assert_eq!(cutoff_of(before), "-1");
+    }
+
+    #[test]
+    fn hashes_flatten_under_both_protocols() -> Result<(), StoreError> {
+        use redis::Value;
+        let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
+        let resp2 = Value::Array(vec![bulk("a"), bulk("1"), bulk("b"), bulk("2")]);
+        let resp3 = Value::Map(vec![(bulk("a"), bulk("1")), (bulk("b"), bulk("2"))]);
+        assert_eq!(flat_hash(resp2)?, flat_hash(resp3)?);
+        assert_eq!(flat_hash(Value::Array(vec![]))?, Vec::<Vec<u8>>::new());
+        assert_eq!(flat_hash(Value::Nil)?, Vec::<Vec<u8>>::new());
+        assert!(flat_hash(Value::Int(3)).is_err());
+        Ok(())
     }
 
     #[test]

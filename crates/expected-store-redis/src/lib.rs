@@ -125,7 +125,7 @@ use redis::{Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, RedisFuture, Scri
 
 pub use redis;
 
-use codec::{cutoff_of, expire_at_ms, field_args, from_fields, score_of, store_error, to_fields};
+use codec::{cutoff_of, expire_at_ms, field_args, flat_hash, from_fields, score_of, store_error, to_fields};
 use keys::{BUCKETS, UserKeys, bucket_base};
 use scripts::SCRIPTS;
 
@@ -422,7 +422,9 @@ impl RedisStore {
 
     async fn hgetall(&self, key: String) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut connection = self.connection.clone();
-        redis::cmd("HGETALL").arg(key).query_async(&mut connection).await.map_err(store_error)
+        let answer: Value =
+            redis::cmd("HGETALL").arg(key).query_async(&mut connection).await.map_err(store_error)?;
+        flat_hash(answer)
     }
 
     fn expire_at(&self, at: OffsetDateTime) -> String {

@@ -12,6 +12,10 @@
 //! Rust; they never parse JSON. A JSON string of base64url needs no escaping,
 //! so `"…"` minus its quotes is the raw digest or serial.
 //!
+//! Scripts check before they write, and touch built keys before declared
+//! ones, so that one refused mid-way (Redis does not roll a script back) has
+//! only done part of what a retry finishes.
+//!
 //! Scores are microseconds since the Unix epoch, passed as integer strings:
 //! exact in a double until the year 2255.
 
@@ -33,18 +37,22 @@ local function unquote(json)
   return string.sub(json, 2, -2)
 end
 
--- Deletes a login and its index entries; 1 when the record existed.
+-- Deletes a login and its index entries; 1 when the record existed. The
+-- record goes first: should Redis refuse a key the script built (a slot
+-- being migrated), nothing of this record has changed yet.
 local function drop_login(serial)
+  local existed = redis.call('DEL', login_key(serial))
   redis.call('ZREM', user_logins, serial)
   redis.call('ZREM', bucket_logins, user .. ':' .. serial)
-  return redis.call('DEL', login_key(serial))
+  return existed
 end
 
 -- Deletes a session and its index entries; 1 when the record existed.
 local function drop_session(digest)
+  local existed = redis.call('DEL', session_key(digest))
   redis.call('ZREM', user_sessions, digest)
   redis.call('ZREM', bucket_sessions, user .. ':' .. digest)
-  return redis.call('DEL', session_key(digest))
+  return existed
 end
 
 -- Writes the fields ARGV[from..to] into a record, sets its expiry and

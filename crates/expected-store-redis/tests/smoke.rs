@@ -74,3 +74,24 @@ async fn nothing_listening_is_unavailable() {
     let error = store.list_logins(&name).await.expect_err("nothing listens");
     assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error}");
 }
+
+/// RESP3 answers `HGETALL` with a map rather than an array.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp3_connections_work() {
+    let url = redis_url();
+    let url =
+        if url.contains('?') { format!("{url}&protocol=resp3") } else { format!("{url}/?protocol=resp3") };
+    let store = match RedisStore::builder().prefix(support::unique_prefix()).connect(url.as_str()).await {
+        Ok(store) => store,
+        Err(error) => return skip("resp3_connections_work", &error.to_string()),
+    };
+    let outcome = tokio::spawn({
+        let store = store.clone();
+        async move { checks::layout_and_ttls(&store, &[redis_url()]).await }
+    })
+    .await;
+    let _ = purge(&[redis_url()], store.prefix()).await;
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}

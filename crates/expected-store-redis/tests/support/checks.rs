@@ -36,6 +36,12 @@ pub(crate) fn login_at(name: &Username, at: OffsetDateTime) -> (Login, Session, 
     (login, session, cookie)
 }
 
+/// What a key holds: the part after its hash tag (`l`, `s`, `L`, `S`).
+fn kind_of(key: &str) -> &str {
+    let after = key.find("}:").map_or("", |at| &key[at + 2..]);
+    after.split(':').next().unwrap_or("")
+}
+
 /// Milliseconds since the epoch, rounded up.
 fn ms_ceil(at: OffsetDateTime) -> i64 {
     i64::try_from((at.unix_timestamp_nanos() + 999_999).div_euclid(1_000_000)).expect("ms")
@@ -128,8 +134,8 @@ pub(crate) async fn redis_expiry_keeps_indexes_clean(store: &RedisStore, nodes: 
     assert_eq!(store.create_session(&fresh).await.expect("create"), Inserted::Created);
     let keys = keys_under(nodes, store.prefix()).await.expect("scan");
     assert_eq!(keys.len(), 6, "one login, one session, four indexes: {keys:#?}");
-    let mut connection = node_of(nodes, keys.iter().find(|k| k.ends_with(":L")).expect("bucket index")).await;
-    for key in keys.iter().filter(|key| key.contains(":L") || key.contains(":S")) {
+    let mut connection = node_of(nodes, keys.iter().find(|k| kind_of(k) == "L").expect("bucket index")).await;
+    for key in keys.iter().filter(|key| matches!(kind_of(key), "L" | "S")) {
         let members: i64 = redis::cmd("ZCARD").arg(key).query_async(&mut connection).await.expect("ZCARD");
         assert_eq!(members, 1, "{key} lost its stale entry");
     }
