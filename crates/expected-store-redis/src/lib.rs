@@ -82,8 +82,35 @@
 //! | `delete_expired_logins`, `delete_expired_sessions` | 1 per bucket (1024), more for buckets with over 512 due records | script per bucket, 16 at a time |
 //!
 //! Every script is atomic: of racing rotations of one login exactly one wins,
-//! a delete and a rotation never interleave. Cleaning is atomic per bucket
-//! only: it is a background task and records are independent.
+//! a delete and a rotation never interleave. A rotation writes the fields
+//! [`apply_rotation`](expected_core::protocol::apply_rotation) sets (every
+//! field but `username`, `serial` and `created_at`) after comparing the
+//! stored `token` field with the expected digest, inside the script: there is
+//! no read-then-write.
+//!
+//! # Cleaning
+//!
+//! `delete_expired_*(now)` deletes exactly the records with
+//! `expires_at <= now`, whether or not Redis has expired them yet (it has not
+//! when `now` runs ahead of Redis's clock, as in tests): every record is in its
+//! bucket's sorted set, scored by its `expires_at`, from the script that wrote
+//! it. Cleaning runs one script per bucket (16 buckets at a time), each
+//! deleting at most 512 due records and running again while it finds more, so
+//! that no script blocks Redis for long. It is atomic per bucket only, which a
+//! background task needs no more than. A call that fails half-way has cleaned
+//! some buckets, as a retry would have.
+//!
+//! # In a cluster
+//!
+//! The 1024 buckets are 1024 hash tags: a cluster spreads them over its
+//! primaries by slot, and every script runs on the one primary owning its
+//! bucket, routed by its first key. Scripts also touch keys they build from the
+//! bucket and the user (a bound session, the sessions of a login): those share
+//! the tag, so the slot. While a slot migrates, Redis may refuse such a key in
+//! the middle of a script; Redis does not roll scripts back, so the scripts
+//! check before they write and delete built keys before declared ones, which
+//! leaves at most part of what a retry finishes. `SCRIPT LOAD` goes to every
+//! primary.
 //!
 //! # Failures
 //!
@@ -249,7 +276,9 @@ impl RedisStoreBuilder {
 
     /// How many times a lost connection is retried, with exponential backoff,
     /// before the calls waiting on it fail (default 2). The next call tries
-    /// again either way.
+    /// again either way. For a cluster, how many times the cluster client
+    /// retries a request (after a redirection, a failover or a lost
+    /// connection).
     pub fn reconnect_retries(mut self, retries: usize) -> Self {
         self.reconnect_retries = retries;
         self
