@@ -83,7 +83,7 @@
 //!
 //! Every script is atomic: of racing rotations of one login exactly one wins,
 //! a delete and a rotation never interleave. A rotation writes the fields
-//! [`apply_rotation`](expected_core::protocol::apply_rotation) sets (every
+//! [`apply_rotation`] sets (every
 //! field but `username`, `serial` and `created_at`) after comparing the
 //! stored `token` field with the expected digest, inside the script: there is
 //! no read-then-write.
