@@ -19,7 +19,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! With the `cluster` feature, [`RedisStoreBuilder::connect_cluster`] gives the
+//! With the `cluster` feature, `RedisStoreBuilder::connect_cluster` gives the
 //! same store over the redis crate's async cluster client.
 //!
 //! # Requirements
