@@ -106,6 +106,8 @@ pub(crate) fn store_error(error: RedisError) -> StoreError {
         ) => StoreErrorKind::Unavailable,
         ErrorKind::Parse | ErrorKind::UnexpectedReturnType => StoreErrorKind::Corrupt,
         _ if error.code() == Some("BUSY") => StoreErrorKind::Unavailable,
+        // One of our keys holds another type: someone else wrote there.
+        _ if error.code() == Some("WRONGTYPE") => StoreErrorKind::Corrupt,
         _ if error.is_timeout() || error.is_connection_dropped() || error.is_connection_refusal() => {
             StoreErrorKind::Unavailable
         }
@@ -141,6 +143,23 @@ mod tests {
         assert_eq!(flat_hash(Value::Nil)?, Vec::<Vec<u8>>::new());
         assert!(flat_hash(Value::Int(3)).is_err());
         Ok(())
+    }
+
+    #[test]
+    fn redis_errors_map_to_store_error_kinds() {
+        let io = RedisError::from(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused"));
+        assert_eq!(store_error(io).kind(), StoreErrorKind::Unavailable);
+        let timeout = RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "slow"));
+        assert_eq!(store_error(timeout).kind(), StoreErrorKind::Unavailable);
+        let down = RedisError::from((ErrorKind::Server(ServerErrorKind::ClusterDown), "down"));
+        assert_eq!(store_error(down).kind(), StoreErrorKind::Unavailable);
+        let loading = RedisError::from((ErrorKind::Server(ServerErrorKind::BusyLoading), "loading"));
+        assert_eq!(store_error(loading).kind(), StoreErrorKind::Unavailable);
+        let parse = RedisError::from((ErrorKind::UnexpectedReturnType, "not a number"));
+        assert_eq!(store_error(parse).kind(), StoreErrorKind::Corrupt);
+        let script =
+            RedisError::from((ErrorKind::Server(ServerErrorKind::ResponseError), "Error running script"));
+        assert_eq!(store_error(script).kind(), StoreErrorKind::Backend);
     }
 
     #[test]

@@ -37,6 +37,7 @@ on_cluster!(
     cleaning_is_exact_ahead_of_redis,
     cleaning_many_in_one_bucket,
     corrupt_records_are_errors,
+    wrong_types_are_corrupt,
 );
 
 /// Every primary holds some of the buckets: the cluster really spreads users.

@@ -35,6 +35,7 @@ single!(
     cleaning_is_exact_ahead_of_redis,
     cleaning_many_in_one_bucket,
     corrupt_records_are_errors,
+    wrong_types_are_corrupt,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

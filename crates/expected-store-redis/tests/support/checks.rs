@@ -230,3 +230,34 @@ pub(crate) async fn prefixes_isolate(store: &RedisStore, other: &RedisStore) {
     assert_eq!(other.delete_expired_logins(now() + Duration::days(1000)).await.expect("clean"), 1);
     assert_eq!(store.delete_expired_logins(now() + Duration::days(1000)).await.expect("clean"), 0);
 }
+
+/// A key of ours holding another type is Corrupt, from a plain read and from
+/// inside a script; a key of another prefix in the way changes nothing.
+pub(crate) async fn wrong_types_are_corrupt(store: &RedisStore, nodes: &[String]) {
+    let name = user("typed");
+    let (login, session, cookie) = login_at(&name, now());
+    assert_eq!(store.create_login(&login).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&session).await.expect("create"), Inserted::Created);
+    let keys = keys_under(nodes, store.prefix()).await.expect("scan");
+    let login_key = keys.iter().find(|key| kind_of(key) == "l").expect("login key");
+    let mut connection = node_of(nodes, login_key).await;
+    let _: i64 = redis::cmd("DEL").arg(login_key).query_async(&mut connection).await.expect("DEL");
+    let _: () = redis::cmd("SET").arg(login_key).arg("x").query_async(&mut connection).await.expect("SET");
+    let error = store.get_login(&name, &login.serial).await.expect_err("a string where a hash belongs");
+    assert_eq!(error.kind(), StoreErrorKind::Corrupt, "{error}");
+    let tokens = ChaChaTokens::from_os();
+    let rotation = protocol::rotation(
+        &cookie,
+        tokens.token(),
+        &tokens.session_id(),
+        ClientMeta::default(),
+        now(),
+        &config(),
+    )
+    .0;
+    let error = store.rotate_login(&rotation).await.expect_err("a string where a hash belongs");
+    assert_eq!(error.kind(), StoreErrorKind::Corrupt, "{error}");
+    assert_eq!(store.get_session(&name, &session.digest).await.expect("get"), Some(session.clone()));
+    let deleted = store.delete_user(&name).await.expect("delete_user removes the stray key too");
+    assert_eq!((deleted.logins, deleted.sessions), (1, 1));
+}
