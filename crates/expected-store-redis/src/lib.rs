@@ -65,7 +65,9 @@
 //!
 //! Index entries of records that Redis expired on its own are dropped when an
 //! operation comes across them (a key that no longer exists, never by clock),
-//! and by cleaning.
+//! and by cleaning. A login found gone that way ends the sessions it opened,
+//! as cleaning it would have: a session never outlives its login for longer
+//! than it takes an operation on that user, or the next cleaning, to notice.
 //!
 //! # Round trips
 //!
@@ -75,9 +77,10 @@
 //! | `get_login`, `get_session` | 1 | `HGETALL` |
 //! | `rotate_login` | 1 | script: compare `token`, refuse if the new session exists, delete the bound session, update the login, create the session |
 //! | `list_logins` | 1 | script: read the user's index and each login |
-//! | `delete_login` | 1 | script: the login, its bound session, every session whose `login` is its serial |
+//! | `delete_login` | 1 | script: the login, its bound session, every session whose `login` is its serial (even when the login is gone) |
 //! | `delete_user` | 1 | script: everything in the user's two indexes |
 //! | `save_session` | 1 | script: refuse unless the key exists, update `data` and `expires_at` |
+//! | `touch_session` | 1 | script: refuse unless the key exists, update `expires_at` alone (a concurrent save keeps its data) |
 //! | `delete_session` | 1 | script |
 //! | `delete_expired_logins`, `delete_expired_sessions` | 1 per bucket (1024), more for buckets with over 512 due records | script per bucket, 16 at a time |
 //!
@@ -94,7 +97,8 @@
 //! `expires_at <= now`, whether or not Redis has expired them yet (it has not
 //! when `now` runs ahead of Redis's clock, as in tests): every record is in its
 //! bucket's sorted set, scored by its `expires_at`, from the script that wrote
-//! it. Cleaning runs one script per bucket (16 buckets at a time), each
+//! it. A cleaned login takes its bound session and the sessions it opened
+//! along (they are not counted as sessions). Cleaning runs one script per bucket (16 buckets at a time), each
 //! deleting at most 512 due records and running again while it finds more, so
 //! that no script blocks Redis for long. It is atomic per bucket only, which a
 //! background task needs no more than. A call that fails half-way has cleaned
@@ -483,8 +487,8 @@ impl RedisStore {
         }
     }
 
-    /// Cleans one kind of record from every bucket.
-    async fn clean(&self, now: OffsetDateTime, kind: &str, index_kind: &str) -> Result<u64, StoreError> {
+    /// Runs a cleaning script on every bucket.
+    async fn clean(&self, now: OffsetDateTime, script: &Script, index_kind: &str) -> Result<u64, StoreError> {
         let cutoff = cutoff_of(now);
         stream::iter(0..BUCKETS)
             .map(|bucket| {
@@ -493,16 +497,11 @@ impl RedisStore {
                 async move {
                     let mut deleted = 0u64;
                     loop {
-                        let call = Call {
-                            script: &SCRIPTS.clean,
-                            keys: vec![format!("{base}{index_kind}")],
-                            args: vec![],
-                        }
-                        .arg(base.clone())
-                        .arg(kind)
-                        .arg(index_kind)
-                        .arg(cutoff.clone())
-                        .arg(CLEAN_BATCH.to_string());
+                        let call = Call { script, keys: vec![format!("{base}{index_kind}")], args: vec![] }
+                            .arg(base.clone())
+                            .arg("")
+                            .arg(cutoff.clone())
+                            .arg(CLEAN_BATCH.to_string());
                         let (count, visited): (u64, usize) = self.run(call).await?;
                         deleted += count;
                         if visited < CLEAN_BATCH {
@@ -514,6 +513,24 @@ impl RedisStore {
             .buffer_unordered(CLEAN_CONCURRENCY)
             .try_fold(0u64, |total, deleted| async move { Ok(total + deleted) })
             .await
+    }
+
+    /// Replaces some fields of an existing session and moves its expiry.
+    async fn update_session(
+        &self,
+        username: &Username,
+        digest: &SessionDigest,
+        expires_at: OffsetDateTime,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<bool, StoreError> {
+        let keys = self.keys(username);
+        let call = Call::user(&SCRIPTS.update_session, &keys)
+            .key(keys.session(digest))
+            .arg(digest.to_base64())
+            .arg(score_of(expires_at))
+            .arg(self.expire_at(expires_at))
+            .args(field_args(fields));
+        Ok(self.run::<i64>(call).await? == 1)
     }
 }
 
@@ -540,6 +557,13 @@ fn rotated_login_fields(
     let mut fields = to_fields(&login)?;
     fields.retain(|name, _| !ROTATION_KEEPS.contains(&name.as_str()));
     Ok(fields)
+}
+
+/// A session's `expires_at` as the session serializes it, for a touch.
+#[derive(serde::Serialize)]
+struct Expiry {
+    #[serde(with = "expected_core::time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
@@ -611,10 +635,7 @@ impl Store for RedisStore {
 
     async fn delete_login(&self, username: &Username, serial: &Serial) -> Result<bool, StoreError> {
         let keys = self.keys(username);
-        let call = Call::user(&SCRIPTS.delete_login, &keys)
-            .key(keys.login(serial))
-            .arg(serial.to_base64())
-            .arg(json(serial)?);
+        let call = Call::user(&SCRIPTS.delete_login, &keys).key(keys.login(serial)).arg(serial.to_base64());
         Ok(self.run::<i64>(call).await? == 1)
     }
 
@@ -625,7 +646,7 @@ impl Store for RedisStore {
     }
 
     async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.clean(now, "l", "L").await
+        self.clean(now, &SCRIPTS.clean_logins, "L").await
     }
 
     async fn create_session(&self, session: &Session) -> Result<Inserted, StoreError> {
@@ -658,16 +679,20 @@ impl Store for RedisStore {
     }
 
     async fn save_session(&self, session: &Session) -> Result<bool, StoreError> {
-        let keys = self.keys(&session.username);
         let mut fields = to_fields(session)?;
         fields.retain(|name, _| name == "data" || name == "expires_at");
-        let call = Call::user(&SCRIPTS.save_session, &keys)
-            .key(keys.session(&session.digest))
-            .arg(session.digest.to_base64())
-            .arg(score_of(session.expires_at))
-            .arg(self.expire_at(session.expires_at))
-            .args(field_args(&fields));
-        Ok(self.run::<i64>(call).await? == 1)
+        self.update_session(&session.username, &session.digest, session.expires_at, &fields).await
+    }
+
+    async fn touch_session(
+        &self,
+        username: &Username,
+        digest: &SessionDigest,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut fields = to_fields(&Expiry { expires_at })?;
+        fields.retain(|name, _| name == "expires_at");
+        self.update_session(username, digest, expires_at, &fields).await
     }
 
     async fn delete_session(&self, username: &Username, digest: &SessionDigest) -> Result<bool, StoreError> {
@@ -678,6 +703,71 @@ impl Store for RedisStore {
     }
 
     async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.clean(now, "s", "S").await
+        self.clean(now, &SCRIPTS.clean_sessions, "S").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expected_core::{SessionData, SessionId};
+    use time::macros::datetime;
+
+    #[test]
+    fn a_touch_writes_expires_at_as_a_session_does() -> Result<(), Box<dyn std::error::Error>> {
+        for expires_at in [
+            datetime!(2030-01-02 03:04:05.678901 UTC),
+            datetime!(2030-01-02 03:04:05 UTC),
+            datetime!(1999-12-31 23:59:59.5 UTC),
+        ] {
+            let session = Session {
+                digest: SessionId::from_bytes([1; 32]).digest(),
+                username: Username::new("alice")?,
+                login: None,
+                data: SessionData::new(),
+                created_at: expires_at,
+                expires_at,
+            };
+            assert_eq!(
+                to_fields(&Expiry { expires_at })?.get("expires_at"),
+                to_fields(&session)?.get("expires_at")
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_rotation_writes_every_field_but_the_kept_ones() -> Result<(), Box<dyn std::error::Error>> {
+        let at = datetime!(2030-01-02 03:04:05.678901 UTC);
+        let alice = Username::new("alice")?;
+        let session = Session {
+            digest: SessionId::from_bytes([1; 32]).digest(),
+            username: alice.clone(),
+            login: Some(Serial::from_bytes([2; 16])),
+            data: SessionData::new(),
+            created_at: at,
+            expires_at: at,
+        };
+        let token = expected_core::Token::from_bytes([3; 32]);
+        let rotation = Rotation {
+            username: alice,
+            serial: Serial::from_bytes([2; 16]),
+            expected: token.digest(),
+            token: expected_core::Token::from_bytes([4; 32]).digest(),
+            previous: expected_core::PreviousToken {
+                digest: token.digest(),
+                rotated_at: at,
+                sealed: expected_core::SealedSuccessor::from_bytes([5; 64]),
+            },
+            session,
+            last_used_at: at,
+            expires_at: at,
+            client: ClientMeta::new(None, Some("agent")),
+        };
+        let fields = rotated_login_fields(&rotation)?;
+        let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["client", "expires_at", "last_used_at", "previous", "session", "token"]);
+        Ok(())
     }
 }

@@ -107,28 +107,50 @@ pub(crate) async fn layout_and_ttls(store: &RedisStore, nodes: &[String]) {
     assert_eq!(store.get_login(&name, &login.serial).await.expect("get"), Some(rotated));
     assert_eq!(store.get_session(&name, &session.digest).await.expect("get"), None, "old session deleted");
     assert_eq!(store.get_session(&name, &id.digest()).await.expect("get"), Some(rotation.session.clone()));
+    // A touch moves the session's TTL and keeps its data.
+    let new_key = keys_under(nodes, store.prefix())
+        .await
+        .expect("scan")
+        .into_iter()
+        .find(|key| kind_of(key) == "s")
+        .expect("the new session");
+    let touched = rotation.session.expires_at + Duration::minutes(10);
+    assert!(store.touch_session(&name, &id.digest(), touched).await.expect("touch"));
+    let expire_ms: i64 =
+        redis::cmd("PEXPIRETIME").arg(&new_key).query_async(&mut connection).await.expect("PEXPIRETIME");
+    assert_eq!(expire_ms, ms_ceil(touched), "a touch moves the session's TTL");
+    let read = store.get_session(&name, &id.digest()).await.expect("get").expect("session");
+    assert_eq!(read, Session { expires_at: touched, ..rotation.session.clone() });
     let deleted = store.delete_user(&name).await.expect("delete_user");
     assert_eq!((deleted.logins, deleted.sessions), (1, 1));
     assert_eq!(keys_under(nodes, store.prefix()).await.expect("scan"), Vec::<String>::new(), "nothing left");
 }
 
-/// Records Redis expired on its own vanish from reads and from the indexes.
+/// Records Redis expired on its own vanish from reads and from the indexes,
+/// and a login that Redis expired takes the sessions it opened with it once
+/// an operation comes across it.
 pub(crate) async fn redis_expiry_keeps_indexes_clean(store: &RedisStore, nodes: &[String]) {
     let name = user("short-lived");
     let start = now();
-    let (mut login, mut session, _) = login_at(&name, start);
+    let (mut login, opened, _) = login_at(&name, start);
     login.expires_at = start + Duration::milliseconds(300);
-    session.expires_at = start + Duration::milliseconds(300);
+    let (_, mut plain, _) = login_at(&name, start);
+    plain.login = None;
+    plain.expires_at = start + Duration::milliseconds(300);
     let (keeper, _, _) = login_at(&name, start);
     assert_eq!(store.create_login(&login).await.expect("create"), Inserted::Created);
     assert_eq!(store.create_login(&keeper).await.expect("create"), Inserted::Created);
-    assert_eq!(store.create_session(&session).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&opened).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&plain).await.expect("create"), Inserted::Created);
     assert_eq!(store.list_logins(&name).await.expect("list").len(), 2);
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     assert_eq!(store.get_login(&name, &login.serial).await.expect("get"), None);
-    assert_eq!(store.get_session(&name, &session.digest).await.expect("get"), None);
-    assert!(!store.save_session(&session).await.expect("save"), "an expired session is not resurrected");
+    assert_eq!(store.get_session(&name, &plain.digest).await.expect("get"), None);
+    assert!(!store.save_session(&plain).await.expect("save"), "an expired session is not resurrected");
+    assert!(!store.touch_session(&name, &plain.digest, now()).await.expect("touch"), "nor touched back");
+    assert_eq!(store.get_session(&name, &opened.digest).await.expect("get"), Some(opened.clone()));
     assert_eq!(store.list_logins(&name).await.expect("list"), vec![keeper.clone()]);
+    assert_eq!(store.get_session(&name, &opened.digest).await.expect("get"), None, "ended with its login");
     // A new session prunes the stale session entry.
     let (_, fresh, _) = login_at(&name, now());
     assert_eq!(store.create_session(&fresh).await.expect("create"), Inserted::Created);
@@ -142,10 +164,12 @@ pub(crate) async fn redis_expiry_keeps_indexes_clean(store: &RedisStore, nodes: 
     assert_eq!(store.delete_expired_logins(now()).await.expect("clean"), 0, "Redis already dropped it");
 }
 
-/// Cleaning deletes exactly what is due at `now`, days before Redis would.
+/// Cleaning deletes exactly what is due at `now`, days before Redis would,
+/// and a cleaned login takes its sessions along.
 pub(crate) async fn cleaning_is_exact_ahead_of_redis(store: &RedisStore, nodes: &[String]) {
     let start = now();
     let mut logins = Vec::new();
+    let mut sessions = Vec::new();
     for (i, name) in ["ann", "bob", "cyd", "dee", "eve"].iter().enumerate() {
         let name = user(name);
         let (mut login, mut session, _) = login_at(&name, start);
@@ -154,20 +178,33 @@ pub(crate) async fn cleaning_is_exact_ahead_of_redis(store: &RedisStore, nodes: 
         assert_eq!(store.create_login(&login).await.expect("create"), Inserted::Created);
         assert_eq!(store.create_session(&session).await.expect("create"), Inserted::Created);
         logins.push(login);
+        sessions.push(session);
     }
+    let (_, mut plain, _) = login_at(&user("fay"), start);
+    plain.login = None;
+    plain.expires_at = start + Duration::hours(2);
+    assert_eq!(store.create_session(&plain).await.expect("create"), Inserted::Created);
     let day = |n: i64| start + Duration::days(n);
+    let hour = |n: i64| start + Duration::hours(n);
     assert_eq!(store.delete_expired_logins(day(1) - Duration::microseconds(1)).await.expect("clean"), 0);
-    assert_eq!(store.delete_expired_logins(day(1)).await.expect("clean"), 1);
+    assert_eq!(store.delete_expired_logins(day(1)).await.expect("clean"), 1, "ann's");
+    assert_eq!(store.get_session(&sessions[0].username, &sessions[0].digest).await.expect("get"), None);
     assert_eq!(store.delete_expired_logins(day(1)).await.expect("clean"), 0);
-    assert_eq!(store.delete_expired_logins(day(3)).await.expect("clean"), 2);
-    assert_eq!(store.delete_expired_sessions(start + Duration::hours(2)).await.expect("clean"), 2);
+    assert_eq!(store.delete_expired_sessions(hour(2) - Duration::microseconds(1)).await.expect("clean"), 0);
+    assert_eq!(store.delete_expired_sessions(hour(2)).await.expect("clean"), 2, "bob's and fay's");
+    assert_eq!(store.delete_expired_logins(day(3)).await.expect("clean"), 2, "bob's and cyd's");
+    assert_eq!(store.get_session(&sessions[2].username, &sessions[2].digest).await.expect("get"), None);
+    assert_eq!(
+        store.get_session(&sessions[3].username, &sessions[3].digest).await.expect("get"),
+        Some(sessions[3].clone())
+    );
     assert_eq!(
         store.get_login(&logins[3].username, &logins[3].serial).await.expect("get"),
         Some(logins[3].clone())
     );
     assert_eq!(store.get_login(&logins[2].username, &logins[2].serial).await.expect("get"), None);
-    assert_eq!(store.delete_expired_logins(day(30)).await.expect("clean"), 2);
-    assert_eq!(store.delete_expired_sessions(day(30)).await.expect("clean"), 3);
+    assert_eq!(store.delete_expired_logins(day(30)).await.expect("clean"), 2, "dee's and eve's");
+    assert_eq!(store.delete_expired_sessions(day(30)).await.expect("clean"), 0, "gone with their logins");
     assert_eq!(keys_under(nodes, store.prefix()).await.expect("scan"), Vec::<String>::new(), "nothing left");
 }
 
