@@ -1,0 +1,773 @@
+//! A Redis and Redis Cluster [`Store`] for `expected`: every operation is one
+//! atomic Lua script (or one plain read), records expire by Redis TTL, and all
+//! keys of one user share a hash tag so a cluster runs each operation on one
+//! node.
+//!
+//! It passes the whole `expected-conformance` suite, on a single Redis and on a
+//! Redis Cluster.
+//!
+//! ```no_run
+//! use expected_core::{Config, Expected, Presented, Username};
+//! use expected_store_redis::RedisStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisStore::builder().prefix("myapp:remember").connect("redis://127.0.0.1:6379").await?;
+//! let engine = Expected::new(store, Config::default());
+//! let alice = Username::new("alice")?;
+//! let registration = engine.register(&alice, true, &Presented::default()).await?;
+//! assert_eq!(engine.devices(&alice, Some(&registration.session)).await?.len(), 1);
+//! # Ok(()) }
+//! ```
+//!
+//! With the `cluster` feature, `RedisStoreBuilder::connect_cluster` gives the
+//! same store over the redis crate's async cluster client.
+//!
+//! # Requirements
+//!
+//! Redis 5.0 or later (tested with 7.0): the scripts read `TIME` before
+//! writing, which needs the script effects replication that is the default
+//! from 5.0 on. Everything else (`EVALSHA`, `SCRIPT LOAD`, `HSET` with several
+//! fields, `PEXPIREAT`, sorted sets) is older. The scripts are loaded on
+//! demand: an `EVALSHA` that meets `NOSCRIPT` (a fresh or restarted server)
+//! loads the script with `SCRIPT LOAD` (on every primary, in a cluster) and
+//! runs it again, which costs two more round trips once per server.
+//!
+//! Clocks: Redis drops a record at its `expires_at` as Redis's own clock tells
+//! it. If the application's clocks may run behind Redis's, give the TTL a
+//! margin with [`RedisStoreBuilder::ttl_margin`] so that no record goes before
+//! its time.
+//!
+//! # Key layout
+//!
+//! Users are spread over 1024 buckets, by the first two bytes of
+//! SHA-256(username). A bucket is one hash tag, so one cluster slot. With
+//! `P` the prefix (default `expected`), `B` the bucket as four digits, `U` the
+//! username's UTF-8 bytes in unpadded base64url (usernames may hold `{`, `}`
+//! and `:`; base64url holds none of them), `S` a serial and `D` a session
+//! digest, both base64url:
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `P:{B}:l:U:S` | hash | a login, TTL at its `expires_at` |
+//! | `P:{B}:s:U:D` | hash | a session, TTL at its `expires_at` |
+//! | `P:{B}:L:U` | sorted set | the user's serials, scored by `expires_at` |
+//! | `P:{B}:S:U` | sorted set | the user's session digests, scored by `expires_at` |
+//! | `P:{B}:L` | sorted set | `U:S` of every login in the bucket, scored by `expires_at` |
+//! | `P:{B}:S` | sorted set | `U:D` of every session in the bucket, scored by `expires_at` |
+//!
+//! A record hash has one field per serde field of [`Login`] or [`Session`],
+//! each value that field's canonical JSON (so `HGETALL` and the serde form
+//! give back exactly the record written). Scores are microseconds since the
+//! Unix epoch. The per-bucket sets are why users share buckets rather than
+//! each having a tag of their own: they let every write keep the index that
+//! cleaning walks in the same atomic script, on the same node, and let
+//! cleaning visit only what is due.
+//!
+//! Index entries of records that Redis expired on its own are dropped when an
+//! operation comes across them (a key that no longer exists, never by clock),
+//! and by cleaning. A login found gone that way ends the sessions it opened,
+//! as cleaning it would have: a session never outlives its login for longer
+//! than it takes an operation on that user, or the next cleaning, to notice.
+//!
+//! # Round trips
+//!
+//! | operation | round trips | how |
+//! | --- | --- | --- |
+//! | `create_login`, `create_session` | 1 | script: refuse if the key exists, `HSET`, `PEXPIREAT`, index |
+//! | `get_login`, `get_session` | 1 | `HGETALL` |
+//! | `rotate_login` | 1 | script: compare `token`, refuse if the new session exists, delete the bound session, update the login, create the session |
+//! | `list_logins` | 1 | script: read the user's index and each login |
+//! | `delete_login` | 1 | script: the login, its bound session, every session whose `login` is its serial (even when the login is gone) |
+//! | `delete_user` | 1 | script: everything in the user's two indexes |
+//! | `save_session` | 1 | script: refuse unless the key exists, update `data` and `expires_at` |
+//! | `touch_session` | 1 | script: refuse unless the key exists, update `expires_at` alone (a concurrent save keeps its data) |
+//! | `delete_session` | 1 | script |
+//! | `delete_expired_logins`, `delete_expired_sessions` | 1 per bucket (1024), more for buckets with over 512 due records | script per bucket, 16 at a time |
+//!
+//! Every script is atomic: of racing rotations of one login exactly one wins,
+//! a delete and a rotation never interleave. A rotation writes the fields
+//! [`apply_rotation`] sets (every
+//! field but `username`, `serial` and `created_at`) after comparing the
+//! stored `token` field with the expected digest, inside the script: there is
+//! no read-then-write.
+//!
+//! # Cleaning
+//!
+//! `delete_expired_*(now)` deletes exactly the records with
+//! `expires_at <= now`, whether or not Redis has expired them yet (it has not
+//! when `now` runs ahead of Redis's clock, as in tests): every record is in its
+//! bucket's sorted set, scored by its `expires_at`, from the script that wrote
+//! it. A cleaned login takes its bound session and the sessions it opened
+//! along (they are not counted as sessions). Cleaning runs one script per bucket (16 buckets at a time), each
+//! deleting at most 512 due records and running again while it finds more, so
+//! that no script blocks Redis for long. It is atomic per bucket only, which a
+//! background task needs no more than. A call that fails half-way has cleaned
+//! some buckets, as a retry would have.
+//!
+//! # In a cluster
+//!
+//! The 1024 buckets are 1024 hash tags: a cluster spreads them over its
+//! primaries by slot, and every script runs on the one primary owning its
+//! bucket, routed by its first key. Scripts also touch keys they build from the
+//! bucket and the user (a bound session, the sessions of a login): those share
+//! the tag, so the slot. While a slot migrates, Redis may refuse such a key in
+//! the middle of a script; Redis does not roll scripts back, so the scripts
+//! check before they write and delete built keys before declared ones, which
+//! leaves at most part of what a retry finishes. `SCRIPT LOAD` goes to every
+//! primary.
+//!
+//! # Failures
+//!
+//! A lost connection, a timeout or a cluster in the middle of a failover is
+//! [`StoreErrorKind::Unavailable`]; data that does not decode is
+//! [`StoreErrorKind::Corrupt`]; anything else Redis refuses is
+//! [`StoreErrorKind::Backend`]. The connection manager (and the cluster
+//! client) reconnect by themselves: the first calls after an outage fail, the
+//! next ones work. A call that timed out may still have run on the server: a
+//! retried create then finds its own record, a retried rotation finds the
+//! token already rotated, which the engine's grace window absorbs.
+//!
+//! [`StoreErrorKind::Unavailable`]: expected_core::StoreErrorKind::Unavailable
+//! [`StoreErrorKind::Corrupt`]: expected_core::StoreErrorKind::Corrupt
+//! [`StoreErrorKind::Backend`]: expected_core::StoreErrorKind::Backend
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod codec;
+mod keys;
+mod scripts;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use expected_core::protocol::apply_rotation;
+use expected_core::store::{Deleted, Inserted, Rotated, Rotation};
+use expected_core::time::OffsetDateTime;
+use expected_core::{
+    ClientMeta, Login, Serial, Session, SessionDigest, Store, StoreError, StoreErrorKind, Username,
+};
+use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, RedisFuture, Script, Value};
+
+pub use redis;
+
+use codec::{cutoff_of, expire_at_ms, field_args, flat_hash, from_fields, score_of, store_error, to_fields};
+use keys::{BUCKETS, UserKeys, bucket_base};
+use scripts::SCRIPTS;
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "expected";
+
+/// How many index entries one cleaning script handles at most.
+const CLEAN_BATCH: usize = 512;
+
+/// How many buckets cleaning works on at once.
+const CLEAN_CONCURRENCY: usize = 16;
+
+/// Login fields a rotation leaves as they are.
+const ROTATION_KEEPS: [&str; 3] = ["username", "serial", "created_at"];
+
+/// The connection: one Redis, or a cluster.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(connection) => connection.req_packed_command(cmd),
+            #[cfg(feature = "cluster")]
+            Self::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(connection) => connection.req_packed_commands(cmd, offset, count),
+            #[cfg(feature = "cluster")]
+            Self::Cluster(connection) => connection.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(connection) => connection.get_db(),
+            #[cfg(feature = "cluster")]
+            Self::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// The Redis store. Cheap to clone: clones share the connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: Connection,
+    prefix: Arc<str>,
+    ttl_margin_ms: i128,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.connection {
+            Connection::Single(_) => "single",
+            #[cfg(feature = "cluster")]
+            Connection::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisStore")
+            .field("connection", &kind)
+            .field("prefix", &self.prefix)
+            .field("ttl_margin_ms", &self.ttl_margin_ms)
+            .finish()
+    }
+}
+
+/// Configures and connects a [`RedisStore`].
+#[derive(Debug, Clone)]
+pub struct RedisStoreBuilder {
+    prefix: String,
+    response_timeout: Option<Duration>,
+    connection_timeout: Duration,
+    reconnect_retries: usize,
+    ttl_margin: Duration,
+}
+
+impl Default for RedisStoreBuilder {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_PREFIX.to_owned(),
+            response_timeout: Some(Duration::from_secs(2)),
+            connection_timeout: Duration::from_secs(1),
+            reconnect_retries: 2,
+            ttl_margin: Duration::ZERO,
+        }
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The prefix of every key, so that applications can share a Redis
+    /// (default [`DEFAULT_PREFIX`]). Not empty, and without `{` or `}`: the
+    /// hash tag that follows it must be the first in the key.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long to wait for an answer before failing with
+    /// [`StoreErrorKind::Unavailable`] (default 2 s; `None` waits forever).
+    pub fn response_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// How long one connection attempt may take (default 1 s).
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// How many times a lost connection is retried, with exponential backoff,
+    /// before the calls waiting on it fail (default 2). The next call tries
+    /// again either way. For a cluster, how many times the cluster client
+    /// retries a request (after a redirection, a failover or a lost
+    /// connection).
+    pub fn reconnect_retries(mut self, retries: usize) -> Self {
+        self.reconnect_retries = retries;
+        self
+    }
+
+    /// How long Redis keeps a record past its `expires_at` (default zero):
+    /// set it to the worst skew between the application's clocks and
+    /// Redis's. Cleaning still deletes exactly the records with
+    /// `expires_at <= now`.
+    pub fn ttl_margin(mut self, margin: Duration) -> Self {
+        self.ttl_margin = margin;
+        self
+    }
+
+    fn manager_config(&self) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_response_timeout(self.response_timeout)
+            .set_connection_timeout(Some(self.connection_timeout))
+            .set_number_of_retries(self.reconnect_retries)
+            .set_max_delay(Duration::from_secs(2))
+    }
+
+    /// Connects to one Redis, waiting for the first connection.
+    pub async fn connect(self, url: impl IntoConnectionInfo) -> Result<RedisStore, StoreError> {
+        self.check()?;
+        let client = redis::Client::open(url).map_err(store_error)?;
+        let manager =
+            ConnectionManager::new_with_config(client, self.manager_config()).await.map_err(store_error)?;
+        self.build(Connection::Single(manager))
+    }
+
+    /// A store for one Redis that connects on first use: never fails for an
+    /// unreachable server, only for a bad URL or prefix.
+    pub fn connect_lazy(self, url: impl IntoConnectionInfo) -> Result<RedisStore, StoreError> {
+        self.check()?;
+        let client = redis::Client::open(url).map_err(store_error)?;
+        let manager =
+            ConnectionManager::new_lazy_with_config(client, self.manager_config()).map_err(store_error)?;
+        self.build(Connection::Single(manager))
+    }
+
+    /// A store over a connection manager configured by the caller (the
+    /// timeout and retry settings of this builder do not apply).
+    pub fn with_manager(self, manager: ConnectionManager) -> Result<RedisStore, StoreError> {
+        self.check()?;
+        self.build(Connection::Single(manager))
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes.
+    #[cfg(feature = "cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
+    pub async fn connect_cluster<T: IntoConnectionInfo>(
+        self,
+        nodes: impl IntoIterator<Item = T>,
+    ) -> Result<RedisStore, StoreError> {
+        self.check()?;
+        let mut client = redis::cluster::ClusterClient::builder(nodes)
+            .connection_timeout(self.connection_timeout)
+            .retries(u32::try_from(self.reconnect_retries).unwrap_or(u32::MAX));
+        if let Some(timeout) = self.response_timeout {
+            client = client.response_timeout(timeout);
+        }
+        let client = client.build().map_err(store_error)?;
+        let connection = client.get_async_connection().await.map_err(store_error)?;
+        self.build(Connection::Cluster(connection))
+    }
+
+    /// A store over a cluster connection configured by the caller.
+    #[cfg(feature = "cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
+    pub fn with_cluster(
+        self,
+        connection: redis::cluster_async::ClusterConnection,
+    ) -> Result<RedisStore, StoreError> {
+        self.check()?;
+        self.build(Connection::Cluster(connection))
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.prefix.is_empty() || self.prefix.contains(['{', '}']) {
+            return Err(StoreError::new(
+                StoreErrorKind::Backend,
+                format!(
+                    "invalid key prefix {:?}: it must be non-empty and hold no '{{' or '}}'",
+                    self.prefix
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn build(self, connection: Connection) -> Result<RedisStore, StoreError> {
+        Ok(RedisStore {
+            connection,
+            prefix: self.prefix.into(),
+            ttl_margin_ms: i128::try_from(self.ttl_margin.as_millis()).unwrap_or(i128::MAX / 2),
+        })
+    }
+}
+
+/// A script call under construction: keys, then arguments.
+struct Call<'a> {
+    script: &'a Script,
+    keys: Vec<String>,
+    args: Vec<String>,
+}
+
+impl<'a> Call<'a> {
+    /// A user script: the user's four index keys and `[base, user]` first.
+    fn user(script: &'a Script, keys: &UserKeys) -> Self {
+        Self { script, keys: keys.indexes().into(), args: vec![keys.base.clone(), keys.user.clone()] }
+    }
+
+    fn key(mut self, key: String) -> Self {
+        self.keys.push(key);
+        self
+    }
+
+    fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    fn args(mut self, args: impl IntoIterator<Item = String>) -> Self {
+        self.args.extend(args);
+        self
+    }
+}
+
+impl RedisStore {
+    /// A builder with the default settings.
+    pub fn builder() -> RedisStoreBuilder {
+        RedisStoreBuilder::default()
+    }
+
+    /// Connects to one Redis with the default settings.
+    pub async fn connect(url: impl IntoConnectionInfo) -> Result<Self, StoreError> {
+        Self::builder().connect(url).await
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Whether the store talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        match self.connection {
+            Connection::Single(_) => false,
+            #[cfg(feature = "cluster")]
+            Connection::Cluster(_) => true,
+        }
+    }
+
+    fn keys(&self, username: &Username) -> UserKeys {
+        UserKeys::new(&self.prefix, username)
+    }
+
+    async fn run<T: FromRedisValue>(&self, call: Call<'_>) -> Result<T, StoreError> {
+        let mut invocation = call.script.prepare_invoke();
+        for key in &call.keys {
+            invocation.key(key);
+        }
+        for arg in &call.args {
+            invocation.arg(arg);
+        }
+        let mut connection = self.connection.clone();
+        invocation.invoke_async(&mut connection).await.map_err(store_error)
+    }
+
+    async fn hgetall(&self, key: String) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut connection = self.connection.clone();
+        let answer: Value =
+            redis::cmd("HGETALL").arg(key).query_async(&mut connection).await.map_err(store_error)?;
+        flat_hash(answer)
+    }
+
+    fn expire_at(&self, at: OffsetDateTime) -> String {
+        expire_at_ms(at, self.ttl_margin_ms)
+    }
+
+    /// Creates `key` from `fields` unless it exists; the script decides which
+    /// kind of record it is.
+    async fn create(
+        &self,
+        script: &Script,
+        keys: &UserKeys,
+        key: String,
+        member: String,
+        expires_at: OffsetDateTime,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Inserted, StoreError> {
+        let call = Call::user(script, keys)
+            .key(key)
+            .arg(member)
+            .arg(score_of(expires_at))
+            .arg(self.expire_at(expires_at))
+            .args(field_args(fields));
+        match self.run::<i64>(call).await? {
+            1 => Ok(Inserted::Created),
+            _ => Ok(Inserted::AlreadyExists),
+        }
+    }
+
+    /// Runs a cleaning script on every bucket.
+    async fn clean(&self, now: OffsetDateTime, script: &Script, index_kind: &str) -> Result<u64, StoreError> {
+        let cutoff = cutoff_of(now);
+        stream::iter(0..BUCKETS)
+            .map(|bucket| {
+                let base = bucket_base(&self.prefix, bucket);
+                let cutoff = &cutoff;
+                async move {
+                    let mut deleted = 0u64;
+                    loop {
+                        let call = Call { script, keys: vec![format!("{base}{index_kind}")], args: vec![] }
+                            .arg(base.clone())
+                            .arg("")
+                            .arg(cutoff.clone())
+                            .arg(CLEAN_BATCH.to_string());
+                        let (count, visited): (u64, usize) = self.run(call).await?;
+                        deleted += count;
+                        if visited < CLEAN_BATCH {
+                            return Ok::<u64, StoreError>(deleted);
+                        }
+                    }
+                }
+            })
+            .buffer_unordered(CLEAN_CONCURRENCY)
+            .try_fold(0u64, |total, deleted| async move { Ok(total + deleted) })
+            .await
+    }
+
+    /// Replaces some fields of an existing session and moves its expiry.
+    async fn update_session(
+        &self,
+        username: &Username,
+        digest: &SessionDigest,
+        expires_at: OffsetDateTime,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<bool, StoreError> {
+        let keys = self.keys(username);
+        let call = Call::user(&SCRIPTS.update_session, &keys)
+            .key(keys.session(digest))
+            .arg(digest.to_base64())
+            .arg(score_of(expires_at))
+            .arg(self.expire_at(expires_at))
+            .args(field_args(fields));
+        Ok(self.run::<i64>(call).await? == 1)
+    }
+}
+
+/// The fields a rotation writes into the login, as `apply_rotation` defines
+/// them: everything but [`ROTATION_KEEPS`].
+fn rotated_login_fields(
+    rotation: &Rotation,
+) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    // Whatever this login held before, apply_rotation overwrites every field
+    // but the kept ones; a field added to Login breaks this literal, and so
+    // gets looked at here.
+    let mut login = Login {
+        username: rotation.username.clone(),
+        serial: rotation.serial,
+        token: rotation.expected,
+        previous: None,
+        session: None,
+        created_at: rotation.last_used_at,
+        last_used_at: rotation.last_used_at,
+        expires_at: rotation.expires_at,
+        client: ClientMeta::default(),
+    };
+    apply_rotation(&mut login, rotation);
+    let mut fields = to_fields(&login)?;
+    fields.retain(|name, _| !ROTATION_KEEPS.contains(&name.as_str()));
+    Ok(fields)
+}
+
+/// A session's `expires_at` as the session serializes it, for a touch.
+#[derive(serde::Serialize)]
+struct Expiry {
+    #[serde(with = "expected_core::time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|error| StoreError::wrap(StoreErrorKind::Backend, error))
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn create_login(&self, login: &Login) -> Result<Inserted, StoreError> {
+        let keys = self.keys(&login.username);
+        let fields = to_fields(login)?;
+        let key = keys.login(&login.serial);
+        self.create(&SCRIPTS.create_login, &keys, key, login.serial.to_base64(), login.expires_at, &fields)
+            .await
+    }
+
+    async fn get_login(&self, username: &Username, serial: &Serial) -> Result<Option<Login>, StoreError> {
+        let found: Option<Login> = from_fields(self.hgetall(self.keys(username).login(serial)).await?)?;
+        match found {
+            Some(login) if login.username != *username || login.serial != *serial => {
+                Err(StoreError::corrupt("a login hash holds another login"))
+            }
+            found => Ok(found),
+        }
+    }
+
+    async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        let keys = self.keys(&rotation.username);
+        let login_args = field_args(&rotated_login_fields(rotation)?);
+        let session = &rotation.session;
+        let session_args = field_args(&to_fields(session)?);
+        let call = Call::user(&SCRIPTS.rotate_login, &keys)
+            .key(keys.login(&rotation.serial))
+            .key(keys.session(&session.digest))
+            .arg(rotation.serial.to_base64())
+            .arg(json(&rotation.expected)?)
+            .arg(session.digest.to_base64())
+            .arg(score_of(rotation.expires_at))
+            .arg(self.expire_at(rotation.expires_at))
+            .arg(score_of(session.expires_at))
+            .arg(self.expire_at(session.expires_at))
+            .arg(login_args.len().to_string())
+            .args(login_args)
+            .args(session_args);
+        match self.run::<String>(call).await?.as_str() {
+            "rotated" => Ok(Rotated::Rotated),
+            "not_current" => Ok(Rotated::NotCurrent),
+            "not_found" => Ok(Rotated::NotFound),
+            "session_exists" => Ok(Rotated::SessionExists),
+            "corrupt" => Err(StoreError::corrupt("a login hash has no token field")),
+            other => {
+                Err(StoreError::new(StoreErrorKind::Backend, format!("rotation script answered {other:?}")))
+            }
+        }
+    }
+
+    async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {
+        let keys = self.keys(username);
+        let records: Vec<Vec<Vec<u8>>> = self.run(Call::user(&SCRIPTS.list_logins, &keys)).await?;
+        let mut logins = Vec::with_capacity(records.len());
+        for record in records {
+            match from_fields::<Login>(record)? {
+                Some(login) if login.username == *username => logins.push(login),
+                _ => return Err(StoreError::corrupt("a user's login index points at another user's login")),
+            }
+        }
+        Ok(logins)
+    }
+
+    async fn delete_login(&self, username: &Username, serial: &Serial) -> Result<bool, StoreError> {
+        let keys = self.keys(username);
+        let call = Call::user(&SCRIPTS.delete_login, &keys).key(keys.login(serial)).arg(serial.to_base64());
+        Ok(self.run::<i64>(call).await? == 1)
+    }
+
+    async fn delete_user(&self, username: &Username) -> Result<Deleted, StoreError> {
+        let keys = self.keys(username);
+        let (logins, sessions): (u64, u64) = self.run(Call::user(&SCRIPTS.delete_user, &keys)).await?;
+        Ok(Deleted { logins, sessions })
+    }
+
+    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.clean(now, &SCRIPTS.clean_logins, "L").await
+    }
+
+    async fn create_session(&self, session: &Session) -> Result<Inserted, StoreError> {
+        let keys = self.keys(&session.username);
+        let fields = to_fields(session)?;
+        let key = keys.session(&session.digest);
+        self.create(
+            &SCRIPTS.create_session,
+            &keys,
+            key,
+            session.digest.to_base64(),
+            session.expires_at,
+            &fields,
+        )
+        .await
+    }
+
+    async fn get_session(
+        &self,
+        username: &Username,
+        digest: &SessionDigest,
+    ) -> Result<Option<Session>, StoreError> {
+        let found: Option<Session> = from_fields(self.hgetall(self.keys(username).session(digest)).await?)?;
+        match found {
+            Some(session) if session.username != *username || session.digest != *digest => {
+                Err(StoreError::corrupt("a session hash holds another session"))
+            }
+            found => Ok(found),
+        }
+    }
+
+    async fn save_session(&self, session: &Session) -> Result<bool, StoreError> {
+        let mut fields = to_fields(session)?;
+        fields.retain(|name, _| name == "data" || name == "expires_at");
+        self.update_session(&session.username, &session.digest, session.expires_at, &fields).await
+    }
+
+    async fn touch_session(
+        &self,
+        username: &Username,
+        digest: &SessionDigest,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut fields = to_fields(&Expiry { expires_at })?;
+        fields.retain(|name, _| name == "expires_at");
+        self.update_session(username, digest, expires_at, &fields).await
+    }
+
+    async fn delete_session(&self, username: &Username, digest: &SessionDigest) -> Result<bool, StoreError> {
+        let keys = self.keys(username);
+        let call =
+            Call::user(&SCRIPTS.delete_session, &keys).key(keys.session(digest)).arg(digest.to_base64());
+        Ok(self.run::<i64>(call).await? == 1)
+    }
+
+    async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.clean(now, &SCRIPTS.clean_sessions, "S").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use expected_core::{SessionData, SessionId};
+    use time::macros::datetime;
+
+    #[test]
+    fn a_touch_writes_expires_at_as_a_session_does() -> Result<(), Box<dyn std::error::Error>> {
+        for expires_at in [
+            datetime!(2030-01-02 03:04:05.678901 UTC),
+            datetime!(2030-01-02 03:04:05 UTC),
+            datetime!(1999-12-31 23:59:59.5 UTC),
+        ] {
+            let session = Session {
+                digest: SessionId::from_bytes([1; 32]).digest(),
+                username: Username::new("alice")?,
+                login: None,
+                data: SessionData::new(),
+                created_at: expires_at,
+                expires_at,
+            };
+            assert_eq!(
+                to_fields(&Expiry { expires_at })?.get("expires_at"),
+                to_fields(&session)?.get("expires_at")
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_rotation_writes_every_field_but_the_kept_ones() -> Result<(), Box<dyn std::error::Error>> {
+        let at = datetime!(2030-01-02 03:04:05.678901 UTC);
+        let alice = Username::new("alice")?;
+        let session = Session {
+            digest: SessionId::from_bytes([1; 32]).digest(),
+            username: alice.clone(),
+            login: Some(Serial::from_bytes([2; 16])),
+            data: SessionData::new(),
+            created_at: at,
+            expires_at: at,
+        };
+        let token = expected_core::Token::from_bytes([3; 32]);
+        let rotation = Rotation {
+            username: alice,
+            serial: Serial::from_bytes([2; 16]),
+            expected: token.digest(),
+            token: expected_core::Token::from_bytes([4; 32]).digest(),
+            previous: expected_core::PreviousToken {
+                digest: token.digest(),
+                rotated_at: at,
+                sealed: expected_core::SealedSuccessor::from_bytes([5; 64]),
+            },
+            session,
+            last_used_at: at,
+            expires_at: at,
+            client: ClientMeta::new(None, Some("agent")),
+        };
+        let fields = rotated_login_fields(&rotation)?;
+        let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["client", "expires_at", "last_used_at", "previous", "session", "token"]);
+        Ok(())
+    }
+}

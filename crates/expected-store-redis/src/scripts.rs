@@ -1,0 +1,273 @@
+//! The Lua scripts. Each runs atomically on the node that owns its bucket.
+//!
+//! User scripts get `KEYS = [user logins, user sessions, bucket logins,
+//! bucket sessions, record key(s)…]` and `ARGV = [bucket base, user, …]`;
+//! cleaning scripts get `KEYS = [bucket index]` and `ARGV = [bucket base, "",
+//! now, batch]`. Keys of records found through an index (a bound session, the
+//! sessions of a login, the users of a bucket) are built from the base and the
+//! user, so they carry the same hash tag and live in the same slot as the
+//! declared keys.
+//!
+//! Records are hashes with one field per serde field, each value that field's
+//! canonical JSON. Scripts only ever compare such values byte for byte
+//! (`token`, `session`, `login`) or overwrite them with values computed in
+//! Rust; they never parse JSON. A JSON string of base64url needs no escaping,
+//! so `"…"` minus its quotes is the raw digest or serial, and a serial in
+//! quotes is its JSON.
+//!
+//! Scripts check before they write, and touch built keys before declared
+//! ones, so that one refused mid-way (Redis does not roll a script back) has
+//! only done part of what a retry finishes.
+//!
+//! Scores are microseconds since the Unix epoch, passed as integer strings:
+//! exact in a double until the year 2255.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Shared helpers, prepended to every script.
+const PRELUDE: &str = r#"
+local base, user = ARGV[1], ARGV[2]
+local bucket_logins, bucket_sessions = base .. 'L', base .. 'S'
+local user_logins, user_sessions
+
+-- Points the helpers at another user of the bucket (cleaning walks many).
+local function set_user(name)
+  user = name
+  user_logins = base .. 'L:' .. name
+  user_sessions = base .. 'S:' .. name
+end
+set_user(user)
+
+local function login_key(serial) return base .. 'l:' .. user .. ':' .. serial end
+local function session_key(digest) return base .. 's:' .. user .. ':' .. digest end
+
+-- The base64url inside a JSON string, or nil for JSON null or no value.
+local function unquote(json)
+  if not json or json == 'null' then return nil end
+  return string.sub(json, 2, -2)
+end
+
+-- Deletes a session and its index entries; 1 when the record existed.
+local function drop_session(digest)
+  local existed = redis.call('DEL', session_key(digest))
+  redis.call('ZREM', user_sessions, digest)
+  redis.call('ZREM', bucket_sessions, user .. ':' .. digest)
+  return existed
+end
+
+-- Deletes every session of the user opened by the login `serial`, and drops
+-- index entries of sessions that are gone.
+local function drop_sessions_of(serial)
+  local wanted = '"' .. serial .. '"'
+  for _, digest in ipairs(redis.call('ZRANGE', user_sessions, 0, -1)) do
+    local opened_by = redis.call('HGET', session_key(digest), 'login')
+    if opened_by == wanted then
+      drop_session(digest)
+    elseif not opened_by and redis.call('EXISTS', session_key(digest)) == 0 then
+      drop_session(digest)
+    end
+  end
+end
+
+-- Ends a login: its bound session, every session it opened (even when the
+-- login itself is gone), then the login and its index entries. 1 when the
+-- login existed.
+local function end_login(serial)
+  local key = login_key(serial)
+  local bound = unquote(redis.call('HGET', key, 'session'))
+  if bound then drop_session(bound) end
+  drop_sessions_of(serial)
+  local existed = redis.call('DEL', key)
+  redis.call('ZREM', user_logins, serial)
+  redis.call('ZREM', bucket_logins, user .. ':' .. serial)
+  return existed
+end
+
+-- Writes the fields ARGV[from..to] into a record, sets its expiry and
+-- indexes it under its expires_at.
+local function put(key, index, bucket_index, member, score, at, from, to)
+  redis.call('HSET', key, unpack(ARGV, from, to))
+  redis.call('PEXPIREAT', key, at)
+  redis.call('ZADD', index, score, member)
+  redis.call('ZADD', bucket_index, score, user .. ':' .. member)
+end
+
+-- The index entries due by Redis's clock, a few at a time.
+local function due_entries(index)
+  local time = redis.call('TIME')
+  local now = time[1] .. string.format('%06d', tonumber(time[2]))
+  return redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, 16)
+end
+
+-- Follows up on logins Redis expired on its own: their sessions end with
+-- them. Only entries whose key is gone are touched, whatever the clocks say.
+local function prune_logins()
+  for _, serial in ipairs(due_entries(user_logins)) do
+    if redis.call('EXISTS', login_key(serial)) == 0 then end_login(serial) end
+  end
+end
+
+-- Drops index entries of sessions Redis expired on its own.
+local function prune_sessions()
+  for _, digest in ipairs(due_entries(user_sessions)) do
+    if redis.call('EXISTS', session_key(digest)) == 0 then drop_session(digest) end
+  end
+end
+"#;
+
+/// `KEYS[5]` login; `ARGV[3]` serial, `[4]` score, `[5]` PEXPIREAT,
+/// `[6..]` field/value pairs. Answers 1 when created, 0 when it exists.
+const CREATE_LOGIN: &str = r#"
+if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
+prune_logins()
+put(KEYS[5], user_logins, bucket_logins, ARGV[3], ARGV[4], ARGV[5], 6, #ARGV)
+return 1
+"#;
+
+/// `KEYS[5]` session; `ARGV[3]` digest, `[4]` score, `[5]` PEXPIREAT,
+/// `[6..]` field/value pairs. Answers 1 when created, 0 when it exists.
+const CREATE_SESSION: &str = r#"
+if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
+prune_sessions()
+put(KEYS[5], user_sessions, bucket_sessions, ARGV[3], ARGV[4], ARGV[5], 6, #ARGV)
+return 1
+"#;
+
+/// The compare-and-swap rotation.
+///
+/// `KEYS[5]` login, `KEYS[6]` new session; `ARGV[3]` serial, `[4]` expected
+/// token (JSON), `[5]` new session digest, `[6]`/`[7]` login score and
+/// PEXPIREAT, `[8]`/`[9]` session score and PEXPIREAT, `[10]` how many ARGV
+/// the login's field/value pairs take, then those pairs, then the session's.
+const ROTATE_LOGIN: &str = r#"
+if redis.call('EXISTS', KEYS[5]) == 0 then return 'not_found' end
+local token = redis.call('HGET', KEYS[5], 'token')
+if not token then return 'corrupt' end
+if token ~= ARGV[4] then return 'not_current' end
+if redis.call('EXISTS', KEYS[6]) == 1 then return 'session_exists' end
+local old = unquote(redis.call('HGET', KEYS[5], 'session'))
+if old then drop_session(old) end
+local login_args = tonumber(ARGV[10])
+put(KEYS[5], user_logins, bucket_logins, ARGV[3], ARGV[6], ARGV[7], 11, 10 + login_args)
+put(KEYS[6], user_sessions, bucket_sessions, ARGV[5], ARGV[8], ARGV[9], 11 + login_args, #ARGV)
+prune_logins()
+prune_sessions()
+return 'rotated'
+"#;
+
+/// Answers every live login of the user as a flat field/value array; a login
+/// Redis expired on its own takes its sessions with it.
+const LIST_LOGINS: &str = r#"
+local found = {}
+for _, serial in ipairs(redis.call('ZRANGE', user_logins, 0, -1)) do
+  local record = redis.call('HGETALL', login_key(serial))
+  if #record == 0 then
+    end_login(serial)
+  else
+    found[#found + 1] = record
+  end
+end
+return found
+"#;
+
+/// `KEYS[5]` login; `ARGV[3]` serial. Ends the login and its sessions; 1 when
+/// the login existed.
+const DELETE_LOGIN: &str = r#"
+return end_login(ARGV[3])
+"#;
+
+/// Deletes every login and session of the user: `{logins, sessions}`.
+const DELETE_USER: &str = r#"
+local logins, sessions = 0, 0
+for _, digest in ipairs(redis.call('ZRANGE', user_sessions, 0, -1)) do
+  sessions = sessions + drop_session(digest)
+end
+for _, serial in ipairs(redis.call('ZRANGE', user_logins, 0, -1)) do
+  logins = logins + redis.call('DEL', login_key(serial))
+  redis.call('ZREM', user_logins, serial)
+  redis.call('ZREM', bucket_logins, user .. ':' .. serial)
+end
+return {logins, sessions}
+"#;
+
+/// `KEYS[5]` session; `ARGV[3]` digest, `[4]` score, `[5]` PEXPIREAT,
+/// `[6..]` the field/value pairs to replace (`data` and `expires_at` for a
+/// save, `expires_at` alone for a touch). Never creates the session: 1 when
+/// it existed.
+const UPDATE_SESSION: &str = r#"
+if redis.call('EXISTS', KEYS[5]) == 0 then return 0 end
+put(KEYS[5], user_sessions, bucket_sessions, ARGV[3], ARGV[4], ARGV[5], 6, #ARGV)
+return 1
+"#;
+
+/// `ARGV[3]` digest. 1 when the session existed.
+const DELETE_SESSION: &str = r#"
+return drop_session(ARGV[3])
+"#;
+
+/// Cleans logins from one bucket: `ARGV[3]` now (µs), `[4]` batch size. Ends
+/// the logins indexed at or before now, with their sessions, and answers
+/// `{logins deleted, entries visited}`; a full batch means call again.
+const CLEAN_LOGINS: &str = r#"
+local due = redis.call('ZRANGEBYSCORE', bucket_logins, '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
+local deleted = 0
+for _, member in ipairs(due) do
+  local name, serial = string.match(member, '^([^:]*):(.*)$')
+  if name then
+    set_user(name)
+    deleted = deleted + end_login(serial)
+  else
+    redis.call('ZREM', bucket_logins, member)
+  end
+end
+return {deleted, #due}
+"#;
+
+/// Cleans sessions from one bucket, as [`CLEAN_LOGINS`] does logins.
+const CLEAN_SESSIONS: &str = r#"
+local due = redis.call('ZRANGEBYSCORE', bucket_sessions, '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
+local deleted = 0
+for _, member in ipairs(due) do
+  local name, digest = string.match(member, '^([^:]*):(.*)$')
+  if name then
+    set_user(name)
+    deleted = deleted + drop_session(digest)
+  else
+    redis.call('ZREM', bucket_sessions, member)
+  end
+end
+return {deleted, #due}
+"#;
+
+/// Every script, hashed once.
+pub(crate) struct Scripts {
+    pub(crate) create_login: Script,
+    pub(crate) create_session: Script,
+    pub(crate) rotate_login: Script,
+    pub(crate) list_logins: Script,
+    pub(crate) delete_login: Script,
+    pub(crate) delete_user: Script,
+    pub(crate) update_session: Script,
+    pub(crate) delete_session: Script,
+    pub(crate) clean_logins: Script,
+    pub(crate) clean_sessions: Script,
+}
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}\n{body}"))
+}
+
+pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    create_login: script(CREATE_LOGIN),
+    create_session: script(CREATE_SESSION),
+    rotate_login: script(ROTATE_LOGIN),
+    list_logins: script(LIST_LOGINS),
+    delete_login: script(DELETE_LOGIN),
+    delete_user: script(DELETE_USER),
+    update_session: script(UPDATE_SESSION),
+    delete_session: script(DELETE_SESSION),
+    clean_logins: script(CLEAN_LOGINS),
+    clean_sessions: script(CLEAN_SESSIONS),
+});

@@ -1,0 +1,65 @@
+//! The conformance suite and the Redis-specific checks on a 3-primary Redis
+//! Cluster that the tests start on loopback (see `support/cluster.rs`).
+
+#![cfg(feature = "cluster")]
+
+mod support;
+
+use support::harness::{ClusterHarness, cluster_store};
+use support::{checks, purge, skip};
+
+expected_conformance::tests!(ClusterHarness);
+
+macro_rules! on_cluster {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let (store, nodes) = match cluster_store().await {
+                Ok(found) => found,
+                Err(why) => return skip(concat!("cluster::", stringify!($name)), &why),
+            };
+            let outcome = tokio::spawn({
+                let (store, nodes) = (store.clone(), nodes.clone());
+                async move { checks::$name(&store, &nodes).await }
+            })
+            .await;
+            let _ = purge(&nodes, store.prefix()).await;
+            if let Err(error) = outcome {
+                std::panic::resume_unwind(error.into_panic());
+            }
+        }
+    )*};
+}
+
+on_cluster!(
+    layout_and_ttls,
+    redis_expiry_keeps_indexes_clean,
+    cleaning_is_exact_ahead_of_redis,
+    cleaning_many_in_one_bucket,
+    corrupt_records_are_errors,
+    wrong_types_are_corrupt,
+);
+
+/// Every primary holds some of the buckets: the cluster really spreads users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_spread_over_every_primary() {
+    use expected_core::Store as _;
+    let (store, nodes) = match cluster_store().await {
+        Ok(found) => found,
+        Err(why) => return skip("cluster::users_spread_over_every_primary", &why),
+    };
+    let now = checks::now();
+    for i in 0..60 {
+        let (login, _, _) = checks::login_at(&checks::user(&format!("user-{i}")), now);
+        let _ = store.create_login(&login).await.expect("create_login");
+    }
+    for node in &nodes {
+        let keys = support::keys_under(std::slice::from_ref(node), store.prefix()).await.expect("scan");
+        assert!(!keys.is_empty(), "{node} holds no key of 60 users");
+    }
+    assert_eq!(
+        store.delete_expired_logins(now + expected_core::time::Duration::days(1000)).await.expect("clean"),
+        60
+    );
+    let _ = purge(&nodes, store.prefix()).await;
+}

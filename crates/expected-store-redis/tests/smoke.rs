@@ -1,0 +1,98 @@
+//! Redis-specific checks on the single Redis at `EXPECTED_TEST_REDIS_URL`
+//! (default `redis://127.0.0.1:6379`), each under its own key prefix.
+
+mod support;
+
+use expected_core::{Store as _, StoreErrorKind};
+use expected_store_redis::RedisStore;
+use support::{checks, purge, redis_url, single_store, skip};
+
+macro_rules! single {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let store = match single_store().await {
+                Ok(store) => store,
+                Err(why) => return skip(stringify!($name), &why),
+            };
+            let nodes = [redis_url()];
+            let outcome = tokio::spawn({
+                let store = store.clone();
+                async move { checks::$name(&store, &nodes).await }
+            })
+            .await;
+            let _ = purge(&[redis_url()], store.prefix()).await;
+            if let Err(error) = outcome {
+                std::panic::resume_unwind(error.into_panic());
+            }
+        }
+    )*};
+}
+
+single!(
+    layout_and_ttls,
+    redis_expiry_keeps_indexes_clean,
+    cleaning_is_exact_ahead_of_redis,
+    cleaning_many_in_one_bucket,
+    corrupt_records_are_errors,
+    wrong_types_are_corrupt,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefixes_isolate() {
+    let (store, other) = match (single_store().await, single_store().await) {
+        (Ok(store), Ok(other)) => (store, other),
+        (Err(why), _) | (_, Err(why)) => return skip("prefixes_isolate", &why),
+    };
+    let outcome = tokio::spawn({
+        let (store, other) = (store.clone(), other.clone());
+        async move { checks::prefixes_isolate(&store, &other).await }
+    })
+    .await;
+    let _ = purge(&[redis_url()], store.prefix()).await;
+    let _ = purge(&[redis_url()], other.prefix()).await;
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+#[tokio::test]
+async fn bad_prefixes_are_refused() {
+    for prefix in ["", "a{b", "a}b"] {
+        let error = RedisStore::builder().prefix(prefix).connect_lazy(redis_url()).expect_err(prefix);
+        assert_eq!(error.kind(), StoreErrorKind::Backend);
+    }
+}
+
+#[tokio::test]
+async fn nothing_listening_is_unavailable() {
+    let port = support::server::free_port().expect("a free port");
+    let url = format!("redis://127.0.0.1:{port}");
+    let error = RedisStore::connect(url.as_str()).await.expect_err("nothing listens");
+    assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error}");
+    let store = RedisStore::builder().reconnect_retries(0).connect_lazy(url.as_str()).expect("lazy");
+    let name = checks::user("nobody");
+    let error = store.list_logins(&name).await.expect_err("nothing listens");
+    assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error}");
+}
+
+/// RESP3 answers `HGETALL` with a map rather than an array.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp3_connections_work() {
+    let url = redis_url();
+    let url =
+        if url.contains('?') { format!("{url}&protocol=resp3") } else { format!("{url}/?protocol=resp3") };
+    let store = match RedisStore::builder().prefix(support::unique_prefix()).connect(url.as_str()).await {
+        Ok(store) => store,
+        Err(error) => return skip("resp3_connections_work", &error.to_string()),
+    };
+    let outcome = tokio::spawn({
+        let store = store.clone();
+        async move { checks::layout_and_ttls(&store, &[redis_url()]).await }
+    })
+    .await;
+    let _ = purge(&[redis_url()], store.prefix()).await;
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}

@@ -1,0 +1,103 @@
+//! Shared test support: where the servers are, fresh key prefixes, cleanup,
+//! and the conformance harnesses.
+
+#![allow(dead_code, clippy::print_stderr)]
+
+pub(crate) mod checks;
+#[cfg(feature = "cluster")]
+pub(crate) mod cluster;
+pub(crate) mod harness;
+pub(crate) mod server;
+
+use expected_core::TokenSource as _;
+use expected_store_redis::RedisStore;
+use expected_store_redis::redis;
+
+/// The URL of the single Redis the tests use.
+pub(crate) fn redis_url() -> String {
+    std::env::var("EXPECTED_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// Whether an unreachable server is a failure (`CI` set, not `0`/`false`).
+pub(crate) fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "0" && value != "false")
+}
+
+/// Skips a test loudly, or fails it under CI.
+pub(crate) fn skip(test: &str, why: &str) {
+    assert!(!ci(), "{test}: server unreachable and CI is set, so this is a failure: {why}");
+    eprintln!("\n!!! SKIPPED {test}: server unreachable: {why}\n");
+}
+
+/// A key prefix no other test uses.
+pub(crate) fn unique_prefix() -> String {
+    let serial = expected_core::ChaChaTokens::from_os().serial();
+    format!("expected-test:{}", serial.to_base64())
+}
+
+/// Deletes every key under `prefix` on each of `nodes` (every primary of a
+/// cluster, or the one server) and answers how many there were.
+pub(crate) async fn purge(nodes: &[String], prefix: &str) -> Result<usize, redis::RedisError> {
+    let mut deleted = 0;
+    for node in nodes {
+        let client = redis::Client::open(node.as_str())?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{prefix}:*"))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut connection)
+                .await?;
+            for key in keys {
+                // One key at a time: a cluster node refuses multi-slot deletes.
+                let _: i64 = redis::cmd("UNLINK").arg(&key).query_async(&mut connection).await?;
+                deleted += 1;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Every key under `prefix` on each of `nodes`.
+pub(crate) async fn keys_under(nodes: &[String], prefix: &str) -> Result<Vec<String>, redis::RedisError> {
+    let mut found = Vec::new();
+    for node in nodes {
+        let client = redis::Client::open(node.as_str())?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(format!("{prefix}:*"))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut connection)
+                .await?;
+            found.extend(keys);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// A store on the single Redis under a fresh prefix.
+pub(crate) async fn single_store() -> Result<RedisStore, String> {
+    RedisStore::builder()
+        .prefix(unique_prefix())
+        .connect(redis_url())
+        .await
+        .map_err(|error| error.to_string())
+}
