@@ -22,9 +22,16 @@
 //!   (timestamps are given in microsecond precision, UTC).
 //! - **Expiry.** A store may drop a record on its own once its `expires_at` has
 //!   passed (a Redis TTL, say), never before. `delete_expired_*(now)` deletes
-//!   exactly the records with `expires_at <= now`.
-//! - **Errors.** Failures are a [`StoreError`], never a panic, and a failed
-//!   call changes nothing that a retry would not also change.
+//!   exactly the records with `expires_at <= now` that are still there, and
+//!   counts those (not what the backend already dropped).
+//! - **Sessions end with their login.** Deleting a login, by any operation,
+//!   deletes the sessions it opened. Where the backend drops an expired login
+//!   by itself, its sessions end at the next cleaning or the next operation on
+//!   that user.
+//! - **Errors.** Failures are a [`StoreError`], never a panic. A failed call
+//!   either changed nothing or, when it timed out after the backend ran it,
+//!   did all of its work: retrying is always safe, and the engine's grace
+//!   window absorbs a rotation that was applied but not answered.
 //!
 //! # Round trips
 //!
