@@ -1,0 +1,56 @@
+//! What the backend test files share.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A name no other test (in this or another process) uses.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}_{}_{}_{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// An environment variable, or a default.
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+/// How long connecting may take before the server counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// For the crate's own (non-conformance) tests: skip loudly, or fail under CI.
+pub fn unreachable(test: &str, why: impl std::fmt::Display) {
+    if expected_conformance::ci() {
+        panic!("{test}: backend unreachable and CI is set, so this is a failure: {why}");
+    }
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED {test}: backend unreachable: {why}\n");
+}
+
+/// 10 expired and 2 live sessions and logins, cleaned in batches of 3.
+pub async fn check_batched_cleaning<S: expected_core::Store>(store: S) {
+    use expected_core::protocol::{new_login, new_session};
+    use expected_core::time::{Duration, OffsetDateTime};
+    use expected_core::{ChaChaTokens, ClientMeta, Config, SessionData, TokenSource, Username};
+
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let tokens = ChaChaTokens::from_os();
+    let config = Config::default();
+    let user = Username::new("batch").unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..12 {
+        let expires = if i < 10 { now - Duration::seconds(i) } else { now + Duration::hours(1) };
+        let serial = tokens.serial();
+        let mut session = new_session(&user, &tokens.session_id(), Some(serial), SessionData::new(), now, &config);
+        session.expires_at = expires;
+        let (mut login, _) = new_login(&user, serial, tokens.token(), &session, ClientMeta::default(), now, &config);
+        login.expires_at = expires;
+        assert_eq!(store.create_login(&login).await.ok(), Some(expected_core::store::Inserted::Created));
+        assert_eq!(store.create_session(&session).await.ok(), Some(expected_core::store::Inserted::Created));
+    }
+    assert_eq!(store.delete_expired_sessions(now).await.ok(), Some(10));
+    assert_eq!(store.delete_expired_logins(now).await.ok(), Some(10));
+    assert_eq!(store.list_logins(&user).await.map(|l| l.len()).ok(), Some(2));
+    assert_eq!(store.delete_expired_logins(now).await.ok(), Some(0));
+}
