@@ -117,3 +117,11 @@ fn cleaning_runs_in_batches() {
         support::check_batched_cleaning(store.with_batch_size(3)).await;
     });
 }
+
+#[test]
+fn revocation_races_rotation() {
+    run("revocation_races_rotation", Tables::default(), |store| async move {
+        support::check_revocation_races_rotation(store.clone(), false).await;
+        support::check_revocation_races_rotation(store, true).await;
+    });
+}

@@ -54,3 +54,61 @@ pub async fn check_batched_cleaning<S: expected_core::Store>(store: S) {
     assert_eq!(store.list_logins(&user).await.map(|l| l.len()).ok(), Some(2));
     assert_eq!(store.delete_expired_logins(now).await.ok(), Some(0));
 }
+
+/// A login rotated over and over while it is revoked (`delete_login`, or
+/// `delete_user` when `whole_user`): once both are done, neither the login
+/// nor any session it opened may be left, whatever the interleaving.
+pub async fn check_revocation_races_rotation<S: expected_core::Store + Clone>(store: S, whole_user: bool) {
+    use expected_core::protocol::{new_login, new_session, rotation};
+    use expected_core::store::Rotated;
+    use expected_core::time::OffsetDateTime;
+    use expected_core::{ChaChaTokens, ClientMeta, Config, SessionData, TokenSource, Username};
+
+    let config = Config::default();
+    let tokens = ChaChaTokens::from_os();
+    let user = Username::new("racer").unwrap_or_else(|e| panic!("{e}"));
+    for round in 0..6u64 {
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let serial = tokens.serial();
+        let first_id = tokens.session_id();
+        let session = new_session(&user, &first_id, Some(serial), SessionData::new(), now, &config);
+        let (login, mut cookie) =
+            new_login(&user, serial, tokens.token(), &session, ClientMeta::default(), now, &config);
+        assert!(store.create_login(&login).await.is_ok());
+        assert!(store.create_session(&session).await.is_ok());
+        let rotator = {
+            let store = store.clone();
+            let config = config.clone();
+            tokio::spawn(async move {
+                let tokens = ChaChaTokens::from_os();
+                let mut ids = vec![first_id.digest()];
+                for _ in 0..200 {
+                    let id = tokens.session_id();
+                    let (r, next) = rotation(&cookie, tokens.token(), &id, ClientMeta::default(), now, &config);
+                    ids.push(id.digest());
+                    match store.rotate_login(&r).await.unwrap_or_else(|e| panic!("rotate_login: {e}")) {
+                        Rotated::Rotated => cookie = next,
+                        Rotated::NotFound => break,
+                        other => panic!("a lone rotator got {other:?}"),
+                    }
+                }
+                ids
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(2 + 3 * round)).await;
+        if whole_user {
+            assert!(store.delete_user(&user).await.is_ok());
+        } else {
+            assert!(store.delete_login(&user, &serial).await.unwrap_or_else(|e| panic!("delete_login: {e}")));
+        }
+        let ids = rotator.await.unwrap_or_else(|e| panic!("rotator: {e}"));
+        assert_eq!(store.get_login(&user, &serial).await.ok(), Some(None), "the login is gone");
+        for digest in &ids {
+            assert_eq!(
+                store.get_session(&user, digest).await.ok(),
+                Some(None),
+                "round {round}: a session opened by the revoked login survived"
+            );
+        }
+    }
+}
