@@ -102,11 +102,12 @@ impl MySqlStore {
         &self.tables
     }
 
-    /// Creates or upgrades the schema: idempotent, and safe to run from
+    /// Creates or upgrades the schema, answering the versions it applied
+    /// (none when it was up to date): idempotent, and safe to run from
     /// several processes at once (`GET_LOCK` serializes them). MySQL commits
     /// DDL at once, so every statement is idempotent on its own and a
     /// migration is recorded only once all its statements ran.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(|e| store_error(e, classify))?;
         let lock = format!("expected-store-sqlx.{}", self.tables.migrations_table());
         let locked: Option<i64> =
@@ -133,7 +134,7 @@ impl MySqlStore {
         outcome
     }
 
-    async fn migrate_locked(&self, conn: &mut sqlx::MySqlConnection) -> Result<(), Failure> {
+    async fn migrate_locked(&self, conn: &mut sqlx::MySqlConnection) -> Result<Vec<i64>, Failure> {
         sqlx::raw_sql(sqlx::AssertSqlSafe(crate::schema::migrations_table(Backend::MySql, &self.tables)))
             .execute(&mut *conn)
             .await?;
@@ -141,6 +142,7 @@ impl MySqlStore {
         let applied: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
             .fetch_all(&mut *conn)
             .await?;
+        let mut done = Vec::new();
         for migration in self.tables.migrations(Backend::MySql) {
             if applied.contains(&migration.version) {
                 continue;
@@ -156,8 +158,9 @@ impl MySqlStore {
             .bind(micros(expected_core::time::OffsetDateTime::now_utc()))
             .execute(&mut *conn)
             .await?;
+            done.push(migration.version);
         }
-        Ok(())
+        Ok(done)
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {

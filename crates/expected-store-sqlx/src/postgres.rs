@@ -153,15 +153,16 @@ impl PgStore {
         &self.tables
     }
 
-    /// Creates or upgrades the schema: idempotent, and safe to run from
+    /// Creates or upgrades the schema, answering the versions it applied
+    /// (none when it was up to date): idempotent, and safe to run from
     /// several processes at once (a transaction-scoped advisory lock
     /// serializes them; DDL is transactional, so a failed migration leaves
     /// nothing behind).
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
         retry(classify, || self.migrate_once()).await
     }
 
-    async fn migrate_once(&self) -> Result<(), Failure> {
+    async fn migrate_once(&self) -> Result<Vec<i64>, Failure> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "SELECT pg_advisory_xact_lock(hashtext('expected-store-sqlx:' || coalesce(current_schema(), '') || '.' || $1))",
@@ -176,6 +177,7 @@ impl PgStore {
         let applied: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
             .fetch_all(&mut *tx)
             .await?;
+        let mut done = Vec::new();
         for migration in self.tables.migrations(Backend::Postgres) {
             if applied.contains(&migration.version) {
                 continue;
@@ -191,9 +193,10 @@ impl PgStore {
             .bind(micros(expected_core::time::OffsetDateTime::now_utc()))
             .execute(&mut *tx)
             .await?;
+            done.push(migration.version);
         }
         tx.commit().await?;
-        Ok(())
+        Ok(done)
     }
 
     async fn rotate(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {

@@ -112,13 +112,14 @@ impl SqliteStore {
         &self.tables
     }
 
-    /// Creates or upgrades the schema in one `BEGIN IMMEDIATE` transaction:
+    /// Creates or upgrades the schema, answering the versions it applied
+    /// (none when it was up to date) in one `BEGIN IMMEDIATE` transaction:
     /// idempotent, serialized by SQLite's write lock, all or nothing.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
         retry(classify, || self.migrate_once()).await
     }
 
-    async fn migrate_once(&self) -> Result<(), Failure> {
+    async fn migrate_once(&self) -> Result<Vec<i64>, Failure> {
         let mut tx = self.begin().await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(crate::schema::migrations_table(Backend::Sqlite, &self.tables)))
             .execute(&mut *tx)
@@ -127,6 +128,7 @@ impl SqliteStore {
         let applied: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
             .fetch_all(&mut *tx)
             .await?;
+        let mut done = Vec::new();
         for migration in self.tables.migrations(Backend::Sqlite) {
             if applied.contains(&migration.version) {
                 continue;
@@ -142,9 +144,10 @@ impl SqliteStore {
             .bind(micros(expected_core::time::OffsetDateTime::now_utc()))
             .execute(&mut *tx)
             .await?;
+            done.push(migration.version);
         }
         tx.commit().await?;
-        Ok(())
+        Ok(done)
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
