@@ -94,13 +94,20 @@ pub(crate) struct SessionRow {
 }
 
 impl SessionRow {
-    pub(crate) fn into_session(self, username: &Username, digest: &SessionDigest) -> Result<Session, StoreError> {
+    pub(crate) fn into_session(
+        self,
+        username: &Username,
+        digest: &SessionDigest,
+    ) -> Result<Session, StoreError> {
         let data: SessionData = serde_json::from_str(&self.data)
             .map_err(|error| StoreError::corrupt(format!("data: not a JSON object: {error}")))?;
         Ok(Session {
             digest: *digest,
             username: username.clone(),
-            login: self.login_serial.map(|serial| fixed(serial, "login_serial").map(Serial::from_bytes)).transpose()?,
+            login: self
+                .login_serial
+                .map(|serial| fixed(serial, "login_serial").map(Serial::from_bytes))
+                .transpose()?,
             data,
             created_at: from_micros(self.created_at, "created_at")?,
             expires_at: from_micros(self.expires_at, "expires_at")?,

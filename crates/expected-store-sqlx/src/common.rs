@@ -2,8 +2,6 @@
 //! as macros expanded in each backend module (so that every sqlx type is
 //! concrete), the code that runs it.
 
-#![cfg_attr(not(any(feature = "postgres", feature = "mysql", feature = "sqlite")), allow(dead_code))]
-
 use std::sync::Arc;
 
 use sqlx::AssertSqlSafe;
@@ -380,6 +378,7 @@ pub(crate) use store_impl;
 /// Statements of the transactional rotation and user deletion, shared by
 /// MySQL and SQLite (neither can modify two tables in one statement with
 /// `RETURNING`).
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
 #[derive(Debug)]
 pub(crate) struct TxSql {
     pub(crate) rotate_cas: SqlText,
@@ -390,6 +389,7 @@ pub(crate) struct TxSql {
     pub(crate) delete_user_sessions: SqlText,
 }
 
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
 impl TxSql {
     pub(crate) fn new(backend: Backend, tables: &Tables) -> Self {
         let p = |n| backend.param(n);
@@ -430,7 +430,11 @@ impl TxSql {
                 p(2),
                 p(3)
             )),
-            login_exists: text(format!("SELECT 1 FROM {logins} WHERE username = {} AND serial = {}", p(1), p(2))),
+            login_exists: text(format!(
+                "SELECT 1 FROM {logins} WHERE username = {} AND serial = {}",
+                p(1),
+                p(2)
+            )),
             delete_user_logins: text(format!("DELETE FROM {logins} WHERE username = {}", p(1))),
             delete_user_sessions: text(format!("DELETE FROM {sessions} WHERE username = {}", p(1))),
         }
@@ -440,6 +444,7 @@ impl TxSql {
 /// Expands, in the MySQL and SQLite modules (whose store has `sql.tx` and a
 /// `begin` method opening a write transaction), to `rotate` and
 /// `remove_user` as transactions.
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
 macro_rules! tx_impl {
     ($store:ty) => {
         impl $store {
@@ -543,4 +548,5 @@ macro_rules! tx_impl {
         }
     };
 }
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
 pub(crate) use tx_impl;

@@ -3,8 +3,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use expected_core::store::StoreErrorKind;
 use expected_core::StoreError;
+use expected_core::store::StoreErrorKind;
 use sqlx::error::DatabaseError;
 
 /// How often an operation is tried when the backend reports a deadlock, a
@@ -31,6 +31,7 @@ impl From<StoreError> for Failure {
     }
 }
 
+#[cfg(feature = "mysql")]
 impl Failure {
     /// The final store error.
     pub(crate) fn into_store(self, classify: fn(&dyn DatabaseError) -> Transience) -> StoreError {
@@ -45,6 +46,7 @@ impl Failure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Transience {
     /// Deadlock or serialization failure: retry at once.
+    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     Conflict,
     /// The database is busy or locked: retry, then report it unavailable.
     Busy,
@@ -73,9 +75,9 @@ pub(crate) fn store_error(error: sqlx::Error, classify: fn(&dyn DatabaseError) -
 /// SQLSTATE class 08 (connection exception), PostgreSQL's shutdown and
 /// too-many-connections codes.
 fn connection_lost(error: &dyn DatabaseError) -> bool {
-    error.code().is_some_and(|code| {
-        code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
-    })
+    error
+        .code()
+        .is_some_and(|code| code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300"))
 }
 
 fn transience(error: &sqlx::Error, classify: fn(&dyn DatabaseError) -> Transience) -> Transience {

@@ -6,8 +6,11 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod codec;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod common;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod error;
 mod schema;
 mod tables;
@@ -23,9 +26,9 @@ mod sqlite;
 pub use mysql::MySqlStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
+pub use schema::Migration;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
-pub use schema::Migration;
 pub use tables::{Backend, MAX_TABLE_NAME_LEN, TableNameError, Tables};
 
 /// The sqlx this crate is built on, for its pool types and options.

@@ -6,11 +6,11 @@ use expected_core::{Serial, StoreError, Username};
 use sqlx::error::DatabaseError;
 use sqlx::mysql::{MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
 
-use crate::codec::micros;
-use crate::common::{sql, store_impl, tx_impl, CommonSql, SqlText, TxSql};
-use crate::error::{retry, store_error, Failure, Transience};
-use crate::tables::{Backend, Tables};
 use crate::DEFAULT_BATCH;
+use crate::codec::micros;
+use crate::common::{CommonSql, SqlText, TxSql, sql, store_impl, tx_impl};
+use crate::error::{Failure, Transience, retry, store_error};
+use crate::tables::{Backend, Tables};
 
 type Db = sqlx::MySql;
 
@@ -139,9 +139,10 @@ impl MySqlStore {
             .execute(&mut *conn)
             .await?;
         let table = Backend::MySql.quote(self.tables.migrations_table());
-        let applied: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
-            .fetch_all(&mut *conn)
-            .await?;
+        let applied: Vec<i64> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
+                .fetch_all(&mut *conn)
+                .await?;
         let mut done = Vec::new();
         for migration in self.tables.migrations(Backend::MySql) {
             if applied.contains(&migration.version) {

@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use expected_core::store::{Deleted, Rotated, Rotation};
 use expected_core::{Serial, StoreError, Username};
+use sqlx::Row as _;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::Row as _;
 
-use crate::codec::{micros, SessionValues};
-use crate::common::{sql, store_impl, CommonSql, SqlText};
-use crate::error::{retry, store_error, Failure, Transience};
-use crate::tables::{Backend, Tables};
 use crate::DEFAULT_BATCH;
+use crate::codec::{SessionValues, micros};
+use crate::common::{CommonSql, SqlText, sql, store_impl};
+use crate::error::{Failure, Transience, retry, store_error};
+use crate::tables::{Backend, Tables};
 
 type Db = sqlx::Postgres;
 
@@ -174,9 +174,10 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         let table = Backend::Postgres.quote(self.tables.migrations_table());
-        let applied: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
-            .fetch_all(&mut *tx)
-            .await?;
+        let applied: Vec<i64> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
+                .fetch_all(&mut *tx)
+                .await?;
         let mut done = Vec::new();
         for migration in self.tables.migrations(Backend::Postgres) {
             if applied.contains(&migration.version) {
@@ -288,7 +289,8 @@ impl PgStore {
 
     async fn remove_user(&self, user: &Username) -> Result<Deleted, StoreError> {
         let (logins, sessions, missed) = retry(classify, || async {
-            let row = sqlx::query(sql(&self.sql.delete_user)).bind(username(user)).fetch_one(&self.pool).await?;
+            let row =
+                sqlx::query(sql(&self.sql.delete_user)).bind(username(user)).fetch_one(&self.pool).await?;
             let found: (i64, i64, bool) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
             Ok(found)
         })

@@ -17,11 +17,7 @@ pub struct Migration {
 impl Tables {
     /// The migrations for `backend`, oldest first.
     pub fn migrations(&self, backend: Backend) -> Vec<Migration> {
-        vec![Migration {
-            version: 1,
-            description: "logins and sessions",
-            statements: initial(backend, self),
-        }]
+        vec![Migration { version: 1, description: "logins and sessions", statements: initial(backend, self) }]
     }
 
     /// The whole schema for `backend` as one SQL script, for teams that run
@@ -77,8 +73,11 @@ fn initial(backend: Backend, tables: &Tables) -> Vec<String> {
     let sessions_expiry = index(tables.sessions(), "expires_at_idx");
     match backend {
         Backend::Postgres | Backend::Sqlite => {
-            let (text, bytes, json) =
-                if backend == Backend::Postgres { ("TEXT", "BYTEA", "JSON") } else { ("TEXT", "BLOB", "TEXT") };
+            let (text, bytes, json) = if backend == Backend::Postgres {
+                ("TEXT", "BYTEA", "JSON")
+            } else {
+                ("TEXT", "BLOB", "TEXT")
+            };
             vec![
                 format!(
                     "CREATE TABLE IF NOT EXISTS {logins} (\n    \

@@ -6,11 +6,11 @@ use expected_core::{Serial, StoreError, Username};
 use sqlx::error::DatabaseError;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
-use crate::codec::micros;
-use crate::common::{sql, store_impl, tx_impl, CommonSql, SqlText, TxSql};
-use crate::error::{retry, store_error, Failure, Transience};
-use crate::tables::{Backend, Tables};
 use crate::DEFAULT_BATCH;
+use crate::codec::micros;
+use crate::common::{CommonSql, SqlText, TxSql, sql, store_impl, tx_impl};
+use crate::error::{Failure, Transience, retry, store_error};
+use crate::tables::{Backend, Tables};
 
 type Db = sqlx::Sqlite;
 
@@ -90,7 +90,8 @@ impl SqliteStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options: SqliteConnectOptions = url.parse().map_err(|e| store_error(e, classify))?;
         let options = options.create_if_missing(true).journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-        let pool = SqlitePoolOptions::new().connect_with(options).await.map_err(|e| store_error(e, classify))?;
+        let pool =
+            SqlitePoolOptions::new().connect_with(options).await.map_err(|e| store_error(e, classify))?;
         Ok(Self::new(pool))
     }
 
@@ -125,9 +126,10 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         let table = Backend::Sqlite.quote(self.tables.migrations_table());
-        let applied: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
-            .fetch_all(&mut *tx)
-            .await?;
+        let applied: Vec<i64> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
+                .fetch_all(&mut *tx)
+                .await?;
         let mut done = Vec::new();
         for migration in self.tables.migrations(Backend::Sqlite) {
             if applied.contains(&migration.version) {

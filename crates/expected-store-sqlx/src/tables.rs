@@ -39,6 +39,7 @@ impl Backend {
     }
 
     /// The `n`th (from 1) bind parameter.
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
     pub(crate) fn param(self, n: usize) -> String {
         match self {
             Self::MySql => "?".to_owned(),
@@ -47,6 +48,7 @@ impl Backend {
     }
 
     /// Bind parameters `from..=to`, comma separated.
+    #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
     pub(crate) fn params(self, from: usize, to: usize) -> String {
         (from..=to).map(|n| self.param(n)).collect::<Vec<_>>().join(", ")
     }

@@ -36,7 +36,8 @@ async fn fresh_store(tables: Tables) -> Result<MySqlStore, Unreachable> {
         .await
         .unwrap_or_else(|e| panic!("create database: {e}"));
     let _ = admin.close().await;
-    let options = MySqlConnectOptions::from_str(&url()).unwrap_or_else(|e| panic!("bad URL: {e}")).database(&database);
+    let options =
+        MySqlConnectOptions::from_str(&url()).unwrap_or_else(|e| panic!("bad URL: {e}")).database(&database);
     let pool = MySqlPoolOptions::new()
         .max_connections(8)
         .connect_with(options)
@@ -51,12 +52,12 @@ async fn drop_store(store: &MySqlStore) {
     let database: Option<String> =
         sqlx::query_scalar("SELECT DATABASE()").fetch_one(store.pool()).await.ok().flatten();
     store.pool().close().await;
-    if let (Some(database), Ok(mut admin)) = (database, admin().await) {
-        if database.starts_with("expected_test_") {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE `{database}`")))
-                .execute(&mut admin)
-                .await;
-        }
+    if let (Some(database), Ok(mut admin)) = (database, admin().await)
+        && database.starts_with("expected_test_")
+    {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE `{database}`")))
+            .execute(&mut admin)
+            .await;
     }
 }
 

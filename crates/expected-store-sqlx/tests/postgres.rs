@@ -53,12 +53,12 @@ async fn drop_store(store: &PgStore) {
     let schema: Option<String> =
         sqlx::query_scalar("SELECT current_schema()").fetch_one(store.pool()).await.ok().flatten();
     store.pool().close().await;
-    if let (Some(schema), Ok(mut admin)) = (schema, admin().await) {
-        if schema.starts_with("expected_test_") {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-                .execute(&mut admin)
-                .await;
-        }
+    if let (Some(schema), Ok(mut admin)) = (schema, admin().await)
+        && schema.starts_with("expected_test_")
+    {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+            .execute(&mut admin)
+            .await;
     }
 }
 

@@ -37,10 +37,11 @@ fn memory_options() -> SqliteConnectOptions {
 }
 
 async fn drop_store(store: &SqliteStore) {
-    let file: Option<String> = sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
-        .fetch_one(store.pool())
-        .await
-        .ok();
+    let file: Option<String> =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(store.pool())
+            .await
+            .ok();
     store.pool().close().await;
     if let Some(file) = file.filter(|f| f.contains("expected_test_")) {
         for suffix in ["", "-wal", "-shm", "-journal"] {
@@ -93,7 +94,11 @@ mod memory {
     expected_conformance::tests!(MemoryHarness);
 }
 
-fn run<F: std::future::Future<Output = ()>>(options: SqliteConnectOptions, tables: Tables, body: impl FnOnce(SqliteStore) -> F) {
+fn run<F: std::future::Future<Output = ()>>(
+    options: SqliteConnectOptions,
+    tables: Tables,
+    body: impl FnOnce(SqliteStore) -> F,
+) {
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
     runtime.block_on(async {
         let store = store_on(options, tables).await;

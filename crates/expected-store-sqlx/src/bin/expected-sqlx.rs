@@ -88,7 +88,9 @@ async fn run() -> Result<(), String> {
         "migrate" => {
             let url = match args.url {
                 Some(url) => url,
-                None => std::env::var("DATABASE_URL").map_err(|_| "no --database-url and no $DATABASE_URL")?,
+                None => {
+                    std::env::var("DATABASE_URL").map_err(|_| "no --database-url and no $DATABASE_URL")?
+                }
             };
             let backend = Backend::from_url(&url).ok_or("the URL names no known backend")?;
             let applied = migrate(backend, &url, tables).await?;

@@ -42,9 +42,11 @@ pub async fn check_batched_cleaning<S: expected_core::Store>(store: S) {
     for i in 0..12 {
         let expires = if i < 10 { now - Duration::seconds(i) } else { now + Duration::hours(1) };
         let serial = tokens.serial();
-        let mut session = new_session(&user, &tokens.session_id(), Some(serial), SessionData::new(), now, &config);
+        let mut session =
+            new_session(&user, &tokens.session_id(), Some(serial), SessionData::new(), now, &config);
         session.expires_at = expires;
-        let (mut login, _) = new_login(&user, serial, tokens.token(), &session, ClientMeta::default(), now, &config);
+        let (mut login, _) =
+            new_login(&user, serial, tokens.token(), &session, ClientMeta::default(), now, &config);
         login.expires_at = expires;
         assert_eq!(store.create_login(&login).await.ok(), Some(expected_core::store::Inserted::Created));
         assert_eq!(store.create_session(&session).await.ok(), Some(expected_core::store::Inserted::Created));
@@ -84,7 +86,8 @@ pub async fn check_revocation_races_rotation<S: expected_core::Store + Clone>(st
                 let mut ids = vec![first_id.digest()];
                 for _ in 0..200 {
                     let id = tokens.session_id();
-                    let (r, next) = rotation(&cookie, tokens.token(), &id, ClientMeta::default(), now, &config);
+                    let (r, next) =
+                        rotation(&cookie, tokens.token(), &id, ClientMeta::default(), now, &config);
                     ids.push(id.digest());
                     match store.rotate_login(&r).await.unwrap_or_else(|e| panic!("rotate_login: {e}")) {
                         Rotated::Rotated => cookie = next,
