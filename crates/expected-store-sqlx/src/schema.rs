@@ -20,10 +20,10 @@ impl Tables {
         vec![Migration { version: 1, description: "logins and sessions", statements: initial(backend, self) }]
     }
 
-    /// The whole schema for `backend` as one SQL script, for teams that run
-    /// their own migration tooling: the tables, their indexes, and the
-    /// migrations table recording that version 1 is applied (keep that part
-    /// if you may ever call [`migrate`](crate) too).
+    /// The whole schema for `backend` as one idempotent SQL script, for teams
+    /// that run their own migration tooling: the tables, their indexes, and
+    /// this crate's migrations table recording that version 1 is applied (so
+    /// that a later `migrate()` finds nothing to do).
     pub fn schema_sql(&self, backend: Backend) -> String {
         let mut script = String::new();
         for migration in self.migrations(backend) {
@@ -34,8 +34,13 @@ impl Tables {
         }
         script.push_str(&migrations_table(backend, self));
         script.push_str(";\n\n");
+        let (insert, or_nothing) = if backend == Backend::MySql {
+            ("INSERT IGNORE", "")
+        } else {
+            ("INSERT", " ON CONFLICT DO NOTHING")
+        };
         script.push_str(&format!(
-            "-- Only if you may run this crate's migrate() later:\nINSERT INTO {} (version, description, applied_at) VALUES (1, 'logins and sessions', 0);\n",
+            "{insert} INTO {} (version, description, applied_at) VALUES (1, 'logins and sessions', 0){or_nothing};\n",
             backend.quote(self.migrations_table())
         ));
         script
@@ -148,5 +153,28 @@ fn initial(backend: Backend, tables: &Tables) -> Vec<String> {
                 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
             ),
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scripts shipped in `schema/` (and shown in the crate docs) are
+    /// exactly what the code runs.
+    #[test]
+    fn shipped_scripts_match_the_code() {
+        let tables = Tables::default();
+        for (backend, shipped) in [
+            (Backend::Postgres, include_str!("../schema/postgres.sql")),
+            (Backend::MySql, include_str!("../schema/mysql.sql")),
+            (Backend::Sqlite, include_str!("../schema/sqlite.sql")),
+        ] {
+            assert_eq!(
+                tables.schema_sql(backend),
+                shipped,
+                "schema/{backend}.sql is stale: regenerate it with `expected-sqlx schema --backend {backend}`"
+            );
+        }
     }
 }
