@@ -79,15 +79,23 @@ impl Harness for MySqlHarness {
 
 expected_conformance::tests!(MySqlHarness);
 
-fn run<F: std::future::Future<Output = ()>>(name: &str, tables: Tables, body: impl FnOnce(MySqlStore) -> F) {
+fn run<F: std::future::Future<Output = ()> + Send + 'static>(
+    name: &str,
+    tables: Tables,
+    body: impl FnOnce(MySqlStore) -> F,
+) {
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
     runtime.block_on(async {
         let store = match fresh_store(tables).await {
             Ok(store) => store,
             Err(Unreachable(why)) => return support::unreachable(name, why),
         };
-        body(store.clone()).await;
+        // Spawned, so that a failed check still drops what the test made.
+        let outcome = tokio::spawn(body(store.clone())).await;
         drop_store(&store).await;
+        if let Err(error) = outcome {
+            std::panic::resume_unwind(error.try_into_panic().unwrap_or_else(|e| Box::new(e.to_string())));
+        }
     });
 }
 

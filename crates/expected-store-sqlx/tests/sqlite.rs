@@ -94,7 +94,7 @@ mod memory {
     expected_conformance::tests!(MemoryHarness);
 }
 
-fn run<F: std::future::Future<Output = ()>>(
+fn run<F: std::future::Future<Output = ()> + Send + 'static>(
     options: SqliteConnectOptions,
     tables: Tables,
     body: impl FnOnce(SqliteStore) -> F,
@@ -102,8 +102,12 @@ fn run<F: std::future::Future<Output = ()>>(
     let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
     runtime.block_on(async {
         let store = store_on(options, tables).await;
-        body(store.clone()).await;
+        // Spawned, so that a failed check still drops what the test made.
+        let outcome = tokio::spawn(body(store.clone())).await;
         drop_store(&store).await;
+        if let Err(error) = outcome {
+            std::panic::resume_unwind(error.try_into_panic().unwrap_or_else(|e| Box::new(e.to_string())));
+        }
     });
 }
 
