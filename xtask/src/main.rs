@@ -1,1 +1,157 @@
-fn main() {}
+//! Project chores: `cargo xtask <command>`.
+//!
+//! - `test`: make sure the test servers run (PostgreSQL, MariaDB, Redis; each
+//!   started, or installed with apt-get, when missing), then run every test of
+//!   the workspace. This is the README's test command and what CI runs.
+//! - `services`: only the first half of `test`.
+//! - `lint`: `cargo fmt --check`, clippy with warnings denied, rustdoc with
+//!   warnings denied.
+//! - `ci`: `lint`, then `test`.
+//! - `bench`: the protocol benchmark.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => services().and_then(|()| test(&args[1..])),
+        Some("services") => services(),
+        Some("lint") => lint(),
+        Some("ci") => lint().and_then(|()| services()).and_then(|()| test(&args[1..])),
+        Some("bench") => cargo(&["bench", "-p", "expected-core"]),
+        _ => Err("usage: cargo xtask <test|services|lint|ci|bench> [extra cargo test args]".to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            report(&format!("xtask: {message}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Progress goes to stderr, like cargo's own.
+fn report(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+fn run(program: &str, args: &[&str]) -> Result {
+    report(&format!("$ {program} {}", args.join(" ")));
+    let status =
+        Command::new(program).args(args).status().map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{program} {} failed: {status}", args.join(" "))) }
+}
+
+fn cargo(args: &[&str]) -> Result {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    run(&cargo, args)
+}
+
+fn test(extra: &[String]) -> Result {
+    let mut args = vec!["test", "--workspace", "--all-features", "--no-fail-fast"];
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
+}
+
+fn lint() -> Result {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])?;
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    report("$ RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --all-features --no-deps");
+    let status = Command::new(cargo_bin)
+        .args(["doc", "--workspace", "--all-features", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()
+        .map_err(|e| format!("cannot run cargo doc: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("cargo doc failed: {status}")) }
+}
+
+/// A server the tests need, and how to bring it up on a Debian machine.
+struct Service {
+    name: &'static str,
+    port: u16,
+    /// The binary whose absence means the package must be installed.
+    binary: &'static str,
+    package: &'static str,
+    start: &'static str,
+}
+
+const SERVICES: &[Service] = &[
+    Service {
+        name: "PostgreSQL",
+        port: 5432,
+        binary: "/usr/bin/pg_ctlcluster",
+        package: "postgresql",
+        start: "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | sort -V | tail -n1) main start",
+    },
+    Service {
+        name: "MariaDB",
+        port: 3306,
+        binary: "/usr/sbin/mariadbd",
+        package: "mariadb-server",
+        start: "mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null; \
+                start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd",
+    },
+    Service {
+        name: "Redis",
+        port: 6379,
+        binary: "/usr/bin/redis-server",
+        package: "redis-server",
+        start: "mkdir -p /var/lib/redis /var/log/redis && redis-server --daemonize yes --bind 127.0.0.1 -::1 \
+                --port 6379 --save '' --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log",
+    },
+];
+
+fn reachable(port: u16) -> bool {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&address, Duration::from_millis(500)).is_ok()
+}
+
+fn apt_install(packages: &[&str]) -> Result {
+    run("apt-get", &["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(packages);
+    run("apt-get", &args)
+}
+
+/// Starts (installing first if needed) every test server that is not
+/// reachable, and waits until each answers. The tests themselves read the
+/// servers' URLs from the environment; this only serves the defaults on
+/// loopback.
+fn services() -> Result {
+    if std::env::var_os("EXPECTED_SKIP_SERVICES").is_some() {
+        report("xtask: EXPECTED_SKIP_SERVICES set; not touching the test servers");
+        return Ok(());
+    }
+    let missing: Vec<&str> = SERVICES
+        .iter()
+        .filter(|s| !reachable(s.port) && !Path::new(s.binary).exists())
+        .map(|s| s.package)
+        .collect();
+    if !missing.is_empty() {
+        apt_install(&missing)?;
+    }
+    for service in SERVICES {
+        if reachable(service.port) {
+            report(&format!("xtask: {} is up on 127.0.0.1:{}", service.name, service.port));
+            continue;
+        }
+        report(&format!("xtask: {} is down; starting it", service.name));
+        run("sh", &["-c", service.start])?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !reachable(service.port) {
+            if Instant::now() > deadline {
+                return Err(format!("{} did not come up on port {}", service.name, service.port));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        report(&format!("xtask: {} is up", service.name));
+    }
+    Ok(())
+}

@@ -11,7 +11,7 @@ use expected_core::protocol::apply_rotation;
 use expected_core::store::{Deleted, Inserted, Rotated};
 use expected_core::time::Duration;
 use expected_core::{
-    AuthCookie, ClientMeta, Config, Outcome, PreviousToken, SealedSuccessor, SessionCookie, Store,
+    AuthCookie, ClientMeta, Config, Outcome, PreviousToken, SealedSuccessor, Session, SessionCookie, Store,
     TokenSource,
 };
 use serde_json::json;
@@ -282,6 +282,21 @@ pub async fn delete_login_ends_its_sessions<S: Store>(store: Arc<S>) {
     }
 }
 
+/// Deleting a login whose record is already gone still ends the sessions it
+/// opened (answering `false`).
+pub async fn delete_login_ends_sessions_of_a_gone_login<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let fresh = fresh_login(&alice, now);
+    // Only the session exists: its login was cleaned or lost.
+    assert_eq!(store.create_session(&fresh.session).await.expect("create_session"), Inserted::Created);
+    let other = plain_session(&alice, now);
+    assert_eq!(store.create_session(&other).await.expect("create_session"), Inserted::Created);
+    assert!(!store.delete_login(&alice, &fresh.login.serial).await.expect("delete_login"));
+    assert_eq!(store.get_session(&alice, &fresh.session.digest).await.expect("get_session"), None);
+    assert_eq!(store.get_session(&alice, &other.digest).await.expect("get_session"), Some(other));
+}
+
 /// Deleting a login that does not exist answers `false`.
 pub async fn delete_login_unknown<S: Store>(store: Arc<S>) {
     let alice = user("alice");
@@ -340,6 +355,32 @@ pub async fn expired_logins_cleaned_at_cutoff<S: Store>(store: Arc<S>) {
     let left = store.list_logins(&alice).await.expect("list_logins");
     assert_eq!(left.iter().map(|l| l.serial).collect::<HashSet<_>>(), expected_left);
     assert_eq!(store.delete_expired_logins(cutoff).await.expect("delete_expired_logins"), 0, "idempotent");
+}
+
+/// Cleaning an expired login ends the sessions it opened too, however alive
+/// they are: a session never outlives its login.
+pub async fn expired_logins_take_their_sessions<S: Store>(store: Arc<S>) {
+    let cutoff = after(now(), 86_400);
+    let alice = user("alice");
+    let mut expired = fresh_login(&alice, now());
+    expired.login.expires_at = cutoff;
+    expired.session.expires_at = after(cutoff, 3600);
+    created(&*store, &expired).await;
+    let mut opened = plain_session(&alice, now());
+    opened.login = Some(expired.login.serial);
+    opened.expires_at = after(cutoff, 3600);
+    let live = fresh_login(&alice, now());
+    created(&*store, &live).await;
+    for session in [&opened] {
+        assert_eq!(store.create_session(session).await.expect("create_session"), Inserted::Created);
+    }
+
+    assert_eq!(store.delete_expired_logins(cutoff).await.expect("delete_expired_logins"), 1);
+    for gone in [&expired.session, &opened] {
+        assert_eq!(store.get_session(&alice, &gone.digest).await.expect("get_session"), None);
+    }
+    assert!(store.get_login(&alice, &live.login.serial).await.expect("get_login").is_some());
+    assert!(store.get_session(&alice, &live.session.digest).await.expect("get_session").is_some());
 }
 
 // -------------------------------------------------------------- sessions
@@ -411,6 +452,29 @@ pub async fn save_session_updates_data_and_expiry<S: Store>(store: Arc<S>) {
     assert!(store.save_session(&tampered).await.expect("save_session"));
     let read = store.get_session(&alice, &session.digest).await.expect("get_session");
     assert_eq!(read, Some(changed), "save changes data and expires_at only, never created_at or login");
+}
+
+/// Touching pushes out `expires_at` only; it never creates a session and
+/// never touches another user's.
+pub async fn touch_session_changes_only_expiry<S: Store>(store: Arc<S>) {
+    let now = now();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let mut session = plain_session(&alice, now);
+    session.data.insert("cart".into(), json!(["book"]));
+    assert_eq!(store.create_session(&session).await.expect("create_session"), Inserted::Created);
+    let mut saved = session.clone();
+    saved.data.insert("cart".into(), json!(["book", "pen"]));
+    assert!(store.save_session(&saved).await.expect("save_session"));
+
+    let later = after(session.expires_at, 900);
+    assert!(store.touch_session(&alice, &session.digest, later).await.expect("touch_session"));
+    let read = store.get_session(&alice, &session.digest).await.expect("get_session");
+    assert_eq!(read, Some(Session { expires_at: later, ..saved }), "a touch keeps the data a save wrote");
+
+    assert!(!store.touch_session(&bob, &session.digest, later).await.expect("touch_session"));
+    let missing = plain_session(&alice, now);
+    assert!(!store.touch_session(&alice, &missing.digest, later).await.expect("touch_session"));
+    assert_eq!(store.get_session(&alice, &missing.digest).await.expect("get_session"), None, "no creation");
 }
 
 /// Saving a deleted session answers `false` and does not bring it back.
@@ -916,12 +980,18 @@ pub async fn engine_cleaning_removes_only_expired<S: Store>(store: Arc<S>) {
     clock.advance(Duration::try_from(config.session_idle_timeout()).expect("duration"));
     let cleaned = engine.clean().await.expect("clean");
     assert_eq!((cleaned.logins, cleaned.sessions), (0, 2), "both sessions idled out; the login lives");
-    assert!(matches!(visit(&engine, &mut alice_jar.clone()).await.outcome, Outcome::CookieLogin(_)));
+    let mut alice_now = alice_jar.clone();
+    assert!(matches!(visit(&engine, &mut alice_now).await.outcome, Outcome::CookieLogin(_)));
 
     clock.advance(Duration::try_from(config.cookie_max_age()).expect("duration"));
     let cleaned = engine.clean().await.expect("clean");
-    assert_eq!((cleaned.logins, cleaned.sessions), (1, 1));
+    // The login's session went with the login, so no session was left to
+    // expire on its own.
+    assert_eq!((cleaned.logins, cleaned.sessions), (1, 0));
     assert!(store.list_logins(&alice).await.expect("list_logins").is_empty());
+    let session = SessionCookie::parse(alice_now.session.as_deref().expect("session")).expect("parses");
+    let stored = store.get_session(&alice, &session.id.digest()).await.expect("get_session");
+    assert_eq!(stored, None, "the session opened by the cleaned login is gone");
 }
 
 /// While the store is down every request fails closed with no cookie change;

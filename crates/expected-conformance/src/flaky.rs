@@ -85,6 +85,15 @@ impl<S: Store> Store for Flaky<S> {
         self.check()?;
         self.inner.save_session(session).await
     }
+    async fn touch_session(
+        &self,
+        username: &Username,
+        digest: &SessionDigest,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.touch_session(username, digest, expires_at).await
+    }
     async fn delete_session(&self, username: &Username, digest: &SessionDigest) -> Result<bool, StoreError> {
         self.check()?;
         self.inner.delete_session(username, digest).await

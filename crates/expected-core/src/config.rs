@@ -189,8 +189,10 @@ fn valid_cookie_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
 }
 
+/// A cookie attribute value: visible ASCII or space, no `;` (RFC 6265 allows
+/// no more, and it keeps every `Set-Cookie` a valid header value).
 fn valid_attribute(value: &str) -> bool {
-    !value.is_empty() && value.chars().all(|c| !c.is_control() && c != ';')
+    !value.is_empty() && value.bytes().all(|b| (b.is_ascii_graphic() || b == b' ') && b != b';')
 }
 
 impl ConfigBuilder {
@@ -260,8 +262,10 @@ impl ConfigBuilder {
             if !valid_cookie_name(name) {
                 return Err(ConfigError::InvalidCookieName(name.clone()));
             }
-            let host = name.starts_with("__Host-");
-            if (host || name.starts_with("__Secure-")) && !c.secure {
+            // Browsers match the prefixes case-insensitively.
+            let lower = name.to_ascii_lowercase();
+            let host = lower.starts_with("__host-");
+            if (host || lower.starts_with("__secure-")) && !c.secure {
                 return Err(ConfigError::PrefixRequiresSecure(name.clone()));
             }
             if host && c.domain.is_some() {
@@ -296,9 +300,9 @@ impl ConfigBuilder {
                 return Err(ConfigError::ZeroDuration(what));
             }
         }
-        // Ten thousand years is beyond any sensible setting and well inside
-        // what timestamps can hold.
-        const LIMIT: Duration = Duration::from_secs(10_000 * 365 * 24 * 3600);
+        // A hundred years is beyond any sensible setting, and `now` plus it
+        // stays far inside what timestamps hold (year 9999).
+        const LIMIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
         for (what, value) in [
             ("the cookie max age", c.cookie_max_age),
             ("the session idle timeout", c.session_idle_timeout),
@@ -371,6 +375,11 @@ mod tests {
             ),
             (Config::builder().path("app"), ConfigError::InvalidPath("app".into())),
             (Config::builder().path("/a;b"), ConfigError::InvalidPath("/a;b".into())),
+            (Config::builder().path("/café"), ConfigError::InvalidPath("/café".into())),
+            (
+                Config::builder().auth_cookie_name("__host-r").secure(false),
+                ConfigError::PrefixRequiresSecure("__host-r".into()),
+            ),
             (
                 Config::builder().domain(Some("ex ample.com".into())),
                 ConfigError::InvalidDomain("ex ample.com".into()),

@@ -232,6 +232,16 @@ pub trait Hooks: Send + Sync + 'static {
     }
 }
 
+#[async_trait]
+impl<H: Hooks + ?Sized> Hooks for Arc<H> {
+    async fn on_theft(&self, report: &TheftReport) {
+        (**self).on_theft(report).await;
+    }
+    async fn is_user_valid(&self, username: &Username) -> Result<bool, StoreError> {
+        (**self).is_user_valid(username).await
+    }
+}
+
 /// Hooks that do nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoHooks;
@@ -292,6 +302,18 @@ impl<S: Store> Expected<S> {
     pub fn with_hooks(mut self, hooks: impl Hooks) -> Self {
         self.hooks = Arc::new(hooks);
         self
+    }
+
+    /// The same engine over a type-erased store, so that adapters need no
+    /// type parameter for it.
+    pub fn into_dyn(self) -> Expected<crate::DynStore> {
+        Expected {
+            store: Arc::new(self.store),
+            config: self.config,
+            clock: self.clock,
+            tokens: self.tokens,
+            hooks: self.hooks,
+        }
     }
 
     /// The configuration.
@@ -362,7 +384,11 @@ impl<S: Store> Expected<S> {
                 let Some(mut session) = stored else { return Ok(None) };
                 if touch {
                     session.expires_at = protocol::session_expiry(now, &self.config);
-                    if !self.store.save_session(&session).await? {
+                    let touched = self
+                        .store
+                        .touch_session(&session.username, &session.digest, session.expires_at)
+                        .await?;
+                    if !touched {
                         // Deleted between the read and the touch (a remote
                         // logout): it must not count.
                         return Ok(None);
@@ -542,12 +568,19 @@ impl<S: Store> Expected<S> {
                 if self.store.create_login(&login).await? == Inserted::AlreadyExists {
                     continue;
                 }
-                if self.store.create_session(&session).await? == Inserted::AlreadyExists {
+                let created = self.store.create_session(&session).await;
+                if !matches!(created, Ok(Inserted::Created)) {
+                    // No login without its session: undo, then retry or fail.
                     self.store.delete_login(username, &serial).await?;
-                    continue;
+                    if created? == Inserted::AlreadyExists {
+                        continue;
+                    }
                 }
                 cookies.push(SetCookie::auth(&cookie, config));
-                self.evict_over_cap(username, serial).await?;
+                if let Err(error) = self.evict_over_cap(username, serial).await {
+                    // The login is made; the cap is enforced again next time.
+                    tracing::warn!(%error, user = %username, "could not evict logins over the cap");
+                }
             } else {
                 if self.store.create_session(&session).await? == Inserted::AlreadyExists {
                     continue;
@@ -566,13 +599,13 @@ impl<S: Store> Expected<S> {
     async fn evict_over_cap(&self, username: &Username, keep: Serial) -> Result<(), StoreError> {
         let Some(max) = self.config.max_logins_per_user() else { return Ok(()) };
         let mut logins = self.store.list_logins(username).await?;
-        if logins.len() <= max.get() {
+        let excess = logins.len().saturating_sub(max.get());
+        if excess == 0 {
             return Ok(());
         }
         logins.retain(|login| login.serial != keep);
         logins.sort_by_key(|login| (login.last_used_at, login.created_at));
-        let excess = logins.len() + 1 - max.get();
-        for login in &logins[..excess] {
+        for login in logins.iter().take(excess) {
             self.store.delete_login(username, &login.serial).await?;
             tracing::debug!(user = %username, serial = %login.serial, "login evicted over the per-user cap");
         }
@@ -581,7 +614,8 @@ impl<S: Store> Expected<S> {
 
     /// Ends what a request presented: its session (and the login that opened
     /// it), and the login its auth cookie names if the cookie proves it (the
-    /// current token, or the previous one inside the grace window).
+    /// current token, or the previous one inside the grace window) or the
+    /// login has expired anyway.
     async fn forget(&self, presented: &Presented<'_>, now: OffsetDateTime) -> Result<(), StoreError> {
         if let Some(cookie) = presented.session.and_then(|value| SessionCookie::parse(value).ok()) {
             let digest = cookie.id.digest();

@@ -73,8 +73,8 @@ pub fn user_agent(headers: &HeaderMap) -> Option<&str> {
 impl SetCookie {
     /// The `Set-Cookie` header value.
     pub fn to_header_value(&self) -> HeaderValue {
-        // The cookie crate percent-encodes the value and the attributes come
-        // from a validated Config, so the header is always visible ASCII.
+        // Values are base64url and dots, names RFC 6265 tokens, attributes
+        // visible ASCII (all checked by Config), so this never falls back.
         HeaderValue::from_str(&self.header_value()).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 }

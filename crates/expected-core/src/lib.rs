@@ -69,7 +69,7 @@
 //! # Features
 //!
 //! - `http`: read the cookies from an `http::HeaderMap`, render
-//!   `http::HeaderValue`s ([`http`](crate::http) module).
+//!   `http::HeaderValue`s (the [`http`] module).
 //! - `tokio`: [`Expected::spawn_cleaner`], a background cleaning task.
 
 #![deny(missing_docs)]
@@ -81,6 +81,7 @@ pub mod config;
 pub mod cookies;
 pub mod credential;
 mod engine;
+pub mod exchange;
 pub mod protocol;
 pub mod record;
 pub mod secret;
@@ -99,12 +100,23 @@ pub use engine::{
     Authenticated, Authentication, Cleaned, Client, Device, EngineError, Expected, Hooks, NoHooks, Outcome,
     Presented, Registration, TheftReport,
 };
+pub use exchange::{Exchange, Via};
 pub use record::{ClientMeta, Login, PreviousToken, Session, SessionData};
 pub use secret::{
     ChaChaTokens, SealedSuccessor, Serial, SessionDigest, SessionId, Token, TokenDigest, TokenSource,
     Username, UsernameError,
 };
 pub use store::{Store, StoreError, StoreErrorKind};
+
+/// A type-erased store, for adapters that keep one engine type whatever the
+/// store: `Expected<DynStore>`.
+pub type DynStore = std::sync::Arc<dyn Store>;
+
+/// The README's examples, compiled and run as doctests so the quick start
+/// stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
 
 /// The `cookie` crate, for [`cookie::SameSite`] and friends.
 pub use cookie;

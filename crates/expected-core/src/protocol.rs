@@ -74,9 +74,14 @@ pub fn judge(cookie: &AuthCookie, login: Option<&Login>, now: OffsetDateTime, co
 }
 
 /// Whether a rotation at `previous.rotated_at` is still inside the grace window
-/// at `now`. The window is half-open, so a zero grace period disables it.
+/// at `now`: `|now - rotated_at| < grace`. The window is open at its end, so
+/// exactly `grace` after the rotation it is over, and a zero grace period
+/// disables it. It extends as far before the rotation as after it, so that
+/// servers whose clocks lag the one that rotated by less than the grace period
+/// do not mistake a concurrent request for theft.
 pub fn in_grace(previous: &PreviousToken, now: OffsetDateTime, config: &Config) -> bool {
-    now - previous.rotated_at < config.grace()
+    let grace = config.grace();
+    grace.is_positive() && (now - previous.rotated_at).abs() < grace
 }
 
 /// What a presented session cookie is worth against the stored session.
@@ -261,6 +266,17 @@ mod tests {
     }
 
     #[test]
+    fn the_window_tolerates_lagging_clocks_within_the_grace_period() {
+        let (config, cookie, mut login) = setup();
+        let id = SessionId::from_bytes([3; 32]);
+        let (rotation, _) =
+            rotation(&cookie, Token::from_bytes([4; 32]), &id, ClientMeta::default(), at(100), &config);
+        apply_rotation(&mut login, &rotation);
+        assert!(matches!(judge(&cookie, Some(&login), at(71), &config), Judgement::Grace { .. }));
+        assert_eq!(judge(&cookie, Some(&login), at(70), &config), Judgement::Theft);
+    }
+
+    #[test]
     fn zero_grace_disables_the_window() -> Result<(), crate::ConfigError> {
         let (_, cookie, mut login) = setup();
         let config = Config::builder().grace_period(std::time::Duration::ZERO).build()?;
@@ -269,6 +285,7 @@ mod tests {
             rotation(&cookie, Token::from_bytes([4; 32]), &id, ClientMeta::default(), at(1), &config);
         apply_rotation(&mut login, &rotation);
         assert_eq!(judge(&cookie, Some(&login), at(1), &config), Judgement::Theft);
+        assert_eq!(judge(&cookie, Some(&login), at(0), &config), Judgement::Theft, "even on a lagging clock");
         Ok(())
     }
 

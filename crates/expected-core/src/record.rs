@@ -1,7 +1,8 @@
 //! What a store keeps: [`Login`]s (one per device) and [`Session`]s.
 //!
-//! Both serialize with serde to one canonical form (RFC 3339 UTC times with
-//! microseconds, base64url bytes), which key-value stores may use as is.
+//! Both serialize with serde to one canonical form (RFC 3339 UTC times, at
+//! most six fractional digits with trailing zeros trimmed; base64url bytes),
+//! which key-value stores may use as is.
 
 use std::net::IpAddr;
 

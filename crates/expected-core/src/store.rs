@@ -168,17 +168,19 @@ pub trait Store: Send + Sync + 'static {
     /// All of a user's logins, in no particular order.
     async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError>;
 
-    /// Deletes a login, the session it is bound to (`login.session`) and any
-    /// other session opened by it (`session.login == Some(serial)`). Answers
-    /// whether the login existed.
+    /// Deletes a login, the session it is bound to (`login.session`) and every
+    /// session opened by it (`session.login == Some(serial)`), the latter even
+    /// when the login itself is already gone. Answers whether the login
+    /// existed.
     async fn delete_login(&self, username: &Username, serial: &Serial) -> Result<bool, StoreError>;
 
     /// Deletes every login and every session of a user, atomically.
     async fn delete_user(&self, username: &Username) -> Result<Deleted, StoreError>;
 
-    /// Deletes the logins with `expires_at <= now` and answers how many.
-    /// (Their sessions expired long before: an idle timeout never exceeds the
-    /// cookie max age.)
+    /// Deletes the logins with `expires_at <= now`, with the sessions they
+    /// opened (as [`Store::delete_login`] does), and answers how many logins
+    /// it deleted. A session kept alive by steady use never outlives the
+    /// login that opened it.
     async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// Creates a session; never overwrites one with the same digest.
@@ -194,6 +196,16 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the data and `expires_at` of an existing session. Answers
     /// `false`, writing nothing, when the session does not exist.
     async fn save_session(&self, session: &Session) -> Result<bool, StoreError>;
+
+    /// Pushes out the `expires_at` of an existing session, leaving its data
+    /// alone (a concurrent save must not be undone by a touch). Answers
+    /// `false`, writing nothing, when the session does not exist.
+    async fn touch_session(
+        &self,
+        username: &Username,
+        digest: &SessionDigest,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes a session. Answers whether it existed.
     async fn delete_session(&self, username: &Username, digest: &SessionDigest) -> Result<bool, StoreError>;
@@ -237,6 +249,14 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     async fn save_session(&self, session: &Session) -> Result<bool, StoreError> {
         (**self).save_session(session).await
+    }
+    async fn touch_session(
+        &self,
+        username: &Username,
+        digest: &SessionDigest,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        (**self).touch_session(username, digest, expires_at).await
     }
     async fn delete_session(&self, username: &Username, digest: &SessionDigest) -> Result<bool, StoreError> {
         (**self).delete_session(username, digest).await

@@ -44,14 +44,15 @@ impl User {
         self.logins.is_empty() && self.sessions.is_empty()
     }
 
-    /// Removes a login and every session it opened.
+    /// Removes a login and every session it opened, the latter even when the
+    /// login is already gone.
     fn remove_login(&mut self, serial: &Serial) -> bool {
-        let Some(login) = self.logins.remove(serial) else { return false };
-        if let Some(bound) = login.session {
+        let login = self.logins.remove(serial);
+        if let Some(bound) = login.as_ref().and_then(|login| login.session) {
             self.sessions.remove(&bound);
         }
         self.sessions.retain(|_, session| session.login != Some(*serial));
-        true
+        login.is_some()
     }
 }
 
@@ -137,9 +138,16 @@ impl Store for MemoryStore {
         let mut users = self.users();
         let mut count = 0;
         for user in users.values_mut() {
-            let before = user.logins.len();
-            user.logins.retain(|_, login| login.expires_at > now);
-            count += (before - user.logins.len()) as u64;
+            let expired: Vec<Serial> = user
+                .logins
+                .values()
+                .filter(|login| login.expires_at <= now)
+                .map(|login| login.serial)
+                .collect();
+            for serial in &expired {
+                user.remove_login(serial);
+            }
+            count += expired.len() as u64;
         }
         users.retain(|_, user| !user.is_empty());
         Ok(count)
@@ -168,6 +176,21 @@ impl Store for MemoryStore {
             Some(stored) => {
                 stored.data = session.data.clone();
                 stored.expires_at = session.expires_at;
+                true
+            }
+            None => false,
+        }))
+    }
+
+    async fn touch_session(
+        &self,
+        username: &Username,
+        digest: &SessionDigest,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with_user(username, |user| match user.sessions.get_mut(digest) {
+            Some(stored) => {
+                stored.expires_at = expires_at;
                 true
             }
             None => false,

@@ -32,7 +32,7 @@ pub(crate) struct CommonSql {
     pub(crate) select_session: SqlText,
     pub(crate) update_session: SqlText,
     pub(crate) delete_session: SqlText,
-    pub(crate) expire_logins: SqlText,
+    pub(crate) touch_session: SqlText,
     pub(crate) expire_sessions: SqlText,
 }
 
@@ -48,7 +48,7 @@ impl CommonSql {
         let data = if backend == Backend::Postgres { "data::text" } else { "data" };
         let expire = |table: &str, key: &str| match backend {
             // Index range on expires_at; SKIP LOCKED lets cleaners run side
-            // by side and never waits on a login being rotated; the outer
+            // by side and never waits on a row being written; the outer
             // condition is checked again on rows changed meanwhile.
             Backend::Postgres => format!(
                 "DELETE FROM {table} WHERE (username, {key}) IN (SELECT username, {key} FROM {table} \
@@ -99,7 +99,12 @@ impl CommonSql {
                 p(1),
                 p(2)
             )),
-            expire_logins: text(expire(&logins, "serial")),
+            touch_session: text(format!(
+                "UPDATE {sessions} SET expires_at = {} WHERE username = {} AND digest = {}",
+                p(1),
+                p(2),
+                p(3)
+            )),
             expire_sessions: text(expire(&sessions, "digest")),
         }
     }
@@ -129,8 +134,8 @@ pub(crate) use bind_login;
 /// Expands, in a backend module that defines `Db` (the sqlx database),
 /// `classify` (its transient errors), `username` (how a username is bound)
 /// and a store type with `pool`, `sql.common` and `batch` fields and
-/// `insert_login`, `insert_session`, `rotate`, `remove_login` and
-/// `remove_user` methods, to the row decoders and the `Store` impl.
+/// `rotate`, `remove_login`, `remove_user` and `expire_logins` methods, to
+/// the row decoders, the shared methods and the `Store` impl.
 macro_rules! store_impl {
     ($store:ty) => {
         fn login_row(row: &<Db as sqlx::Database>::Row) -> Result<$crate::codec::LoginRow, sqlx::Error> {
@@ -232,7 +237,7 @@ macro_rules! store_impl {
                 &self,
                 now: expected_core::time::OffsetDateTime,
             ) -> Result<u64, expected_core::StoreError> {
-                self.expire(&self.sql.common.expire_logins, now).await
+                self.expire_logins($crate::codec::micros(now)).await
             }
 
             async fn create_session(
@@ -272,6 +277,25 @@ macro_rules! store_impl {
                         .bind(expires_at)
                         .bind(username(&session.username))
                         .bind(&session.digest.as_bytes()[..])
+                        .execute(&self.pool)
+                        .await?)
+                })
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn touch_session(
+                &self,
+                user: &expected_core::Username,
+                digest: &expected_core::SessionDigest,
+                expires_at: expected_core::time::OffsetDateTime,
+            ) -> Result<bool, expected_core::StoreError> {
+                let expires_at = $crate::codec::micros(expires_at);
+                let done = $crate::error::retry(classify, || async {
+                    Ok(sqlx::query($crate::common::sql(&self.sql.common.touch_session))
+                        .bind(expires_at)
+                        .bind(username(user))
+                        .bind(&digest.as_bytes()[..])
                         .execute(&self.pool)
                         .await?)
                 })

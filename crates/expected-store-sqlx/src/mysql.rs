@@ -32,6 +32,9 @@ struct Sql {
     common: CommonSql,
     tx: TxSql,
     delete_login: SqlText,
+    delete_login_sessions: SqlText,
+    expired_logins: SqlText,
+    expire_logins_prefix: String,
 }
 
 impl Sql {
@@ -50,7 +53,26 @@ impl Sql {
                  WHERE l.username = ? AND l.serial = ?"
             )
             .into(),
+            delete_login_sessions: format!("DELETE FROM {sessions} WHERE username = ? AND login_serial = ?")
+                .into(),
+            expired_logins: format!(
+                "SELECT username, serial FROM {logins} WHERE expires_at <= ? \
+                 ORDER BY expires_at LIMIT {batch} FOR UPDATE"
+            )
+            .into(),
+            expire_logins_prefix: format!(
+                "DELETE l, s FROM {logins} AS l LEFT JOIN {sessions} AS s \
+                 ON s.username = l.username AND (s.digest = l.session_digest OR s.login_serial = l.serial) \
+                 WHERE l.expires_at <= ? AND (l.username, l.serial) IN "
+            ),
         }
+    }
+
+    /// The batch delete for `n` locked logins: `(?, ?)` pairs after the
+    /// prefix, values bound, never spliced.
+    fn expire_logins(&self, n: usize) -> String {
+        let pairs = vec!["(?, ?)"; n].join(", ");
+        format!("{}({pairs})", self.expire_logins_prefix)
     }
 }
 
@@ -177,7 +199,50 @@ impl MySqlStore {
                 .await?)
         })
         .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        // No login: end the sessions it opened all the same (the join above
+        // starts from the login, so it found none of them).
+        retry(classify, || async {
+            Ok(sqlx::query(sql(&self.sql.delete_login_sessions))
+                .bind(username(user))
+                .bind(&serial.as_bytes()[..])
+                .execute(&self.pool)
+                .await?)
+        })
+        .await?;
+        Ok(false)
+    }
+
+    /// Batches of one transaction each: lock up to `batch` expired logins,
+    /// delete them and the sessions they opened in one statement, commit.
+    async fn expire_logins(&self, now: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let count = retry(classify, || async {
+                let mut tx = self.begin().await?;
+                let keys: Vec<(Vec<u8>, Vec<u8>)> =
+                    sqlx::query_as(sql(&self.sql.expired_logins)).bind(now).fetch_all(&mut *tx).await?;
+                if keys.is_empty() {
+                    tx.commit().await?;
+                    return Ok(0);
+                }
+                let mut query =
+                    sqlx::query(sqlx::AssertSqlSafe(self.sql.expire_logins(keys.len()))).bind(now);
+                for (user, serial) in &keys {
+                    query = query.bind(user.as_slice()).bind(serial.as_slice());
+                }
+                query.execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(keys.len() as u64)
+            })
+            .await?;
+            total += count;
+            if count < u64::from(self.batch) {
+                return Ok(total);
+            }
+        }
     }
 }
 

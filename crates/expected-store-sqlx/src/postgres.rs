@@ -37,6 +37,7 @@ struct Sql {
     delete_login_sessions: SqlText,
     delete_user: SqlText,
     delete_user_sessions: SqlText,
+    expire_logins: SqlText,
 }
 
 impl Sql {
@@ -80,7 +81,7 @@ impl Sql {
                 "WITH gone AS (\
                     DELETE FROM {logins} WHERE username = $1 AND serial = $2 RETURNING session_digest\
                 ), gone_sessions AS (\
-                    DELETE FROM {sessions} WHERE username = $1 AND EXISTS (SELECT 1 FROM gone) \
+                    DELETE FROM {sessions} WHERE username = $1 \
                         AND (login_serial = $2 OR digest IN (SELECT session_digest FROM gone)) \
                     RETURNING digest\
                 ) \
@@ -101,6 +102,21 @@ impl Sql {
                         (SELECT 1 FROM gone_sessions s WHERE s.digest = g.session_digest))"
             )),
             delete_user_sessions: text(format!("DELETE FROM {sessions} WHERE username = $1")),
+            // One batch: up to `batch` expired logins (skipping any being
+            // written, rechecking expiry on rows changed meanwhile) and the
+            // sessions they opened, counted by logins.
+            expire_logins: text(format!(
+                "WITH gone AS (\
+                    DELETE FROM {logins} WHERE (username, serial) IN (SELECT username, serial FROM {logins} \
+                        WHERE expires_at <= $1 LIMIT {batch} FOR UPDATE SKIP LOCKED) AND expires_at <= $1 \
+                    RETURNING username, serial, session_digest\
+                ), gone_sessions AS (\
+                    DELETE FROM {sessions} AS s USING gone AS g WHERE s.username = g.username \
+                        AND (s.login_serial = g.serial OR s.digest = g.session_digest) \
+                    RETURNING 1\
+                ) \
+                SELECT count(*) FROM gone"
+            )),
         }
     }
 }
@@ -285,6 +301,20 @@ impl PgStore {
             .await?;
         }
         Ok(existed)
+    }
+
+    async fn expire_logins(&self, now: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let count: i64 = retry(classify, || async {
+                Ok(sqlx::query_scalar(sql(&self.sql.expire_logins)).bind(now).fetch_one(&self.pool).await?)
+            })
+            .await?;
+            total += count.unsigned_abs();
+            if count < i64::from(self.batch) {
+                return Ok(total);
+            }
+        }
     }
 
     async fn remove_user(&self, user: &Username) -> Result<Deleted, StoreError> {

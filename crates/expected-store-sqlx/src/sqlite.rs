@@ -34,6 +34,8 @@ struct Sql {
     tx: TxSql,
     delete_login_sessions: SqlText,
     delete_login: SqlText,
+    expire_login_sessions: SqlText,
+    expire_logins: SqlText,
 }
 
 impl Sql {
@@ -45,12 +47,27 @@ impl Sql {
             tx: TxSql::new(Backend::Sqlite, tables),
             delete_login_sessions: format!(
                 "DELETE FROM {sessions} WHERE username = $1 \
-                 AND EXISTS (SELECT 1 FROM {logins} WHERE username = $1 AND serial = $2) \
                  AND (login_serial = $2 \
                       OR digest = (SELECT session_digest FROM {logins} WHERE username = $1 AND serial = $2))"
             )
             .into(),
             delete_login: format!("DELETE FROM {logins} WHERE username = $1 AND serial = $2").into(),
+            // One batch, in one write transaction: the sessions opened by the
+            // first `batch` expired logins, then those logins (the same ones:
+            // same order, nothing else writes meanwhile).
+            expire_login_sessions: format!(
+                "DELETE FROM {sessions} WHERE rowid IN (SELECT s.rowid FROM \
+                 (SELECT username, serial, session_digest FROM {logins} WHERE expires_at <= $1 \
+                  ORDER BY expires_at, rowid LIMIT {batch}) AS b \
+                 JOIN {sessions} AS s ON s.username = b.username \
+                  AND (s.login_serial = b.serial OR s.digest = b.session_digest))"
+            )
+            .into(),
+            expire_logins: format!(
+                "DELETE FROM {logins} WHERE rowid IN \
+                 (SELECT rowid FROM {logins} WHERE expires_at <= $1 ORDER BY expires_at, rowid LIMIT {batch})"
+            )
+            .into(),
         }
     }
 }
@@ -154,6 +171,24 @@ impl SqliteStore {
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn expire_logins(&self, now: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let count = retry(classify, || async {
+                let mut tx = self.begin().await?;
+                sqlx::query(sql(&self.sql.expire_login_sessions)).bind(now).execute(&mut *tx).await?;
+                let done = sqlx::query(sql(&self.sql.expire_logins)).bind(now).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected())
+            })
+            .await?;
+            total += count;
+            if count < u64::from(self.batch) {
+                return Ok(total);
+            }
+        }
     }
 
     async fn remove_login(&self, user: &Username, serial: &Serial) -> Result<bool, StoreError> {

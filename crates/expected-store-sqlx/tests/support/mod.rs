@@ -29,7 +29,9 @@ pub fn unreachable(test: &str, why: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED {test}: backend unreachable: {why}\n");
 }
 
-/// 10 expired and 2 live sessions and logins, cleaned in batches of 3.
+/// 10 expired and 2 live logins; the sessions of 5 of the expired ones
+/// expired too, the other 5 are live yet must go with their logins. Cleaned
+/// in batches of 3.
 pub async fn check_batched_cleaning<S: expected_core::Store>(store: S) {
     use expected_core::protocol::{new_login, new_session};
     use expected_core::time::{Duration, OffsetDateTime};
@@ -39,22 +41,30 @@ pub async fn check_batched_cleaning<S: expected_core::Store>(store: S) {
     let tokens = ChaChaTokens::from_os();
     let config = Config::default();
     let user = Username::new("batch").unwrap_or_else(|e| panic!("{e}"));
+    let mut sessions = Vec::new();
     for i in 0..12 {
-        let expires = if i < 10 { now - Duration::seconds(i) } else { now + Duration::hours(1) };
+        let login_expires = if i < 10 { now - Duration::seconds(i) } else { now + Duration::hours(1) };
+        let session_expires = if i < 5 { now - Duration::seconds(i) } else { now + Duration::hours(1) };
         let serial = tokens.serial();
         let mut session =
             new_session(&user, &tokens.session_id(), Some(serial), SessionData::new(), now, &config);
-        session.expires_at = expires;
+        session.expires_at = session_expires;
         let (mut login, _) =
             new_login(&user, serial, tokens.token(), &session, ClientMeta::default(), now, &config);
-        login.expires_at = expires;
+        login.expires_at = login_expires;
         assert_eq!(store.create_login(&login).await.ok(), Some(expected_core::store::Inserted::Created));
         assert_eq!(store.create_session(&session).await.ok(), Some(expected_core::store::Inserted::Created));
+        sessions.push(session);
     }
-    assert_eq!(store.delete_expired_sessions(now).await.ok(), Some(10));
+    assert_eq!(store.delete_expired_sessions(now).await.ok(), Some(5));
     assert_eq!(store.delete_expired_logins(now).await.ok(), Some(10));
     assert_eq!(store.list_logins(&user).await.map(|l| l.len()).ok(), Some(2));
+    for (i, session) in sessions.iter().enumerate() {
+        let left = store.get_session(&user, &session.digest).await.ok().map(|s| s.is_some());
+        assert_eq!(left, Some(i >= 10), "session {i}: only the live logins' sessions stay");
+    }
     assert_eq!(store.delete_expired_logins(now).await.ok(), Some(0));
+    assert_eq!(store.delete_expired_sessions(now).await.ok(), Some(0));
 }
 
 /// A login rotated over and over while it is revoked (`delete_login`, or
