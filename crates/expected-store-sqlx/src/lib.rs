@@ -120,11 +120,15 @@
 //! | `create_login`            | 1 (`INSERT … ON CONFLICT DO NOTHING`) | 1 (`INSERT`, duplicate key caught) | 1 (as PostgreSQL) |
 //! | `get_login`, `list_logins`| 1          | 1               | 1      |
 //! | `rotate_login`            | **1** (see below); +1 read in a lost race | 6: `BEGIN`, CAS `UPDATE`, `INSERT` session, `DELETE` old session, `UPDATE` binding, `COMMIT`; refused: 4 | as MySQL, with `BEGIN IMMEDIATE` |
-//! | `delete_login`            | 1 (CTE); +1 if the bound session was not among those deleted | 1 (multi-table `DELETE`) | 4: `BEGIN IMMEDIATE`, 2 `DELETE`s, `COMMIT` |
+//! | `delete_login`            | 1 (CTE); +1 if the bound session was not among those deleted | 1 (multi-table `DELETE`); +1 when the login is gone, for the sessions it opened | 4: `BEGIN IMMEDIATE`, 2 `DELETE`s, `COMMIT` |
 //! | `delete_user`             | 1 (CTE); +1 if a bound session was not among those deleted | 4: `BEGIN`, 2 `DELETE`s, `COMMIT` | 4 (as MySQL) |
-//! | `delete_expired_*`        | 1 per batch | 1 per batch    | 1 per batch |
+//! | `delete_expired_logins`   | 1 per batch (CTE: logins and their sessions) | 4 per batch: `BEGIN`, `SELECT … FOR UPDATE`, multi-table `DELETE`, `COMMIT` | 4 per batch: `BEGIN IMMEDIATE`, 2 `DELETE`s, `COMMIT` |
+//! | `delete_expired_sessions` | 1 per batch | 1 per batch    | 1 per batch |
 //! | `create_session`          | 1          | 1               | 1      |
-//! | `get_session`, `save_session`, `delete_session` | 1 | 1 | 1 |
+//! | `get_session`, `save_session`, `touch_session`, `delete_session` | 1 | 1 | 1 |
+//!
+//! A cleaning call runs batches until one comes back short, so it costs one
+//! more batch than `n / batch` when `n` is a multiple of the batch size.
 //!
 //! **Rotation** is always a compare-and-swap: an `UPDATE … WHERE username = ?
 //! AND serial = ? AND token = ?` of the login, never a read followed by a
@@ -158,11 +162,18 @@
 //! snapshot, deletes it (it also runs, harmlessly, when that session had
 //! simply ended earlier).
 //!
-//! **Cleaning** deletes at most [`DEFAULT_BATCH`] rows per statement
-//! (`with_batch_size` changes it), by the `expires_at` index, looping until a
-//! batch comes back short, so it can run while serving. On PostgreSQL a batch
-//! skips rows locked by a rotation (`FOR UPDATE SKIP LOCKED`) and rechecks
-//! `expires_at` on rows changed meanwhile.
+//! **Sessions never outlive their login.** `delete_login` deletes the
+//! login's bound session and every session with `login_serial` equal to its
+//! serial, even when the login itself is already gone, and
+//! `delete_expired_logins` does the same for every login it deletes.
+//!
+//! **Cleaning** deletes at most [`DEFAULT_BATCH`] logins or sessions per
+//! batch (`with_batch_size` changes it), found by the `expires_at` index,
+//! looping until a batch comes back short, so it can run while serving. On
+//! PostgreSQL a batch skips rows being written (`FOR UPDATE SKIP LOCKED`) and
+//! rechecks `expires_at` on rows changed meanwhile; on MySQL a batch locks
+//! its logins (`SELECT … FOR UPDATE`) before deleting exactly those and their
+//! sessions.
 //!
 //! # Errors and concurrency
 //!
