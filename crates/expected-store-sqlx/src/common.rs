@@ -1,0 +1,576 @@
+//! What the three backends share: the SQL of the simple operations and,
+//! as macros expanded in each backend module (so that every sqlx type is
+//! concrete), the code that runs it.
+
+use std::sync::Arc;
+
+use sqlx::AssertSqlSafe;
+
+use crate::tables::{Backend, Tables};
+
+/// A statement's text, built once per store from the table names.
+pub(crate) type SqlText = Arc<str>;
+
+/// The text of a statement, for `sqlx::query`. Every statement of this crate
+/// is built from validated, quoted table names and constant SQL: all values
+/// are bind parameters.
+pub(crate) fn sql(text: &SqlText) -> AssertSqlSafe<Arc<str>> {
+    AssertSqlSafe(Arc::clone(text))
+}
+
+/// The login columns after `username`, in [`LoginValues`](crate::codec::LoginValues) order.
+pub(crate) const LOGIN_COLUMNS: &str = "serial, token, previous_token, previous_rotated_at, previous_sealed, \
+     session_digest, created_at, last_used_at, expires_at, client_ip, user_agent";
+
+/// Statements whose logic is the same on every backend.
+#[derive(Debug)]
+pub(crate) struct CommonSql {
+    pub(crate) insert_login: SqlText,
+    pub(crate) select_login: SqlText,
+    pub(crate) select_logins: SqlText,
+    pub(crate) insert_session: SqlText,
+    pub(crate) select_session: SqlText,
+    pub(crate) update_session: SqlText,
+    pub(crate) delete_session: SqlText,
+    pub(crate) touch_session: SqlText,
+    pub(crate) expire_sessions: SqlText,
+}
+
+impl CommonSql {
+    pub(crate) fn new(backend: Backend, tables: &Tables, batch: u32) -> Self {
+        let p = |n| backend.param(n);
+        let logins = backend.quote(tables.logins());
+        let sessions = backend.quote(tables.sessions());
+        // PostgreSQL and SQLite insert-or-nothing; MySQL's INSERT IGNORE would
+        // also swallow other errors, so there a duplicate key error is caught.
+        let or_nothing = if backend == Backend::MySql { "" } else { " ON CONFLICT DO NOTHING" };
+        let json = |n| if backend == Backend::Postgres { format!("{}::json", p(n)) } else { p(n) };
+        let data = if backend == Backend::Postgres { "data::text" } else { "data" };
+        let expire = |table: &str, key: &str| match backend {
+            // Index range on expires_at; SKIP LOCKED lets cleaners run side
+            // by side and never waits on a row being written; the outer
+            // condition is checked again on rows changed meanwhile.
+            Backend::Postgres => format!(
+                "DELETE FROM {table} WHERE (username, {key}) IN (SELECT username, {key} FROM {table} \
+                 WHERE expires_at <= $1 LIMIT {batch} FOR UPDATE SKIP LOCKED) AND expires_at <= $1"
+            ),
+            Backend::MySql => format!("DELETE FROM {table} WHERE expires_at <= ? LIMIT {batch}"),
+            Backend::Sqlite => format!(
+                "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE expires_at <= $1 LIMIT {batch})"
+            ),
+        };
+        let text = |s: String| -> SqlText { s.into() };
+        Self {
+            insert_login: text(format!(
+                "INSERT INTO {logins} (username, {LOGIN_COLUMNS}) VALUES ({}){or_nothing}",
+                backend.params(1, 12)
+            )),
+            select_login: text(format!(
+                "SELECT {LOGIN_COLUMNS} FROM {logins} WHERE username = {} AND serial = {}",
+                p(1),
+                p(2)
+            )),
+            select_logins: text(format!("SELECT {LOGIN_COLUMNS} FROM {logins} WHERE username = {}", p(1))),
+            insert_session: text(format!(
+                "INSERT INTO {sessions} (username, digest, login_serial, data, created_at, expires_at) \
+                 VALUES ({}, {}, {}, {}, {}, {}){or_nothing}",
+                p(1),
+                p(2),
+                p(3),
+                json(4),
+                p(5),
+                p(6)
+            )),
+            select_session: text(format!(
+                "SELECT login_serial, {data}, created_at, expires_at FROM {sessions} \
+                 WHERE username = {} AND digest = {}",
+                p(1),
+                p(2)
+            )),
+            update_session: text(format!(
+                "UPDATE {sessions} SET data = {}, expires_at = {} WHERE username = {} AND digest = {}",
+                json(1),
+                p(2),
+                p(3),
+                p(4)
+            )),
+            delete_session: text(format!(
+                "DELETE FROM {sessions} WHERE username = {} AND digest = {}",
+                p(1),
+                p(2)
+            )),
+            touch_session: text(format!(
+                "UPDATE {sessions} SET expires_at = {} WHERE username = {} AND digest = {}",
+                p(1),
+                p(2),
+                p(3)
+            )),
+            expire_sessions: text(expire(&sessions, "digest")),
+        }
+    }
+}
+
+/// Binds a login's 12 columns (username first) to a query.
+macro_rules! bind_login {
+    ($query:expr, $username:expr, $values:expr) => {{
+        let v = $values;
+        $query
+            .bind($username)
+            .bind(v.serial)
+            .bind(v.token)
+            .bind(v.previous_token)
+            .bind(v.previous_rotated_at)
+            .bind(v.previous_sealed)
+            .bind(v.session_digest)
+            .bind(v.created_at)
+            .bind(v.last_used_at)
+            .bind(v.expires_at)
+            .bind(v.client_ip.clone())
+            .bind(v.user_agent)
+    }};
+}
+pub(crate) use bind_login;
+
+/// Expands, in a backend module that defines `Db` (the sqlx database),
+/// `classify` (its transient errors), `username` (how a username is bound)
+/// and a store type with `pool`, `sql.common` and `batch` fields and
+/// `rotate`, `remove_login`, `remove_user` and `expire_logins` methods, to
+/// the row decoders, the shared methods and the `Store` impl.
+macro_rules! store_impl {
+    ($store:ty) => {
+        fn login_row(row: &<Db as sqlx::Database>::Row) -> Result<$crate::codec::LoginRow, sqlx::Error> {
+            use sqlx::Row as _;
+            Ok($crate::codec::LoginRow {
+                serial: row.try_get(0)?,
+                token: row.try_get(1)?,
+                previous_token: row.try_get(2)?,
+                previous_rotated_at: row.try_get(3)?,
+                previous_sealed: row.try_get(4)?,
+                session_digest: row.try_get(5)?,
+                created_at: row.try_get(6)?,
+                last_used_at: row.try_get(7)?,
+                expires_at: row.try_get(8)?,
+                client_ip: row.try_get(9)?,
+                user_agent: row.try_get(10)?,
+            })
+        }
+
+        fn session_row(row: &<Db as sqlx::Database>::Row) -> Result<$crate::codec::SessionRow, sqlx::Error> {
+            use sqlx::Row as _;
+            Ok($crate::codec::SessionRow {
+                login_serial: row.try_get(0)?,
+                data: row.try_get(1)?,
+                created_at: row.try_get(2)?,
+                expires_at: row.try_get(3)?,
+            })
+        }
+
+        fn decode_login(
+            row: &<Db as sqlx::Database>::Row,
+            user: &expected_core::Username,
+        ) -> Result<expected_core::Login, expected_core::StoreError> {
+            login_row(row).map_err(|e| $crate::error::store_error(e, classify))?.into_login(user)
+        }
+
+        #[async_trait::async_trait]
+        impl expected_core::Store for $store {
+            async fn create_login(
+                &self,
+                login: &expected_core::Login,
+            ) -> Result<expected_core::store::Inserted, expected_core::StoreError> {
+                self.insert_login(login).await
+            }
+
+            async fn get_login(
+                &self,
+                user: &expected_core::Username,
+                serial: &expected_core::Serial,
+            ) -> Result<Option<expected_core::Login>, expected_core::StoreError> {
+                let row = $crate::error::retry(classify, || async {
+                    Ok(sqlx::query($crate::common::sql(&self.sql.common.select_login))
+                        .bind(username(user))
+                        .bind(&serial.as_bytes()[..])
+                        .fetch_optional(&self.pool)
+                        .await?)
+                })
+                .await?;
+                row.map(|row| decode_login(&row, user)).transpose()
+            }
+
+            async fn rotate_login(
+                &self,
+                rotation: &expected_core::store::Rotation,
+            ) -> Result<expected_core::store::Rotated, expected_core::StoreError> {
+                self.rotate(rotation).await
+            }
+
+            async fn list_logins(
+                &self,
+                user: &expected_core::Username,
+            ) -> Result<Vec<expected_core::Login>, expected_core::StoreError> {
+                let rows = $crate::error::retry(classify, || async {
+                    Ok(sqlx::query($crate::common::sql(&self.sql.common.select_logins))
+                        .bind(username(user))
+                        .fetch_all(&self.pool)
+                        .await?)
+                })
+                .await?;
+                rows.iter().map(|row| decode_login(row, user)).collect()
+            }
+
+            async fn delete_login(
+                &self,
+                user: &expected_core::Username,
+                serial: &expected_core::Serial,
+            ) -> Result<bool, expected_core::StoreError> {
+                self.remove_login(user, serial).await
+            }
+
+            async fn delete_user(
+                &self,
+                user: &expected_core::Username,
+            ) -> Result<expected_core::store::Deleted, expected_core::StoreError> {
+                self.remove_user(user).await
+            }
+
+            async fn delete_expired_logins(
+                &self,
+                now: expected_core::time::OffsetDateTime,
+            ) -> Result<u64, expected_core::StoreError> {
+                self.expire_logins($crate::codec::micros(now)).await
+            }
+
+            async fn create_session(
+                &self,
+                session: &expected_core::Session,
+            ) -> Result<expected_core::store::Inserted, expected_core::StoreError> {
+                self.insert_session(session).await
+            }
+
+            async fn get_session(
+                &self,
+                user: &expected_core::Username,
+                digest: &expected_core::SessionDigest,
+            ) -> Result<Option<expected_core::Session>, expected_core::StoreError> {
+                let row = $crate::error::retry(classify, || async {
+                    Ok(sqlx::query($crate::common::sql(&self.sql.common.select_session))
+                        .bind(username(user))
+                        .bind(&digest.as_bytes()[..])
+                        .fetch_optional(&self.pool)
+                        .await?)
+                })
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let row = session_row(&row).map_err(|e| $crate::error::store_error(e, classify))?;
+                row.into_session(user, digest).map(Some)
+            }
+
+            async fn save_session(
+                &self,
+                session: &expected_core::Session,
+            ) -> Result<bool, expected_core::StoreError> {
+                let data = $crate::codec::data_json(&session.data)?;
+                let expires_at = $crate::codec::micros(session.expires_at);
+                let done = $crate::error::retry(classify, || async {
+                    Ok(sqlx::query($crate::common::sql(&self.sql.common.update_session))
+                        .bind(data.as_str())
+                        .bind(expires_at)
+                        .bind(username(&session.username))
+                        .bind(&session.digest.as_bytes()[..])
+                        .execute(&self.pool)
+                        .await?)
+                })
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn touch_session(
+                &self,
+                user: &expected_core::Username,
+                digest: &expected_core::SessionDigest,
+                expires_at: expected_core::time::OffsetDateTime,
+            ) -> Result<bool, expected_core::StoreError> {
+                let expires_at = $crate::codec::micros(expires_at);
+                let done = $crate::error::retry(classify, || async {
+                    Ok(sqlx::query($crate::common::sql(&self.sql.common.touch_session))
+                        .bind(expires_at)
+                        .bind(username(user))
+                        .bind(&digest.as_bytes()[..])
+                        .execute(&self.pool)
+                        .await?)
+                })
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_session(
+                &self,
+                user: &expected_core::Username,
+                digest: &expected_core::SessionDigest,
+            ) -> Result<bool, expected_core::StoreError> {
+                let done = $crate::error::retry(classify, || async {
+                    Ok(sqlx::query($crate::common::sql(&self.sql.common.delete_session))
+                        .bind(username(user))
+                        .bind(&digest.as_bytes()[..])
+                        .execute(&self.pool)
+                        .await?)
+                })
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn delete_expired_sessions(
+                &self,
+                now: expected_core::time::OffsetDateTime,
+            ) -> Result<u64, expected_core::StoreError> {
+                self.expire(&self.sql.common.expire_sessions, now).await
+            }
+        }
+
+        impl $store {
+            /// Deletes in batches of `self.batch` rows, one statement each,
+            /// until a batch comes back short.
+            async fn expire(
+                &self,
+                statement: &$crate::common::SqlText,
+                now: expected_core::time::OffsetDateTime,
+            ) -> Result<u64, expected_core::StoreError> {
+                let now = $crate::codec::micros(now);
+                let mut total = 0;
+                loop {
+                    let done = $crate::error::retry(classify, || async {
+                        Ok(sqlx::query($crate::common::sql(statement)).bind(now).execute(&self.pool).await?)
+                    })
+                    .await?;
+                    total += done.rows_affected();
+                    if done.rows_affected() < u64::from(self.batch) {
+                        return Ok(total);
+                    }
+                }
+            }
+
+            /// A plain create: insert-or-nothing, or a duplicate key caught.
+            async fn create(
+                &self,
+                query: sqlx::query::Query<'_, Db, <Db as sqlx::Database>::Arguments>,
+            ) -> Result<expected_core::store::Inserted, $crate::error::Failure> {
+                use expected_core::store::Inserted;
+                match query.execute(&self.pool).await {
+                    Ok(done) if done.rows_affected() == 0 => Ok(Inserted::AlreadyExists),
+                    Ok(_) => Ok(Inserted::Created),
+                    Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                        Ok(Inserted::AlreadyExists)
+                    }
+                    Err(error) => Err(error.into()),
+                }
+            }
+
+            async fn insert_login(
+                &self,
+                login: &expected_core::Login,
+            ) -> Result<expected_core::store::Inserted, expected_core::StoreError> {
+                let values = $crate::codec::LoginValues::of(login);
+                $crate::error::retry(classify, || {
+                    let query = sqlx::query($crate::common::sql(&self.sql.common.insert_login));
+                    self.create($crate::common::bind_login!(query, username(&login.username), &values))
+                })
+                .await
+            }
+
+            async fn insert_session(
+                &self,
+                session: &expected_core::Session,
+            ) -> Result<expected_core::store::Inserted, expected_core::StoreError> {
+                let values = $crate::codec::SessionValues::of(session)?;
+                $crate::error::retry(classify, || {
+                    let query = sqlx::query($crate::common::sql(&self.sql.common.insert_session))
+                        .bind(username(&session.username))
+                        .bind(values.digest)
+                        .bind(values.login_serial)
+                        .bind(values.data.as_str())
+                        .bind(values.created_at)
+                        .bind(values.expires_at);
+                    self.create(query)
+                })
+                .await
+            }
+        }
+    };
+}
+pub(crate) use store_impl;
+
+/// Statements of the transactional rotation and user deletion, shared by
+/// MySQL and SQLite (neither can modify two tables in one statement with
+/// `RETURNING`).
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
+#[derive(Debug)]
+pub(crate) struct TxSql {
+    pub(crate) rotate_cas: SqlText,
+    pub(crate) rotate_delete_old: SqlText,
+    pub(crate) rotate_bind: SqlText,
+    pub(crate) login_exists: SqlText,
+    pub(crate) delete_user_logins: SqlText,
+    pub(crate) delete_user_sessions: SqlText,
+}
+
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
+impl TxSql {
+    pub(crate) fn new(backend: Backend, tables: &Tables) -> Self {
+        let p = |n| backend.param(n);
+        let logins = backend.quote(tables.logins());
+        let sessions = backend.quote(tables.sessions());
+        let text = |s: String| -> SqlText { s.into() };
+        Self {
+            // The compare-and-swap. It leaves session_digest alone: the old
+            // value names the session to delete, and the row is locked by
+            // this transaction from here on.
+            rotate_cas: text(format!(
+                "UPDATE {logins} SET token = {}, previous_token = {}, previous_rotated_at = {}, \
+                 previous_sealed = {}, last_used_at = {}, expires_at = {}, client_ip = {}, user_agent = {} \
+                 WHERE username = {} AND serial = {} AND token = {}",
+                p(1),
+                p(2),
+                p(3),
+                p(4),
+                p(5),
+                p(6),
+                p(7),
+                p(8),
+                p(9),
+                p(10),
+                p(11)
+            )),
+            rotate_delete_old: text(format!(
+                "DELETE FROM {sessions} WHERE username = {} AND digest <> {} AND digest = \
+                 (SELECT session_digest FROM {logins} WHERE username = {} AND serial = {})",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            )),
+            rotate_bind: text(format!(
+                "UPDATE {logins} SET session_digest = {} WHERE username = {} AND serial = {}",
+                p(1),
+                p(2),
+                p(3)
+            )),
+            login_exists: text(format!(
+                "SELECT 1 FROM {logins} WHERE username = {} AND serial = {}",
+                p(1),
+                p(2)
+            )),
+            delete_user_logins: text(format!("DELETE FROM {logins} WHERE username = {}", p(1))),
+            delete_user_sessions: text(format!("DELETE FROM {sessions} WHERE username = {}", p(1))),
+        }
+    }
+}
+
+/// Expands, in the MySQL and SQLite modules (whose store has `sql.tx` and a
+/// `begin` method opening a write transaction), to `rotate` and
+/// `remove_user` as transactions.
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
+macro_rules! tx_impl {
+    ($store:ty) => {
+        impl $store {
+            async fn rotate(
+                &self,
+                rotation: &expected_core::store::Rotation,
+            ) -> Result<expected_core::store::Rotated, expected_core::StoreError> {
+                use expected_core::store::Rotated;
+                let session = $crate::codec::SessionValues::of(&rotation.session)?;
+                let client_ip = rotation.client.ip.map(|ip| ip.to_string());
+                let user = username(&rotation.username);
+                let serial = &rotation.serial.as_bytes()[..];
+                $crate::error::retry(classify, || async {
+                    let mut tx = self.begin().await?;
+                    let cas = sqlx::query($crate::common::sql(&self.sql.tx.rotate_cas))
+                        .bind(&rotation.token.as_bytes()[..])
+                        .bind(&rotation.previous.digest.as_bytes()[..])
+                        .bind($crate::codec::micros(rotation.previous.rotated_at))
+                        .bind(&rotation.previous.sealed.as_bytes()[..])
+                        .bind($crate::codec::micros(rotation.last_used_at))
+                        .bind($crate::codec::micros(rotation.expires_at))
+                        .bind(client_ip.as_deref())
+                        .bind(rotation.client.user_agent.as_deref())
+                        .bind(user)
+                        .bind(serial)
+                        .bind(&rotation.expected.as_bytes()[..])
+                        .execute(&mut *tx)
+                        .await?;
+                    if cas.rows_affected() == 0 {
+                        // The CAS matched nothing: not current, or no login.
+                        let exists = sqlx::query($crate::common::sql(&self.sql.tx.login_exists))
+                            .bind(user)
+                            .bind(serial)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        tx.rollback().await?;
+                        return Ok(if exists.is_some() { Rotated::NotCurrent } else { Rotated::NotFound });
+                    }
+                    let inserted = sqlx::query($crate::common::sql(&self.sql.common.insert_session))
+                        .bind(username(&rotation.session.username))
+                        .bind(session.digest)
+                        .bind(session.login_serial)
+                        .bind(session.data.as_str())
+                        .bind(session.created_at)
+                        .bind(session.expires_at)
+                        .execute(&mut *tx)
+                        .await;
+                    match inserted {
+                        Ok(done) if done.rows_affected() > 0 => {}
+                        Ok(_) => {
+                            tx.rollback().await?;
+                            return Ok(Rotated::SessionExists);
+                        }
+                        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                            tx.rollback().await?;
+                            return Ok(Rotated::SessionExists);
+                        }
+                        Err(error) => return Err(error.into()),
+                    }
+                    sqlx::query($crate::common::sql(&self.sql.tx.rotate_delete_old))
+                        .bind(user)
+                        .bind(session.digest)
+                        .bind(user)
+                        .bind(serial)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query($crate::common::sql(&self.sql.tx.rotate_bind))
+                        .bind(session.digest)
+                        .bind(user)
+                        .bind(serial)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(Rotated::Rotated)
+                })
+                .await
+            }
+
+            async fn remove_user(
+                &self,
+                user: &expected_core::Username,
+            ) -> Result<expected_core::store::Deleted, expected_core::StoreError> {
+                $crate::error::retry(classify, || async {
+                    let mut tx = self.begin().await?;
+                    let logins = sqlx::query($crate::common::sql(&self.sql.tx.delete_user_logins))
+                        .bind(username(user))
+                        .execute(&mut *tx)
+                        .await?;
+                    let sessions = sqlx::query($crate::common::sql(&self.sql.tx.delete_user_sessions))
+                        .bind(username(user))
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(expected_core::store::Deleted {
+                        logins: logins.rows_affected(),
+                        sessions: sessions.rows_affected(),
+                    })
+                })
+                .await
+            }
+        }
+    };
+}
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
+pub(crate) use tx_impl;

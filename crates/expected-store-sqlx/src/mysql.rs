@@ -1,0 +1,250 @@
+//! The MySQL / MariaDB store.
+
+use std::sync::Arc;
+
+use expected_core::{Serial, StoreError, Username};
+use sqlx::error::DatabaseError;
+use sqlx::mysql::{MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
+
+use crate::DEFAULT_BATCH;
+use crate::codec::micros;
+use crate::common::{CommonSql, SqlText, TxSql, sql, store_impl, tx_impl};
+use crate::error::{Failure, Transience, retry, store_error};
+use crate::tables::{Backend, Tables};
+
+type Db = sqlx::MySql;
+
+fn classify(error: &dyn DatabaseError) -> Transience {
+    match error.try_downcast_ref::<MySqlDatabaseError>().map(MySqlDatabaseError::number) {
+        // ER_LOCK_DEADLOCK; ER_CHECKREAD (MariaDB's snapshot isolation).
+        Some(1213 | 1020) => Transience::Conflict,
+        _ => Transience::No,
+    }
+}
+
+/// Usernames are `VARBINARY`: bound as their UTF-8 bytes, compared exactly.
+fn username(user: &Username) -> &[u8] {
+    user.as_str().as_bytes()
+}
+
+#[derive(Debug)]
+struct Sql {
+    common: CommonSql,
+    tx: TxSql,
+    delete_login: SqlText,
+    delete_login_sessions: SqlText,
+    expired_logins: SqlText,
+    expire_logins_prefix: String,
+}
+
+impl Sql {
+    fn new(tables: &Tables, batch: u32) -> Self {
+        let logins = Backend::MySql.quote(tables.logins());
+        let sessions = Backend::MySql.quote(tables.sessions());
+        Self {
+            common: CommonSql::new(Backend::MySql, tables, batch),
+            tx: TxSql::new(Backend::MySql, tables),
+            // One statement for the login, its bound session and the
+            // sessions it opened; InnoDB locks the login row first and reads
+            // the sessions current (not from a snapshot).
+            delete_login: format!(
+                "DELETE l, s FROM {logins} AS l LEFT JOIN {sessions} AS s \
+                 ON s.username = l.username AND (s.digest = l.session_digest OR s.login_serial = l.serial) \
+                 WHERE l.username = ? AND l.serial = ?"
+            )
+            .into(),
+            delete_login_sessions: format!("DELETE FROM {sessions} WHERE username = ? AND login_serial = ?")
+                .into(),
+            expired_logins: format!(
+                "SELECT username, serial FROM {logins} WHERE expires_at <= ? \
+                 ORDER BY expires_at LIMIT {batch} FOR UPDATE"
+            )
+            .into(),
+            expire_logins_prefix: format!(
+                "DELETE l, s FROM {logins} AS l LEFT JOIN {sessions} AS s \
+                 ON s.username = l.username AND (s.digest = l.session_digest OR s.login_serial = l.serial) \
+                 WHERE l.expires_at <= ? AND (l.username, l.serial) IN "
+            ),
+        }
+    }
+
+    /// The batch delete for `n` locked logins: `(?, ?)` pairs after the
+    /// prefix, values bound, never spliced.
+    fn expire_logins(&self, n: usize) -> String {
+        let pairs = vec!["(?, ?)"; n].join(", ");
+        format!("{}({pairs})", self.expire_logins_prefix)
+    }
+}
+
+/// The [`Store`](expected_core::Store) on MySQL 8 or MariaDB 10.5+.
+///
+/// Cheap to clone: clones share the pool.
+#[derive(Debug, Clone)]
+pub struct MySqlStore {
+    pool: MySqlPool,
+    tables: Tables,
+    batch: u32,
+    sql: Arc<Sql>,
+}
+
+impl MySqlStore {
+    /// A store on `pool` with the default [`Tables`].
+    pub fn new(pool: MySqlPool) -> Self {
+        Self::with_tables(pool, Tables::default())
+    }
+
+    /// A store on `pool` with the given table names.
+    pub fn with_tables(pool: MySqlPool, tables: Tables) -> Self {
+        let sql = Arc::new(Sql::new(&tables, DEFAULT_BATCH));
+        Self { pool, tables, batch: DEFAULT_BATCH, sql }
+    }
+
+    /// Connects a pool with sqlx's default options (use [`MySqlStore::new`]
+    /// with your own [`MySqlPoolOptions`] to tune it). Does not migrate.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = MySqlPoolOptions::new().connect(url).await.map_err(|e| store_error(e, classify))?;
+        Ok(Self::new(pool))
+    }
+
+    /// Sets how many rows one cleaning statement deletes at most (default
+    /// [`DEFAULT_BATCH`]; at least 1).
+    pub fn with_batch_size(mut self, batch: u32) -> Self {
+        self.batch = batch.max(1);
+        self.sql = Arc::new(Sql::new(&self.tables, self.batch));
+        self
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &MySqlPool {
+        &self.pool
+    }
+
+    /// The table names.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// Creates or upgrades the schema, answering the versions it applied
+    /// (none when it was up to date): idempotent, and safe to run from
+    /// several processes at once (`GET_LOCK` serializes them). MySQL commits
+    /// DDL at once, so every statement is idempotent on its own and a
+    /// migration is recorded only once all its statements ran.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| store_error(e, classify))?;
+        let lock = format!("expected-store-sqlx.{}", self.tables.migrations_table());
+        let locked: Option<i64> =
+            sqlx::query_scalar("SELECT GET_LOCK(LEFT(CONCAT(COALESCE(DATABASE(), ''), '.', ?), 64), 60)")
+                .bind(&lock)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| store_error(e, classify))?;
+        if locked != Some(1) {
+            return Err(StoreError::new(
+                expected_core::StoreErrorKind::Unavailable,
+                "another migration held the migration lock for 60 s",
+            ));
+        }
+        let outcome = self.migrate_locked(&mut conn).await.map_err(|e| e.into_store(classify));
+        let released = sqlx::query("SELECT RELEASE_LOCK(LEFT(CONCAT(COALESCE(DATABASE(), ''), '.', ?), 64))")
+            .bind(&lock)
+            .execute(&mut *conn)
+            .await;
+        if released.is_err() {
+            // The lock dies with the connection: do not hand it back.
+            conn.detach();
+        }
+        outcome
+    }
+
+    async fn migrate_locked(&self, conn: &mut sqlx::MySqlConnection) -> Result<Vec<i64>, Failure> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(crate::schema::migrations_table(Backend::MySql, &self.tables)))
+            .execute(&mut *conn)
+            .await?;
+        let table = Backend::MySql.quote(self.tables.migrations_table());
+        let applied: Vec<i64> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
+                .fetch_all(&mut *conn)
+                .await?;
+        let mut done = Vec::new();
+        for migration in self.tables.migrations(Backend::MySql) {
+            if applied.contains(&migration.version) {
+                continue;
+            }
+            for statement in migration.statements {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut *conn).await?;
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {table} (version, description, applied_at) VALUES (?, ?, ?)"
+            )))
+            .bind(migration.version)
+            .bind(migration.description)
+            .bind(micros(expected_core::time::OffsetDateTime::now_utc()))
+            .execute(&mut *conn)
+            .await?;
+            done.push(migration.version);
+        }
+        Ok(done)
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    async fn remove_login(&self, user: &Username, serial: &Serial) -> Result<bool, StoreError> {
+        let done = retry(classify, || async {
+            Ok(sqlx::query(sql(&self.sql.delete_login))
+                .bind(username(user))
+                .bind(&serial.as_bytes()[..])
+                .execute(&self.pool)
+                .await?)
+        })
+        .await?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        // No login: end the sessions it opened all the same (the join above
+        // starts from the login, so it found none of them).
+        retry(classify, || async {
+            Ok(sqlx::query(sql(&self.sql.delete_login_sessions))
+                .bind(username(user))
+                .bind(&serial.as_bytes()[..])
+                .execute(&self.pool)
+                .await?)
+        })
+        .await?;
+        Ok(false)
+    }
+
+    /// Batches of one transaction each: lock up to `batch` expired logins,
+    /// delete them and the sessions they opened in one statement, commit.
+    async fn expire_logins(&self, now: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let count = retry(classify, || async {
+                let mut tx = self.begin().await?;
+                let keys: Vec<(Vec<u8>, Vec<u8>)> =
+                    sqlx::query_as(sql(&self.sql.expired_logins)).bind(now).fetch_all(&mut *tx).await?;
+                if keys.is_empty() {
+                    tx.commit().await?;
+                    return Ok(0);
+                }
+                let mut query =
+                    sqlx::query(sqlx::AssertSqlSafe(self.sql.expire_logins(keys.len()))).bind(now);
+                for (user, serial) in &keys {
+                    query = query.bind(user.as_slice()).bind(serial.as_slice());
+                }
+                query.execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(keys.len() as u64)
+            })
+            .await?;
+            total += count;
+            if count < u64::from(self.batch) {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+store_impl!(MySqlStore);
+tx_impl!(MySqlStore);

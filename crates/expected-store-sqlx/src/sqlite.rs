@@ -1,0 +1,215 @@
+//! The SQLite store.
+
+use std::sync::Arc;
+
+use expected_core::{Serial, StoreError, Username};
+use sqlx::error::DatabaseError;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+
+use crate::DEFAULT_BATCH;
+use crate::codec::micros;
+use crate::common::{CommonSql, SqlText, TxSql, sql, store_impl, tx_impl};
+use crate::error::{Failure, Transience, retry, store_error};
+use crate::tables::{Backend, Tables};
+
+type Db = sqlx::Sqlite;
+
+fn classify(error: &dyn DatabaseError) -> Transience {
+    let code = error.code().and_then(|code| code.parse::<i32>().ok()).unwrap_or(0);
+    // SQLITE_BUSY and SQLITE_LOCKED with their extended codes: the busy
+    // timeout (or shared-cache unlock notification) already waited.
+    match code & 0xff {
+        5 | 6 => Transience::Busy,
+        _ => Transience::No,
+    }
+}
+
+fn username(user: &Username) -> &str {
+    user.as_str()
+}
+
+#[derive(Debug)]
+struct Sql {
+    common: CommonSql,
+    tx: TxSql,
+    delete_login_sessions: SqlText,
+    delete_login: SqlText,
+    expire_login_sessions: SqlText,
+    expire_logins: SqlText,
+}
+
+impl Sql {
+    fn new(tables: &Tables, batch: u32) -> Self {
+        let logins = Backend::Sqlite.quote(tables.logins());
+        let sessions = Backend::Sqlite.quote(tables.sessions());
+        Self {
+            common: CommonSql::new(Backend::Sqlite, tables, batch),
+            tx: TxSql::new(Backend::Sqlite, tables),
+            delete_login_sessions: format!(
+                "DELETE FROM {sessions} WHERE username = $1 \
+                 AND (login_serial = $2 \
+                      OR digest = (SELECT session_digest FROM {logins} WHERE username = $1 AND serial = $2))"
+            )
+            .into(),
+            delete_login: format!("DELETE FROM {logins} WHERE username = $1 AND serial = $2").into(),
+            // One batch, in one write transaction: the sessions opened by the
+            // first `batch` expired logins, then those logins (the same ones:
+            // same order, nothing else writes meanwhile).
+            expire_login_sessions: format!(
+                "DELETE FROM {sessions} WHERE rowid IN (SELECT s.rowid FROM \
+                 (SELECT username, serial, session_digest FROM {logins} WHERE expires_at <= $1 \
+                  ORDER BY expires_at, rowid LIMIT {batch}) AS b \
+                 JOIN {sessions} AS s ON s.username = b.username \
+                  AND (s.login_serial = b.serial OR s.digest = b.session_digest))"
+            )
+            .into(),
+            expire_logins: format!(
+                "DELETE FROM {logins} WHERE rowid IN \
+                 (SELECT rowid FROM {logins} WHERE expires_at <= $1 ORDER BY expires_at, rowid LIMIT {batch})"
+            )
+            .into(),
+        }
+    }
+}
+
+/// The [`Store`](expected_core::Store) on SQLite.
+///
+/// Every write transaction starts with `BEGIN IMMEDIATE`, so writers queue on
+/// SQLite's lock (for the pool's busy timeout) instead of failing to upgrade.
+/// Use WAL mode for a file database read while written.
+///
+/// Cheap to clone: clones share the pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    tables: Tables,
+    batch: u32,
+    sql: Arc<Sql>,
+}
+
+impl SqliteStore {
+    /// A store on `pool` with the default [`Tables`].
+    pub fn new(pool: SqlitePool) -> Self {
+        Self::with_tables(pool, Tables::default())
+    }
+
+    /// A store on `pool` with the given table names.
+    pub fn with_tables(pool: SqlitePool, tables: Tables) -> Self {
+        let sql = Arc::new(Sql::new(&tables, DEFAULT_BATCH));
+        Self { pool, tables, batch: DEFAULT_BATCH, sql }
+    }
+
+    /// Opens a pool on `url` (`sqlite://path.db`, `sqlite::memory:`), creating
+    /// the file if missing, in WAL mode. Does not migrate.
+    ///
+    /// Note that with `sqlite::memory:` sqlx shares one in-memory database
+    /// between the pool's connections, which lives as long as one of them.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options: SqliteConnectOptions = url.parse().map_err(|e| store_error(e, classify))?;
+        let options = options.create_if_missing(true).journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+        let pool =
+            SqlitePoolOptions::new().connect_with(options).await.map_err(|e| store_error(e, classify))?;
+        Ok(Self::new(pool))
+    }
+
+    /// Sets how many rows one cleaning statement deletes at most (default
+    /// [`DEFAULT_BATCH`]; at least 1).
+    pub fn with_batch_size(mut self, batch: u32) -> Self {
+        self.batch = batch.max(1);
+        self.sql = Arc::new(Sql::new(&self.tables, self.batch));
+        self
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The table names.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// Creates or upgrades the schema, answering the versions it applied
+    /// (none when it was up to date) in one `BEGIN IMMEDIATE` transaction:
+    /// idempotent, serialized by SQLite's write lock, all or nothing.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        retry(classify, || self.migrate_once()).await
+    }
+
+    async fn migrate_once(&self) -> Result<Vec<i64>, Failure> {
+        let mut tx = self.begin().await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(crate::schema::migrations_table(Backend::Sqlite, &self.tables)))
+            .execute(&mut *tx)
+            .await?;
+        let table = Backend::Sqlite.quote(self.tables.migrations_table());
+        let applied: Vec<i64> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
+                .fetch_all(&mut *tx)
+                .await?;
+        let mut done = Vec::new();
+        for migration in self.tables.migrations(Backend::Sqlite) {
+            if applied.contains(&migration.version) {
+                continue;
+            }
+            for statement in migration.statements {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut *tx).await?;
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {table} (version, description, applied_at) VALUES ($1, $2, $3)"
+            )))
+            .bind(migration.version)
+            .bind(migration.description)
+            .bind(micros(expected_core::time::OffsetDateTime::now_utc()))
+            .execute(&mut *tx)
+            .await?;
+            done.push(migration.version);
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn expire_logins(&self, now: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let count = retry(classify, || async {
+                let mut tx = self.begin().await?;
+                sqlx::query(sql(&self.sql.expire_login_sessions)).bind(now).execute(&mut *tx).await?;
+                let done = sqlx::query(sql(&self.sql.expire_logins)).bind(now).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected())
+            })
+            .await?;
+            total += count;
+            if count < u64::from(self.batch) {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn remove_login(&self, user: &Username, serial: &Serial) -> Result<bool, StoreError> {
+        retry(classify, || async {
+            let mut tx = self.begin().await?;
+            sqlx::query(sql(&self.sql.delete_login_sessions))
+                .bind(username(user))
+                .bind(&serial.as_bytes()[..])
+                .execute(&mut *tx)
+                .await?;
+            let done = sqlx::query(sql(&self.sql.delete_login))
+                .bind(username(user))
+                .bind(&serial.as_bytes()[..])
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
+    }
+}
+
+store_impl!(SqliteStore);
+tx_impl!(SqliteStore);
