@@ -617,6 +617,41 @@ pub async fn concurrent_creates_have_one_winner<S: Store>(store: Arc<S>) {
     assert_eq!(stored.as_ref(), winners.first(), "the stored login is the winner's, never overwritten");
 }
 
+/// Revocations racing rotations of the same login (20 rounds each of
+/// `delete_login` and `delete_user`): once the login is gone, no session it
+/// opened survives, whichever finished first.
+pub async fn concurrent_revocation_and_rotation_leave_nothing<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    for round in 0..40 {
+        let fresh = fresh_login(&alice, now);
+        created(&*store, &fresh).await;
+        let (rotation, _, id) = rotation_for(&fresh, after(now, 1));
+        let rotate = {
+            let store = store.clone();
+            tokio::spawn(async move { store.rotate_login(&rotation).await })
+        };
+        let revoke = {
+            let (store, alice, serial) = (store.clone(), alice.clone(), fresh.login.serial);
+            tokio::spawn(async move {
+                if round % 2 == 0 {
+                    store.delete_login(&alice, &serial).await.map(|_| ())
+                } else {
+                    store.delete_user(&alice).await.map(|_| ())
+                }
+            })
+        };
+        let rotated = rotate.await.expect("task").expect("a racing rotation must not fail");
+        revoke.await.expect("task").expect("a racing revocation must not fail");
+        assert!(matches!(rotated, Rotated::Rotated | Rotated::NotFound), "round {round}: {rotated:?}");
+        assert_eq!(store.get_login(&alice, &fresh.login.serial).await.expect("get_login"), None);
+        for digest in [fresh.session.digest, id.digest()] {
+            let left = store.get_session(&alice, &digest).await.expect("get_session");
+            assert_eq!(left, None, "round {round}: a session of a revoked login survived the race");
+        }
+    }
+}
+
 // ---------------------------------------------------------------- engine
 
 /// Register with "remember me", then the session cookie alone authenticates,

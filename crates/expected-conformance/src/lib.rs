@@ -182,6 +182,7 @@ macro_rules! __cases {
             concurrent_rotations_have_one_winner,
             concurrent_deletes_have_one_winner,
             concurrent_creates_have_one_winner,
+            concurrent_revocation_and_rotation_leave_nothing,
             engine_register_and_session_hit,
             engine_cookie_login_rotates_and_cycles_session,
             engine_grace_converges_on_successor,

@@ -35,9 +35,10 @@
 //!
 //! # Round trips
 //!
-//! Each method is meant to be one round trip to the backend (one statement,
-//! transaction or script). The engine calls [`Store::rotate_login`] exactly
-//! once per successful cookie login.
+//! Each method is one atomic unit of work on the backend: one statement,
+//! transaction or script, ideally one round trip (a SQL backend without
+//! `UPDATE … RETURNING` needs a few inside its transaction). The engine calls
+//! [`Store::rotate_login`] exactly once per successful cookie login.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -124,7 +125,8 @@ pub struct Rotation {
     /// What becomes the login's `previous` (its digest equals `expected`).
     pub previous: PreviousToken,
     /// The new session to create and bind to the login (`session.login` is
-    /// this serial). The login's old session, if any, is deleted.
+    /// this serial and `session.username` is `username`). The login's old
+    /// session, if any, is deleted.
     pub session: Session,
     /// New `last_used_at`.
     pub last_used_at: OffsetDateTime,
