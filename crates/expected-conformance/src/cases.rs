@@ -92,6 +92,8 @@ pub async fn tricky_usernames_stay_apart<S: Store>(store: Arc<S>) {
     let now = now();
     let names = [
         "alice",
+        "alice ",
+        " alice",
         "Alice",
         "alice.",
         ".alice",
@@ -819,8 +821,8 @@ pub async fn engine_theft_revokes_that_user_only<S: Store>(store: Arc<S>) {
     assert!(matches!(visit(&engine, &mut bobs.without_session()).await.outcome, Outcome::CookieLogin(_)));
 }
 
-/// The grace window is half-open (`[rotation, rotation + grace)`), and a
-/// forged token for a known serial is theft even inside it.
+/// The grace window ends exactly `grace` after the rotation (it is open at
+/// that end), and a forged token for a known serial is theft even inside it.
 pub async fn engine_theft_after_grace_window<S: Store>(store: Arc<S>) {
     let clock = clock();
     let engine = engine(store.clone(), &clock, config());

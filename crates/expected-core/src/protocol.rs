@@ -259,7 +259,7 @@ mod tests {
             judge(&cookie, Some(&login), at(30), &config),
             Judgement::Grace { token: next.token.clone(), session: Some(id) }
         );
-        // The window is half-open: 30 s after the rotation it is over.
+        // The window is open at its end: 30 s after the rotation it is over.
         assert_eq!(judge(&cookie, Some(&login), at(31), &config), Judgement::Theft);
         let forged = AuthCookie { token: Token::from_bytes([5; 32]), ..cookie.clone() };
         assert_eq!(judge(&forged, Some(&login), at(2), &config), Judgement::Theft);

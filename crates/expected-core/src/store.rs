@@ -31,7 +31,10 @@
 //! - **Errors.** Failures are a [`StoreError`], never a panic. A failed call
 //!   either changed nothing or, when it timed out after the backend ran it,
 //!   did all of its work: retrying is always safe, and the engine's grace
-//!   window absorbs a rotation that was applied but not answered.
+//!   window absorbs a rotation that was applied but not answered. Cleaning
+//!   (`delete_expired_*`) works record by record: a pass that fails part-way
+//!   has deleted some expired records completely (sessions included) and
+//!   leaves the rest to the next pass.
 //!
 //! # Round trips
 //!
