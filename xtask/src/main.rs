@@ -1,8 +1,9 @@
 //! Project chores: `cargo xtask <command>`.
 //!
 //! - `test`: make sure the test servers run (PostgreSQL, MariaDB, Redis; each
-//!   started, or installed with apt-get, when missing), then run every test of
-//!   the workspace. This is the README's test command and what CI runs.
+//!   started, or installed with apt-get, when missing) and the browser tests'
+//!   Chromium and ChromeDriver are installed, then run every test of the
+//!   workspace. This is the README's test command and what CI runs.
 //! - `services`: only the first half of `test`.
 //! - `lint`: `cargo fmt --check`, clippy with warnings denied, rustdoc with
 //!   warnings denied.
@@ -108,6 +109,11 @@ const SERVICES: &[Service] = &[
     },
 ];
 
+/// Programs the tests run, as (binary, Debian package): the demos' browser
+/// tests drive headless Chromium through ChromeDriver.
+const TOOLS: &[(&str, &str)] =
+    &[("/usr/bin/chromium", "chromium"), ("/usr/bin/chromedriver", "chromium-driver")];
+
 fn reachable(port: u16) -> bool {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     TcpStream::connect_timeout(&address, Duration::from_millis(500)).is_ok()
@@ -120,20 +126,22 @@ fn apt_install(packages: &[&str]) -> Result {
     run("apt-get", &args)
 }
 
-/// Starts (installing first if needed) every test server that is not
-/// reachable, and waits until each answers. The tests themselves read the
-/// servers' URLs from the environment; this only serves the defaults on
-/// loopback.
+/// Installs the [`TOOLS`] that are missing, starts (installing first if
+/// needed) every test server that is not reachable, and waits until each
+/// answers. The tests themselves read the servers' URLs from the environment;
+/// this only serves the defaults on loopback.
 fn services() -> Result {
     if std::env::var_os("EXPECTED_SKIP_SERVICES").is_some() {
         report("xtask: EXPECTED_SKIP_SERVICES set; not touching the test servers");
         return Ok(());
     }
-    let missing: Vec<&str> = SERVICES
+    let mut missing: Vec<&str> = SERVICES
         .iter()
         .filter(|s| !reachable(s.port) && !Path::new(s.binary).exists())
         .map(|s| s.package)
         .collect();
+    let tools = TOOLS.iter().filter(|(binary, _)| !Path::new(binary).exists());
+    missing.extend(tools.map(|(_, package)| *package));
     if !missing.is_empty() {
         apt_install(&missing)?;
     }

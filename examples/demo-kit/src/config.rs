@@ -1,0 +1,229 @@
+//! The demo's settings, from the environment.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use expected_core::{Config, ConfigError};
+
+/// The environment variables a demo reads, and their defaults.
+pub mod env {
+    /// Address to listen on. Default [`DEFAULT_ADDR`].
+    pub const ADDR: &str = "EXPECTED_ADDR";
+    /// Store URL (see [`open_store`](crate::open_store)). Default [`DEFAULT_STORE`].
+    pub const STORE: &str = "EXPECTED_STORE";
+    /// Grace window in seconds (`0` disables it). Default 30.
+    pub const GRACE_SECS: &str = "EXPECTED_GRACE_SECS";
+    /// Session idle timeout in seconds. Default 1800.
+    pub const SESSION_IDLE_SECS: &str = "EXPECTED_SESSION_IDLE_SECS";
+    /// Max-Age of the remember-me cookie, and how long an unused login lives,
+    /// in seconds. Default 90 days.
+    pub const COOKIE_MAX_AGE_SECS: &str = "EXPECTED_COOKIE_MAX_AGE_SECS";
+    /// `1` (default) for `Secure` cookies, `0` for plain HTTP on another host
+    /// than localhost.
+    pub const SECURE_COOKIES: &str = "EXPECTED_SECURE_COOKIES";
+
+    /// The default listening address.
+    pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+    /// The default store: a SQLite file in the working directory, so that
+    /// logins survive a restart of the demo.
+    pub const DEFAULT_STORE: &str = "sqlite:expected-demo.db";
+
+    /// The variables and their defaults, for error messages.
+    pub const USAGE: &str = "settings (environment variables):
+  EXPECTED_ADDR                 address to listen on (default 127.0.0.1:3000)
+  EXPECTED_STORE                memory:, sqlite:FILE, postgres://…, mysql://…, redis://…
+                                (default sqlite:expected-demo.db)
+  EXPECTED_GRACE_SECS           grace window after a token rotation, 0 to disable (default 30)
+  EXPECTED_SESSION_IDLE_SECS    session idle timeout (default 1800)
+  EXPECTED_COOKIE_MAX_AGE_SECS  remember-me lifetime (default 7776000, 90 days)
+  EXPECTED_SECURE_COOKIES       1 (default) or 0 for plain HTTP on a host other than localhost";
+}
+
+/// Name of the session cookie in the demos.
+pub const SESSION_COOKIE: &str = "session";
+/// Name of the remember-me cookie in the demos.
+pub const AUTH_COOKIE: &str = "remember_me";
+
+/// Why the environment does not make a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoConfigError {
+    /// A variable holds something that is not what it should be.
+    #[error("{name}={value:?}: {expected}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What it held.
+        value: String,
+        /// What it should hold.
+        expected: &'static str,
+    },
+    /// The values parse but do not make a consistent configuration.
+    #[error("inconsistent settings: {0}")]
+    Inconsistent(#[from] ConfigError),
+}
+
+/// The settings of a demo server.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// The store URL, for [`open_store`](crate::open_store).
+    pub store: String,
+    /// The engine's configuration, cookie names `session` and `remember_me`.
+    pub engine: Config,
+}
+
+fn parse_secs(name: &'static str, value: &str) -> Result<Duration, DemoConfigError> {
+    value.trim().parse::<u64>().map(Duration::from_secs).map_err(|_| DemoConfigError::Invalid {
+        name,
+        value: value.to_owned(),
+        expected: "a whole number of seconds",
+    })
+}
+
+fn parse_flag(name: &'static str, value: &str) -> Result<bool, DemoConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(DemoConfigError::Invalid { name, value: value.to_owned(), expected: "1 or 0" }),
+    }
+}
+
+impl DemoConfig {
+    /// Reads the [`env`](mod@crate::env) variables; unset or empty ones take their default.
+    pub fn from_env() -> Result<Self, DemoConfigError> {
+        Self::from_lookup(|name| std::env::var_os(name).map(|value| value.to_string_lossy().into_owned()))
+    }
+
+    /// Like [`from_env`](Self::from_env), but on an error prints it with the
+    /// list of variables to stderr and exits with status 2.
+    pub fn from_env_or_exit() -> Self {
+        match Self::from_env() {
+            Ok(config) => config,
+            Err(error) => {
+                let mut stderr = std::io::stderr();
+                let _ = writeln!(stderr, "error: {error}\n\n{}", env::USAGE);
+                std::process::exit(2);
+            }
+        }
+    }
+
+    /// Reads the settings through `lookup` (a variable's value, if set).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, DemoConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let addr_text = get(env::ADDR).unwrap_or_else(|| env::DEFAULT_ADDR.to_owned());
+        let addr = addr_text.trim().parse::<SocketAddr>().map_err(|_| DemoConfigError::Invalid {
+            name: env::ADDR,
+            value: addr_text.clone(),
+            expected: "an IP address and port, like 127.0.0.1:3000 or [::1]:3000",
+        })?;
+        let store = get(env::STORE).unwrap_or_else(|| env::DEFAULT_STORE.to_owned());
+        let mut builder = Config::builder().session_cookie_name(SESSION_COOKIE).auth_cookie_name(AUTH_COOKIE);
+        if let Some(value) = get(env::GRACE_SECS) {
+            builder = builder.grace_period(parse_secs(env::GRACE_SECS, &value)?);
+        }
+        if let Some(value) = get(env::SESSION_IDLE_SECS) {
+            builder = builder.session_idle_timeout(parse_secs(env::SESSION_IDLE_SECS, &value)?);
+        }
+        if let Some(value) = get(env::COOKIE_MAX_AGE_SECS) {
+            builder = builder.cookie_max_age(parse_secs(env::COOKIE_MAX_AGE_SECS, &value)?);
+        }
+        if let Some(value) = get(env::SECURE_COOKIES) {
+            builder = builder.secure(parse_flag(env::SECURE_COOKIES, &value)?);
+        }
+        Ok(Self { addr, store: store.trim().to_owned(), engine: builder.build()? })
+    }
+
+    /// A line for the startup log about the `Secure` attribute: browsers
+    /// store `Secure` cookies only over HTTPS, except on `localhost` and
+    /// loopback addresses, where Chromium and Firefox treat plain HTTP as
+    /// secure (Safari does not).
+    pub fn secure_cookies_note(&self) -> Option<String> {
+        if !self.engine.secure() {
+            return Some(format!(
+                "{}=0: cookies without Secure, for plain HTTP only; never in production",
+                env::SECURE_COOKIES
+            ));
+        }
+        if self.addr.ip().is_loopback() {
+            return None;
+        }
+        Some(format!(
+            "cookies are Secure: browsers keep them over HTTPS (put a TLS proxy in front), or on \
+             http://localhost; for plain HTTP on {} set {}=0",
+            self.addr,
+            env::SECURE_COOKIES
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<DemoConfig, DemoConfigError> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect();
+        DemoConfig::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() -> Result<(), DemoConfigError> {
+        let config = config(&[])?;
+        assert_eq!(config.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.store, env::DEFAULT_STORE);
+        assert_eq!(config.engine.session_cookie_name(), "session");
+        assert_eq!(config.engine.auth_cookie_name(), "remember_me");
+        assert!(config.engine.secure());
+        assert_eq!(config.engine.grace_period(), Duration::from_secs(30));
+        assert_eq!(config.secure_cookies_note(), None, "Secure on loopback needs no note");
+        Ok(())
+    }
+
+    #[test]
+    fn every_variable_is_read() -> Result<(), DemoConfigError> {
+        let config = config(&[
+            (env::ADDR, "[::1]:8080"),
+            (env::STORE, " memory: "),
+            (env::GRACE_SECS, "5"),
+            (env::SESSION_IDLE_SECS, "60"),
+            (env::COOKIE_MAX_AGE_SECS, "3600"),
+            (env::SECURE_COOKIES, "0"),
+        ])?;
+        assert_eq!(config.addr.to_string(), "[::1]:8080");
+        assert_eq!(config.store, "memory:");
+        assert_eq!(config.engine.grace_period(), Duration::from_secs(5));
+        assert_eq!(config.engine.session_idle_timeout(), Duration::from_secs(60));
+        assert_eq!(config.engine.cookie_max_age(), Duration::from_secs(3600));
+        assert!(!config.engine.secure());
+        assert!(config.secure_cookies_note().is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (vars, needle) in [
+            (vec![(env::ADDR, "localhost")], "EXPECTED_ADDR=\"localhost\""),
+            (vec![(env::GRACE_SECS, "-1")], "EXPECTED_GRACE_SECS"),
+            (vec![(env::SECURE_COOKIES, "maybe")], "EXPECTED_SECURE_COOKIES"),
+            (vec![(env::GRACE_SECS, "4000")], "grace period"),
+            (vec![(env::SESSION_IDLE_SECS, "0")], "longer than zero"),
+        ] {
+            match config(&vars) {
+                Ok(_) => panic!("{vars:?} was accepted"),
+                Err(error) => assert!(error.to_string().contains(needle), "{error} lacks {needle}"),
+            }
+        }
+    }
+
+    #[test]
+    fn outside_loopback_the_note_explains_secure() -> Result<(), DemoConfigError> {
+        let config = config(&[(env::ADDR, "0.0.0.0:3000")])?;
+        let note = config.secure_cookies_note().unwrap_or_default();
+        assert!(note.contains("EXPECTED_SECURE_COOKIES=0"), "{note}");
+        Ok(())
+    }
+}

@@ -1,0 +1,1120 @@
+//! The HTTP scenario suite every demo runs (feature `scenarios`), over real
+//! HTTP against a running server, with hand-made `Cookie` headers so that each
+//! scenario controls its cookie jars (one per device: a victim, a thief,
+//! another user).
+//!
+//! An adapter calls [`scenarios!`](crate::scenarios!) once in a test file
+//! with an expression that starts its demo (a future answering a
+//! [`DemoServer`]); it expands to one `#[test]` per case of [`cases`], each
+//! on its own server, so a failure names the scenario that broke.
+//!
+//! ```ignore
+//! // tests/scenarios.rs of an adapter
+//! async fn start() -> expected_demo_kit::testing::TestServer { /* … */ }
+//! expected_demo_kit::scenarios!(start());
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cookie::Cookie;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::config::{AUTH_COOKIE, SESSION_COOKIE};
+
+/// A demo server the suite drives.
+pub trait DemoServer: Send + Sync + 'static {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    fn base_url(&self) -> String;
+    /// Takes the store down (`true`: every store call fails as unavailable)
+    /// or brings it back.
+    fn set_store_down(&self, down: bool);
+    /// The server's grace window.
+    fn grace_period(&self) -> Duration {
+        crate::testing::GRACE
+    }
+}
+
+/// How long one scenario may take before it fails.
+pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs one scenario on a fresh server from `start`. Used by
+/// [`scenarios!`](crate::scenarios!).
+///
+/// # Panics
+///
+/// When the scenario fails or times out.
+pub fn run<S, F, Fut, C, CFut>(name: &str, start: F, case: C)
+where
+    S: DemoServer,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = S>,
+    C: FnOnce(Arc<dyn DemoServer>) -> CFut,
+    CFut: Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| panic!("cannot start a tokio runtime: {error}"));
+    runtime.block_on(async move {
+        let server: Arc<dyn DemoServer> = Arc::new(start().await);
+        if tokio::time::timeout(SCENARIO_TIMEOUT, case(server)).await.is_err() {
+            panic!("{name}: did not finish within {SCENARIO_TIMEOUT:?}");
+        }
+    });
+}
+
+/// Expands to one `#[test]` per scenario of [`cases`], each starting its own
+/// server with `$start` (an expression, evaluated once per test inside the
+/// test's tokio runtime, whose value is a future answering a
+/// [`DemoServer`]).
+#[macro_export]
+macro_rules! scenarios {
+    ($start:expr) => {
+        $crate::__scenarios! { @list tests [$start] }
+    };
+}
+
+/// The one list of scenarios, and what is made of it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __scenarios {
+    (@list $mode:ident $args:tt) => {
+        $crate::__scenarios! { @ $mode $args
+            healthz_answers_200,
+            login_without_remember_me,
+            login_with_remember_me,
+            session_hit_sets_no_cookie,
+            cookie_login_after_session_cookie_dropped,
+            grace_converges_concurrent_requests,
+            theft_after_grace_revokes_every_login,
+            remote_revoke_ends_that_device,
+            logout_ends_this_device_only,
+            logout_everywhere_ends_every_device,
+            logging_in_again_replaces_the_device_login,
+            malformed_and_oversized_cookies_are_401,
+            invalid_and_oversized_bodies_are_400,
+            wrong_password_and_unknown_user_are_401,
+            store_outage_is_503_then_recovers,
+            logins_list_fields_times_and_current,
+            cross_site_state_changes_are_refused,
+            html_pages_render_and_escape,
+            html_theft_alert_and_form_actions,
+        }
+    };
+    (@tests [$start:expr] $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::__private::run(stringify!($case), || $start, $crate::scenarios::cases::$case);
+            }
+        )*
+    };
+    (@names [] $($case:ident),* $(,)?) => {
+        &[$(stringify!($case)),*]
+    };
+}
+
+/// The names of every scenario, in order.
+pub const SCENARIOS: &[&str] = crate::__scenarios! { @list names [] };
+
+/// One device's cookies, as a browser would keep them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Jar {
+    /// The session cookie's value.
+    pub session: Option<String>,
+    /// The remember-me cookie's value.
+    pub remember: Option<String>,
+    /// The `User-Agent` this device sends.
+    pub user_agent: Option<String>,
+}
+
+impl Jar {
+    /// An empty jar sending `user_agent`.
+    pub fn with_agent(user_agent: &str) -> Self {
+        Self { user_agent: Some(user_agent.to_owned()), ..Self::default() }
+    }
+
+    /// This jar without its session cookie, as after a browser restart.
+    pub fn without_session(&self) -> Self {
+        Self { session: None, ..self.clone() }
+    }
+
+    /// The `Cookie` header this jar sends, if any.
+    pub fn cookie_header(&self) -> Option<String> {
+        let mut pairs = Vec::new();
+        if let Some(value) = &self.session {
+            pairs.push(format!("{SESSION_COOKIE}={value}"));
+        }
+        if let Some(value) = &self.remember {
+            pairs.push(format!("{AUTH_COOKIE}={value}"));
+        }
+        (!pairs.is_empty()).then(|| pairs.join("; "))
+    }
+
+    /// Applies a response's `Set-Cookie`s, as a browser does.
+    pub fn apply(&mut self, reply: &Reply) {
+        for cookie in &reply.set_cookies {
+            let removed = cookie.value().is_empty() || cookie.max_age().is_some_and(|age| age.is_zero());
+            let value = (!removed).then(|| cookie.value().to_owned());
+            match cookie.name() {
+                SESSION_COOKIE => self.session = value,
+                AUTH_COOKIE => self.remember = value,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The `Set-Cookie` headers, parsed.
+    pub set_cookies: Vec<Cookie<'static>>,
+}
+
+impl Reply {
+    /// The body as JSON of type `T`.
+    ///
+    /// # Panics
+    ///
+    /// When it is not.
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body).unwrap_or_else(|error| {
+            panic!("{}: body is not the expected JSON ({error}): {}", self.status, self.text())
+        })
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `error` code of an error body.
+    pub fn error_code(&self) -> String {
+        self.json::<crate::api::ErrorBody>().error
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The `Set-Cookie` of `name`, if the response has one.
+    pub fn cookie(&self, name: &str) -> Option<&Cookie<'static>> {
+        self.set_cookies.iter().find(|cookie| cookie.name() == name)
+    }
+}
+
+/// An HTTP client for one server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// A request body: its content type and bytes.
+pub type Body = (&'static str, Vec<u8>);
+
+impl Client {
+    /// A client for `server`: no redirects followed, no proxy, no cookie
+    /// store (the [`Jar`]s are the cookie stores).
+    pub fn new(server: &dyn DemoServer) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_else(|error| panic!("cannot build an HTTP client: {error}"));
+        Self { http, base: server.base_url() }
+    }
+
+    /// Sends a request with `jar`'s cookies and user agent, plus `headers`.
+    ///
+    /// # Panics
+    ///
+    /// When the server cannot be reached.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        jar: &Jar,
+        body: Option<Body>,
+        headers: &[(&str, HeaderValue)],
+    ) -> Reply {
+        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base));
+        if let Some(cookies) = jar.cookie_header() {
+            request = request.header(reqwest::header::COOKIE, cookies);
+        }
+        if let Some(agent) = &jar.user_agent {
+            request = request.header(reqwest::header::USER_AGENT, agent.as_str());
+        }
+        for (name, value) in headers {
+            match HeaderName::from_bytes(name.as_bytes()) {
+                Ok(name) => request = request.header(name, value.clone()),
+                Err(error) => panic!("bad header name {name}: {error}"),
+            }
+        }
+        if let Some((content_type, bytes)) = body {
+            if !content_type.is_empty() {
+                request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+            }
+            request = request.body(bytes);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => panic!("{method} {path}: {error}"),
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = match response.bytes().await {
+            Ok(bytes) => bytes.to_vec(),
+            Err(error) => panic!("{method} {path}: reading the body: {error}"),
+        };
+        let set_cookies = headers
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .filter_map(|text| Cookie::parse(text.to_owned()).ok())
+            .collect();
+        Reply { status, headers, body, set_cookies }
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str, jar: &Jar) -> Reply {
+        self.send(Method::GET, path, jar, None, &[]).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post_json(&self, path: &str, jar: &Jar, body: &serde_json::Value) -> Reply {
+        let bytes = body.to_string().into_bytes();
+        self.send(Method::POST, path, jar, Some(("application/json", bytes)), &[]).await
+    }
+
+    /// `POST path` without a body.
+    pub async fn post(&self, path: &str, jar: &Jar) -> Reply {
+        self.send(Method::POST, path, jar, None, &[]).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str, jar: &Jar) -> Reply {
+        self.send(Method::DELETE, path, jar, None, &[]).await
+    }
+
+    /// `POST /api/login`, applying the cookies to `jar`.
+    pub async fn login(&self, jar: &mut Jar, username: &str, password: &str, remember: bool) -> Reply {
+        let body = serde_json::json!({ "username": username, "password": password, "remember": remember });
+        let reply = self.post_json("/api/login", jar, &body).await;
+        jar.apply(&reply);
+        reply
+    }
+
+    /// `GET /api/me`, applying the cookies to `jar`.
+    pub async fn me(&self, jar: &mut Jar) -> Reply {
+        let reply = self.get("/api/me", jar).await;
+        jar.apply(&reply);
+        reply
+    }
+}
+
+/// Percent-encodes `text` for an `application/x-www-form-urlencoded` body.
+pub fn form_encode(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = String::new();
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        for (j, part) in [name, value].into_iter().enumerate() {
+            if j > 0 {
+                out.push('=');
+            }
+            for byte in part.bytes() {
+                match byte {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                        out.push(char::from(byte))
+                    }
+                    b' ' => out.push('+'),
+                    _ => out.push_str(&format!("%{byte:02X}")),
+                }
+            }
+        }
+    }
+    out.into_bytes()
+}
+
+/// Asserts that `reply` sets cookie `name` to a fresh value with the demo's
+/// attributes, and answers the value. A remember-me cookie has a Max-Age, a
+/// session cookie none (it ends with the browser session).
+///
+/// # Panics
+///
+/// When it does not.
+pub fn assert_sets(reply: &Reply, name: &str) -> String {
+    let Some(cookie) = reply.cookie(name) else {
+        panic!("{}: no Set-Cookie for {name}; got {:?}", reply.status, reply.set_cookies);
+    };
+    assert!(!cookie.value().is_empty(), "{name} is set, not cleared: {cookie}");
+    assert_eq!(cookie.http_only(), Some(true), "{name} must be HttpOnly: {cookie}");
+    assert_eq!(cookie.secure(), Some(true), "{name} must be Secure: {cookie}");
+    assert_eq!(cookie.same_site(), Some(cookie::SameSite::Lax), "{name} must be SameSite=Lax: {cookie}");
+    assert_eq!(cookie.path(), Some("/"), "{name} must be for Path=/: {cookie}");
+    if name == AUTH_COOKIE {
+        let max_age = cookie.max_age().map(|age| age.whole_seconds());
+        assert_eq!(max_age, Some(90 * 24 * 3600), "remember_me lasts the cookie max age: {cookie}");
+    } else {
+        assert!(cookie.max_age().is_none() && cookie.expires().is_none(), "session cookie: {cookie}");
+    }
+    assert_eq!(reply.header("cache-control"), Some("no-store"), "a response setting cookies is not cached");
+    cookie.value().to_owned()
+}
+
+/// Asserts that `reply` clears cookie `name`.
+///
+/// # Panics
+///
+/// When it does not.
+pub fn assert_clears(reply: &Reply, name: &str) {
+    let Some(cookie) = reply.cookie(name) else {
+        panic!("{}: no Set-Cookie clearing {name}; got {:?}", reply.status, reply.set_cookies);
+    };
+    assert!(cookie.value().is_empty(), "{name} must be cleared: {cookie}");
+    assert_eq!(cookie.max_age().map(|age| age.whole_seconds()), Some(0), "{name} removal: {cookie}");
+    assert_eq!(cookie.path(), Some("/"), "a removal must match the cookie's path: {cookie}");
+}
+
+/// Asserts that `reply` has no `Set-Cookie` at all.
+///
+/// # Panics
+///
+/// When it has.
+pub fn assert_no_cookies(reply: &Reply) {
+    let headers: Vec<_> = reply.headers.get_all(reqwest::header::SET_COOKIE).iter().collect();
+    assert!(headers.is_empty(), "{}: expected no Set-Cookie, got {headers:?}", reply.status);
+}
+
+/// Asserts the status and the `error` code of a JSON error.
+///
+/// # Panics
+///
+/// When they differ.
+pub fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "body: {}", reply.text());
+    let content_type = reply.header("content-type").unwrap_or_default();
+    assert!(content_type.starts_with("application/json"), "error bodies are JSON, got {content_type:?}");
+    assert_eq!(reply.error_code(), code);
+}
+
+/// Asserts 200 from `/api/me` as `username` via `via`.
+///
+/// # Panics
+///
+/// When it is not.
+pub fn assert_me(reply: &Reply, username: &str, via: crate::api::ViaName) {
+    assert_eq!(reply.status, StatusCode::OK, "body: {}", reply.text());
+    let me: crate::api::Me = reply.json();
+    assert_eq!(me, crate::api::Me { username: username.to_owned(), via });
+}
+
+/// Says something on the test's output, which the test harness captures and
+/// shows when the scenario fails.
+#[allow(clippy::print_stderr)]
+fn note(line: &str) {
+    eprintln!("{line}");
+}
+
+/// The scenarios. Each takes a fresh server and asserts status codes, JSON
+/// bodies and `Set-Cookie` behaviour.
+pub mod cases {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use expected_core::time::OffsetDateTime;
+    use expected_core::time::format_description::well_known::Rfc3339;
+    use reqwest::header::HeaderValue;
+    use reqwest::{Method, StatusCode};
+
+    use super::{
+        Client, DemoServer, Jar, assert_clears, assert_error, assert_me, assert_no_cookies, assert_sets,
+        form_encode, note,
+    };
+    use crate::api::{self, LoginInfo, LoginResponse, ViaName, error};
+    use crate::config::{AUTH_COOKIE, SESSION_COOKIE};
+
+    const ALICE: (&str, &str) = ("alice", "alice-secret");
+    const BOB: (&str, &str) = ("bob", "bob-secret");
+    const ZOE: (&str, &str) = ("zoë.o'brien", "zoë-secret");
+
+    /// Logs `user` in on a fresh device with user agent `agent`.
+    async fn device(client: &Client, user: (&str, &str), remember: bool, agent: &str) -> Jar {
+        let mut jar = Jar::with_agent(agent);
+        let reply = client.login(&mut jar, user.0, user.1, remember).await;
+        assert_eq!(reply.status, StatusCode::OK, "login of {}: {}", user.0, reply.text());
+        jar
+    }
+
+    async fn logins(client: &Client, jar: &Jar) -> Vec<LoginInfo> {
+        let reply = client.get("/api/logins", jar).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        reply.json()
+    }
+
+    async fn current_serial(client: &Client, jar: &Jar) -> String {
+        let list = logins(client, jar).await;
+        match list.iter().find(|login| login.current) {
+            Some(login) => login.serial.clone(),
+            None => panic!("no current login in {list:?}"),
+        }
+    }
+
+    /// `GET /healthz` answers 200 `{"status":"ok"}` and sets no cookie.
+    pub async fn healthz_answers_200(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let reply = client.get("/healthz", &Jar::default()).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.json::<api::Health>(), api::Health::ok());
+        assert_no_cookies(&reply);
+    }
+
+    /// Without "remember me": 200 `{"username","remembered":false}`, only a
+    /// session cookie (no Max-Age), no login in the list; once the session
+    /// cookie is gone the device is logged out. Logging in without "remember
+    /// me" on a device that had a remember-me cookie clears it and ends that
+    /// login.
+    pub async fn login_without_remember_me(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut jar = Jar::with_agent("scenario/plain");
+        let reply = client.login(&mut jar, ALICE.0, ALICE.1, false).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        assert_eq!(
+            reply.json::<LoginResponse>(),
+            LoginResponse { username: "alice".into(), remembered: false }
+        );
+        assert_sets(&reply, SESSION_COOKIE);
+        assert!(reply.cookie(AUTH_COOKIE).is_none(), "no remember-me cookie without remember me");
+        assert_me(&client.me(&mut jar).await, "alice", ViaName::Session);
+        assert!(logins(&client, &jar).await.is_empty(), "a session without remember me is no login");
+
+        let reply = client.me(&mut jar.without_session()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        assert_no_cookies(&reply);
+
+        // A remembered device logging in again without "remember me".
+        let mut remembered = device(&client, ALICE, true, "scenario/remembered").await;
+        let old = remembered.clone();
+        let reply = client.login(&mut remembered, ALICE.0, ALICE.1, false).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_sets(&reply, SESSION_COOKIE);
+        assert_clears(&reply, AUTH_COOKIE);
+        assert_eq!(remembered.remember, None);
+        let reply = client.me(&mut old.without_session()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+    }
+
+    /// With "remember me": 200 `{"remembered":true}`, a session cookie and a
+    /// remember-me cookie (HttpOnly, Secure, SameSite=Lax, Path=/, Max-Age of
+    /// 90 days), `Cache-Control: no-store`, and one login listed as current.
+    pub async fn login_with_remember_me(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut jar = Jar::with_agent("scenario/remember");
+        let reply = client.login(&mut jar, ALICE.0, ALICE.1, true).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        assert_eq!(
+            reply.json::<LoginResponse>(),
+            LoginResponse { username: "alice".into(), remembered: true }
+        );
+        let session = assert_sets(&reply, SESSION_COOKIE);
+        let remember = assert_sets(&reply, AUTH_COOKIE);
+        assert_ne!(session, remember);
+        assert!(remember.starts_with("1."), "versioned cookie format: {remember}");
+        let list = logins(&client, &jar).await;
+        assert_eq!(list.len(), 1);
+        assert!(list[0].current);
+    }
+
+    /// With a live session cookie every request is `via: session` and no
+    /// response sets a cookie.
+    pub async fn session_hit_sets_no_cookie(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut jar = device(&client, ALICE, true, "scenario/session").await;
+        let before = jar.clone();
+        for _ in 0..3 {
+            let reply = client.me(&mut jar).await;
+            assert_me(&reply, "alice", ViaName::Session);
+            assert_no_cookies(&reply);
+        }
+        assert_eq!(jar, before);
+    }
+
+    /// With the session cookie dropped, the remember-me cookie logs the
+    /// device back in (`via: cookie`) and both cookies are replaced; the new
+    /// ones are a session hit, and the old session cookie is dead (401,
+    /// cleared).
+    pub async fn cookie_login_after_session_cookie_dropped(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let original = device(&client, ALICE, true, "scenario/cookie").await;
+        let mut jar = original.without_session();
+        let reply = client.me(&mut jar).await;
+        assert_me(&reply, "alice", ViaName::Cookie);
+        let session = assert_sets(&reply, SESSION_COOKIE);
+        let remember = assert_sets(&reply, AUTH_COOKIE);
+        assert_ne!(Some(&remember), original.remember.as_ref(), "the token was rotated");
+        assert_ne!(Some(&session), original.session.as_ref(), "a new session");
+
+        let reply = client.me(&mut jar).await;
+        assert_me(&reply, "alice", ViaName::Session);
+        assert_no_cookies(&reply);
+
+        let mut old_session = Jar { remember: None, ..original };
+        let reply = client.me(&mut old_session).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        assert_clears(&reply, SESSION_COOKIE);
+    }
+
+    /// Ten parallel `/api/me` with the same remember-me cookie and no
+    /// session: all 200, exactly one `via: cookie` and nine `via: grace`,
+    /// every response setting the very same two cookies, which then are a
+    /// session hit.
+    pub async fn grace_converges_concurrent_requests(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let stale = device(&client, ALICE, true, "scenario/parallel").await.without_session();
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let (client, jar) = (client.clone(), stale.clone());
+                tokio::spawn(async move { client.get("/api/me", &jar).await })
+            })
+            .collect();
+        let mut replies = Vec::new();
+        for task in tasks {
+            match task.await {
+                Ok(reply) => replies.push(reply),
+                Err(error) => panic!("request task failed: {error}"),
+            }
+        }
+        let mut vias = Vec::new();
+        let mut jars = Vec::new();
+        for reply in &replies {
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+            let me: api::Me = reply.json();
+            assert_eq!(me.username, "alice");
+            vias.push(me.via);
+            let session = assert_sets(reply, SESSION_COOKIE);
+            let remember = assert_sets(reply, AUTH_COOKIE);
+            jars.push((session, remember));
+        }
+        let cookie = vias.iter().filter(|via| **via == ViaName::Cookie).count();
+        let grace = vias.iter().filter(|via| **via == ViaName::Grace).count();
+        assert_eq!((cookie, grace), (1, 9), "vias: {vias:?}");
+        assert!(
+            jars.windows(2).all(|pair| pair[0] == pair[1]),
+            "every request converges on one pair of cookies"
+        );
+        let Some((session, remember)) = jars.pop() else { return };
+        assert_ne!(Some(&remember), stale.remember.as_ref());
+        let mut converged = Jar { session: Some(session), remember: Some(remember), ..stale };
+        let reply = client.me(&mut converged).await;
+        assert_me(&reply, "alice", ViaName::Session);
+        assert_no_cookies(&reply);
+    }
+
+    /// A thief replays alice's remember-me cookie (a cookie login for them);
+    /// after the grace window alice's browser comes back with the old token:
+    /// that request answers 401 `unexpected_token` and clears both cookies;
+    /// the thief, alice's other device and alice's own cookies are then all
+    /// logged out (plain `unauthenticated`), and bob is untouched.
+    pub async fn theft_after_grace_revokes_every_login(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut victim = device(&client, ALICE, true, "scenario/victim").await;
+        let mut other = device(&client, ALICE, true, "scenario/alice-laptop").await;
+        let mut bob = device(&client, BOB, true, "scenario/bob").await;
+
+        let mut thief = Jar { user_agent: Some("scenario/thief".into()), ..victim.without_session() };
+        let reply = client.me(&mut thief).await;
+        assert_me(&reply, "alice", ViaName::Cookie);
+
+        tokio::time::sleep(server.grace_period() + Duration::from_millis(300)).await;
+        let stale = victim.clone();
+        let reply = client.me(&mut victim).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNEXPECTED_TOKEN);
+        assert_clears(&reply, SESSION_COOKIE);
+        assert_clears(&reply, AUTH_COOKIE);
+        assert_eq!(victim.cookie_header(), None);
+
+        for (who, jar) in [("thief", &mut thief), ("other device", &mut other)] {
+            let reply = client.me(jar).await;
+            assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+            note(&format!("{who}: logged out"));
+        }
+        let reply = client.me(&mut other.clone().without_session()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        let reply = client.me(&mut stale.without_session()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+
+        assert_me(&client.me(&mut bob).await, "bob", ViaName::Session);
+        assert_me(&client.me(&mut bob.without_session()).await, "bob", ViaName::Cookie);
+        assert_eq!(logins(&client, &bob).await.len(), 1);
+    }
+
+    /// `DELETE /api/logins/{serial}` of another of alice's devices: 204, and
+    /// that device is logged out on its next request; again, 404. Bob's
+    /// serial, a garbage serial: 404, bob untouched. Anonymous: 401.
+    /// Revoking one's own login: 204 and both cookies cleared.
+    pub async fn remote_revoke_ends_that_device(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut phone = device(&client, ALICE, true, "scenario/phone").await;
+        let laptop = device(&client, ALICE, true, "scenario/laptop").await;
+        let laptop_serial = current_serial(&client, &laptop).await;
+        let list = logins(&client, &phone).await;
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().any(|login| login.serial == laptop_serial && !login.current));
+
+        let reply = client.delete(&format!("/api/logins/{laptop_serial}"), &phone).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+        assert!(reply.body.is_empty());
+        assert_no_cookies(&reply);
+        let reply = client.me(&mut laptop.clone()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        let reply = client.me(&mut laptop.without_session()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        assert_clears(&reply, AUTH_COOKIE);
+        assert_eq!(logins(&client, &phone).await.len(), 1);
+
+        let reply = client.delete(&format!("/api/logins/{laptop_serial}"), &phone).await;
+        assert_error(&reply, StatusCode::NOT_FOUND, error::NOT_FOUND);
+
+        let bob = device(&client, BOB, true, "scenario/bob").await;
+        let bob_serial = current_serial(&client, &bob).await;
+        let reply = client.delete(&format!("/api/logins/{bob_serial}"), &phone).await;
+        assert_error(&reply, StatusCode::NOT_FOUND, error::NOT_FOUND);
+        for garbage in ["garbage", "AAAA", "%2e%2e"] {
+            let reply = client.delete(&format!("/api/logins/{garbage}"), &phone).await;
+            assert_error(&reply, StatusCode::NOT_FOUND, error::NOT_FOUND);
+        }
+        assert_me(&client.me(&mut bob.without_session()).await, "bob", ViaName::Cookie);
+
+        let reply = client.delete(&format!("/api/logins/{bob_serial}"), &Jar::default()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+
+        let own = current_serial(&client, &phone).await;
+        let reply = client.delete(&format!("/api/logins/{own}"), &phone).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        assert_clears(&reply, SESSION_COOKIE);
+        assert_clears(&reply, AUTH_COOKIE);
+        phone.apply(&reply);
+        assert_eq!(phone.cookie_header(), None);
+    }
+
+    /// `POST /api/logout`: 204, both cookies cleared; that device's cookies
+    /// no longer work, alice's other device still does.
+    pub async fn logout_ends_this_device_only(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let phone = device(&client, ALICE, true, "scenario/phone").await;
+        let mut laptop = device(&client, ALICE, true, "scenario/laptop").await;
+        let reply = client.post("/api/logout", &phone).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+        assert_clears(&reply, SESSION_COOKIE);
+        assert_clears(&reply, AUTH_COOKIE);
+        let reply = client.me(&mut phone.clone()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        let reply = client.me(&mut phone.without_session()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        assert_me(&client.me(&mut laptop).await, "alice", ViaName::Session);
+        let list = logins(&client, &laptop).await;
+        assert_eq!(list.len(), 1);
+        assert!(list[0].current);
+        let reply = client.post("/api/logout", &Jar::default()).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "logging out twice is fine");
+    }
+
+    /// `POST /api/logout-everywhere`: 204, both cookies cleared; every
+    /// device of alice is logged out, bob is not. Anonymous: 401.
+    pub async fn logout_everywhere_ends_every_device(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let phone = device(&client, ALICE, true, "scenario/phone").await;
+        let laptop = device(&client, ALICE, true, "scenario/laptop").await;
+        let plain = device(&client, ALICE, false, "scenario/plain").await;
+        let mut bob = device(&client, BOB, true, "scenario/bob").await;
+        let reply = client.post("/api/logout-everywhere", &phone).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+        assert_clears(&reply, SESSION_COOKIE);
+        assert_clears(&reply, AUTH_COOKIE);
+        for jar in [&phone, &laptop, &laptop.without_session(), &plain] {
+            let reply = client.me(&mut jar.clone()).await;
+            assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        }
+        assert_me(&client.me(&mut bob).await, "bob", ViaName::Session);
+        let reply = client.post("/api/logout-everywhere", &Jar::default()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+    }
+
+    /// Logging in again on a device replaces its login (one login per
+    /// device), and logging in as someone else ends the previous user's
+    /// login on that device.
+    pub async fn logging_in_again_replaces_the_device_login(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut jar = device(&client, ALICE, true, "scenario/shared").await;
+        let first = jar.clone();
+        let reply = client.login(&mut jar, ALICE.0, ALICE.1, true).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(logins(&client, &jar).await.len(), 1, "still one login for this device");
+        let reply = client.me(&mut first.without_session()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+
+        let alice = jar.clone();
+        let reply = client.login(&mut jar, BOB.0, BOB.1, true).await;
+        assert_eq!(reply.json::<LoginResponse>().username, "bob");
+        assert_me(&client.me(&mut jar).await, "bob", ViaName::Session);
+        let reply = client.me(&mut alice.without_session()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+    }
+
+    /// Garbage, a wrong format version, bad encodings, a 5 KB value, a
+    /// non-UTF-8 header and another user's name on bob's cookie: 401
+    /// `unauthenticated` (never 500), the bad cookie cleared; a 20 KB
+    /// `Cookie` header is refused unread (401, nothing cleared), even with a
+    /// valid session inside. Bob keeps working.
+    pub async fn malformed_and_oversized_cookies_are_401(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut bob = device(&client, BOB, true, "scenario/bob").await;
+        let bob_remember = bob.remember.clone().unwrap_or_default();
+        let mut parts: Vec<String> = bob_remember.split('.').map(str::to_owned).collect();
+        assert_eq!(parts.len(), 4, "auth cookie is version.user.serial.token: {bob_remember}");
+        parts[1] = URL_SAFE_NO_PAD.encode("alice");
+        let foreign = parts.join(".");
+
+        let long = format!("1.{}", "A".repeat(5 * 1024));
+        let cases: [(&str, String, Option<&str>); 9] = [
+            ("garbage session", "session=garbage".into(), Some(SESSION_COOKIE)),
+            ("garbage remember-me", "remember_me=garbage".into(), Some(AUTH_COOKIE)),
+            ("wrong version", "remember_me=2.YWxpY2U.AAAAAAAAAAAAAAAAAAAAAA.AAAA".into(), Some(AUTH_COOKIE)),
+            ("bad base64", "remember_me=1.!!!.***.~~~".into(), Some(AUTH_COOKIE)),
+            ("session with too few parts", "session=1.YWxpY2U".into(), Some(SESSION_COOKIE)),
+            ("5 KB remember-me", format!("remember_me={long}"), Some(AUTH_COOKIE)),
+            ("5 KB session", format!("session={long}"), Some(SESSION_COOKIE)),
+            ("another user's name on bob's cookie", format!("remember_me={foreign}"), Some(AUTH_COOKIE)),
+            (
+                "20 KB Cookie header",
+                format!("pad={}; session={}", "x".repeat(20 * 1024), bob.session.clone().unwrap_or_default()),
+                None,
+            ),
+        ];
+        for (what, header, cleared) in cases {
+            let value = match HeaderValue::from_str(&header) {
+                Ok(value) => value,
+                Err(error) => panic!("{what}: {error}"),
+            };
+            let reply =
+                client.send(Method::GET, "/api/me", &Jar::default(), None, &[("cookie", value)]).await;
+            assert_ne!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{what}");
+            assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+            match cleared {
+                Some(name) => assert_clears(&reply, name),
+                None => assert_no_cookies(&reply),
+            }
+        }
+        let non_utf8 = match HeaderValue::from_bytes(b"session=\xff\xfe; remember_me=\xc3\x28") {
+            Ok(value) => value,
+            Err(error) => panic!("{error}"),
+        };
+        let reply = client.send(Method::GET, "/api/me", &Jar::default(), None, &[("cookie", non_utf8)]).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+
+        assert_me(&client.me(&mut bob).await, "bob", ViaName::Session);
+        assert_me(&client.me(&mut bob.without_session()).await, "bob", ViaName::Cookie);
+    }
+
+    /// Malformed JSON, wrong types, missing fields, no content type: 400
+    /// `invalid_body`; a 20 KiB body: 400 `body_too_large`. No cookie is
+    /// set, nobody is logged in.
+    pub async fn invalid_and_oversized_bodies_are_400(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let json = "application/json";
+        let cases: [(&str, &'static str, Vec<u8>, &str); 6] = [
+            ("malformed", json, b"{\"username\": \"alice\",".to_vec(), error::INVALID_BODY),
+            ("wrong types", json, br#"{"username": 1, "password": true}"#.to_vec(), error::INVALID_BODY),
+            ("missing password", json, br#"{"username": "alice"}"#.to_vec(), error::INVALID_BODY),
+            ("not an object", json, b"[1, 2, 3]".to_vec(), error::INVALID_BODY),
+            (
+                "no content type",
+                "",
+                br#"{"username":"alice","password":"alice-secret"}"#.to_vec(),
+                error::INVALID_BODY,
+            ),
+            (
+                "20 KiB",
+                json,
+                format!(r#"{{"username":"alice","password":"{}"}}"#, "p".repeat(20 * 1024)).into_bytes(),
+                error::BODY_TOO_LARGE,
+            ),
+        ];
+        for (what, content_type, body, code) in cases {
+            let reply = client
+                .send(Method::POST, "/api/login", &Jar::default(), Some((content_type, body)), &[])
+                .await;
+            note(what);
+            assert_error(&reply, StatusCode::BAD_REQUEST, code);
+            assert_no_cookies(&reply);
+        }
+    }
+
+    /// A wrong password, an unknown user, an empty username: 401
+    /// `invalid_credentials`, no cookie. An unknown user costs a password
+    /// hash too (it is not answered at once, which would tell who exists).
+    pub async fn wrong_password_and_unknown_user_are_401(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut known = Duration::MAX;
+        let mut unknown = Duration::MAX;
+        for _ in 0..3 {
+            for (user, password, time) in
+                [("alice", "bob-secret", &mut known), ("mallory", "alice-secret", &mut unknown)]
+            {
+                let started = Instant::now();
+                let reply = client.login(&mut Jar::default(), user, password, true).await;
+                *time = (*time).min(started.elapsed());
+                assert_error(&reply, StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS);
+                assert_no_cookies(&reply);
+            }
+        }
+        note(&format!("fastest wrong password {known:?}, fastest unknown user {unknown:?}"));
+        assert!(unknown * 8 >= known, "an unknown user must cost a hash: {unknown:?} vs {known:?}");
+        let reply = client.login(&mut Jar::default(), "", "", false).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS);
+        let reply = client.login(&mut Jar::default(), "ALICE", ALICE.1, false).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS);
+    }
+
+    /// With the store down: `/api/me` with a session, with only the
+    /// remember-me cookie, `/api/logins`, `/api/logout` and `/api/login` all
+    /// answer 503 `store_unavailable` with no `Set-Cookie`; `/healthz` still
+    /// 200. Once it is back, the same cookies work again (session, then
+    /// cookie login) and logging in works.
+    pub async fn store_outage_is_503_then_recovers(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut jar = device(&client, ALICE, true, "scenario/outage").await;
+        server.set_store_down(true);
+        let remember_only = jar.without_session();
+        let login = serde_json::json!({ "username": "bob", "password": "bob-secret", "remember": true });
+        let replies = [
+            ("me", client.get("/api/me", &jar).await),
+            ("me by cookie", client.get("/api/me", &remember_only).await),
+            ("logins", client.get("/api/logins", &jar).await),
+            ("logout", client.post("/api/logout", &jar).await),
+            ("login", client.post_json("/api/login", &Jar::default(), &login).await),
+            ("login over cookies", client.post_json("/api/login", &jar, &login).await),
+        ];
+        for (what, reply) in &replies {
+            note(what);
+            assert_error(reply, StatusCode::SERVICE_UNAVAILABLE, error::STORE_UNAVAILABLE);
+            assert_no_cookies(reply);
+        }
+        let reply = client.get("/healthz", &Jar::default()).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        server.set_store_down(false);
+
+        assert_me(&client.me(&mut jar).await, "alice", ViaName::Session);
+        let mut remember_only = remember_only;
+        assert_me(&client.me(&mut remember_only).await, "alice", ViaName::Cookie);
+        let reply = client.login(&mut Jar::default(), BOB.0, BOB.1, true).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+
+    /// `GET /api/logins`: exactly the fields `serial`, `created_at`,
+    /// `last_used_at`, `ip`, `user_agent`, `current`; RFC 3339 UTC times;
+    /// the loopback IP and each device's user agent; only the asking device
+    /// `current`; most recently used first; a cookie login moves
+    /// `last_used_at`. Anonymous: 401.
+    pub async fn logins_list_fields_times_and_current(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let started = OffsetDateTime::now_utc() - Duration::from_secs(2);
+        let phone = device(&client, ALICE, true, "scenario/phone <b>&</b>").await;
+        let laptop = device(&client, ALICE, true, "scenario/laptop").await;
+
+        let reply = client.get("/api/logins", &phone).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let raw: serde_json::Value = reply.json();
+        let Some(entries) = raw.as_array() else { panic!("not an array: {raw}") };
+        assert_eq!(entries.len(), 2);
+        for entry in entries {
+            let Some(object) = entry.as_object() else { panic!("not an object: {entry}") };
+            let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+            keys.sort_unstable();
+            assert_eq!(keys, ["created_at", "current", "ip", "last_used_at", "serial", "user_agent"]);
+            for field in ["created_at", "last_used_at"] {
+                let text = object[field].as_str().unwrap_or_default();
+                let at = OffsetDateTime::parse(text, &Rfc3339)
+                    .unwrap_or_else(|error| panic!("{field} {text:?} is not RFC 3339: {error}"));
+                assert!(at >= started && at <= OffsetDateTime::now_utc() + Duration::from_secs(2), "{text}");
+                assert!(text.ends_with('Z'), "UTC: {text}");
+            }
+            let serial = object["serial"].as_str().unwrap_or_default();
+            assert_eq!(serial.len(), 22, "16 bytes of base64url: {serial}");
+        }
+        let list: Vec<LoginInfo> = reply.json();
+        assert_eq!(list[0].user_agent.as_deref(), Some("scenario/laptop"), "most recently used first");
+        assert_eq!(list[1].user_agent.as_deref(), Some("scenario/phone <b>&</b>"));
+        assert!(list.iter().all(|login| login.ip.as_deref() == Some("127.0.0.1")), "{list:?}");
+        assert_eq!(
+            list.iter().map(|login| login.current).collect::<Vec<_>>(),
+            [false, true],
+            "the phone asked"
+        );
+        assert!(
+            logins(&client, &laptop)
+                .await
+                .iter()
+                .any(|l| l.current && l.user_agent.as_deref() == Some("scenario/laptop"))
+        );
+
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut phone_again = phone.without_session();
+        assert_me(&client.me(&mut phone_again).await, "alice", ViaName::Cookie);
+        let after = logins(&client, &phone_again).await;
+        assert_eq!(after[0].user_agent.as_deref(), Some("scenario/phone <b>&</b>"), "now the most recent");
+        assert!(after[0].current);
+        assert!(after[0].last_used_at > list[1].last_used_at);
+        assert_eq!(after[0].created_at, list[1].created_at);
+
+        let reply = client.get("/api/logins", &Jar::default()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+    }
+
+    /// A state-changing request sent by another site (`Sec-Fetch-Site:
+    /// cross-site`) is refused with 403 `cross_site_request` before anything
+    /// happens: a cross-site login sets no cookie (no login CSRF), a
+    /// cross-site logout leaves the session alone. Same-origin requests and
+    /// cross-site GETs pass.
+    pub async fn cross_site_state_changes_are_refused(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut jar = device(&client, ALICE, true, "scenario/csrf").await;
+        let cross = || [("sec-fetch-site", HeaderValue::from_static("cross-site"))];
+        let login = br#"{"username":"bob","password":"bob-secret","remember":true}"#.to_vec();
+        let reply = client
+            .send(Method::POST, "/api/login", &Jar::default(), Some(("application/json", login)), &cross())
+            .await;
+        assert_error(&reply, StatusCode::FORBIDDEN, error::CROSS_SITE_REQUEST);
+        assert_no_cookies(&reply);
+        for path in ["/api/logout", "/api/logout-everywhere", "/logout"] {
+            let reply = client.send(Method::POST, path, &jar, None, &cross()).await;
+            assert_error(&reply, StatusCode::FORBIDDEN, error::CROSS_SITE_REQUEST);
+            assert_no_cookies(&reply);
+        }
+        let reply = client.send(Method::GET, "/api/me", &jar, None, &cross()).await;
+        assert_me(&reply, "alice", ViaName::Session);
+        let same = [("sec-fetch-site", HeaderValue::from_static("same-origin"))];
+        let reply = client.send(Method::POST, "/api/logout", &jar, None, &same).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        jar.apply(&reply);
+        assert_eq!(jar.cookie_header(), None);
+    }
+
+    /// The HTML pages: `/` shows the login form to a stranger; the form logs
+    /// zoë.o'brien in (303 to `/`, both cookies); home says who she is,
+    /// escaped, and how the request was authenticated; the devices page
+    /// lists her login as this device, with every user-agent character
+    /// escaped; a wrong password re-renders the form with 401, the typed
+    /// username escaped.
+    pub async fn html_pages_render_and_escape(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let reply = client.get("/", &Jar::default()).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply.header("content-type").unwrap_or_default().starts_with("text/html"));
+        assert!(reply.text().contains("id=\"login-form\""));
+        assert_no_cookies(&reply);
+
+        let mut jar = Jar::with_agent("scenario/<script>alert('ua')</script>");
+        let form = form_encode(&[("username", ZOE.0), ("password", ZOE.1), ("remember", "on")]);
+        let form_type = "application/x-www-form-urlencoded";
+        let reply = client.send(Method::POST, "/login", &jar, Some((form_type, form)), &[]).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+        assert_eq!(reply.header("location"), Some("/"));
+        assert_sets(&reply, SESSION_COOKIE);
+        assert_sets(&reply, AUTH_COOKIE);
+        jar.apply(&reply);
+
+        let home = client.get("/", &jar).await;
+        assert_eq!(home.status, StatusCode::OK);
+        let text = home.text();
+        assert!(text.contains("<span id=\"user\">zoë.o&#39;brien</span>"), "{text}");
+        assert!(text.contains("data-via=\"session\""), "{text}");
+        assert!(!text.contains("o'brien"), "the quote is escaped everywhere");
+
+        let devices = client.get("/devices", &jar).await;
+        assert_eq!(devices.status, StatusCode::OK);
+        let text = devices.text();
+        assert!(text.contains("class=\"current\""), "{text}");
+        assert!(text.contains("scenario/&lt;script&gt;alert(&#39;ua&#39;)&lt;/script&gt;"), "{text}");
+        assert!(!text.contains("<script>"), "{text}");
+
+        let mut cookie_jar = jar.without_session();
+        let reply = client.get("/", &cookie_jar).await;
+        assert!(reply.text().contains("data-via=\"cookie\""));
+        cookie_jar.apply(&reply);
+
+        let form = form_encode(&[("username", "<b>mallory</b>"), ("password", "x")]);
+        let reply = client.send(Method::POST, "/login", &Jar::default(), Some((form_type, form)), &[]).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        let text = reply.text();
+        assert!(text.contains("id=\"login-error\""), "{text}");
+        assert!(text.contains("value=\"&lt;b&gt;mallory&lt;/b&gt;\""), "{text}");
+        assert_no_cookies(&reply);
+    }
+
+    /// The HTML side of a theft and of the forms: after the grace window the
+    /// victim's `GET /` shows the theft alert and clears both cookies; the
+    /// revoke button's POST ends another device (303 back to the devices
+    /// page); the log-out forms end this device or all (303 to `/`).
+    pub async fn html_theft_alert_and_form_actions(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut victim = device(&client, ALICE, true, "scenario/victim").await;
+        let mut thief = victim.without_session();
+        assert_me(&client.me(&mut thief).await, "alice", ViaName::Cookie);
+        tokio::time::sleep(server.grace_period() + Duration::from_millis(300)).await;
+        let reply = client.get("/", &victim).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply.text().contains("id=\"theft-alert\""), "{}", reply.text());
+        assert!(reply.text().contains("backup"), "the alert mentions restored backups");
+        assert_clears(&reply, SESSION_COOKIE);
+        assert_clears(&reply, AUTH_COOKIE);
+        victim.apply(&reply);
+        let reply = client.get("/", &victim).await;
+        assert!(!reply.text().contains("theft-alert"), "the alert is shown once");
+
+        let phone = device(&client, ALICE, true, "scenario/phone").await;
+        let mut laptop = device(&client, ALICE, true, "scenario/laptop").await;
+        let laptop_serial = current_serial(&client, &laptop).await;
+        let reply = client.post(&crate::html::paths::revoke(&laptop_serial), &phone).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER);
+        assert_eq!(reply.header("location"), Some("/devices"));
+        let reply = client.me(&mut laptop).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        let reply = client.post(&crate::html::paths::revoke("AAAAAAAAAAAAAAAAAAAAAA"), &phone).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND);
+
+        let reply = client.post("/logout", &phone).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER);
+        assert_eq!(reply.header("location"), Some("/"));
+        assert_clears(&reply, SESSION_COOKIE);
+        assert_clears(&reply, AUTH_COOKIE);
+
+        let tablet = device(&client, ALICE, true, "scenario/tablet").await;
+        let mut desktop = device(&client, ALICE, true, "scenario/desktop").await;
+        let reply = client.post("/logout-everywhere", &tablet).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER);
+        assert_clears(&reply, AUTH_COOKIE);
+        let reply = client.me(&mut desktop).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        let reply = client.get("/devices", &Jar::default()).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "the devices page needs a login");
+    }
+}
