@@ -1,7 +1,8 @@
 //! The pure path of a cookie login, step by step: parse the auth cookie,
 //! judge it against the stored login, plan the rotation, render the two
 //! `Set-Cookie` headers; then the whole path, and for reference one SHA-256
-//! of 32 bytes and one draw of fresh secrets. No store, no I/O.
+//! of 32 bytes, the seven SHA-256 computations the path makes, and one draw
+//! of fresh secrets. No store, no I/O.
 //!
 //! `cargo bench -p expected-core`; the figures are in `docs/benchmarks.md`.
 
@@ -139,6 +140,28 @@ fn reference(c: &mut Criterion) {
     let bytes = [0x5a_u8; 32];
     c.bench_function("sha256_32_bytes", |b| {
         b.iter(|| Sha256::digest(black_box(bytes)));
+    });
+
+    // The seven SHA-256 computations of `cookie_login_pure_path`, with the
+    // same input lengths: the presented token three times (judge's compare,
+    // the compare-and-swap's expected digest, the previous digest), the new
+    // token, the new session id, and the two seal pads (label ‖ presented
+    // token: 23 + 32 and 25 + 32 bytes, the labels of `secret::seal_pad`).
+    let token_label = b"expected/v1/seal/token\0";
+    let session_label = b"expected/v1/seal/session\0";
+    c.bench_function("sha256_of_the_cookie_login_path", |b| {
+        b.iter(|| {
+            // Each input through black_box, so no digest is computed once for two.
+            [
+                Sha256::digest(black_box(bytes)),
+                Sha256::digest(black_box(bytes)),
+                Sha256::digest(black_box(bytes)),
+                Sha256::digest(black_box([0x17_u8; 32])),
+                Sha256::digest(black_box([0x29_u8; 32])),
+                Sha256::new().chain_update(token_label).chain_update(black_box(bytes)).finalize(),
+                Sha256::new().chain_update(session_label).chain_update(black_box(bytes)).finalize(),
+            ]
+        });
     });
 
     let tokens = ChaChaTokens::from_seed([9; 32]);
