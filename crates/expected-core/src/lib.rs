@@ -63,8 +63,22 @@
 //! # Cost
 //!
 //! `cargo bench -p expected-core` measures the pure path of a cookie login
-//! (parse the cookie, judge it, plan the rotation, render both cookies); the
-//! figures are in `docs/benchmarks.md`.
+//! (parse the cookie, judge it, draw fresh secrets, plan the rotation, render
+//! both `Set-Cookie` headers). On a 3.3 GHz AMD EPYC vCPU with SHA-NI:
+//!
+//! | step | ns |
+//! |---|---:|
+//! | whole cookie-login path | 1 226 |
+//! | of which its 6 SHA-256 digests | 280 |
+//! | one SHA-256 of 32 bytes | 39 |
+//! | parse the auth cookie | 125 |
+//! | judge it (current token) | 60 |
+//! | judge it (previous token, grace) | 364 |
+//! | render both `Set-Cookie` headers | 459 |
+//!
+//! Five of the six digests are unavoidable (compare, store the new token's and
+//! session id's digests, seal the successor); the store's round trip, not the
+//! protocol, sets the cost of a cookie login. Details in `docs/benchmarks.md`.
 //!
 //! # Features
 //!

@@ -189,13 +189,14 @@ pub fn rotation(
 ) -> (Rotation, AuthCookie) {
     let session =
         new_session(&presented.username, id, Some(presented.serial), SessionData::new(), now, config);
+    let expected = presented.token.digest();
     let rotation = Rotation {
         username: presented.username.clone(),
         serial: presented.serial,
-        expected: presented.token.digest(),
+        expected,
         token: token.digest(),
         previous: PreviousToken {
-            digest: presented.token.digest(),
+            digest: expected,
             rotated_at: now,
             sealed: SealedSuccessor::seal(&presented.token, &token, id),
         },
