@@ -1,22 +1,21 @@
 //! Extractors: [`Auth`], [`Session`] and [`AuthUser`].
+//!
+//! [`Auth`] and [`Session`] are views of the request's
+//! [`Exchange`]: every method of the exchange is theirs through `Deref`.
 
 use std::future::{Ready, ready};
+use std::ops::Deref;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
-use expected_core::exchange::SessionError;
-use expected_core::store::Deleted;
-use expected_core::{
-    Device, DynStore, EngineError, Exchange, Serial, StoreError, TheftReport, Username, Via,
-};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use expected_core::exchange::Unauthenticated;
+use expected_core::{DynStore, Exchange, Username};
 
-/// The rejection when a handler extracts [`Auth`] or [`Session`] on a route
-/// the [`ExpectedMiddleware`](crate::ExpectedMiddleware) does not wrap: a
-/// programming error, answered 500.
+/// The rejection when a handler extracts [`Auth`], [`Session`] or
+/// [`AuthUser`] on a route the [`ExpectedMiddleware`](crate::ExpectedMiddleware)
+/// does not wrap: a programming error, answered 500.
 #[derive(Debug, Clone, Copy)]
 pub struct MissingMiddleware;
 
@@ -41,8 +40,41 @@ fn exchange(request: &HttpRequest) -> Result<Arc<Exchange<DynStore>>, MissingMid
     request.extensions().get::<Arc<Exchange<DynStore>>>().cloned().ok_or(MissingMiddleware)
 }
 
-/// The authentication state of the request, and the actions on it: log in
-/// after a password check, log out, list and revoke devices.
+/// Implements the extractor and `Deref` for a view of the exchange.
+macro_rules! exchange_view {
+    ($view:ident) => {
+        impl FromRequest for $view {
+            type Error = MissingMiddleware;
+            type Future = Ready<Result<Self, Self::Error>>;
+
+            fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+                ready(exchange(request).map(Self))
+            }
+        }
+
+        impl Deref for $view {
+            type Target = Exchange<DynStore>;
+
+            fn deref(&self) -> &Exchange<DynStore> {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Debug for $view {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($view))
+                    .field("username", &self.username())
+                    .field("via", &self.via())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+/// The authentication state of the request, and the actions on it (all
+/// [`Exchange`] methods): `username`, `via`, `theft_detected`, `register`
+/// after a password check, `logout`, `devices`, `revoke`,
+/// `logout_everywhere`.
 ///
 /// ```
 /// use expected_actix::Auth;
@@ -57,89 +89,10 @@ fn exchange(request: &HttpRequest) -> Result<Arc<Exchange<DynStore>>, MissingMid
 /// ```
 #[derive(Clone)]
 pub struct Auth(Arc<Exchange<DynStore>>);
+exchange_view!(Auth);
 
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth").field("username", &self.username()).field("via", &self.via()).finish()
-    }
-}
-
-impl FromRequest for Auth {
-    type Error = MissingMiddleware;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(exchange(request).map(Self))
-    }
-}
-
-impl Auth {
-    /// Who is logged in, if anyone.
-    pub fn username(&self) -> Option<Username> {
-        self.0.username()
-    }
-
-    /// Whether someone is logged in.
-    pub fn is_authenticated(&self) -> bool {
-        self.0.username().is_some()
-    }
-
-    /// How they got logged in: session, cookie login, grace or password.
-    pub fn via(&self) -> Option<Via> {
-        self.0.via()
-    }
-
-    /// Whether this request detected a replayed remember-me cookie: every
-    /// login and session of the user was just revoked. Tell them.
-    pub fn theft_detected(&self) -> bool {
-        self.0.theft().is_some()
-    }
-
-    /// The theft report, when [`theft_detected`](Self::theft_detected).
-    pub fn theft(&self) -> Option<TheftReport> {
-        self.0.theft()
-    }
-
-    /// The serial of this device's login, if it has one.
-    pub fn login(&self) -> Option<Serial> {
-        self.0.login()
-    }
-
-    /// Logs `username` in after your handler checked their password: a new
-    /// session, and with `remember` a new login and its auth cookie. The
-    /// cookies are set on the response.
-    pub async fn register(&self, username: &Username, remember: bool) -> Result<(), EngineError> {
-        self.0.register(username, remember).await
-    }
-
-    /// Logs this device out and clears both cookies.
-    pub async fn logout(&self) -> Result<(), StoreError> {
-        self.0.logout().await
-    }
-
-    /// The user's devices (logins), this one marked; `None` when logged out.
-    pub async fn devices(&self) -> Result<Option<Vec<Device>>, StoreError> {
-        self.0.devices().await
-    }
-
-    /// Revokes one of the user's logins; its session ends at once. `None`
-    /// when logged out, `Some(false)` when the user has no such login.
-    pub async fn revoke(&self, serial: &Serial) -> Result<Option<bool>, StoreError> {
-        self.0.revoke(serial).await
-    }
-
-    /// Ends every login and session of the user, this device's included.
-    pub async fn logout_everywhere(&self) -> Result<Option<Deleted>, StoreError> {
-        self.0.logout_everywhere().await
-    }
-
-    /// The exchange underneath, for what the methods above do not cover.
-    pub fn exchange(&self) -> &Arc<Exchange<DynStore>> {
-        &self.0
-    }
-}
-
-/// The request's server-side session data. Changes are saved after the
+/// The request's server-side session data ([`Exchange::get`],
+/// [`Exchange::insert`], [`Exchange::remove`]). Changes are saved after the
 /// handler, only when something changed.
 ///
 /// ```
@@ -153,40 +106,11 @@ impl Auth {
 /// ```
 #[derive(Clone)]
 pub struct Session(Arc<Exchange<DynStore>>);
+exchange_view!(Session);
 
-impl std::fmt::Debug for Session {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").finish_non_exhaustive()
-    }
-}
-
-impl FromRequest for Session {
-    type Error = MissingMiddleware;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(exchange(request).map(Self))
-    }
-}
-
-impl Session {
-    /// Reads a value. [`SessionError::NoSession`] when not logged in.
-    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        self.0.get(key)
-    }
-
-    /// Writes a value.
-    pub fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
-        self.0.insert(key, value)
-    }
-
-    /// Removes a value, answering it.
-    pub fn remove(&self, key: &str) -> Result<Option<serde_json::Value>, SessionError> {
-        self.0.remove(key)
-    }
-}
-
-/// The logged-in user's name; rejects the request with 401 otherwise.
+/// The logged-in user's name; rejects the request with 401 otherwise
+/// (`{"error":"unauthenticated"}`, or `{"error":"unexpected_token"}` on the
+/// request that detected a replayed cookie).
 ///
 /// Turn it into your own user type with an extractor of yours that loads the
 /// user by name (and answers 401 when the account is gone).
@@ -195,56 +119,48 @@ pub struct AuthUser(pub Username);
 
 /// Why [`AuthUser`] rejected a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unauthenticated {
-    /// Not logged in: 401 `{"error":"unauthenticated"}`.
-    NotLoggedIn,
-    /// This very request detected a replayed cookie and revoked everything:
-    /// 401 `{"error":"unexpected_token"}`.
-    UnexpectedToken,
+pub enum Rejection {
+    /// 401 with the JSON of [`Unauthenticated::json`].
+    Unauthenticated(Unauthenticated),
     /// The middleware is missing: 500.
     MissingMiddleware,
 }
 
-impl std::fmt::Display for Unauthenticated {
+impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::NotLoggedIn => f.write_str("not logged in"),
-            Self::UnexpectedToken => f.write_str("a replayed remember-me cookie revoked every login"),
+            Self::Unauthenticated(why) => std::fmt::Display::fmt(why, f),
             Self::MissingMiddleware => std::fmt::Display::fmt(&MissingMiddleware, f),
         }
     }
 }
 
-impl ResponseError for Unauthenticated {
+impl ResponseError for Rejection {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::NotLoggedIn | Self::UnexpectedToken => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::MissingMiddleware => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let error = match self {
-            Self::NotLoggedIn => "unauthenticated",
-            Self::UnexpectedToken => "unexpected_token",
-            Self::MissingMiddleware => return MissingMiddleware.error_response(),
-        };
-        HttpResponse::Unauthorized().json(serde_json::json!({ "error": error }))
+        match self {
+            Self::Unauthenticated(why) => {
+                HttpResponse::Unauthorized().content_type("application/json").body(why.json())
+            }
+            Self::MissingMiddleware => MissingMiddleware.error_response(),
+        }
     }
 }
 
 impl FromRequest for AuthUser {
-    type Error = Unauthenticated;
+    type Error = Rejection;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(match exchange(request) {
-            Err(MissingMiddleware) => Err(Unauthenticated::MissingMiddleware),
-            Ok(exchange) => match exchange.username() {
-                Some(username) => Ok(Self(username)),
-                None if exchange.theft().is_some() => Err(Unauthenticated::UnexpectedToken),
-                None => Err(Unauthenticated::NotLoggedIn),
-            },
+            Err(MissingMiddleware) => Err(Rejection::MissingMiddleware),
+            Ok(exchange) => exchange.require_user().map(Self).map_err(Rejection::Unauthenticated),
         })
     }
 }

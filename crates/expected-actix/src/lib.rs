@@ -104,5 +104,6 @@ mod extract;
 mod middleware;
 
 pub use expected_core;
-pub use extract::{Auth, AuthUser, MissingMiddleware, Session, Unauthenticated};
-pub use middleware::{ExpectedMiddleware, ExpectedService, OnStoreError};
+pub use expected_core::exchange::{OnStoreError, Unauthenticated};
+pub use extract::{Auth, AuthUser, MissingMiddleware, Rejection, Session};
+pub use middleware::{ExpectedMiddleware, ExpectedService};

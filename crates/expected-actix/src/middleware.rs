@@ -1,7 +1,6 @@
 //! The middleware that runs the protocol around every request.
 
 use std::future::{Future, Ready, ready};
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -13,20 +12,9 @@ use actix_web::http::header::{
     CACHE_CONTROL, COOKIE, HeaderMap, HeaderName, HeaderValue, SET_COOKIE, USER_AGENT,
 };
 use actix_web::{HttpMessage, HttpResponse, ResponseError};
-use expected_core::http::{MAX_COOKIE_HEADER_BYTES, PresentedCookies, presented_cookies};
+use expected_core::cookies::{PresentedCookies, read_cookie_headers};
+use expected_core::exchange::{OnStoreError, STORE_UNAVAILABLE_JSON, client_ip};
 use expected_core::{ClientMeta, Config, DynStore, Exchange, Expected, SetCookie, Store};
-
-/// What to do with a request when the store is unavailable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnStoreError {
-    /// Answer `503 Service Unavailable` with `{"error":"store_unavailable"}`
-    /// and no cookie change, without calling the handler. The default.
-    #[default]
-    ServiceUnavailable,
-    /// Call the handler with the request unauthenticated (cookies still
-    /// untouched): for pages that work for anonymous users too.
-    Anonymous,
-}
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -111,24 +99,10 @@ pub struct ExpectedService<S> {
     middleware: ExpectedMiddleware,
 }
 
-/// The session and auth cookies of the request. `Cookie` headers adding up to
-/// more than [`MAX_COOKIE_HEADER_BYTES`] are refused unread (and uncopied):
-/// the request is then simply anonymous, as with expected-core's `http` glue,
-/// which reads the rest.
+/// The session and auth cookies of the request. Oversized `Cookie` headers
+/// make the request simply anonymous (a handler answers 401, never 500).
 fn request_cookies(headers: &HeaderMap, config: &Config) -> PresentedCookies {
-    let total: usize = headers.get_all(COOKIE).map(HeaderValue::len).sum();
-    if total > MAX_COOKIE_HEADER_BYTES {
-        return PresentedCookies::default();
-    }
-    // actix-web 4 has its own header types (`http` 0.2); expected-core reads
-    // an `http` 1.x map. Only the Cookie headers cross over, byte for byte.
-    let mut converted = http::HeaderMap::new();
-    for value in headers.get_all(COOKIE) {
-        if let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes()) {
-            converted.append(http::header::COOKIE, value);
-        }
-    }
-    presented_cookies(&converted, config).unwrap_or_default()
+    read_cookie_headers(headers.get_all(COOKIE).map(HeaderValue::as_bytes), config).unwrap_or_default()
 }
 
 /// The `User-Agent` header, if it is visible ASCII.
@@ -136,20 +110,9 @@ fn user_agent(headers: &HeaderMap) -> Option<&str> {
     headers.get(USER_AGENT).and_then(|value| value.to_str().ok())
 }
 
-/// The client IP: from the trusted header when configured and parseable,
-/// else the peer address.
-fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, header: Option<&HeaderName>) -> Option<IpAddr> {
-    let from_header = header
-        .and_then(|name| headers.get_all(name).next_back())
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.rsplit(',').next())
-        .and_then(|last| last.trim().parse::<IpAddr>().ok());
-    from_header.or(peer)
-}
-
 /// The 503 answer to a store outage.
 pub(crate) fn store_unavailable() -> HttpResponse {
-    HttpResponse::ServiceUnavailable().json(serde_json::json!({ "error": "store_unavailable" }))
+    HttpResponse::ServiceUnavailable().content_type("application/json").body(STORE_UNAVAILABLE_JSON)
 }
 
 /// Appends the `Set-Cookie`s, and `Cache-Control: no-store` when there are
@@ -159,8 +122,8 @@ fn write_cookies(headers: &mut HeaderMap, cookies: &[SetCookie]) {
         return;
     }
     for cookie in cookies {
-        // The cookie crate percent-encodes the value and the attributes come
-        // from a validated Config, so this always succeeds.
+        // Values are base64url and dots, attributes visible ASCII (checked
+        // by Config), so this always succeeds.
         match HeaderValue::from_str(&cookie.header_value()) {
             Ok(value) => headers.append(SET_COOKIE, value),
             Err(_) => tracing::error!(kind = ?cookie.kind(), "Set-Cookie is not a valid header value"),
@@ -190,11 +153,16 @@ where
             // handler answers 401, never 500.
             let cookies = request_cookies(headers, engine.config());
             let peer = request.peer_addr().map(|address| address.ip());
-            let ip = client_ip(headers, peer, options.client_ip_header.as_ref());
+            let trusted = options
+                .client_ip_header
+                .as_ref()
+                .and_then(|name| headers.get_all(name).next_back())
+                .and_then(|value| value.to_str().ok());
+            let ip = client_ip(trusted, peer);
             let client = ClientMeta::new(ip, user_agent(headers));
             let exchange = Arc::new(Exchange::begin(engine, cookies.session, cookies.auth, client).await);
 
-            if exchange.store_unavailable() && options.on_store_error == OnStoreError::ServiceUnavailable {
+            if exchange.refused(options.on_store_error) {
                 return Ok(request.into_response(store_unavailable()).map_into_right_body());
             }
             request.extensions_mut().insert(Arc::clone(&exchange));
@@ -248,19 +216,9 @@ impl ResponseError for WithCookies {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use expected_core::cookies::MAX_COOKIE_HEADER_BYTES;
 
-    #[test]
-    fn client_ip_prefers_the_trusted_header_and_its_last_hop() {
-        let mut headers = HeaderMap::new();
-        let forwarded = HeaderName::from_static("x-forwarded-for");
-        headers.insert(forwarded.clone(), HeaderValue::from_static("203.0.113.9, 198.51.100.2"));
-        let peer = Some(IpAddr::from([10, 0, 0, 1]));
-        assert_eq!(client_ip(&headers, peer, Some(&forwarded)), Some(IpAddr::from([198, 51, 100, 2])));
-        assert_eq!(client_ip(&headers, peer, None), peer, "the header is ignored unless opted in");
-        headers.insert(forwarded.clone(), HeaderValue::from_static("garbage"));
-        assert_eq!(client_ip(&headers, peer, Some(&forwarded)), peer, "unparseable falls back to the peer");
-    }
+    use super::*;
 
     #[test]
     fn cookies_cross_over_and_oversize_is_anonymous() {

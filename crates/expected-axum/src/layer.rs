@@ -1,31 +1,20 @@
 //! The tower [`Layer`] that runs the protocol around every request.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
+use expected_core::exchange::{OnStoreError, STORE_UNAVAILABLE_JSON, client_ip};
 use expected_core::http::{append_set_cookies, presented_cookies, user_agent};
 use expected_core::{ClientMeta, DynStore, Exchange, Expected, Store};
-use http::header::{CACHE_CONTROL, HeaderName, HeaderValue};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
-
-/// What to do with a request when the store is unavailable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnStoreError {
-    /// Answer `503 Service Unavailable` with `{"error":"store_unavailable"}`
-    /// and no cookie change, without calling the handler. The default.
-    #[default]
-    ServiceUnavailable,
-    /// Call the handler with the request unauthenticated (cookies still
-    /// untouched): for pages that work for anonymous users too.
-    Anonymous,
-}
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -98,21 +87,10 @@ pub struct ExpectedService<I> {
     layer: ExpectedLayer,
 }
 
-/// The client IP: from the trusted header when configured and parseable,
-/// else the peer address.
-fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, header: Option<&HeaderName>) -> Option<IpAddr> {
-    let from_header = header
-        .and_then(|name| headers.get_all(name).iter().next_back())
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.rsplit(',').next())
-        .and_then(|last| last.trim().parse::<IpAddr>().ok());
-    from_header.or(peer)
-}
-
 /// The 503 answer to a store outage.
 pub(crate) fn store_unavailable() -> Response {
-    let body = axum::Json(serde_json::json!({ "error": "store_unavailable" }));
-    (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    let json = HeaderValue::from_static("application/json");
+    (StatusCode::SERVICE_UNAVAILABLE, [(CONTENT_TYPE, json)], STORE_UNAVAILABLE_JSON).into_response()
 }
 
 impl<I> Service<Request> for ExpectedService<I>
@@ -140,7 +118,8 @@ where
             // then simply anonymous (a handler answers 401, never 500).
             let cookies = presented_cookies(headers, engine.config()).unwrap_or_default();
             let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
-            let ip = client_ip(headers, peer, layer.options.client_ip_header.as_ref());
+            let trusted = layer.options.client_ip_header.as_ref().and_then(|name| last_value(headers, name));
+            let ip = client_ip(trusted, peer);
             let client = ClientMeta::new(ip, user_agent(headers));
             let exchange = Arc::new(Exchange::begin(engine, cookies.session, cookies.auth, client).await);
 
@@ -166,19 +145,7 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_ip_prefers_the_trusted_header_and_its_last_hop() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9, 198.51.100.2"));
-        let peer = Some(IpAddr::from([10, 0, 0, 1]));
-        let header = HeaderName::from_static("x-forwarded-for");
-        assert_eq!(client_ip(&headers, peer, Some(&header)), Some(IpAddr::from([198, 51, 100, 2])));
-        assert_eq!(client_ip(&headers, peer, None), peer, "the header is ignored unless opted in");
-        headers.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
-        assert_eq!(client_ip(&headers, peer, Some(&header)), peer, "unparseable falls back to the peer");
-    }
+/// The last value of a header, when it is text.
+fn last_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    headers.get_all(name).iter().next_back().and_then(|value| value.to_str().ok())
 }

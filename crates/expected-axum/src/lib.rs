@@ -81,5 +81,6 @@ mod extract;
 mod layer;
 
 pub use expected_core;
-pub use extract::{Auth, AuthUser, MissingLayer, Session, Unauthenticated};
-pub use layer::{ExpectedLayer, ExpectedService, OnStoreError};
+pub use expected_core::exchange::{OnStoreError, Unauthenticated};
+pub use extract::{Auth, AuthUser, MissingLayer, Rejection, Session};
+pub use layer::{ExpectedLayer, ExpectedService};

@@ -105,6 +105,63 @@ impl fmt::Debug for SetCookie {
     }
 }
 
+/// Most bytes of `Cookie` headers read from one request. Browsers send at most
+/// a few KiB; anything larger is refused before it is parsed.
+pub const MAX_COOKIE_HEADER_BYTES: usize = 16 * 1024;
+
+/// Why a request's cookies could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// The `Cookie` headers add up to more than [`MAX_COOKIE_HEADER_BYTES`].
+    #[error("Cookie headers are {0} bytes, over the {MAX_COOKIE_HEADER_BYTES}-byte limit")]
+    Oversize(usize),
+}
+
+/// The two cookies' raw values as a request carried them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PresentedCookies {
+    /// The session cookie's value.
+    pub session: Option<String>,
+    /// The auth cookie's value.
+    pub auth: Option<String>,
+}
+
+/// Reads the session and auth cookies from the raw values of a request's
+/// `Cookie` headers, whatever HTTP library carried them.
+///
+/// Headers adding up to more than [`MAX_COOKIE_HEADER_BYTES`] are refused
+/// unread. When a name appears more than once (a cookie set for a parent
+/// domain as well, say) the first is taken, which browsers send for the most
+/// specific path; `__Host-` names rule that out. Values that are not UTF-8 are
+/// skipped.
+pub fn read_cookie_headers<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+    config: &Config,
+) -> Result<PresentedCookies, HeaderError> {
+    let values: Vec<&[u8]> = values.into_iter().collect();
+    let total: usize = values.iter().map(|value| value.len()).sum();
+    if total > MAX_COOKIE_HEADER_BYTES {
+        return Err(HeaderError::Oversize(total));
+    }
+    let mut found = PresentedCookies::default();
+    for header in values {
+        let Ok(text) = std::str::from_utf8(header) else { continue };
+        for cookie in Cookie::split_parse(text).flatten() {
+            let slot = if cookie.name() == config.session_cookie_name() {
+                &mut found.session
+            } else if cookie.name() == config.auth_cookie_name() {
+                &mut found.auth
+            } else {
+                continue;
+            };
+            if slot.is_none() {
+                *slot = Some(cookie.value().to_owned());
+            }
+        }
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +185,21 @@ mod tests {
         }
         assert!(!header.contains("Domain"), "{header}");
         Ok(())
+    }
+
+    #[test]
+    fn cookie_headers_are_bounded_and_the_first_of_duplicates_wins() {
+        let config = Config::default();
+        let headers: [&[u8]; 3] = [b"remember_me=first; x=1", b"\xff\xfe", b"remember_me=second; session=s"];
+        let found = read_cookie_headers(headers, &config);
+        assert_eq!(
+            found,
+            Ok(PresentedCookies { session: Some("s".into()), auth: Some("first".into()) }),
+            "non-UTF-8 headers are skipped, the first duplicate wins"
+        );
+        let big = vec![b'a'; MAX_COOKIE_HEADER_BYTES + 1];
+        let oversize = read_cookie_headers([big.as_slice()], &config);
+        assert_eq!(oversize, Err(HeaderError::Oversize(MAX_COOKIE_HEADER_BYTES + 1)));
     }
 
     #[test]

@@ -44,6 +44,59 @@ impl Via {
     }
 }
 
+/// What an adapter does with a request when the store is unavailable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnStoreError {
+    /// Answer `503 Service Unavailable` with [`STORE_UNAVAILABLE_JSON`] and no
+    /// cookie change, without calling the handler. The default.
+    #[default]
+    ServiceUnavailable,
+    /// Call the handler with the request unauthenticated (cookies still
+    /// untouched): for pages that work for anonymous users too.
+    Anonymous,
+}
+
+/// The body of the 503 answer to a store outage.
+pub const STORE_UNAVAILABLE_JSON: &str = r#"{"error":"store_unavailable"}"#;
+
+/// Why a route that needs a logged-in user refuses a request (401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unauthenticated {
+    /// Not logged in: `{"error":"unauthenticated"}`.
+    #[error("not logged in")]
+    NotLoggedIn,
+    /// This very request detected a replayed remember-me cookie and revoked
+    /// every login of the user: `{"error":"unexpected_token"}`.
+    #[error("a replayed remember-me cookie revoked every login")]
+    UnexpectedToken,
+}
+
+impl Unauthenticated {
+    /// The machine-readable error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotLoggedIn => "unauthenticated",
+            Self::UnexpectedToken => "unexpected_token",
+        }
+    }
+
+    /// The JSON body of the 401 answer.
+    pub fn json(self) -> &'static str {
+        match self {
+            Self::NotLoggedIn => r#"{"error":"unauthenticated"}"#,
+            Self::UnexpectedToken => r#"{"error":"unexpected_token"}"#,
+        }
+    }
+}
+
+/// The client IP to keep for the devices list: the last address of a trusted
+/// proxy header (`X-Forwarded-For`'s last hop is the one your proxy saw;
+/// `X-Real-IP` has one) when the adapter was told to trust one and it parses,
+/// else the peer address.
+pub fn client_ip(trusted_header: Option<&str>, peer: Option<std::net::IpAddr>) -> Option<std::net::IpAddr> {
+    trusted_header.and_then(|text| text.rsplit(',').next()).and_then(|last| last.trim().parse().ok()).or(peer)
+}
+
 /// Why a session operation could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -183,6 +236,32 @@ impl<S: Store> Exchange<S> {
     /// adapter answers 503, or treats the request as anonymous).
     pub fn store_unavailable(&self) -> bool {
         matches!(self.state().outcome, Outcome::Unavailable(_))
+    }
+
+    /// Whether the adapter must answer 503 ([`STORE_UNAVAILABLE_JSON`])
+    /// without calling the handler, under `policy`.
+    pub fn refused(&self, policy: OnStoreError) -> bool {
+        policy == OnStoreError::ServiceUnavailable && self.store_unavailable()
+    }
+
+    /// Whether someone is logged in.
+    pub fn is_authenticated(&self) -> bool {
+        self.state().session.is_some()
+    }
+
+    /// Whether this request detected a replayed remember-me cookie: every
+    /// login and session of the user was just revoked. Tell them.
+    pub fn theft_detected(&self) -> bool {
+        matches!(self.state().outcome, Outcome::Theft(_))
+    }
+
+    /// The logged-in user, or why a route that needs one refuses the request.
+    pub fn require_user(&self) -> Result<Username, Unauthenticated> {
+        match self.username() {
+            Some(username) => Ok(username),
+            None if self.theft_detected() => Err(Unauthenticated::UnexpectedToken),
+            None => Err(Unauthenticated::NotLoggedIn),
+        }
     }
 
     /// The current session, if logged in.

@@ -15,54 +15,12 @@ use http::header::{COOKIE, HeaderMap, HeaderValue, USER_AGENT};
 use crate::config::Config;
 use crate::cookies::SetCookie;
 
-/// Most bytes of `Cookie` headers read from one request. Browsers send at most
-/// a few KiB; anything larger is refused before it is parsed.
-pub const MAX_COOKIE_HEADER_BYTES: usize = 16 * 1024;
+pub use crate::cookies::{HeaderError, MAX_COOKIE_HEADER_BYTES, PresentedCookies};
 
-/// Why a request's cookies could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum HeaderError {
-    /// The `Cookie` headers add up to more than [`MAX_COOKIE_HEADER_BYTES`].
-    #[error("Cookie headers are {0} bytes, over the {MAX_COOKIE_HEADER_BYTES}-byte limit")]
-    Oversize(usize),
-}
-
-/// The two cookies' raw values as a request carried them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PresentedCookies {
-    /// The session cookie's value.
-    pub session: Option<String>,
-    /// The auth cookie's value.
-    pub auth: Option<String>,
-}
-
-/// Reads the session and auth cookies from the `Cookie` headers.
-///
-/// When a name appears more than once (a cookie set for a parent domain as
-/// well, say) the first is taken, which browsers send for the most specific
-/// path; `__Host-` names rule that out. Non-UTF-8 header values are skipped.
+/// Reads the session and auth cookies from the `Cookie` headers (see
+/// [`read_cookie_headers`](crate::cookies::read_cookie_headers)).
 pub fn presented_cookies(headers: &HeaderMap, config: &Config) -> Result<PresentedCookies, HeaderError> {
-    let total: usize = headers.get_all(COOKIE).iter().map(|value| value.len()).sum();
-    if total > MAX_COOKIE_HEADER_BYTES {
-        return Err(HeaderError::Oversize(total));
-    }
-    let mut found = PresentedCookies::default();
-    for header in headers.get_all(COOKIE) {
-        let Ok(text) = header.to_str() else { continue };
-        for cookie in cookie::Cookie::split_parse(text).flatten() {
-            let slot = if cookie.name() == config.session_cookie_name() {
-                &mut found.session
-            } else if cookie.name() == config.auth_cookie_name() {
-                &mut found.auth
-            } else {
-                continue;
-            };
-            if slot.is_none() {
-                *slot = Some(cookie.value().to_owned());
-            }
-        }
-    }
-    Ok(found)
+    crate::cookies::read_cookie_headers(headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes), config)
 }
 
 /// The `User-Agent` header, if it is valid UTF-8.
@@ -96,16 +54,5 @@ mod tests {
         let big = format!("session={}", "a".repeat(MAX_COOKIE_HEADER_BYTES));
         headers.insert(COOKIE, HeaderValue::from_str(&big).unwrap_or_else(|_| HeaderValue::from_static("")));
         assert!(matches!(presented_cookies(&headers, &Config::default()), Err(HeaderError::Oversize(_))));
-    }
-
-    #[test]
-    fn first_of_duplicates_wins_across_headers() -> Result<(), HeaderError> {
-        let mut headers = HeaderMap::new();
-        headers.append(COOKIE, HeaderValue::from_static("remember_me=first; x=1"));
-        headers.append(COOKIE, HeaderValue::from_static("remember_me=second; session=s"));
-        let found = presented_cookies(&headers, &Config::default())?;
-        assert_eq!(found.auth.as_deref(), Some("first"));
-        assert_eq!(found.session.as_deref(), Some("s"));
-        Ok(())
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use expected_conformance::Flaky;
+use expected_core::exchange::{OnStoreError, client_ip};
 use expected_core::time::Duration;
 use expected_core::{
     ClientMeta, Config, CookieKind, DynStore, Exchange, Expected, ManualClock, SetCookie, Username, Via,
@@ -108,7 +109,10 @@ async fn an_outage_is_reported_and_touches_no_cookie() {
     s.flaky.set_down(true);
     let exchange = begin(&s, value(&cookies, CookieKind::Session), value(&cookies, CookieKind::Auth)).await;
     assert!(exchange.store_unavailable());
+    assert!(exchange.refused(OnStoreError::ServiceUnavailable));
+    assert!(!exchange.refused(OnStoreError::Anonymous));
     assert_eq!(exchange.username(), None);
+    assert_eq!(exchange.require_user(), Err(expected_core::exchange::Unauthenticated::NotLoggedIn));
     assert!(exchange.finish().await.0.is_empty());
 }
 
@@ -124,5 +128,20 @@ async fn theft_is_reported_on_the_exchange() {
     s.clock.advance(Duration::minutes(1));
     let replay = begin(&s, None, stolen).await;
     assert_eq!(replay.theft().map(|t| t.username), Some(alice()));
+    assert!(replay.theft_detected());
     assert_eq!(replay.username(), None);
+    assert_eq!(replay.require_user(), Err(expected_core::exchange::Unauthenticated::UnexpectedToken));
+}
+
+#[test]
+fn client_ip_prefers_the_trusted_header_and_its_last_hop() {
+    let peer = Some(std::net::IpAddr::from([10, 0, 0, 1]));
+    let last_hop = Some(std::net::IpAddr::from([198, 51, 100, 2]));
+    assert_eq!(client_ip(Some("203.0.113.9, 198.51.100.2"), peer), last_hop);
+    assert_eq!(
+        client_ip(Some(" 2001:db8::1 "), peer),
+        Some("2001:db8::1".parse().unwrap_or_else(|e| panic!("{e}")))
+    );
+    assert_eq!(client_ip(None, peer), peer, "no trusted header: the peer");
+    assert_eq!(client_ip(Some("garbage"), peer), peer, "unparseable falls back to the peer");
 }
