@@ -5,9 +5,9 @@
 //! out. Wrap the app in [`ExpectedMiddleware`], then use the extractors:
 //!
 //! - [`Auth`]: who is logged in and how (session, cookie login, grace), the
-//!   theft flag, and the actions: [`Auth::register`] after a password check
-//!   (with the "remember me" choice), [`Auth::logout`], [`Auth::devices`],
-//!   [`Auth::revoke`], [`Auth::logout_everywhere`];
+//!   theft flag, and the actions: [`register`](expected_core::Exchange::register) after a password check
+//!   (with the "remember me" choice), [`logout`](expected_core::Exchange::logout), [`devices`](expected_core::Exchange::devices),
+//!   [`revoke`](expected_core::Exchange::revoke), [`logout_everywhere`](expected_core::Exchange::logout_everywhere);
 //! - [`Session`]: typed session data, saved only when changed;
 //! - [`AuthUser`]: the username, or a 401 rejection.
 //!
