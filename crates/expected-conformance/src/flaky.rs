@@ -1,24 +1,46 @@
-//! A store wrapper whose backend can be switched off, to test failing closed.
+//! A store wrapper whose backend can be switched off, to test failing closed,
+//! and that counts the calls of each operation, to test what reaches a store.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use expected_core::store::{Deleted, Inserted, Rotated, Rotation, StoreErrorKind};
 use expected_core::time::OffsetDateTime;
 use expected_core::{Login, Serial, Session, SessionDigest, Store, StoreError, Username};
 
+/// The operations of the [`Store`] trait, to count their calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Operation {
+    CreateLogin,
+    GetLogin,
+    RotateLogin,
+    ListLogins,
+    DeleteLogin,
+    DeleteUser,
+    DeleteExpiredLogins,
+    CreateSession,
+    GetSession,
+    SaveSession,
+    TouchSession,
+    DeleteSession,
+    DeleteExpiredSessions,
+}
+
 /// Wraps a store; while [`Flaky::set_down`] is on, every call fails with an
 /// [`Unavailable`](StoreErrorKind::Unavailable) error without reaching it.
+/// Every call is counted, up or down ([`Flaky::calls`]).
 #[derive(Debug)]
 pub struct Flaky<S> {
     inner: S,
     down: AtomicBool,
+    calls: [AtomicUsize; 13],
 }
 
 impl<S> Flaky<S> {
     /// Wraps `inner`, up.
     pub fn new(inner: S) -> Self {
-        Self { inner, down: AtomicBool::new(false) }
+        Self { inner, down: AtomicBool::new(false), calls: Default::default() }
     }
 
     /// Takes the backend down (`true`) or brings it back.
@@ -31,7 +53,13 @@ impl<S> Flaky<S> {
         &self.inner
     }
 
-    fn check(&self) -> Result<(), StoreError> {
+    /// How many times `operation` was called so far.
+    pub fn calls(&self, operation: Operation) -> usize {
+        self.calls[operation as usize].load(Ordering::SeqCst)
+    }
+
+    fn check(&self, operation: Operation) -> Result<(), StoreError> {
+        self.calls[operation as usize].fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::new(StoreErrorKind::Unavailable, "backend is down (Flaky)"));
         }
@@ -42,35 +70,35 @@ impl<S> Flaky<S> {
 #[async_trait]
 impl<S: Store> Store for Flaky<S> {
     async fn create_login(&self, login: &Login) -> Result<Inserted, StoreError> {
-        self.check()?;
+        self.check(Operation::CreateLogin)?;
         self.inner.create_login(login).await
     }
     async fn get_login(&self, username: &Username, serial: &Serial) -> Result<Option<Login>, StoreError> {
-        self.check()?;
+        self.check(Operation::GetLogin)?;
         self.inner.get_login(username, serial).await
     }
     async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
-        self.check()?;
+        self.check(Operation::RotateLogin)?;
         self.inner.rotate_login(rotation).await
     }
     async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {
-        self.check()?;
+        self.check(Operation::ListLogins)?;
         self.inner.list_logins(username).await
     }
     async fn delete_login(&self, username: &Username, serial: &Serial) -> Result<bool, StoreError> {
-        self.check()?;
+        self.check(Operation::DeleteLogin)?;
         self.inner.delete_login(username, serial).await
     }
     async fn delete_user(&self, username: &Username) -> Result<Deleted, StoreError> {
-        self.check()?;
+        self.check(Operation::DeleteUser)?;
         self.inner.delete_user(username).await
     }
     async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.check()?;
+        self.check(Operation::DeleteExpiredLogins)?;
         self.inner.delete_expired_logins(now).await
     }
     async fn create_session(&self, session: &Session) -> Result<Inserted, StoreError> {
-        self.check()?;
+        self.check(Operation::CreateSession)?;
         self.inner.create_session(session).await
     }
     async fn get_session(
@@ -78,11 +106,11 @@ impl<S: Store> Store for Flaky<S> {
         username: &Username,
         digest: &SessionDigest,
     ) -> Result<Option<Session>, StoreError> {
-        self.check()?;
+        self.check(Operation::GetSession)?;
         self.inner.get_session(username, digest).await
     }
     async fn save_session(&self, session: &Session) -> Result<bool, StoreError> {
-        self.check()?;
+        self.check(Operation::SaveSession)?;
         self.inner.save_session(session).await
     }
     async fn touch_session(
@@ -91,15 +119,15 @@ impl<S: Store> Store for Flaky<S> {
         digest: &SessionDigest,
         expires_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        self.check()?;
+        self.check(Operation::TouchSession)?;
         self.inner.touch_session(username, digest, expires_at).await
     }
     async fn delete_session(&self, username: &Username, digest: &SessionDigest) -> Result<bool, StoreError> {
-        self.check()?;
+        self.check(Operation::DeleteSession)?;
         self.inner.delete_session(username, digest).await
     }
     async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.check()?;
+        self.check(Operation::DeleteExpiredSessions)?;
         self.inner.delete_expired_sessions(now).await
     }
 }

@@ -61,7 +61,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-pub use flaky::Flaky;
+pub use flaky::{Flaky, Operation};
 
 #[doc(hidden)]
 pub use async_trait::async_trait as __async_trait;
