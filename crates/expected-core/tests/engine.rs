@@ -369,3 +369,49 @@ async fn http_headers_in_and_out() {
             && set.iter().any(|v| v.starts_with("remember_me=1."))
     );
 }
+
+/// What a store receives never contains a token or a session id in clear:
+/// neither the raw bytes nor their base64url, in any record the engine
+/// writes, through registration, rotation and grace.
+#[tokio::test]
+async fn no_secret_reaches_the_store_in_clear() {
+    let (engine, store, clock) = setup();
+    let mut jar = register(&engine, "alice", true).await;
+    let mut secrets = Vec::new();
+    let mut remember = |jar: &Jar| {
+        let auth =
+            AuthCookie::parse(jar.auth.as_deref().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        let session = SessionCookie::parse(jar.session.as_deref().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        secrets.push(auth.token.as_bytes().to_vec());
+        secrets.push(session.id.as_bytes().to_vec());
+    };
+    remember(&jar);
+    clock.advance(Duration::hours(1));
+    let stale = jar.auth_only();
+    let result = engine.authenticate(&stale.presented()).await;
+    jar.apply(&result.cookies);
+    remember(&jar);
+    let grace = engine.authenticate(&stale.presented()).await;
+    assert!(matches!(grace.outcome, Outcome::Grace(_)));
+
+    let logins = store.list_logins(&user("alice")).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut written = serde_json::to_string(&logins).unwrap_or_default();
+    for login in &logins {
+        written.push_str(&format!("{login:?}"));
+        if let Some(digest) = login.session {
+            let session = store.get_session(&user("alice"), &digest).await.ok().flatten();
+            written.push_str(&serde_json::to_string(&session).unwrap_or_default());
+        }
+    }
+    assert!(written.contains(&logins[0].token.to_base64()), "the dump holds the records");
+    for secret in &secrets {
+        let encoded = base64_url(secret);
+        assert!(!written.contains(&encoded), "a secret reached the store in clear");
+        assert!(!written.as_bytes().windows(secret.len()).any(|w| w == secret.as_slice()));
+    }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    expected_core::Token::from_bytes(bytes.try_into().unwrap_or([0; 32])).to_base64()
+}
