@@ -5,92 +5,18 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
-use expected_axum::expected_core::store::{Deleted, Inserted, Rotated, Rotation};
-use expected_axum::expected_core::time::OffsetDateTime;
-use expected_axum::expected_core::{
-    Config, Expected, Login, Serial, Session as StoredSession, SessionDigest, Store, StoreError, Username,
-};
+use expected_axum::expected_core::{Config, Expected, Username};
 use expected_axum::{Auth, AuthUser, ExpectedLayer, OnStoreError, Session};
-use expected_conformance::Flaky;
+use expected_conformance::{Flaky, Operation};
 use expected_store_memory::MemoryStore;
 use tower::ServiceExt as _;
-
-/// A memory store that can be taken down and counts `save_session` calls.
-struct Counting {
-    inner: Flaky<MemoryStore>,
-    saves: AtomicUsize,
-}
-
-impl Counting {
-    fn new() -> Self {
-        Self { inner: Flaky::new(MemoryStore::new()), saves: AtomicUsize::new(0) }
-    }
-    fn saves(&self) -> usize {
-        self.saves.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl Store for Counting {
-    async fn create_login(&self, login: &Login) -> Result<Inserted, StoreError> {
-        self.inner.create_login(login).await
-    }
-    async fn get_login(&self, username: &Username, serial: &Serial) -> Result<Option<Login>, StoreError> {
-        self.inner.get_login(username, serial).await
-    }
-    async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
-        self.inner.rotate_login(rotation).await
-    }
-    async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {
-        self.inner.list_logins(username).await
-    }
-    async fn delete_login(&self, username: &Username, serial: &Serial) -> Result<bool, StoreError> {
-        self.inner.delete_login(username, serial).await
-    }
-    async fn delete_user(&self, username: &Username) -> Result<Deleted, StoreError> {
-        self.inner.delete_user(username).await
-    }
-    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.inner.delete_expired_logins(now).await
-    }
-    async fn create_session(&self, session: &StoredSession) -> Result<Inserted, StoreError> {
-        self.inner.create_session(session).await
-    }
-    async fn get_session(
-        &self,
-        username: &Username,
-        digest: &SessionDigest,
-    ) -> Result<Option<StoredSession>, StoreError> {
-        self.inner.get_session(username, digest).await
-    }
-    async fn save_session(&self, session: &StoredSession) -> Result<bool, StoreError> {
-        self.saves.fetch_add(1, Ordering::SeqCst);
-        self.inner.save_session(session).await
-    }
-    async fn touch_session(
-        &self,
-        username: &Username,
-        digest: &SessionDigest,
-        expires_at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        self.inner.touch_session(username, digest, expires_at).await
-    }
-    async fn delete_session(&self, username: &Username, digest: &SessionDigest) -> Result<bool, StoreError> {
-        self.inner.delete_session(username, digest).await
-    }
-    async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.inner.delete_expired_sessions(now).await
-    }
-}
 
 fn alice() -> Username {
     match Username::new("alice") {
@@ -149,7 +75,12 @@ fn routes() -> Router {
         .route("/devices", get(devices))
 }
 
-fn app(store: Arc<Counting>, configure: impl FnOnce(ExpectedLayer) -> ExpectedLayer) -> Router {
+/// A memory store that can be taken down and counts the calls it gets.
+fn store() -> Arc<Flaky<MemoryStore>> {
+    Arc::new(Flaky::new(MemoryStore::new()))
+}
+
+fn app(store: Arc<Flaky<MemoryStore>>, configure: impl FnOnce(ExpectedLayer) -> ExpectedLayer) -> Router {
     routes().layer(configure(ExpectedLayer::new(Expected::new(store, config()))))
 }
 
@@ -198,10 +129,10 @@ async fn logged_in(app: &Router) -> String {
 
 #[tokio::test]
 async fn store_outage_answers_503_without_calling_the_handler() {
-    let store = Arc::new(Counting::new());
+    let store = store();
     let app = app(store.clone(), |layer| layer);
     let cookies = logged_in(&app).await;
-    store.inner.set_down(true);
+    store.set_down(true);
     let remember_only = cookies.split("; ").find(|pair| pair.starts_with("remember_me=")).unwrap_or_default();
     for cookies in [cookies.as_str(), remember_only] {
         let response = call(&app, request("GET", "/me", cookies)).await;
@@ -209,29 +140,29 @@ async fn store_outage_answers_503_without_calling_the_handler() {
         assert!(response.headers().get(header::SET_COOKIE).is_none(), "cookies untouched");
         assert_eq!(body(response).await, r#"{"error":"store_unavailable"}"#);
     }
-    store.inner.set_down(false);
+    store.set_down(false);
     assert_eq!(body(call(&app, request("GET", "/me", &cookies)).await).await, "alice");
 }
 
 #[tokio::test]
 async fn store_outage_can_run_the_handler_anonymously() {
-    let store = Arc::new(Counting::new());
+    let store = store();
     let app = app(store.clone(), |layer| layer.on_store_error(OnStoreError::Anonymous));
     let cookies = logged_in(&app).await;
-    store.inner.set_down(true);
+    store.set_down(true);
     let response = call(&app, request("GET", "/me", &cookies)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get(header::SET_COOKIE).is_none(), "cookies untouched");
     assert_eq!(body(response).await, "anonymous");
     let response = call(&app, request("GET", "/who", &cookies)).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    store.inner.set_down(false);
+    store.set_down(false);
     assert_eq!(body(call(&app, request("GET", "/me", &cookies)).await).await, "alice");
 }
 
 #[tokio::test]
 async fn responses_setting_cookies_are_not_cached() {
-    let store = Arc::new(Counting::new());
+    let store = store();
     let app = app(store, |layer| layer);
     let response = call(&app, request("POST", "/login", "")).await;
     assert_eq!(response.headers().get(header::CACHE_CONTROL), Some(&HeaderValue::from_static("no-store")));
@@ -250,7 +181,7 @@ async fn responses_setting_cookies_are_not_cached() {
 
 #[tokio::test]
 async fn an_oversized_cookie_header_is_anonymous() {
-    let store = Arc::new(Counting::new());
+    let store = store();
     let app = app(store, |layer| layer);
     let cookies = logged_in(&app).await;
     let padded = format!("pad={}; {cookies}", "x".repeat(20 * 1024));
@@ -273,22 +204,22 @@ async fn extractors_without_the_layer_are_a_500() {
 
 #[tokio::test]
 async fn session_data_is_saved_only_when_changed() {
-    let store = Arc::new(Counting::new());
+    let store = store();
     let app = app(store.clone(), |layer| layer);
     let cookies = logged_in(&app).await;
     let session = cookies.split("; ").find(|pair| pair.starts_with("session=")).unwrap_or_default();
-    assert_eq!(store.saves(), 0, "logging in saves no data");
+    assert_eq!(store.calls(Operation::SaveSession), 0, "logging in saves no data");
     assert_eq!(body(call(&app, request("GET", "/visit", session)).await).await, "1");
-    assert_eq!(store.saves(), 1);
+    assert_eq!(store.calls(Operation::SaveSession), 1);
     assert_eq!(body(call(&app, request("GET", "/visit", session)).await).await, "2");
-    assert_eq!(store.saves(), 2);
+    assert_eq!(store.calls(Operation::SaveSession), 2);
     for _ in 0..3 {
         assert_eq!(body(call(&app, request("GET", "/peek", session)).await).await, "2");
         assert_eq!(body(call(&app, request("GET", "/me", session)).await).await, "alice");
     }
-    assert_eq!(store.saves(), 2, "reading, or writing the same value, saves nothing");
+    assert_eq!(store.calls(Operation::SaveSession), 2, "reading, or writing the same value, saves nothing");
     assert_eq!(body(call(&app, request("GET", "/visit", "")).await).await, "1", "anonymous: no session");
-    assert_eq!(store.saves(), 2);
+    assert_eq!(store.calls(Operation::SaveSession), 2);
 }
 
 #[tokio::test]
@@ -302,7 +233,7 @@ async fn the_client_ip_is_the_peer_or_a_trusted_header() {
         request
     };
     for (trusted, expected) in [(false, "192.0.2.7"), (true, "198.51.100.9")] {
-        let store = Arc::new(Counting::new());
+        let store = store();
         let app = app(store, |layer| {
             if trusted {
                 layer.trusted_client_ip_header(header::HeaderName::from_static("x-forwarded-for"))
