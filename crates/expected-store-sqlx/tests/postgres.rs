@@ -9,7 +9,7 @@ mod support;
 
 use std::str::FromStr as _;
 
-use expected_conformance::{Harness, Unreachable};
+use expected_conformance::Unreachable;
 use expected_store_sqlx::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use expected_store_sqlx::sqlx::{self, Connection as _};
 use expected_store_sqlx::{PgStore, Tables};
@@ -19,119 +19,49 @@ fn url() -> String {
 }
 
 async fn admin() -> Result<sqlx::PgConnection, Unreachable> {
-    let connect = sqlx::PgConnection::connect(&url());
-    match tokio::time::timeout(support::CONNECT_TIMEOUT, connect).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(error)) => Err(Unreachable(format!("PostgreSQL at {}: {error}", url()))),
-        Err(_) => Err(Unreachable(format!("PostgreSQL at {}: connection timed out", url()))),
-    }
+    support::connect("PostgreSQL", &url()).await
 }
 
 /// A fresh schema per store; the pool's connections search only it.
-async fn fresh_store(tables: Tables) -> Result<PgStore, Unreachable> {
-    let mut admin = admin().await?;
-    let schema = support::unique_name("expected_test");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-        .execute(&mut admin)
-        .await
-        .unwrap_or_else(|e| panic!("create schema: {e}"));
-    let _ = admin.close().await;
-    let options = PgConnectOptions::from_str(&url())
-        .unwrap_or_else(|e| panic!("bad URL: {e}"))
-        .options([("search_path", schema.as_str())]);
-    let pool = PgPoolOptions::new()
-        .max_connections(8)
-        .connect_with(options)
-        .await
-        .unwrap_or_else(|e| panic!("pool: {e}"));
-    let store = PgStore::with_tables(pool, tables);
-    store.migrate().await.unwrap_or_else(|e| panic!("migrate: {e}"));
-    Ok(store)
-}
-
-async fn drop_store(store: &PgStore) {
-    let schema: Option<String> =
-        sqlx::query_scalar("SELECT current_schema()").fetch_one(store.pool()).await.ok().flatten();
-    store.pool().close().await;
-    if let (Some(schema), Ok(mut admin)) = (schema, admin().await)
-        && schema.starts_with("expected_test_")
-    {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
-            .execute(&mut admin)
-            .await;
-    }
-}
-
-#[derive(Default)]
-struct PgHarness;
+struct Postgres;
 
 #[async_trait::async_trait]
-impl Harness for PgHarness {
+impl support::Backend for Postgres {
     type Store = PgStore;
 
-    async fn store(&self) -> Result<PgStore, Unreachable> {
-        fresh_store(Tables::default()).await
-    }
+    const TABLE_NAMES: &'static str = "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1";
 
-    async fn cleanup(&self, store: &PgStore) {
-        drop_store(store).await;
-    }
-}
-
-expected_conformance::tests!(PgHarness);
-
-fn run<F: std::future::Future<Output = ()> + Send + 'static>(
-    name: &str,
-    tables: Tables,
-    body: impl FnOnce(PgStore) -> F,
-) {
-    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
-    runtime.block_on(async {
-        let store = match fresh_store(tables).await {
-            Ok(store) => store,
-            Err(Unreachable(why)) => return support::unreachable(name, why),
-        };
-        // Spawned, so that a failed check still drops what the test made.
-        let outcome = tokio::spawn(body(store.clone())).await;
-        drop_store(&store).await;
-        if let Err(error) = outcome {
-            std::panic::resume_unwind(error.try_into_panic().unwrap_or_else(|e| Box::new(e.to_string())));
-        }
-    });
-}
-
-#[test]
-fn migrate_is_idempotent_with_own_table_and_prefix() {
-    let tables = Tables::with_prefix("auth_").unwrap_or_else(|e| panic!("{e}"));
-    run("migrate_is_idempotent_with_own_table_and_prefix", tables, |store| async move {
-        store.migrate().await.unwrap_or_else(|e| panic!("second migrate: {e}"));
-        store.migrate().await.unwrap_or_else(|e| panic!("third migrate: {e}"));
-        let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM auth_migrations")
-            .fetch_all(store.pool())
+    async fn create(&self, tables: Tables) -> Result<PgStore, Unreachable> {
+        let mut admin = admin().await?;
+        let schema = support::unique_name("expected_test");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+            .execute(&mut admin)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(versions, vec![1]);
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1",
-        )
-        .fetch_all(store.pool())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(tables, ["auth_logins", "auth_migrations", "auth_sessions"]);
-    });
+            .unwrap_or_else(|e| panic!("create schema: {e}"));
+        let _ = admin.close().await;
+        let options = PgConnectOptions::from_str(&url())
+            .unwrap_or_else(|e| panic!("bad URL: {e}"))
+            .options([("search_path", schema.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .unwrap_or_else(|e| panic!("pool: {e}"));
+        Ok(PgStore::with_tables(pool, tables))
+    }
+
+    async fn drop(&self, store: &PgStore) {
+        let schema: Option<String> =
+            sqlx::query_scalar("SELECT current_schema()").fetch_one(store.pool()).await.ok().flatten();
+        store.pool().close().await;
+        if let (Some(schema), Ok(mut admin)) = (schema, admin().await)
+            && schema.starts_with("expected_test_")
+        {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+                .execute(&mut admin)
+                .await;
+        }
+    }
 }
 
-#[test]
-fn cleaning_runs_in_batches() {
-    run("cleaning_runs_in_batches", Tables::default(), |store| async move {
-        support::check_batched_cleaning(store.with_batch_size(3)).await;
-    });
-}
-
-#[test]
-fn revocation_races_rotation() {
-    run("revocation_races_rotation", Tables::default(), |store| async move {
-        support::check_revocation_races_rotation(store.clone(), false).await;
-        support::check_revocation_races_rotation(store, true).await;
-    });
-}
+support::suite!(Postgres);

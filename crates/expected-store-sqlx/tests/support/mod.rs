@@ -1,9 +1,20 @@
-//! What the backend test files share.
+//! What the backend test files share: the harness, and the checks of this
+//! crate's own that every backend runs.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use expected_conformance::Unreachable;
+
+mod harness;
+
+pub(crate) use harness::suite;
+pub use harness::{
+    Backend, Fresh, cleaning_runs_in_batches, migrate_is_idempotent_with_own_table_and_prefix,
+    revocation_races_rotation,
+};
 
 /// A name no other test (in this or another process) uses.
 pub fn unique_name(prefix: &str) -> String {
@@ -20,13 +31,17 @@ pub fn env_or(name: &str, default: &str) -> String {
 /// How long connecting may take before the server counts as unreachable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// For the crate's own (non-conformance) tests: skip loudly, or fail under CI.
-pub fn unreachable(test: &str, why: impl std::fmt::Display) {
-    if expected_conformance::ci() {
-        panic!("{test}: backend unreachable and CI is set, so this is a failure: {why}");
+/// Connects `C` to `url` (`what` names the server in the error); a server
+/// that does not answer within [`CONNECT_TIMEOUT`] is unreachable.
+pub async fn connect<C: expected_store_sqlx::sqlx::Connection>(
+    what: &str,
+    url: &str,
+) -> Result<C, Unreachable> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, C::connect(url)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(error)) => Err(Unreachable(format!("{what} at {url}: {error}"))),
+        Err(_) => Err(Unreachable(format!("{what} at {url}: connection timed out"))),
     }
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED {test}: backend unreachable: {why}\n");
 }
 
 /// 10 expired and 2 live logins; the sessions of 5 of the expired ones

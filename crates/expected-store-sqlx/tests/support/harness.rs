@@ -1,0 +1,152 @@
+//! The harness every backend file uses: what differs between backends is a
+//! [`Backend`] (making and dropping a fresh database, schema or file); the
+//! conformance suite and this crate's own checks run over it alike
+//! ([`suite!`]).
+
+use expected_conformance::{Harness, Unreachable};
+use expected_core::{Store, StoreError};
+use expected_store_sqlx::Tables;
+
+/// What one backend does differently.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// The store on this backend.
+    type Store: SqlStore;
+
+    /// The query listing the names of the store's tables, sorted.
+    const TABLE_NAMES: &'static str;
+
+    /// A store with `tables` on a fresh, empty database (or schema, or file)
+    /// that no other call shares; not migrated yet.
+    async fn create(&self, tables: Tables) -> Result<Self::Store, Unreachable>;
+
+    /// Closes the store's pool and drops what [`Backend::create`] made.
+    async fn drop(&self, store: &Self::Store);
+}
+
+/// What the checks ask of a store beyond [`Store`]: the inherent methods
+/// every store of this crate has, and reading one column.
+#[async_trait::async_trait]
+pub trait SqlStore: Store + Clone {
+    /// Creates or upgrades the schema.
+    async fn migrate(&self) -> Result<Vec<i64>, StoreError>;
+    /// Sets how many rows one cleaning statement deletes at most.
+    fn with_batch_size(self, batch: u32) -> Self;
+    /// The integers a query answers, one a row.
+    async fn integers(&self, sql: &'static str) -> Vec<i64>;
+    /// The strings a query answers, one a row.
+    async fn strings(&self, sql: &'static str) -> Vec<String>;
+}
+
+macro_rules! sql_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl SqlStore for $store {
+            async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+                <$store>::migrate(self).await
+            }
+            fn with_batch_size(self, batch: u32) -> Self {
+                <$store>::with_batch_size(self, batch)
+            }
+            async fn integers(&self, sql: &'static str) -> Vec<i64> {
+                let rows = expected_store_sqlx::sqlx::query_scalar(sql).fetch_all(self.pool()).await;
+                rows.unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+            async fn strings(&self, sql: &'static str) -> Vec<String> {
+                let rows = expected_store_sqlx::sqlx::query_scalar(sql).fetch_all(self.pool()).await;
+                rows.unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+        }
+    };
+}
+
+#[cfg(feature = "postgres")]
+sql_store!(expected_store_sqlx::PgStore);
+#[cfg(feature = "mysql")]
+sql_store!(expected_store_sqlx::MySqlStore);
+#[cfg(feature = "sqlite")]
+sql_store!(expected_store_sqlx::SqliteStore);
+
+/// Fresh, migrated stores of a [`Backend`], dropped after each case.
+pub struct Fresh<B> {
+    backend: B,
+    tables: Tables,
+}
+
+impl<B: Backend> Fresh<B> {
+    /// With the default [`Tables`].
+    pub fn new(backend: B) -> Self {
+        Self::with_tables(backend, Tables::default())
+    }
+
+    /// With the given table names.
+    pub fn with_tables(backend: B, tables: Tables) -> Self {
+        Self { backend, tables }
+    }
+}
+
+#[async_trait::async_trait]
+impl<B: Backend> Harness for Fresh<B> {
+    type Store = B::Store;
+
+    async fn store(&self) -> Result<B::Store, Unreachable> {
+        let store = self.backend.create(self.tables.clone()).await?;
+        store.migrate().await.unwrap_or_else(|e| panic!("migrate: {e}"));
+        Ok(store)
+    }
+
+    async fn cleanup(&self, store: &B::Store) {
+        self.backend.drop(store).await;
+    }
+}
+
+/// Migrating again, and again, changes nothing; the tables take the prefix.
+pub fn migrate_is_idempotent_with_own_table_and_prefix<B: Backend>(backend: B) {
+    let tables = Tables::with_prefix("auth_").unwrap_or_else(|e| panic!("{e}"));
+    let name = "migrate_is_idempotent_with_own_table_and_prefix";
+    expected_conformance::run(Fresh::with_tables(backend, tables), name, |store| async move {
+        store.migrate().await.unwrap_or_else(|e| panic!("second migrate: {e}"));
+        store.migrate().await.unwrap_or_else(|e| panic!("third migrate: {e}"));
+        assert_eq!(store.integers("SELECT version FROM auth_migrations").await, vec![1]);
+        assert_eq!(store.strings(B::TABLE_NAMES).await, ["auth_logins", "auth_migrations", "auth_sessions"]);
+    });
+}
+
+/// [`super::check_batched_cleaning`], in batches of 3.
+pub fn cleaning_runs_in_batches<B: Backend>(backend: B) {
+    expected_conformance::run(Fresh::new(backend), "cleaning_runs_in_batches", |store| async move {
+        super::check_batched_cleaning((*store).clone().with_batch_size(3)).await;
+    });
+}
+
+/// [`super::check_revocation_races_rotation`], by login and by user.
+pub fn revocation_races_rotation<B: Backend>(backend: B) {
+    expected_conformance::run(Fresh::new(backend), "revocation_races_rotation", |store| async move {
+        super::check_revocation_races_rotation(store.clone(), false).await;
+        super::check_revocation_races_rotation(store, true).await;
+    });
+}
+
+/// The conformance suite and this crate's own checks, each on a fresh store
+/// of `$backend` (an expression, evaluated once per test).
+macro_rules! suite {
+    ($backend:expr) => {
+        expected_conformance::tests!($crate::support::Fresh::new($backend));
+
+        #[test]
+        fn migrate_is_idempotent_with_own_table_and_prefix() {
+            $crate::support::migrate_is_idempotent_with_own_table_and_prefix($backend);
+        }
+
+        #[test]
+        fn cleaning_runs_in_batches() {
+            $crate::support::cleaning_runs_in_batches($backend);
+        }
+
+        #[test]
+        fn revocation_races_rotation() {
+            $crate::support::revocation_races_rotation($backend);
+        }
+    };
+}
+pub(crate) use suite;
