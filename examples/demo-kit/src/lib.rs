@@ -12,7 +12,9 @@
 //!   demo runs over real HTTP (module `scenarios`), and module `testing`, the
 //!   in-process backend it starts them with;
 //! - with feature `browser`: module `browser`, the headless Chromium
-//!   end-to-end flow.
+//!   end-to-end flow;
+//! - with feature `startup`: `Demo`, what a demo's `main` does before it
+//!   serves.
 //!
 //! # The contract
 //!
@@ -47,6 +49,8 @@ mod accounts;
 pub mod api;
 mod config;
 pub mod html;
+#[cfg(feature = "startup")]
+mod startup;
 mod store;
 
 #[cfg(feature = "browser")]
@@ -60,6 +64,8 @@ mod webdriver;
 
 pub use accounts::{Accounts, AccountsError, DEMO_USERS, MAX_PASSWORD_BYTES};
 pub use config::{AUTH_COOKIE, DemoConfig, DemoConfigError, SESSION_COOKIE, env};
+#[cfg(feature = "startup")]
+pub use startup::Demo;
 pub use store::{OpenStoreError, open_store, redact};
 
 /// Whether the `CI` environment variable is set to something else than

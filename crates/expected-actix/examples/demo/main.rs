@@ -20,49 +20,26 @@
 
 mod app;
 
-use std::io::Write as _;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use actix_web::HttpServer;
 use expected_actix::ExpectedMiddleware;
-use expected_actix::expected_core::Expected;
-use expected_demo_kit::{Accounts, DemoConfig, open_store};
-
-fn fail(code: u8, message: &str) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "error: {message}");
-    ExitCode::from(code)
-}
+use expected_demo_kit::Demo;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_target(false).init();
-    let config = DemoConfig::from_env_or_exit();
-    let store = match open_store(&config.store).await {
-        Ok(store) => store,
-        Err(error) => return fail(if error.is_configuration() { 2 } else { 1 }, &error.to_string()),
+    let demo = match Demo::from_env(ExpectedMiddleware::new, ExpectedMiddleware::engine).await {
+        Ok(demo) => demo,
+        Err(code) => return code,
     };
-    let accounts = match Accounts::seeded() {
-        Ok(accounts) => Arc::new(accounts),
-        Err(error) => return fail(1, &error.to_string()),
-    };
-    if let Some(note) = config.secure_cookies_note() {
-        tracing::warn!("{note}");
-    }
     // One middleware, so one engine, shared by every worker.
-    let expected = ExpectedMiddleware::new(Expected::new(store, config.engine.clone()));
-    let cleaner = expected.engine().clone().spawn_cleaner();
+    let (expected, accounts) = (demo.expected.clone(), demo.accounts.clone());
     let server = HttpServer::new(move || app::app(expected.clone(), accounts.clone()));
-    let server = match server.bind(config.addr) {
+    let server = match server.bind(demo.config.addr) {
         Ok(server) => server,
-        Err(error) => return fail(1, &format!("cannot listen on {}: {error}", config.addr)),
+        Err(error) => return demo.cannot_listen(error),
     };
-    tracing::info!(
-        store = %expected_demo_kit::redact(&config.store),
-        grace = ?config.engine.grace_period(),
-        "expected demo (actix) on http://{}/ — log in as alice / alice-secret; Ctrl-C stops",
-        config.addr
-    );
+    demo.announce("actix");
     // Ctrl-C stops gracefully, letting requests in flight finish (as the
     // axum demo does; actix-web's own SIGINT handling would not wait).
     let server = server.disable_signals().run();
@@ -71,10 +48,5 @@ async fn main() -> ExitCode {
         let _ = actix_web::rt::signal::ctrl_c().await;
         handle.stop(true).await;
     });
-    let served = server.await;
-    cleaner.abort();
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(1, &error.to_string()),
-    }
+    demo.stopped(server.await)
 }

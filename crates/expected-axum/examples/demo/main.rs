@@ -19,56 +19,28 @@
 
 mod app;
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use expected_axum::ExpectedLayer;
-use expected_axum::expected_core::Expected;
-use expected_demo_kit::{Accounts, DemoConfig, open_store};
-
-fn fail(code: u8, message: &str) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "error: {message}");
-    ExitCode::from(code)
-}
+use expected_demo_kit::Demo;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_target(false).init();
-    let config = DemoConfig::from_env_or_exit();
-    let store = match open_store(&config.store).await {
-        Ok(store) => store,
-        Err(error) => return fail(if error.is_configuration() { 2 } else { 1 }, &error.to_string()),
+    let demo = match Demo::from_env(ExpectedLayer::new, ExpectedLayer::engine).await {
+        Ok(demo) => demo,
+        Err(code) => return code,
     };
-    let accounts = match Accounts::seeded() {
-        Ok(accounts) => Arc::new(accounts),
-        Err(error) => return fail(1, &error.to_string()),
-    };
-    if let Some(note) = config.secure_cookies_note() {
-        tracing::warn!("{note}");
-    }
-    let expected = ExpectedLayer::new(Expected::new(store, config.engine.clone()));
-    let cleaner = expected.engine().clone().spawn_cleaner();
-    let listener = match tokio::net::TcpListener::bind(config.addr).await {
+    let listener = match tokio::net::TcpListener::bind(demo.config.addr).await {
         Ok(listener) => listener,
-        Err(error) => return fail(1, &format!("cannot listen on {}: {error}", config.addr)),
+        Err(error) => return demo.cannot_listen(error),
     };
-    tracing::info!(
-        store = %expected_demo_kit::redact(&config.store),
-        grace = ?config.engine.grace_period(),
-        "expected demo (axum) on http://{}/ — log in as alice / alice-secret; Ctrl-C stops",
-        config.addr
-    );
-    let service = app::app(expected, accounts).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, service)
+    demo.announce("axum");
+    let app = app::app(demo.expected.clone(), demo.accounts.clone());
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await;
-    cleaner.abort();
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(1, &error.to_string()),
-    }
+    demo.stopped(served)
 }
