@@ -1,0 +1,26 @@
+//! Serving the demo app in-process for the kit's suites.
+
+#[path = "../../examples/demo/app.rs"]
+mod app;
+
+use std::net::SocketAddr;
+
+use expected_axum::ExpectedLayer;
+use expected_demo_kit::testing::{Backend, TestServer};
+
+/// Serves the demo on an ephemeral loopback port over a fresh [`Backend`].
+pub(crate) async fn start() -> TestServer {
+    let Backend { engine, accounts, store } = Backend::new();
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        Ok(listener) => listener,
+        Err(error) => panic!("cannot bind a loopback port: {error}"),
+    };
+    let addr = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(error) => panic!("no local address: {error}"),
+    };
+    let service =
+        app::app(ExpectedLayer::new(engine), accounts).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await });
+    TestServer::new(addr, store)
+}
