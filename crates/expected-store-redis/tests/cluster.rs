@@ -6,7 +6,7 @@
 mod support;
 
 use support::harness::{ClusterHarness, cluster_store};
-use support::{checks, purge, skip};
+use support::{checks, purge, purge_after, skip};
 
 expected_conformance::tests!(ClusterHarness);
 
@@ -18,15 +18,9 @@ macro_rules! on_cluster {
                 Ok(found) => found,
                 Err(why) => return skip(concat!("cluster::", stringify!($name)), &why),
             };
-            let outcome = tokio::spawn({
-                let (store, nodes) = (store.clone(), nodes.clone());
-                async move { checks::$name(&store, &nodes).await }
-            })
-            .await;
-            let _ = purge(&nodes, store.prefix()).await;
-            if let Err(error) = outcome {
-                std::panic::resume_unwind(error.into_panic());
-            }
+            let (prefix, on) = (store.prefix().to_owned(), nodes.clone());
+            let check = async move { checks::$name(&store, &on).await };
+            purge_after(&nodes, &[&prefix], check).await;
         }
     )*};
 }

@@ -5,7 +5,7 @@ mod support;
 
 use expected_core::{Store as _, StoreErrorKind};
 use expected_store_redis::RedisStore;
-use support::{checks, purge, redis_url, single_store, skip};
+use support::{checks, purge_after, redis_url, single_store, skip};
 
 macro_rules! single {
     ($($name:ident),* $(,)?) => {$(
@@ -15,16 +15,9 @@ macro_rules! single {
                 Ok(store) => store,
                 Err(why) => return skip(stringify!($name), &why),
             };
-            let nodes = [redis_url()];
-            let outcome = tokio::spawn({
-                let store = store.clone();
-                async move { checks::$name(&store, &nodes).await }
-            })
-            .await;
-            let _ = purge(&[redis_url()], store.prefix()).await;
-            if let Err(error) = outcome {
-                std::panic::resume_unwind(error.into_panic());
-            }
+            let prefix = store.prefix().to_owned();
+            let check = async move { checks::$name(&store, &[redis_url()]).await };
+            purge_after(&[redis_url()], &[&prefix], check).await;
         }
     )*};
 }
@@ -44,16 +37,9 @@ async fn prefixes_isolate() {
         (Ok(store), Ok(other)) => (store, other),
         (Err(why), _) | (_, Err(why)) => return skip("prefixes_isolate", &why),
     };
-    let outcome = tokio::spawn({
-        let (store, other) = (store.clone(), other.clone());
-        async move { checks::prefixes_isolate(&store, &other).await }
-    })
-    .await;
-    let _ = purge(&[redis_url()], store.prefix()).await;
-    let _ = purge(&[redis_url()], other.prefix()).await;
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
-    }
+    let prefixes = [store.prefix().to_owned(), other.prefix().to_owned()];
+    let check = async move { checks::prefixes_isolate(&store, &other).await };
+    purge_after(&[redis_url()], &[&prefixes[0], &prefixes[1]], check).await;
 }
 
 #[tokio::test]
@@ -86,13 +72,7 @@ async fn resp3_connections_work() {
         Ok(store) => store,
         Err(error) => return skip("resp3_connections_work", &error.to_string()),
     };
-    let outcome = tokio::spawn({
-        let store = store.clone();
-        async move { checks::layout_and_ttls(&store, &[redis_url()]).await }
-    })
-    .await;
-    let _ = purge(&[redis_url()], store.prefix()).await;
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
-    }
+    let prefix = store.prefix().to_owned();
+    let check = async move { checks::layout_and_ttls(&store, &[redis_url()]).await };
+    purge_after(&[redis_url()], &[&prefix], check).await;
 }

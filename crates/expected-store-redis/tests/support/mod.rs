@@ -40,27 +40,11 @@ pub(crate) fn unique_prefix() -> String {
 pub(crate) async fn purge(nodes: &[String], prefix: &str) -> Result<usize, redis::RedisError> {
     let mut deleted = 0;
     for node in nodes {
-        let client = redis::Client::open(node.as_str())?;
-        let mut connection = client.get_multiplexed_async_connection().await?;
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{prefix}:*"))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut connection)
-                .await?;
-            for key in keys {
-                // One key at a time: a cluster node refuses multi-slot deletes.
-                let _: i64 = redis::cmd("UNLINK").arg(&key).query_async(&mut connection).await?;
-                deleted += 1;
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
+        let mut connection = connect(node).await?;
+        for key in scan(&mut connection, prefix).await? {
+            // One key at a time: a cluster node refuses multi-slot deletes.
+            let _: i64 = redis::cmd("UNLINK").arg(&key).query_async(&mut connection).await?;
+            deleted += 1;
         }
     }
     Ok(deleted)
@@ -70,27 +54,55 @@ pub(crate) async fn purge(nodes: &[String], prefix: &str) -> Result<usize, redis
 pub(crate) async fn keys_under(nodes: &[String], prefix: &str) -> Result<Vec<String>, redis::RedisError> {
     let mut found = Vec::new();
     for node in nodes {
-        let client = redis::Client::open(node.as_str())?;
-        let mut connection = client.get_multiplexed_async_connection().await?;
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{prefix}:*"))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut connection)
-                .await?;
-            found.extend(keys);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        found.extend(scan(&mut connect(node).await?, prefix).await?);
     }
     found.sort();
     Ok(found)
+}
+
+async fn connect(node: &str) -> Result<redis::aio::MultiplexedConnection, redis::RedisError> {
+    redis::Client::open(node)?.get_multiplexed_async_connection().await
+}
+
+/// Every key under `prefix` on the node of `connection`.
+async fn scan(
+    connection: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+) -> Result<Vec<String>, redis::RedisError> {
+    let mut found = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(connection)
+            .await?;
+        found.extend(keys);
+        if next == 0 {
+            return Ok(found);
+        }
+        cursor = next;
+    }
+}
+
+/// Awaits `check`, spawned so that a failed check still cleans up; then
+/// purges each of `prefixes` on `nodes`, and only then fails the test if the
+/// check failed.
+pub(crate) async fn purge_after(
+    nodes: &[String],
+    prefixes: &[&str],
+    check: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let outcome = tokio::spawn(check).await;
+    for prefix in prefixes {
+        let _ = purge(nodes, prefix).await;
+    }
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
 }
 
 /// A store on the single Redis under a fresh prefix.
