@@ -98,12 +98,7 @@ where
         let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED browser test ({adapter}): {why}\n");
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|error| panic!("cannot start a tokio runtime: {error}"));
-    runtime.block_on(async move {
+    crate::scenarios::runtime().block_on(async move {
         let server = start().await;
         let base_url = server.base_url();
         let flow = run(&base_url, adapter, server.grace_period());

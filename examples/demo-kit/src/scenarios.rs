@@ -41,6 +41,15 @@ pub trait DemoServer: Send + Sync + 'static {
 /// How long one scenario may take before it fails.
 pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The runtime the suites run on: two workers, I/O and timers.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|error| panic!("cannot start a tokio runtime: {error}"))
+}
+
 /// Runs one scenario on a fresh server from `start`. Used by
 /// [`scenarios!`](crate::scenarios!).
 ///
@@ -55,12 +64,7 @@ where
     C: FnOnce(Arc<dyn DemoServer>) -> CFut,
     CFut: Future<Output = ()>,
 {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|error| panic!("cannot start a tokio runtime: {error}"));
-    runtime.block_on(async move {
+    runtime().block_on(async move {
         let server: Arc<dyn DemoServer> = Arc::new(start().await);
         if tokio::time::timeout(SCENARIO_TIMEOUT, case(server)).await.is_err() {
             panic!("{name}: did not finish within {SCENARIO_TIMEOUT:?}");
