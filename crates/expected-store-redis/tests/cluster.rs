@@ -6,33 +6,11 @@
 mod support;
 
 use support::harness::{ClusterHarness, cluster_store};
-use support::{checks, purge, purge_after, skip};
+use support::{checks, purge, skip};
 
 expected_conformance::tests!(ClusterHarness);
 
-macro_rules! on_cluster {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let (store, nodes) = match cluster_store().await {
-                Ok(found) => found,
-                Err(why) => return skip(concat!("cluster::", stringify!($name)), &why),
-            };
-            let (prefix, on) = (store.prefix().to_owned(), nodes.clone());
-            let check = async move { checks::$name(&store, &on).await };
-            purge_after(&nodes, &[&prefix], check).await;
-        }
-    )*};
-}
-
-on_cluster!(
-    layout_and_ttls,
-    redis_expiry_keeps_indexes_clean,
-    cleaning_is_exact_ahead_of_redis,
-    cleaning_many_in_one_bucket,
-    corrupt_records_are_errors,
-    wrong_types_are_corrupt,
-);
+support::store_checks!("cluster::", cluster_store);
 
 /// Every primary holds some of the buckets: the cluster really spreads users.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,29 +7,7 @@ use expected_core::{Store as _, StoreErrorKind};
 use expected_store_redis::RedisStore;
 use support::{checks, purge_after, redis_url, single_store, skip};
 
-macro_rules! single {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            let store = match single_store().await {
-                Ok(store) => store,
-                Err(why) => return skip(stringify!($name), &why),
-            };
-            let prefix = store.prefix().to_owned();
-            let check = async move { checks::$name(&store, &[redis_url()]).await };
-            purge_after(&[redis_url()], &[&prefix], check).await;
-        }
-    )*};
-}
-
-single!(
-    layout_and_ttls,
-    redis_expiry_keeps_indexes_clean,
-    cleaning_is_exact_ahead_of_redis,
-    cleaning_many_in_one_bucket,
-    corrupt_records_are_errors,
-    wrong_types_are_corrupt,
-);
+support::store_checks!("", support::single_store_and_nodes);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefixes_isolate() {

@@ -113,3 +113,41 @@ pub(crate) async fn single_store() -> Result<RedisStore, String> {
         .await
         .map_err(|error| error.to_string())
 }
+
+/// The single Redis as [`store_checks!`] wants it: a store under a fresh
+/// prefix, and the one node.
+pub(crate) async fn single_store_and_nodes() -> Result<(RedisStore, Vec<String>), String> {
+    Ok((single_store().await?, vec![redis_url()]))
+}
+
+/// One test per check of [`checks`] that takes a store and its nodes, each on
+/// a fresh store from `$store` (an async fn answering the store and the nodes
+/// it lives on, or why not: skipped loudly, failed under CI), purged
+/// afterwards. `$label` starts the names in skip messages.
+#[allow(unused_macros)]
+macro_rules! store_checks {
+    ($label:literal, $store:path) => {
+        $crate::support::store_checks!(@each $label, $store;
+            layout_and_ttls,
+            redis_expiry_keeps_indexes_clean,
+            cleaning_is_exact_ahead_of_redis,
+            cleaning_many_in_one_bucket,
+            corrupt_records_are_errors,
+            wrong_types_are_corrupt,
+        );
+    };
+    (@each $label:literal, $store:path; $($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let (store, nodes) = match $store().await {
+                Ok(found) => found,
+                Err(why) => return $crate::support::skip(concat!($label, stringify!($name)), &why),
+            };
+            let (prefix, on) = (store.prefix().to_owned(), nodes.clone());
+            let check = async move { $crate::support::checks::$name(&store, &on).await };
+            $crate::support::purge_after(&nodes, &[&prefix], check).await;
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use store_checks;
