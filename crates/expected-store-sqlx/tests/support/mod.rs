@@ -1,7 +1,7 @@
 //! What the backend test files share: the harness, and the checks of this
 //! crate's own that every backend runs.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports, unused_macros)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
