@@ -120,10 +120,12 @@ fn reachable(port: u16) -> bool {
 }
 
 fn apt_install(packages: &[&str]) -> Result {
-    run("apt-get", &["update", "-qq"])?;
-    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    // No prompt may wait for an answer: CI has no standard input.
+    let mut args =
+        vec!["DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", "--no-install-recommends"];
     args.extend(packages);
-    run("apt-get", &args)
+    run("env", &["DEBIAN_FRONTEND=noninteractive", "apt-get", "update", "-qq"])?;
+    run("env", &args)
 }
 
 /// Installs the [`TOOLS`] that are missing, starts (installing first if
