@@ -409,6 +409,9 @@ impl<S: Store> Expected<S> {
     ) -> Result<(Outcome, Vec<SetCookie>), StoreError> {
         let config = &self.config;
         let clear = || remove_both(config);
+        // The user-validity hook is asked once per request, even when a lost
+        // race sends the loop round again.
+        let mut user_checked = false;
         for _ in 0..ATTEMPTS {
             let login = self.store.get_login(&cookie.username, &cookie.serial).await?;
             match protocol::judge(cookie, login.as_ref(), now, config) {
@@ -427,8 +430,10 @@ impl<S: Store> Expected<S> {
                     ));
                 }
                 Judgement::Current => {
-                    if let Some(rejected) = self.reject_invalid_user(&cookie.username).await? {
-                        return Ok((rejected, clear()));
+                    if !std::mem::replace(&mut user_checked, true) {
+                        if let Some(rejected) = self.reject_invalid_user(&cookie.username).await? {
+                            return Ok((rejected, clear()));
+                        }
                     }
                     let token = self.tokens.token();
                     let id = self.tokens.session_id();
@@ -451,8 +456,10 @@ impl<S: Store> Expected<S> {
                     }
                 }
                 Judgement::Grace { token, session } => {
-                    if let Some(rejected) = self.reject_invalid_user(&cookie.username).await? {
-                        return Ok((rejected, clear()));
+                    if !std::mem::replace(&mut user_checked, true) {
+                        if let Some(rejected) = self.reject_invalid_user(&cookie.username).await? {
+                            return Ok((rejected, clear()));
+                        }
                     }
                     let serial = cookie.serial;
                     let Some(login) = login else { return Ok((Outcome::UnknownLogin, clear())) };

@@ -415,3 +415,35 @@ async fn no_secret_reaches_the_store_in_clear() {
 fn base64_url(bytes: &[u8]) -> String {
     expected_core::Token::from_bytes(bytes.try_into().unwrap_or([0; 32])).to_base64()
 }
+
+#[derive(Default)]
+struct CountingDirectory(std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl Hooks for CountingDirectory {
+    async fn is_user_valid(&self, _: &Username) -> Result<bool, StoreError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(true)
+    }
+}
+
+/// Racing requests with one cookie ask the user-validity hook once each, even
+/// those that lose the rotation race and go round again as grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_user_hook_is_asked_once_per_request_under_races() {
+    let (engine, _, clock) = setup();
+    let directory = Arc::new(CountingDirectory::default());
+    let engine = Arc::new(engine.with_hooks(directory.clone()));
+    let jar = register(&engine, "alice", true).await;
+    clock.advance(Duration::hours(1));
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (engine, jar) = (engine.clone(), jar.auth_only());
+        tasks.push(tokio::spawn(async move { engine.authenticate(&jar.presented()).await.outcome }));
+    }
+    for task in tasks {
+        let outcome = task.await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(outcome, Outcome::CookieLogin(_) | Outcome::Grace(_)), "{outcome:?}");
+    }
+    assert_eq!(directory.0.load(Ordering::SeqCst), 20);
+}
