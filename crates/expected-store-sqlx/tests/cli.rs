@@ -58,76 +58,76 @@ fn migrate_command_on_an_empty_sqlite_file() {
     assert_eq!(tables, ["expected_logins", "expected_migrations", "expected_sessions"]);
 }
 
+/// A server with databases: how to name one, and list its tables.
+struct Server {
+    what: &'static str,
+    admin_url: String,
+    quote: char,
+    /// Lists the tables of the database connected to, sorted.
+    tables: &'static str,
+    /// Appended to `DROP DATABASE IF EXISTS name`.
+    drop_options: &'static str,
+}
+
+/// Creates an empty database on `server`, runs the command twice on it,
+/// checks its tables, and drops it whatever happened.
+async fn migrate_on_a_fresh_database<C: sqlx::Connection>(server: Server)
+where
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+    String: for<'r> sqlx::Decode<'r, C::Database> + sqlx::Type<C::Database>,
+    for<'r> (String,): sqlx::FromRow<'r, <C::Database as sqlx::Database>::Row>,
+    <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+{
+    let mut admin = match support::connect::<C>(server.what, &server.admin_url).await {
+        Ok(admin) => admin,
+        Err(why) => return unreachable(server.what, why.0),
+    };
+    let (q, name) = (server.quote, support::unique_name("expected_cli"));
+    let create = format!("CREATE DATABASE {q}{name}{q}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut admin).await.unwrap_or_else(|e| panic!("{e}"));
+    let (base, _) = server.admin_url.rsplit_once('/').unwrap_or((server.admin_url.as_str(), ""));
+    let url = format!("{base}/{name}");
+    let checked = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || migrate_twice(&url)
+    })
+    .await;
+    let tables: Vec<String> = match C::connect(&url).await {
+        Ok(mut conn) => {
+            let rows: Vec<(String,)> =
+                sqlx::query_as(server.tables).fetch_all(&mut conn).await.unwrap_or_default();
+            let _ = conn.close().await;
+            rows.into_iter().map(|(table,)| table).collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    let drop = format!("DROP DATABASE IF EXISTS {q}{name}{q}{}", server.drop_options);
+    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
+    if let Err(panic) = checked {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+    assert_eq!(tables, ["expected_logins", "expected_migrations", "expected_sessions"], "{}", server.what);
+}
+
 #[test]
 fn migrate_command_on_an_empty_postgres_database() {
-    let admin_url = support::env_or("EXPECTED_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test");
-    runtime().block_on(async {
-        let mut admin = match support::connect::<sqlx::PgConnection>("PostgreSQL", &admin_url).await {
-            Ok(admin) => admin,
-            Err(why) => return unreachable("PostgreSQL", why.0),
-        };
-        let name = support::unique_name("expected_cli");
-        let create = format!("CREATE DATABASE \"{name}\"");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
-            .execute(&mut admin)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let (base, _) = admin_url.rsplit_once('/').unwrap_or((admin_url.as_str(), ""));
-        let url = format!("{base}/{name}");
-        let checked = tokio::task::spawn_blocking({
-            let url = url.clone();
-            move || migrate_twice(&url)
-        })
-        .await;
-        let tables: Vec<String> = match sqlx::PgConnection::connect(&url).await {
-            Ok(mut conn) => {
-                let query = "SELECT table_name::text FROM information_schema.tables \
-                             WHERE table_schema = 'public' ORDER BY 1";
-                let tables = sqlx::query_scalar(query).fetch_all(&mut conn).await.unwrap_or_default();
-                let _ = conn.close().await;
-                tables
-            }
-            Err(_) => Vec::new(),
-        };
-        let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
-        if let Err(panic) = checked {
-            std::panic::resume_unwind(panic.into_panic());
-        }
-        assert_eq!(tables, ["expected_logins", "expected_migrations", "expected_sessions"]);
-    });
+    runtime().block_on(migrate_on_a_fresh_database::<sqlx::PgConnection>(Server {
+        what: "PostgreSQL",
+        admin_url: support::env_or("EXPECTED_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"),
+        quote: '"',
+        tables: "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+        drop_options: " WITH (FORCE)",
+    }));
 }
 
 #[test]
 fn migrate_command_on_an_empty_mariadb_database() {
-    let admin_url = support::env_or("EXPECTED_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test");
-    runtime().block_on(async {
-        let mut admin = match support::connect::<sqlx::MySqlConnection>("MariaDB", &admin_url).await {
-            Ok(admin) => admin,
-            Err(why) => return unreachable("MariaDB", why.0),
-        };
-        let name = support::unique_name("expected_cli");
-        let create = format!("CREATE DATABASE `{name}`");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut admin).await.unwrap_or_else(|e| panic!("{e}"));
-        let (base, _) = admin_url.rsplit_once('/').unwrap_or((admin_url.as_str(), ""));
-        let url = format!("{base}/{name}");
-        let checked = tokio::task::spawn_blocking({
-            let url = url.clone();
-            move || migrate_twice(&url)
-        })
-        .await;
-        let query = format!(
-            "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = '{name}' ORDER BY 1"
-        );
-        let tables: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(query))
-            .fetch_all(&mut admin)
-            .await
-            .unwrap_or_default();
-        let drop = format!("DROP DATABASE IF EXISTS `{name}`");
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
-        if let Err(panic) = checked {
-            std::panic::resume_unwind(panic.into_panic());
-        }
-        assert_eq!(tables, ["expected_logins", "expected_migrations", "expected_sessions"]);
-    });
+    runtime().block_on(migrate_on_a_fresh_database::<sqlx::MySqlConnection>(Server {
+        what: "MariaDB",
+        admin_url: support::env_or("EXPECTED_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
+        quote: '`',
+        tables: "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
+                 WHERE table_schema = DATABASE() ORDER BY 1",
+        drop_options: "",
+    }));
 }
