@@ -6,7 +6,8 @@
 //!   workspace. This is the README's test command and what CI runs.
 //! - `services`: only the first half of `test`.
 //! - `lint`: `cargo fmt --check`, clippy with warnings denied, rustdoc with
-//!   warnings denied.
+//!   warnings denied, and cargo-deny's license, ban and source checks
+//!   (installing cargo-deny from crates.io when it is missing).
 //! - `ci`: `lint`, then `test`.
 //! - `bench`: the protocol benchmark.
 
@@ -70,7 +71,21 @@ fn lint() -> Result {
         .env("RUSTDOCFLAGS", "-D warnings")
         .status()
         .map_err(|e| format!("cannot run cargo doc: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("cargo doc failed: {status}")) }
+    if !status.success() {
+        return Err(format!("cargo doc failed: {status}"));
+    }
+    deny()
+}
+
+/// cargo-deny's checks that need no network beyond the registry already
+/// fetched: licenses, bans and sources (advisories would need the advisory
+/// database from GitHub, out of reach here).
+fn deny() -> Result {
+    let installed = Command::new("cargo-deny").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !installed {
+        cargo(&["install", "cargo-deny", "--locked", "--quiet"])?;
+    }
+    cargo(&["deny", "--offline", "check", "--hide-inclusion-graph", "licenses", "bans", "sources"])
 }
 
 /// A server the tests need, and how to bring it up on a Debian machine.
