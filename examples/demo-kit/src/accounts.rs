@@ -126,6 +126,24 @@ mod tests {
         Ok(())
     }
 
+    /// An unknown user is verified against a dummy hash with exactly the
+    /// parameters of the real ones, so it costs the same Argon2 work: who
+    /// exists cannot be told by timing.
+    #[test]
+    fn unknown_users_cost_the_same_hash() -> Result<(), AccountsError> {
+        let accounts = cheap()?;
+        let parameters = |hash: &PasswordHash| {
+            let text = hash.to_string();
+            text.rsplitn(3, '$').nth(2).map(str::to_owned).unwrap_or_default()
+        };
+        let dummy = parameters(&accounts.dummy);
+        assert!(dummy.starts_with("$argon2id$v=19$m=256,t=1,p=1"), "{dummy}");
+        for account in &accounts.users {
+            assert_eq!(parameters(&account.hash), dummy);
+        }
+        Ok(())
+    }
+
     #[test]
     fn hashes_are_salted_argon2id() -> Result<(), AccountsError> {
         let accounts = cheap()?;
