@@ -363,6 +363,49 @@ pub fn devices_page(username: &Username, devices: &[Device]) -> String {
     layout("Devices", Some(username), &body)
 }
 
+/// The demos' error pages, the same in every framework.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorPage {
+    /// 503: the store cannot be reached.
+    StoreDown,
+    /// 400: a form that cannot be read.
+    BadForm,
+    /// 404: a device (login) that is not the user's.
+    NoSuchDevice,
+    /// 404: no page at that path.
+    NotFound,
+}
+
+impl ErrorPage {
+    /// The HTTP status code.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::StoreDown => 503,
+            Self::BadForm => 400,
+            Self::NoSuchDevice | Self::NotFound => 404,
+        }
+    }
+
+    /// The page's title and message.
+    pub fn text(self) -> (&'static str, &'static str) {
+        match self {
+            Self::StoreDown => (
+                "Temporarily unavailable",
+                "We cannot check who you are right now. Nothing was changed: try again in a moment.",
+            ),
+            Self::BadForm => ("Bad request", "That form could not be read."),
+            Self::NoSuchDevice => ("No such device", "That device is not one of yours."),
+            Self::NotFound => ("Not found", "There is no page here."),
+        }
+    }
+
+    /// The page.
+    pub fn render(self) -> String {
+        let (title, message) = self.text();
+        error_page(title, message)
+    }
+}
+
 /// A page for an error status: the store is down, no such login, …
 pub fn error_page(title: &str, message: &str) -> String {
     let body = format!(

@@ -177,35 +177,27 @@ fn redirect(path: &str) -> HttpResponse {
 
 /// An HTML error page with its status.
 #[derive(Debug)]
-struct PageError(StatusCode, &'static str, &'static str);
+struct PageError(html::ErrorPage);
 
 impl std::fmt::Display for PageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.1)
+        f.write_str(self.0.text().0)
     }
 }
 
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
-        self.0
+        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
-        html_page(self.0, html::error_page(self.1, self.2))
+        html_page(self.status_code(), self.0.render())
     }
-}
-
-fn store_down() -> PageError {
-    PageError(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Temporarily unavailable",
-        "We cannot check who you are right now. Nothing was changed: try again in a moment.",
-    )
 }
 
 impl From<StoreError> for PageError {
     fn from(_: StoreError) -> Self {
-        store_down()
+        Self(html::ErrorPage::StoreDown)
     }
 }
 
@@ -253,7 +245,7 @@ async fn login(
     form: Result<web::Form<LoginForm>, actix_web::Error>,
 ) -> Result<HttpResponse, PageError> {
     let Ok(web::Form(form)) = form else {
-        return Err(PageError(StatusCode::BAD_REQUEST, "Bad request", "That form could not be read."));
+        return Err(PageError(html::ErrorPage::BadForm));
     };
     let typed = form.username.clone();
     let Some(user) = check_password(accounts.into_inner(), form.username, form.password).await else {
@@ -261,7 +253,7 @@ async fn login(
         return Ok(html_page(StatusCode::UNAUTHORIZED, page));
     };
     let remember = form.remember.is_some_and(|value| value == "on");
-    auth.register(&user, remember).await.map_err(|_| store_down())?;
+    auth.register(&user, remember).await.map_err(|_| PageError(html::ErrorPage::StoreDown))?;
     Ok(redirect(paths::HOME))
 }
 
@@ -275,7 +267,7 @@ async fn revoke(auth: Auth, serial: web::Path<String>) -> Result<HttpResponse, P
     if !auth.is_authenticated() {
         return Ok(anonymous(&auth));
     }
-    let not_found = PageError(StatusCode::NOT_FOUND, "No such device", "That device is not one of yours.");
+    let not_found = PageError(html::ErrorPage::NoSuchDevice);
     let Ok(serial) = Serial::from_base64(&serial) else { return Err(not_found) };
     match auth.revoke(&serial).await? {
         // Revoking this very device logs it out: back to the start.
@@ -309,8 +301,7 @@ async fn outage_as_page(
     if response.status() != StatusCode::SERVICE_UNAVAILABLE || !json {
         return Ok(response.map_into_left_body());
     }
-    let PageError(_, title, message) = store_down();
-    let page = html::error_page(title, message);
+    let page = html::ErrorPage::StoreDown.render();
     Ok(response
         .map_body(|head, _| {
             head.headers_mut()
@@ -326,7 +317,7 @@ async fn not_found(request: HttpRequest) -> HttpResponse {
     if request.path().starts_with("/api/") {
         ApiError(StatusCode::NOT_FOUND, error::NOT_FOUND).error_response()
     } else {
-        PageError(StatusCode::NOT_FOUND, "Not found", "There is no page here.").error_response()
+        PageError(html::ErrorPage::NotFound).error_response()
     }
 }
 

@@ -159,25 +159,18 @@ async fn api_logout_everywhere(_: AuthUser, auth: Auth) -> Result<StatusCode, Ap
 // ------------------------------------------------------------------- pages
 
 /// An HTML error page with its status.
-struct PageError(StatusCode, &'static str, &'static str);
+struct PageError(html::ErrorPage);
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        (self.0, Html(html::error_page(self.1, self.2))).into_response()
+        let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Html(self.0.render())).into_response()
     }
-}
-
-fn store_down() -> PageError {
-    PageError(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Temporarily unavailable",
-        "We cannot check who you are right now. Nothing was changed: try again in a moment.",
-    )
 }
 
 impl From<StoreError> for PageError {
     fn from(_: StoreError) -> Self {
-        store_down()
+        Self(html::ErrorPage::StoreDown)
     }
 }
 
@@ -225,7 +218,7 @@ async fn login(
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, PageError> {
     let Ok(Form(form)) = form else {
-        return Err(PageError(StatusCode::BAD_REQUEST, "Bad request", "That form could not be read."));
+        return Err(PageError(html::ErrorPage::BadForm));
     };
     let typed = form.username.clone();
     let Some(user) = check_password(accounts, form.username, form.password).await else {
@@ -233,7 +226,7 @@ async fn login(
         return Ok((StatusCode::UNAUTHORIZED, Html(page)).into_response());
     };
     let remember = form.remember.is_some_and(|value| value == "on");
-    auth.register(&user, remember).await.map_err(|_| store_down())?;
+    auth.register(&user, remember).await.map_err(|_| PageError(html::ErrorPage::StoreDown))?;
     Ok(Redirect::to(paths::HOME).into_response())
 }
 
@@ -247,7 +240,7 @@ async fn revoke(auth: Auth, serial: Result<Path<String>, PathRejection>) -> Resu
     if !auth.is_authenticated() {
         return Ok(anonymous(&auth));
     }
-    let not_found = PageError(StatusCode::NOT_FOUND, "No such device", "That device is not one of yours.");
+    let not_found = PageError(html::ErrorPage::NoSuchDevice);
     let Some(serial) = serial.ok().and_then(|Path(text)| Serial::from_base64(&text).ok()) else {
         return Err(not_found);
     };
@@ -282,8 +275,7 @@ async fn outage_as_page(response: Response) -> Response {
     let (mut parts, _) = response.into_parts();
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     parts.headers.remove(header::CONTENT_LENGTH);
-    let PageError(_, title, message) = store_down();
-    Response::from_parts(parts, Body::from(html::error_page(title, message)))
+    Response::from_parts(parts, Body::from(html::ErrorPage::StoreDown.render()))
 }
 
 /// 404: JSON under `/api`, a page elsewhere.
@@ -291,7 +283,7 @@ async fn not_found(request: Request) -> Response {
     if request.uri().path().starts_with("/api/") {
         ApiError(StatusCode::NOT_FOUND, error::NOT_FOUND).into_response()
     } else {
-        PageError(StatusCode::NOT_FOUND, "Not found", "There is no page here.").into_response()
+        PageError(html::ErrorPage::NotFound).into_response()
     }
 }
 
