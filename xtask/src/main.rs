@@ -80,11 +80,23 @@ fn lint() -> Result {
 /// cargo-deny's checks that need no network beyond the registry already
 /// fetched: licenses, bans and sources (advisories would need the advisory
 /// database from GitHub, out of reach here).
+///
+/// `--offline` needs every crate of the graph in the local registry, the
+/// crates of other platforms (windows-sys, …) included, which a build on this
+/// machine never downloads: `cargo fetch` (no `--target`) fetches them all
+/// first, so this works from an empty `CARGO_HOME`.
 fn deny() -> Result {
-    let installed = Command::new("cargo-deny").arg("--version").output().is_ok_and(|o| o.status.success());
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    // Asked through cargo, which also finds subcommands in `$CARGO_HOME/bin`
+    // when that is not on `PATH`.
+    let installed = Command::new(&cargo_bin)
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !installed {
         cargo(&["install", "cargo-deny", "--locked", "--quiet"])?;
     }
+    cargo(&["fetch", "--locked"])?;
     cargo(&["deny", "--offline", "check", "--hide-inclusion-graph", "licenses", "bans", "sources"])
 }
 
