@@ -89,10 +89,8 @@ fn deny() -> Result {
     let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     // Asked through cargo, which also finds subcommands in `$CARGO_HOME/bin`
     // when that is not on `PATH`.
-    let installed = Command::new(&cargo_bin)
-        .args(["deny", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let installed =
+        Command::new(&cargo_bin).args(["deny", "--version"]).output().is_ok_and(|o| o.status.success());
     if !installed {
         cargo(&["install", "cargo-deny", "--locked", "--quiet"])?;
     }
