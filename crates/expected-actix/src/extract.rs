@@ -1,166 +1,235 @@
-//! Extractors: [`Auth`], [`Session`] and [`AuthUser`].
-//!
-//! [`Auth`] and [`Session`] are views of the request's
-//! [`Exchange`]: every method of the exchange is theirs through `Deref`.
+//! The extractors: the handles [`Auth`] and [`Session`], the API guards
+//! [`AuthUser`] and [`FreshUser`], the page guards [`LoginRequired`] and
+//! [`FreshLogin`].
 
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
 use std::ops::Deref;
-use std::sync::Arc;
+use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
+use actix_web::http::header::LOCATION;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
-use expected_core::exchange::Unauthenticated;
-use expected_core::{DynStore, Exchange, Username};
+use expected_core::{AuthHandle, CurrentUser, DynStore, SessionHandle};
 
-/// The rejection when a handler extracts [`Auth`], [`Session`] or
-/// [`AuthUser`] on a route the [`ExpectedMiddleware`](crate::ExpectedMiddleware)
-/// does not wrap: a programming error, answered 500.
-#[derive(Debug, Clone, Copy)]
-pub struct MissingMiddleware;
+use crate::Error;
+use crate::middleware::RequestState;
+use expected_core::guard::{redirect_location, refusal_page};
 
-impl std::fmt::Display for MissingMiddleware {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ExpectedMiddleware is not installed on this route")
-    }
+type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+fn state(request: &HttpRequest) -> Result<RequestState, Error> {
+    request.extensions().get::<RequestState>().cloned().ok_or(Error::MissingMiddleware)
 }
 
-impl ResponseError for MissingMiddleware {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::INTERNAL_SERVER_ERROR
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        tracing::error!("expected-actix extractor used on a route without ExpectedMiddleware");
-        HttpResponse::InternalServerError().content_type("text/plain; charset=utf-8").body(self.to_string())
-    }
+/// The path and query the browser asked for.
+fn asked_for(request: &HttpRequest) -> String {
+    request.uri().path_and_query().map_or("/", |path| path.as_str()).to_owned()
 }
 
-fn exchange(request: &HttpRequest) -> Result<Arc<Exchange<DynStore>>, MissingMiddleware> {
-    request.extensions().get::<Arc<Exchange<DynStore>>>().cloned().ok_or(MissingMiddleware)
-}
+/// `Deref` to the handle, and the extractor that makes it (no I/O).
+macro_rules! handle {
+    ($name:ident, $handle:ident) => {
+        impl Deref for $name {
+            type Target = $handle<DynStore>;
 
-/// Implements the extractor and `Deref` for a view of the exchange.
-macro_rules! exchange_view {
-    ($view:ident) => {
-        impl FromRequest for $view {
-            type Error = MissingMiddleware;
-            type Future = Ready<Result<Self, Self::Error>>;
-
-            fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-                ready(exchange(request).map(Self))
-            }
-        }
-
-        impl Deref for $view {
-            type Target = Exchange<DynStore>;
-
-            fn deref(&self) -> &Exchange<DynStore> {
+            fn deref(&self) -> &$handle<DynStore> {
                 &self.0
             }
         }
 
-        impl std::fmt::Debug for $view {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($view))
-                    .field("username", &self.username())
-                    .field("via", &self.via())
-                    .finish_non_exhaustive()
+        impl FromRequest for $name {
+            type Error = Error;
+            type Future = Ready<Result<Self, Error>>;
+
+            fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+                ready(state(request).map(|state| Self($handle::new(state.exchange))))
             }
         }
     };
 }
 
-/// The authentication state of the request, and the actions on it (all
-/// [`Exchange`] methods): `username`, `via`, `theft_detected`, `register`
-/// after a password check, `logout`, `devices`, `revoke`,
-/// `logout_everywhere`.
+/// Who is logged in and the actions on it, all of
+/// [`AuthHandle`]'s methods: [`user`](AuthHandle::user),
+/// [`require_user`](AuthHandle::require_user), [`is_fresh`](AuthHandle::is_fresh),
+/// [`theft`](AuthHandle::theft), [`register`](AuthHandle::register) after a
+/// password check, [`confirm_password`](AuthHandle::confirm_password),
+/// [`logout`](AuthHandle::logout), [`devices`](AuthHandle::devices),
+/// [`revoke`](AuthHandle::revoke), … Extracting it costs nothing: the store is
+/// asked on the first question.
 ///
 /// ```
-/// use expected_actix::Auth;
+/// use expected_actix::{Auth, Error};
 ///
-/// async fn me(auth: Auth) -> String {
-///     match auth.username() {
-///         Some(user) => format!("hello {user} (via {})", auth.via().map_or("?", |v| v.as_str())),
-///         None if auth.theft_detected() => "your sessions were closed: a copied cookie was used".into(),
-///         None => "please log in".into(),
-///     }
+/// async fn hello(auth: Auth) -> Result<String, Error> {
+///     Ok(match auth.user().await? {
+///         Some(user) => format!("hello {} (via {})", user.username, user.via.as_str()),
+///         None if auth.theft().await?.is_some() => "your sessions were closed: a copied cookie was used".into(),
+///         None => "hello, visitor".into(),
+///     })
 /// }
 /// ```
-#[derive(Clone)]
-pub struct Auth(Arc<Exchange<DynStore>>);
-exchange_view!(Auth);
+#[derive(Debug, Clone)]
+pub struct Auth(AuthHandle<DynStore>);
 
-/// The request's server-side session data ([`Exchange::get`],
-/// [`Exchange::insert`], [`Exchange::remove`]). Changes are saved after the
-/// handler, only when something changed.
+handle!(Auth, AuthHandle);
+
+/// The request's session data, a visitor's or a logged-in user's, through
+/// [`SessionHandle`]'s methods ([`get`](SessionHandle::get),
+/// [`insert`](SessionHandle::insert), [`remove`](SessionHandle::remove), …).
+/// Changes are saved after the handler, only when something changed; a
+/// visitor's first write creates their session (and its cookie), and a
+/// password login carries the data into the new session.
+///
+/// The data does **not** survive a cookie login: when the session times out
+/// (idle, or absolutely) and the remember-me cookie logs the user back in,
+/// the new session starts empty, because the cookie proves the device, not
+/// that the old session's data belongs to whoever holds it now. Keep what
+/// must last longer in your own tables. [`SessionHandle`] has the whole table
+/// of what survives what.
 ///
 /// ```
-/// use expected_actix::Session;
+/// use expected_actix::{Error, Session};
 ///
-/// async fn visit(session: Session) -> String {
-///     let visits: u64 = session.get("visits").ok().flatten().unwrap_or(0) + 1;
-///     let _ = session.insert("visits", visits);
-///     format!("visit number {visits}")
+/// async fn visit(session: Session) -> Result<String, Error> {
+///     let visits: u64 = session.get("visits").await?.unwrap_or(0) + 1;
+///     session.insert("visits", visits).await?;
+///     Ok(format!("visit number {visits}"))
 /// }
 /// ```
-#[derive(Clone)]
-pub struct Session(Arc<Exchange<DynStore>>);
-exchange_view!(Session);
+#[derive(Debug, Clone)]
+pub struct Session(SessionHandle<DynStore>);
 
-/// The logged-in user's name; rejects the request with 401 otherwise
-/// (`{"error":"unauthenticated"}`, or `{"error":"unexpected_token"}` on the
-/// request that detected a replayed cookie).
+handle!(Session, SessionHandle);
+
+/// API guard: the logged-in user, or the request is refused with an
+/// [`Error`]: 401 `{"error":"unauthenticated"}`, 401
+/// `{"error":"unexpected_token"}` on the request that detected a replayed
+/// cookie, 503 `{"error":"store_unavailable"}` on a store outage (401 under
+/// [`OnStoreError::Anonymous`](crate::OnStoreError::Anonymous)).
 ///
 /// Turn it into your own user type with an extractor of yours that loads the
-/// user by name (and answers 401 when the account is gone).
+/// user by name (and refuses the request when the account is gone).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthUser(pub Username);
+pub struct AuthUser(pub CurrentUser);
 
-/// Why [`AuthUser`] rejected a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    /// 401 with the JSON of [`Unauthenticated::json`].
-    Unauthenticated(Unauthenticated),
-    /// The middleware is missing: 500.
-    MissingMiddleware,
+impl FromRequest for AuthUser {
+    type Error = Error;
+    type Future = LocalFuture<Result<Self, Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = state(request);
+        Box::pin(async move { Ok(Self(state?.ask(false).await?)) })
+    }
 }
 
-impl std::fmt::Display for Rejection {
+/// API guard: the logged-in user when they entered their password on this
+/// session recently ([`ExpectedMiddleware::fresh_for`](crate::ExpectedMiddleware::fresh_for));
+/// refused like [`AuthUser`], and with 403
+/// `{"error":"reauthentication_required"}` when logged in but not freshly
+/// (after a cookie login, say). Guard password changes and deletions with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreshUser(pub CurrentUser);
+
+impl FromRequest for FreshUser {
+    type Error = Error;
+    type Future = LocalFuture<Result<Self, Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = state(request);
+        Box::pin(async move { Ok(Self(state?.ask(true).await?)) })
+    }
+}
+
+/// Why a page guard ([`LoginRequired`], [`FreshLogin`]) refused a request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PageRejection {
+    /// `303 See Other` to this location: the login page or the
+    /// confirm-password page, with the page asked for as `next`.
+    Redirect(String),
+    /// Anything else: a store outage (503), a missing middleware (500).
+    Error(Error),
+}
+
+impl std::fmt::Display for PageRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Unauthenticated(why) => std::fmt::Display::fmt(why, f),
-            Self::MissingMiddleware => std::fmt::Display::fmt(&MissingMiddleware, f),
+            Self::Redirect(location) => write!(f, "redirect to {location}"),
+            Self::Error(error) => std::fmt::Display::fmt(error, f),
         }
     }
 }
 
-impl ResponseError for Rejection {
+impl ResponseError for PageRejection {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Self::MissingMiddleware => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Redirect(_) => StatusCode::SEE_OTHER,
+            Self::Error(error) => error.status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            Self::Unauthenticated(why) => {
-                HttpResponse::Unauthorized().content_type("application/json").body(why.json())
+            Self::Redirect(location) => {
+                HttpResponse::SeeOther().insert_header((LOCATION, location.as_str())).finish()
             }
-            Self::MissingMiddleware => MissingMiddleware.error_response(),
+            Self::Error(error) => error.error_response(),
         }
     }
 }
 
-impl FromRequest for AuthUser {
-    type Error = Rejection;
-    type Future = Ready<Result<Self, Self::Error>>;
+/// Asks a page guard's question and turns a refusal into its redirect.
+fn page_guard(request: &HttpRequest, fresh: bool) -> LocalFuture<Result<CurrentUser, PageRejection>> {
+    let state = state(request);
+    let asked_for = asked_for(request);
+    Box::pin(async move {
+        let state = state.map_err(PageRejection::Error)?;
+        let error = match state.ask(fresh).await {
+            Ok(user) => return Ok(user),
+            Err(error) => error,
+        };
+        let options = &state.options;
+        match refusal_page(error, options.login_page, options.confirm_password_page) {
+            Ok(page) => Err(PageRejection::Redirect(redirect_location(page, &asked_for))),
+            Err(error) => Err(PageRejection::Error(error.into())),
+        }
+    })
+}
+
+/// Page guard: the logged-in user, or `303 See Other` to the login page
+/// ([`ExpectedMiddleware::login_page`](crate::ExpectedMiddleware::login_page))
+/// with the page asked for as `next` (`/login?next=%2Faccount%3Ftab%3D2`, only
+/// ever a same-site path: see [`safe_next`](crate::safe_next)); 503 on a
+/// store outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRequired(pub CurrentUser);
+
+impl FromRequest for LoginRequired {
+    type Error = PageRejection;
+    type Future = LocalFuture<Result<Self, PageRejection>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(match exchange(request) {
-            Err(MissingMiddleware) => Err(Rejection::MissingMiddleware),
-            Ok(exchange) => exchange.require_user().map(Self).map_err(Rejection::Unauthenticated),
-        })
+        let guard = page_guard(request, false);
+        Box::pin(async move { guard.await.map(Self) })
+    }
+}
+
+/// Page guard: the logged-in user when their password entry is recent
+/// ([`ExpectedMiddleware::fresh_for`](crate::ExpectedMiddleware::fresh_for));
+/// else `303 See Other` to the confirm-password page
+/// ([`ExpectedMiddleware::confirm_password_page`](crate::ExpectedMiddleware::confirm_password_page))
+/// when logged in, to the login page when not, with the page asked for as
+/// `next`; 503 on a store outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreshLogin(pub CurrentUser);
+
+impl FromRequest for FreshLogin {
+    type Error = PageRejection;
+    type Future = LocalFuture<Result<Self, PageRejection>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let guard = page_guard(request, true);
+        Box::pin(async move { guard.await.map(Self) })
     }
 }

@@ -1,32 +1,64 @@
-//! The middleware that runs the protocol around every request.
+//! The middleware that gives every request its exchange.
 
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
-    CACHE_CONTROL, COOKIE, HeaderMap, HeaderName, HeaderValue, SET_COOKIE, USER_AGENT,
+    CACHE_CONTROL, COOKIE, HeaderMap, HeaderName, HeaderValue, SET_COOKIE, USER_AGENT, VARY,
 };
 use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use expected_core::cookies::{PresentedCookies, read_cookie_headers};
-use expected_core::exchange::{OnStoreError, STORE_UNAVAILABLE_JSON, client_ip};
-use expected_core::{ClientMeta, Config, DynStore, Exchange, Expected, SetCookie, Store};
+use expected_core::http::{AfterHandler, OnStoreError, STORE_UNAVAILABLE_JSON, after_handler, client_ip};
+use expected_core::{
+    AuthError, ClientMeta, Config, CurrentUser, DynStore, Exchange, Expected, SetCookie, Store,
+};
 
+use expected_core::guard::{self, is_page_path};
+
+/// The middleware's settings, as the extractors read them.
 #[derive(Debug, Clone)]
-struct Options {
-    on_store_error: OnStoreError,
-    client_ip_header: Option<HeaderName>,
+pub(crate) struct Options {
+    pub(crate) on_store_error: OnStoreError,
+    pub(crate) client_ip_header: Option<HeaderName>,
+    pub(crate) login_page: &'static str,
+    pub(crate) confirm_password_page: &'static str,
+    pub(crate) fresh_for: Duration,
 }
 
-/// Runs `expected` around every request: reads the session and auth cookies,
-/// authenticates, hands the handler an [`Exchange`] (through the
-/// [`Auth`](crate::Auth), [`Session`](crate::Session) and
-/// [`AuthUser`](crate::AuthUser) extractors), then saves changed session data
-/// and writes the `Set-Cookie` headers.
+/// What the middleware puts in the request's extensions for the extractors.
+#[derive(Clone)]
+pub(crate) struct RequestState {
+    pub(crate) exchange: Arc<Exchange<DynStore>>,
+    pub(crate) options: Arc<Options>,
+}
+
+impl RequestState {
+    /// A guard's question: the logged-in user, fresh within the configured
+    /// time when `fresh`, or why not (under the store-outage policy).
+    pub(crate) async fn ask(&self, fresh: bool) -> Result<CurrentUser, AuthError> {
+        let options = &self.options;
+        guard::ask(&self.exchange, fresh.then_some(options.fresh_for), options.on_store_error).await
+    }
+}
+
+/// Gives every request an exchange with `expected`: reads the session and
+/// auth cookies (and nothing else: no store call until an extractor or a
+/// handler asks who is logged in or touches session data), runs the handler,
+/// then saves changed session data and writes the `Set-Cookie` headers.
+///
+/// Every response that sets a cookie, and every response to a request whose
+/// authentication ran, carries `Cache-Control: no-store` and `Vary: Cookie`.
+///
+/// When authenticating the request meets a store outage, the request is
+/// answered `503 {"error":"store_unavailable"}` with no cookie change,
+/// whatever the handler returned; with [`OnStoreError::Anonymous`] the
+/// handler's answer stands (and the guards treat the request as a visitor's).
 ///
 /// Install it with [`App::wrap`](actix_web::App::wrap). It is cheap to clone:
 /// make it once, outside the `HttpServer::new` closure, so that every worker
@@ -44,12 +76,19 @@ impl std::fmt::Debug for ExpectedMiddleware {
 }
 
 impl ExpectedMiddleware {
-    /// A middleware over `engine` (any store), answering 503 on store errors
-    /// and taking the client IP from the peer address.
+    /// A middleware over `engine` (any store): 503 on store outages, the
+    /// client IP from the peer address, guards sending browsers to `/login`
+    /// and `/confirm-password`, and a password entry fresh for 10 minutes.
     pub fn new<S: Store>(engine: Expected<S>) -> Self {
         Self {
             engine: Arc::new(engine.into_dyn()),
-            options: Arc::new(Options { on_store_error: OnStoreError::default(), client_ip_header: None }),
+            options: Arc::new(Options {
+                on_store_error: OnStoreError::default(),
+                client_ip_header: None,
+                login_page: "/login",
+                confirm_password_page: "/confirm-password",
+                fresh_for: Duration::from_secs(10 * 60),
+            }),
         }
     }
 
@@ -70,7 +109,46 @@ impl ExpectedMiddleware {
         self
     }
 
-    /// The engine, to call from outside requests (a cleaner, an admin task).
+    /// Where [`LoginRequired`](crate::LoginRequired) and
+    /// [`FreshLogin`](crate::FreshLogin) send a browser that is not logged
+    /// in, with the page it asked for as `next` (default `/login`).
+    ///
+    /// # Panics
+    ///
+    /// When `path` is empty or holds anything but visible ASCII (it becomes a
+    /// `Location` header).
+    #[must_use]
+    pub fn login_page(mut self, path: &'static str) -> Self {
+        assert!(is_page_path(path), "login page {path:?} is not a visible-ASCII path");
+        Arc::make_mut(&mut self.options).login_page = path;
+        self
+    }
+
+    /// Where [`FreshLogin`](crate::FreshLogin) sends a logged-in browser
+    /// whose password entry is not recent enough, with the page it asked for
+    /// as `next` (default `/confirm-password`). That page checks the password
+    /// and calls [`confirm_password`](expected_core::AuthHandle::confirm_password).
+    ///
+    /// # Panics
+    ///
+    /// When `path` is empty or holds anything but visible ASCII.
+    #[must_use]
+    pub fn confirm_password_page(mut self, path: &'static str) -> Self {
+        assert!(is_page_path(path), "confirm-password page {path:?} is not a visible-ASCII path");
+        Arc::make_mut(&mut self.options).confirm_password_page = path;
+        self
+    }
+
+    /// How recent a password entry [`FreshUser`](crate::FreshUser) and
+    /// [`FreshLogin`](crate::FreshLogin) demand (default 10 minutes).
+    #[must_use]
+    pub fn fresh_for(mut self, max_age: Duration) -> Self {
+        Arc::make_mut(&mut self.options).fresh_for = max_age;
+        self
+    }
+
+    /// The engine, to call from outside requests (a cleaner, an admin task,
+    /// [`testing::login_as`](crate::testing::login_as)).
     pub fn engine(&self) -> &Arc<Expected<DynStore>> {
         &self.engine
     }
@@ -100,7 +178,7 @@ pub struct ExpectedService<S> {
 }
 
 /// The session and auth cookies of the request. Oversized `Cookie` headers
-/// make the request simply anonymous (a handler answers 401, never 500).
+/// make the request simply a visitor's (a guard answers 401, never 500).
 fn request_cookies(headers: &HeaderMap, config: &Config) -> PresentedCookies {
     read_cookie_headers(headers.get_all(COOKIE).map(HeaderValue::as_bytes), config).unwrap_or_default()
 }
@@ -111,16 +189,27 @@ fn user_agent(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The 503 answer to a store outage.
-pub(crate) fn store_unavailable() -> HttpResponse {
-    HttpResponse::ServiceUnavailable().content_type("application/json").body(STORE_UNAVAILABLE_JSON)
+fn store_unavailable() -> HttpResponse {
+    let mut response =
+        HttpResponse::ServiceUnavailable().content_type("application/json").body(STORE_UNAVAILABLE_JSON);
+    not_cacheable(response.headers_mut());
+    response
 }
 
-/// Appends the `Set-Cookie`s, and `Cache-Control: no-store` when there are
-/// any: a response that hands out credentials must never be cached.
-fn write_cookies(headers: &mut HeaderMap, cookies: &[SetCookie]) {
-    if cookies.is_empty() {
-        return;
+/// `Cache-Control: no-store` and `Vary: Cookie`: a response that depends on
+/// the cookies, or hands some out, must not be cached or shared.
+fn not_cacheable(headers: &mut HeaderMap) {
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let varies = headers.get_all(VARY).filter_map(|value| value.to_str().ok()).any(|value| {
+        value.split(',').map(str::trim).any(|name| name == "*" || name.eq_ignore_ascii_case("cookie"))
+    });
+    if !varies {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
     }
+}
+
+/// Appends the `Set-Cookie`s.
+fn write_cookies(headers: &mut HeaderMap, cookies: &[SetCookie]) {
     for cookie in cookies {
         // Values are base64url and dots, attributes visible ASCII (checked
         // by Config), so this always succeeds.
@@ -129,7 +218,23 @@ fn write_cookies(headers: &mut HeaderMap, cookies: &[SetCookie]) {
             Err(_) => tracing::error!(kind = ?cookie.kind(), "Set-Cookie is not a valid header value"),
         }
     }
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// What the exchange adds to the response: its cookies, and whether the
+/// response must not be cached.
+#[derive(Debug)]
+struct Finish {
+    cookies: Vec<SetCookie>,
+    not_cacheable: bool,
+}
+
+impl Finish {
+    fn apply(&self, headers: &mut HeaderMap) {
+        write_cookies(headers, &self.cookies);
+        if self.not_cacheable {
+            not_cacheable(headers);
+        }
+    }
 }
 
 impl<S, B> Service<ServiceRequest> for ExpectedService<S>
@@ -149,8 +254,6 @@ where
         let options = Arc::clone(&self.middleware.options);
         Box::pin(async move {
             let headers = request.headers();
-            // An oversized Cookie header makes the request anonymous: a
-            // handler answers 401, never 500.
             let cookies = request_cookies(headers, engine.config());
             let peer = request.peer_addr().map(|address| address.ip());
             let trusted = options
@@ -158,23 +261,42 @@ where
                 .as_ref()
                 .and_then(|name| headers.get_all(name).next_back())
                 .and_then(|value| value.to_str().ok());
-            let ip = client_ip(trusted, peer);
-            let client = ClientMeta::new(ip, user_agent(headers));
-            let exchange = Arc::new(Exchange::begin(engine, cookies.session, cookies.auth, client).await);
+            let client = ClientMeta::new(client_ip(trusted, peer), user_agent(headers));
+            let exchange = Arc::new(Exchange::new(engine, cookies.session, cookies.auth, client));
+            let state = RequestState { exchange: Arc::clone(&exchange), options: Arc::clone(&options) };
+            request.extensions_mut().insert(state);
 
-            if exchange.refused(options.on_store_error) {
-                return Ok(request.into_response(store_unavailable()).map_into_right_body());
-            }
-            request.extensions_mut().insert(Arc::clone(&exchange));
             let result = service.call(request).await;
 
-            let (cookies, saved) = exchange.finish().await;
-            if let Err(error) = saved {
+            let authentication_failed = exchange.store_failed().await;
+            let authenticated = exchange.was_loaded().await;
+            let (cookies, saved) =
+                if authentication_failed { (Vec::new(), Ok(())) } else { exchange.finish().await };
+            if let Err(error) = &saved {
                 tracing::warn!(%error, "session data could not be saved");
+            }
+            let finish = Finish { not_cacheable: authenticated || !cookies.is_empty(), cookies };
+            if let AfterHandler::StoreUnavailable { with_cookies } =
+                after_handler(options.on_store_error, authentication_failed, &saved)
+            {
+                return match result {
+                    Ok(response) => {
+                        let mut response = response.into_response(store_unavailable());
+                        if with_cookies {
+                            finish.apply(response.headers_mut());
+                        }
+                        not_cacheable(response.headers_mut());
+                        Ok(response.map_into_right_body())
+                    }
+                    Err(_) if with_cookies => {
+                        Err(WithCookies { error: StoreUnavailable.into(), finish }.into())
+                    }
+                    Err(_) => Err(StoreUnavailable.into()),
+                };
             }
             match result {
                 Ok(mut response) => {
-                    write_cookies(response.headers_mut(), &cookies);
+                    finish.apply(response.headers_mut());
                     Ok(response.map_into_left_body())
                 }
                 // Routes turn handler and extractor errors into responses;
@@ -182,10 +304,31 @@ where
                 // cookies must still reach the client (a rotated auth cookie
                 // lost would look like a replay once the grace window ends),
                 // so they ride on the error's response.
-                Err(error) if cookies.is_empty() => Err(error),
-                Err(error) => Err(WithCookies { error, cookies }.into()),
+                Err(error) if !finish.not_cacheable => Err(error),
+                Err(error) => Err(WithCookies { error, finish }.into()),
             }
         })
+    }
+}
+
+/// The 503 answer to a store outage, as an error (when an inner middleware
+/// failed: there is no response to replace).
+#[derive(Debug)]
+struct StoreUnavailable;
+
+impl std::fmt::Display for StoreUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("store unavailable")
+    }
+}
+
+impl ResponseError for StoreUnavailable {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        store_unavailable()
     }
 }
 
@@ -193,7 +336,7 @@ where
 #[derive(Debug)]
 struct WithCookies {
     error: actix_web::Error,
-    cookies: Vec<SetCookie>,
+    finish: Finish,
 }
 
 impl std::fmt::Display for WithCookies {
@@ -209,7 +352,7 @@ impl ResponseError for WithCookies {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = self.error.error_response();
-        write_cookies(response.headers_mut(), &self.cookies);
+        self.finish.apply(response.headers_mut());
         response
     }
 }

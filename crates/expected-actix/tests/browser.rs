@@ -1,7 +1,9 @@
 //! The browser end-to-end flow of `expected-demo-kit` against the actix demo:
-//! headless Chromium logs in through the form, survives a restart by the
-//! remember-me cookie, meets a thief, sees the theft alert, and revokes a
-//! device. Screenshots land in `target/browser-screenshots/actix/`.
+//! headless Chromium picks a theme as a visitor and logs in through the form
+//! keeping it, survives a restart by the remember-me cookie, confirms its
+//! password for the security page, meets a thief, sees the theft alert,
+//! revokes a device and signs out the other devices. Screenshots land in
+//! `target/browser-screenshots/actix/`.
 //!
 //! Skipped loudly without `/usr/bin/chromium` and `/usr/bin/chromedriver`
 //! (`apt-get install chromium chromium-driver`), unless `CI` is set.

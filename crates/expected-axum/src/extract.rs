@@ -1,138 +1,207 @@
-//! Extractors: [`Auth`], [`Session`] and [`AuthUser`].
-//!
-//! [`Auth`] and [`Session`] are views of the request's
-//! [`Exchange`]: every method of the exchange is theirs through `Deref`.
+//! The extractors: the handles [`Auth`] and [`Session`], the API guards
+//! [`AuthUser`] and [`FreshUser`], the page guards [`LoginRequired`] and
+//! [`FreshLogin`].
 
 use std::ops::Deref;
-use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OriginalUri};
 use axum::response::{IntoResponse, Response};
-use expected_core::exchange::Unauthenticated;
-use expected_core::{DynStore, Exchange, Username};
-use http::header::CONTENT_TYPE;
+use expected_core::{AuthHandle, CurrentUser, DynStore, SessionHandle};
+use http::header::LOCATION;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 
-/// The rejection when a handler extracts [`Auth`], [`Session`] or
-/// [`AuthUser`] on a route the [`ExpectedLayer`](crate::ExpectedLayer) does
-/// not wrap: a programming error, answered 500.
-#[derive(Debug, Clone, Copy)]
-pub struct MissingLayer;
+use crate::Error;
+use crate::layer::RequestState;
+use expected_core::guard::{redirect_location, refusal_page};
 
-impl IntoResponse for MissingLayer {
-    fn into_response(self) -> Response {
-        tracing::error!("expected-axum extractor used on a route without ExpectedLayer");
-        (StatusCode::INTERNAL_SERVER_ERROR, "ExpectedLayer is not installed on this route").into_response()
-    }
+fn state(parts: &Parts) -> Result<RequestState, Error> {
+    parts.extensions.get::<RequestState>().cloned().ok_or(Error::MissingLayer)
 }
 
-fn exchange(parts: &Parts) -> Result<Arc<Exchange<DynStore>>, MissingLayer> {
-    parts.extensions.get::<Arc<Exchange<DynStore>>>().cloned().ok_or(MissingLayer)
+/// The path and query the browser asked for, before any `nest` stripped it.
+fn asked_for(parts: &Parts) -> &str {
+    let uri = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |original| &original.0);
+    uri.path_and_query().map_or("/", |path| path.as_str())
 }
 
-/// Implements the extractor and `Deref` for a view of the exchange.
-macro_rules! exchange_view {
-    ($view:ident) => {
-        impl<S: Send + Sync> FromRequestParts<S> for $view {
-            type Rejection = MissingLayer;
+/// `Deref` to the handle, and the extractor that makes it (no I/O).
+macro_rules! handle {
+    ($name:ident, $handle:ident) => {
+        impl Deref for $name {
+            type Target = $handle<DynStore>;
 
-            async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-                exchange(parts).map(Self)
-            }
-        }
-
-        impl Deref for $view {
-            type Target = Exchange<DynStore>;
-
-            fn deref(&self) -> &Exchange<DynStore> {
+            fn deref(&self) -> &$handle<DynStore> {
                 &self.0
             }
         }
 
-        impl std::fmt::Debug for $view {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($view))
-                    .field("username", &self.username())
-                    .field("via", &self.via())
-                    .finish_non_exhaustive()
+        impl<S: Send + Sync> FromRequestParts<S> for $name {
+            type Rejection = Error;
+
+            async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+                Ok(Self($handle::new(state(parts)?.exchange)))
             }
         }
     };
 }
 
-/// The authentication state of the request, and the actions on it (all
-/// [`Exchange`] methods): `username`, `via`, `theft_detected`, `register`
-/// after a password check, `logout`, `devices`, `revoke`,
-/// `logout_everywhere`.
+/// Who is logged in and the actions on it, all of
+/// [`AuthHandle`]'s methods: [`user`](AuthHandle::user),
+/// [`require_user`](AuthHandle::require_user), [`is_fresh`](AuthHandle::is_fresh),
+/// [`theft`](AuthHandle::theft), [`register`](AuthHandle::register) after a
+/// password check, [`confirm_password`](AuthHandle::confirm_password),
+/// [`logout`](AuthHandle::logout), [`devices`](AuthHandle::devices),
+/// [`revoke`](AuthHandle::revoke), … Extracting it costs nothing: the store is
+/// asked on the first question.
 ///
 /// ```
-/// use expected_axum::Auth;
+/// use expected_axum::{Auth, Error};
 ///
-/// async fn me(auth: Auth) -> String {
-///     match auth.username() {
-///         Some(user) => format!("hello {user} (via {})", auth.via().map_or("?", |v| v.as_str())),
-///         None if auth.theft_detected() => "your sessions were closed: a copied cookie was used".into(),
-///         None => "please log in".into(),
-///     }
+/// async fn hello(auth: Auth) -> Result<String, Error> {
+///     Ok(match auth.user().await? {
+///         Some(user) => format!("hello {} (via {})", user.username, user.via.as_str()),
+///         None if auth.theft().await?.is_some() => "your sessions were closed: a copied cookie was used".into(),
+///         None => "hello, visitor".into(),
+///     })
 /// }
 /// ```
-#[derive(Clone)]
-pub struct Auth(Arc<Exchange<DynStore>>);
-exchange_view!(Auth);
+#[derive(Debug, Clone)]
+pub struct Auth(AuthHandle<DynStore>);
 
-/// The request's server-side session data ([`Exchange::get`],
-/// [`Exchange::insert`], [`Exchange::remove`]). Changes are saved after the
-/// handler, only when something changed.
+handle!(Auth, AuthHandle);
+
+/// The request's session data, a visitor's or a logged-in user's, through
+/// [`SessionHandle`]'s methods ([`get`](SessionHandle::get),
+/// [`insert`](SessionHandle::insert), [`remove`](SessionHandle::remove), …).
+/// Changes are saved after the handler, only when something changed; a
+/// visitor's first write creates their session (and its cookie), and a
+/// password login carries the data into the new session.
+///
+/// The data does **not** survive a cookie login: when the session times out
+/// (idle, or absolutely) and the remember-me cookie logs the user back in,
+/// the new session starts empty, because the cookie proves the device, not
+/// that the old session's data belongs to whoever holds it now. Keep what
+/// must last longer in your own tables. [`SessionHandle`] has the whole table
+/// of what survives what.
 ///
 /// ```
-/// use expected_axum::Session;
+/// use expected_axum::{Error, Session};
 ///
-/// async fn visit(session: Session) -> String {
-///     let visits: u64 = session.get("visits").ok().flatten().unwrap_or(0) + 1;
-///     let _ = session.insert("visits", visits);
-///     format!("visit number {visits}")
+/// async fn visit(session: Session) -> Result<String, Error> {
+///     let visits: u64 = session.get("visits").await?.unwrap_or(0) + 1;
+///     session.insert("visits", visits).await?;
+///     Ok(format!("visit number {visits}"))
 /// }
 /// ```
-#[derive(Clone)]
-pub struct Session(Arc<Exchange<DynStore>>);
-exchange_view!(Session);
+#[derive(Debug, Clone)]
+pub struct Session(SessionHandle<DynStore>);
 
-/// The logged-in user's name; rejects the request with 401 otherwise
-/// (`{"error":"unauthenticated"}`, or `{"error":"unexpected_token"}` on the
-/// request that detected a replayed cookie).
+handle!(Session, SessionHandle);
+
+/// API guard: the logged-in user, or the request is refused with an
+/// [`Error`]: 401 `{"error":"unauthenticated"}`, 401
+/// `{"error":"unexpected_token"}` on the request that detected a replayed
+/// cookie, 503 `{"error":"store_unavailable"}` on a store outage (401 under
+/// [`OnStoreError::Anonymous`](crate::OnStoreError::Anonymous)).
 ///
 /// Turn it into your own user type with an extractor of yours that loads the
-/// user by name (and answers 401 when the account is gone).
+/// user by name (and refuses the request when the account is gone).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthUser(pub Username);
+pub struct AuthUser(pub CurrentUser);
 
-/// Why [`AuthUser`] rejected a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    /// 401 with the JSON of [`Unauthenticated::json`].
-    Unauthenticated(Unauthenticated),
-    /// The layer is missing: 500.
-    MissingLayer,
+impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        Ok(Self(state(parts)?.ask(false).await?))
+    }
 }
 
-impl IntoResponse for Rejection {
+/// API guard: the logged-in user when they entered their password on this
+/// session recently ([`ExpectedLayer::fresh_for`](crate::ExpectedLayer::fresh_for));
+/// refused like [`AuthUser`], and with 403
+/// `{"error":"reauthentication_required"}` when logged in but not freshly
+/// (after a cookie login, say). Guard password changes and deletions with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreshUser(pub CurrentUser);
+
+impl<S: Send + Sync> FromRequestParts<S> for FreshUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        Ok(Self(state(parts)?.ask(true).await?))
+    }
+}
+
+/// Why a page guard ([`LoginRequired`], [`FreshLogin`]) refused a request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PageRejection {
+    /// `303 See Other` to this location: the login page or the
+    /// confirm-password page, with the page asked for as `next`.
+    Redirect(String),
+    /// Anything else: a store outage (503), a missing layer (500).
+    Error(Error),
+}
+
+impl IntoResponse for PageRejection {
     fn into_response(self) -> Response {
         match self {
-            Self::Unauthenticated(why) => {
-                let json = HeaderValue::from_static("application/json");
-                (StatusCode::UNAUTHORIZED, [(CONTENT_TYPE, json)], why.json()).into_response()
+            Self::Redirect(location) => {
+                // The layer checked the pages, and `next` is percent-encoded:
+                // always a valid header value.
+                let location = HeaderValue::from_str(&location).unwrap_or(HeaderValue::from_static("/"));
+                (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response()
             }
-            Self::MissingLayer => MissingLayer.into_response(),
+            Self::Error(error) => error.into_response(),
         }
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
-    type Rejection = Rejection;
+/// A page guard's answer, a refusal turned into its redirect.
+async fn page_guard(parts: &Parts, fresh: bool) -> Result<CurrentUser, PageRejection> {
+    let state = state(parts).map_err(PageRejection::Error)?;
+    let error = match state.ask(fresh).await {
+        Ok(user) => return Ok(user),
+        Err(error) => error,
+    };
+    let options = &state.options;
+    match refusal_page(error, options.login_page, options.confirm_password_page) {
+        Ok(page) => Err(PageRejection::Redirect(redirect_location(page, asked_for(parts)))),
+        Err(error) => Err(PageRejection::Error(error.into())),
+    }
+}
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let exchange = exchange(parts).map_err(|_| Rejection::MissingLayer)?;
-        exchange.require_user().map(Self).map_err(Rejection::Unauthenticated)
+/// Page guard: the logged-in user, or `303 See Other` to the login page
+/// ([`ExpectedLayer::login_page`](crate::ExpectedLayer::login_page)) with
+/// the page asked for as `next` (`/login?next=%2Faccount%3Ftab%3D2`, only
+/// ever a same-site path: see [`safe_next`](crate::safe_next)); 503 on a
+/// store outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRequired(pub CurrentUser);
+
+impl<S: Send + Sync> FromRequestParts<S> for LoginRequired {
+    type Rejection = PageRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, PageRejection> {
+        page_guard(parts, false).await.map(Self)
+    }
+}
+
+/// Page guard: the logged-in user when their password entry is recent
+/// ([`ExpectedLayer::fresh_for`](crate::ExpectedLayer::fresh_for)); else
+/// `303 See Other` to the confirm-password page
+/// ([`ExpectedLayer::confirm_password_page`](crate::ExpectedLayer::confirm_password_page))
+/// when logged in, to the login page when not, with the page asked for as
+/// `next`; 503 on a store outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreshLogin(pub CurrentUser);
+
+impl<S: Send + Sync> FromRequestParts<S> for FreshLogin {
+    type Rejection = PageRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, PageRejection> {
+        page_guard(parts, true).await.map(Self)
     }
 }

@@ -1,32 +1,64 @@
-//! The tower [`Layer`] that runs the protocol around every request.
+//! The tower [`Layer`] that gives every request its exchange.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
-use expected_core::exchange::{OnStoreError, STORE_UNAVAILABLE_JSON, client_ip};
-use expected_core::http::{append_set_cookies, presented_cookies, user_agent};
-use expected_core::{ClientMeta, DynStore, Exchange, Expected, Store};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
+use expected_core::http::{
+    AfterHandler, OnStoreError, STORE_UNAVAILABLE_JSON, after_handler, append_set_cookies, client_ip,
+    presented_cookies, user_agent,
+};
+use expected_core::{AuthError, ClientMeta, CurrentUser, DynStore, Exchange, Expected, Store};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, VARY};
 use http::{HeaderMap, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use expected_core::guard::{self, is_page_path};
+
+/// The layer's settings, as the extractors read them.
 #[derive(Debug, Clone)]
-struct Options {
-    on_store_error: OnStoreError,
-    client_ip_header: Option<HeaderName>,
+pub(crate) struct Options {
+    pub(crate) on_store_error: OnStoreError,
+    pub(crate) client_ip_header: Option<HeaderName>,
+    pub(crate) login_page: &'static str,
+    pub(crate) confirm_password_page: &'static str,
+    pub(crate) fresh_for: Duration,
 }
 
-/// Runs `expected` around every request: reads the session and auth cookies,
-/// authenticates, hands the handler an [`Exchange`] (through the
-/// [`Auth`](crate::Auth), [`Session`](crate::Session) and
-/// [`AuthUser`](crate::AuthUser) extractors), then saves changed session data
-/// and writes the `Set-Cookie` headers.
+/// What the layer puts in the request's extensions for the extractors.
+#[derive(Clone)]
+pub(crate) struct RequestState {
+    pub(crate) exchange: Arc<Exchange<DynStore>>,
+    pub(crate) options: Arc<Options>,
+}
+
+impl RequestState {
+    /// A guard's question: the logged-in user, fresh within the configured
+    /// time when `fresh`, or why not (under the store-outage policy).
+    pub(crate) async fn ask(&self, fresh: bool) -> Result<CurrentUser, AuthError> {
+        let options = &self.options;
+        guard::ask(&self.exchange, fresh.then_some(options.fresh_for), options.on_store_error).await
+    }
+}
+
+/// Gives every request an exchange with `expected`: reads the session and
+/// auth cookies (and nothing else: no store call until an extractor or a
+/// handler asks who is logged in or touches session data), runs the handler,
+/// then saves changed session data and writes the `Set-Cookie` headers.
+///
+/// Every response that sets a cookie, and every response to a request whose
+/// authentication ran, carries `Cache-Control: no-store` and `Vary: Cookie`.
+///
+/// When authenticating the request meets a store outage, the request is
+/// answered `503 {"error":"store_unavailable"}` with no cookie change,
+/// whatever the handler returned; with [`OnStoreError::Anonymous`] the
+/// handler's answer stands (and the guards treat the request as a visitor's).
 #[derive(Clone)]
 pub struct ExpectedLayer {
     engine: Arc<Expected<DynStore>>,
@@ -40,12 +72,19 @@ impl std::fmt::Debug for ExpectedLayer {
 }
 
 impl ExpectedLayer {
-    /// A layer over `engine` (any store), answering 503 on store errors and
-    /// taking the client IP from the peer address.
+    /// A layer over `engine` (any store): 503 on store outages, the client IP
+    /// from the peer address, guards sending browsers to `/login` and
+    /// `/confirm-password`, and a password entry fresh for 10 minutes.
     pub fn new<S: Store>(engine: Expected<S>) -> Self {
         Self {
             engine: Arc::new(engine.into_dyn()),
-            options: Arc::new(Options { on_store_error: OnStoreError::default(), client_ip_header: None }),
+            options: Arc::new(Options {
+                on_store_error: OnStoreError::default(),
+                client_ip_header: None,
+                login_page: "/login",
+                confirm_password_page: "/confirm-password",
+                fresh_for: Duration::from_secs(10 * 60),
+            }),
         }
     }
 
@@ -66,7 +105,46 @@ impl ExpectedLayer {
         self
     }
 
-    /// The engine, to call from outside requests (a cleaner, an admin task).
+    /// Where [`LoginRequired`](crate::LoginRequired) and
+    /// [`FreshLogin`](crate::FreshLogin) send a browser that is not logged
+    /// in, with the page it asked for as `next` (default `/login`).
+    ///
+    /// # Panics
+    ///
+    /// When `path` is empty or holds anything but visible ASCII (it becomes a
+    /// `Location` header).
+    #[must_use]
+    pub fn login_page(mut self, path: &'static str) -> Self {
+        assert!(is_page_path(path), "login page {path:?} is not a visible-ASCII path");
+        Arc::make_mut(&mut self.options).login_page = path;
+        self
+    }
+
+    /// Where [`FreshLogin`](crate::FreshLogin) sends a logged-in browser
+    /// whose password entry is not recent enough, with the page it asked for
+    /// as `next` (default `/confirm-password`). That page checks the password
+    /// and calls [`confirm_password`](expected_core::AuthHandle::confirm_password).
+    ///
+    /// # Panics
+    ///
+    /// When `path` is empty or holds anything but visible ASCII.
+    #[must_use]
+    pub fn confirm_password_page(mut self, path: &'static str) -> Self {
+        assert!(is_page_path(path), "confirm-password page {path:?} is not a visible-ASCII path");
+        Arc::make_mut(&mut self.options).confirm_password_page = path;
+        self
+    }
+
+    /// How recent a password entry [`FreshUser`](crate::FreshUser) and
+    /// [`FreshLogin`](crate::FreshLogin) demand (default 10 minutes).
+    #[must_use]
+    pub fn fresh_for(mut self, max_age: Duration) -> Self {
+        Arc::make_mut(&mut self.options).fresh_for = max_age;
+        self
+    }
+
+    /// The engine, to call from outside requests (a cleaner, an admin task,
+    /// [`testing::login_as`](crate::testing::login_as)).
     pub fn engine(&self) -> &Arc<Expected<DynStore>> {
         &self.engine
     }
@@ -88,9 +166,21 @@ pub struct ExpectedService<I> {
 }
 
 /// The 503 answer to a store outage.
-pub(crate) fn store_unavailable() -> Response {
+fn store_unavailable() -> Response {
     let json = HeaderValue::from_static("application/json");
     (StatusCode::SERVICE_UNAVAILABLE, [(CONTENT_TYPE, json)], STORE_UNAVAILABLE_JSON).into_response()
+}
+
+/// `Cache-Control: no-store` and `Vary: Cookie`: a response that depends on
+/// the cookies, or hands some out, must not be cached or shared.
+fn not_cacheable(headers: &mut HeaderMap) {
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let varies = headers.get_all(VARY).iter().filter_map(|value| value.to_str().ok()).any(|value| {
+        value.split(',').map(str::trim).any(|name| name == "*" || name.eq_ignore_ascii_case("cookie"))
+    });
+    if !varies {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
 }
 
 impl<I> Service<Request> for ExpectedService<I>
@@ -115,30 +205,37 @@ where
             let engine = layer.engine.clone();
             let headers = request.headers();
             // An oversized Cookie header is refused unread: the request is
-            // then simply anonymous (a handler answers 401, never 500).
+            // then simply a visitor's (a guard answers 401, never 500).
             let cookies = presented_cookies(headers, engine.config()).unwrap_or_default();
             let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
             let trusted = layer.options.client_ip_header.as_ref().and_then(|name| last_value(headers, name));
-            let ip = client_ip(trusted, peer);
-            let client = ClientMeta::new(ip, user_agent(headers));
-            let exchange = Arc::new(Exchange::begin(engine, cookies.session, cookies.auth, client).await);
+            let client = ClientMeta::new(client_ip(trusted, peer), user_agent(headers));
+            let exchange = Arc::new(Exchange::new(engine, cookies.session, cookies.auth, client));
+            let state = RequestState { exchange: exchange.clone(), options: layer.options.clone() };
+            request.extensions_mut().insert(state);
 
-            if exchange.store_unavailable()
-                && layer.options.on_store_error == OnStoreError::ServiceUnavailable
-            {
-                return Ok(store_unavailable());
-            }
-            request.extensions_mut().insert(exchange.clone());
             let mut response = inner.call(request).await?;
 
-            let (cookies, saved) = exchange.finish().await;
-            if let Err(error) = saved {
+            let authentication_failed = exchange.store_failed().await;
+            let authenticated = exchange.was_loaded().await;
+            let (cookies, saved) =
+                if authentication_failed { (Vec::new(), Ok(())) } else { exchange.finish().await };
+            if let Err(error) = &saved {
                 tracing::warn!(%error, "session data could not be saved");
             }
-            if !cookies.is_empty() {
-                append_set_cookies(response.headers_mut(), &cookies);
-                // A response that hands out credentials must never be cached.
-                response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if let AfterHandler::StoreUnavailable { with_cookies } =
+                after_handler(layer.options.on_store_error, authentication_failed, &saved)
+            {
+                response = store_unavailable();
+                if with_cookies {
+                    append_set_cookies(response.headers_mut(), &cookies);
+                }
+                not_cacheable(response.headers_mut());
+                return Ok(response);
+            }
+            append_set_cookies(response.headers_mut(), &cookies);
+            if authenticated || !cookies.is_empty() {
+                not_cacheable(response.headers_mut());
             }
             Ok(response)
         })

@@ -2,17 +2,17 @@
 //!
 //! Store-level cases call the [`Store`] methods directly; `engine_*` cases run
 //! the protocol through an [`Expected`](expected_core::Expected) engine over
-//! the store, with a manual clock.
+//! the store, with a manual clock. Every assertion names the rule it checks.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use expected_core::protocol::apply_rotation;
-use expected_core::store::{Deleted, Inserted, Rotated};
+use expected_core::store::{Confirmation, Deleted, ExpiredLogin, Inserted, Keep, Rotated};
 use expected_core::time::Duration;
 use expected_core::{
-    AuthCookie, ClientMeta, Config, Outcome, PreviousToken, SealedSuccessor, Session, SessionCookie, Store,
-    TokenSource,
+    AuthCookie, AuthMethod, ClientMeta, EndCause, Login, Outcome, PreviousToken, SealedSuccessor,
+    SessionCookie, SessionData, SessionRecord, SessionUser, Store, TokenSource,
 };
 use serde_json::json;
 
@@ -35,16 +35,16 @@ pub async fn login_round_trips_exactly<S: Store>(store: Arc<S>) {
     });
     fresh.login.client =
         ClientMeta::new(Some("2001:db8::1".parse().expect("ipv6")), Some("Navigateur/1.0 (Zoë)"));
-    assert_eq!(store.create_login(&fresh.login).await.expect("create_login"), Inserted::Created);
-    let read = store.get_login(&name, &fresh.login.serial).await.expect("get_login");
+    insert_login(&*store, &fresh.login).await;
+    let read = login_at(&*store, &name, &fresh.login.serial).await;
     assert_eq!(read.as_ref(), Some(&fresh.login), "a login must read back exactly as written");
 
     let bare = fresh_login(&name, now);
     let mut bare_login = bare.login.clone();
     bare_login.session = None;
     bare_login.client = ClientMeta::default();
-    assert_eq!(store.create_login(&bare_login).await.expect("create_login"), Inserted::Created);
-    let read = store.get_login(&name, &bare_login.serial).await.expect("get_login");
+    insert_login(&*store, &bare_login).await;
+    let read = login_at(&*store, &name, &bare_login.serial).await;
     assert_eq!(read, Some(bare_login), "empty optional fields must read back as empty");
 }
 
@@ -54,7 +54,7 @@ pub async fn create_login_never_overwrites<S: Store>(store: Arc<S>) {
     let now = now();
     let name = user("alice");
     let fresh = fresh_login(&name, now);
-    assert_eq!(store.create_login(&fresh.login).await.expect("create_login"), Inserted::Created);
+    insert_login(&*store, &fresh.login).await;
     let mut impostor = fresh_login(&name, after(now, 10)).login;
     impostor.serial = fresh.login.serial;
     assert_eq!(
@@ -62,8 +62,8 @@ pub async fn create_login_never_overwrites<S: Store>(store: Arc<S>) {
         Inserted::AlreadyExists,
         "a duplicate serial must be refused"
     );
-    let read = store.get_login(&name, &fresh.login.serial).await.expect("get_login");
-    assert_eq!(read, Some(fresh.login), "the first login must be untouched");
+    let read = login_at(&*store, &name, &fresh.login.serial).await;
+    assert_eq!(read, Some(fresh.login), "the first login must be untouched by a refused create");
 }
 
 /// A login is found only under its own username and serial; another user
@@ -73,17 +73,36 @@ pub async fn get_login_needs_owner_and_serial<S: Store>(store: Arc<S>) {
     let (alice, bob) = (user("alice"), user("bob"));
     let fresh = fresh_login(&alice, now);
     created(&*store, &fresh).await;
-    assert_eq!(store.get_login(&bob, &fresh.login.serial).await.expect("get_login"), None);
-    let other_serial = tokens().serial();
-    assert_eq!(store.get_login(&alice, &other_serial).await.expect("get_login"), None);
-    assert!(store.list_logins(&bob).await.expect("list_logins").is_empty());
-    assert!(!store.delete_login(&bob, &fresh.login.serial).await.expect("delete_login"));
-    assert_eq!(store.get_session(&bob, &fresh.session.digest).await.expect("get_session"), None);
-    assert!(!store.delete_session(&bob, &fresh.session.digest).await.expect("delete_session"));
-    let read = store.get_login(&alice, &fresh.login.serial).await.expect("get_login");
+    assert_eq!(
+        login_at(&*store, &bob, &fresh.login.serial).await,
+        None,
+        "a login must not be found under another username"
+    );
+    assert_eq!(
+        login_at(&*store, &alice, &tokens().serial()).await,
+        None,
+        "a login must not be found under another serial"
+    );
+    assert!(
+        store.list_logins(&bob).await.expect("list_logins").is_empty(),
+        "another user's logins must not be listed"
+    );
+    assert!(
+        !store.delete_login(&bob, &fresh.login.serial).await.expect("delete_login"),
+        "another user cannot delete a login"
+    );
+    assert_eq!(
+        session_at(&*store, Some(&bob), &fresh.session.digest).await,
+        None,
+        "a session must not be found under another username"
+    );
+    assert!(
+        !store.delete_session(Some(&bob), &fresh.session.digest).await.expect("delete_session"),
+        "another user cannot delete a session"
+    );
+    let read = login_at(&*store, &alice, &fresh.login.serial).await;
     assert_eq!(read, Some(fresh.login), "bob's attempts must not touch alice's login");
-    let session = store.get_session(&alice, &fresh.session.digest).await.expect("get_session");
-    assert_eq!(session, Some(fresh.session));
+    assert_kept(&*store, &fresh.session, "bob's attempts must not touch alice's session").await;
 }
 
 /// Usernames that differ only by dots, case, quotes, braces or Unicode are
@@ -121,13 +140,17 @@ pub async fn tricky_usernames_stay_apart<S: Store>(store: Arc<S>) {
         let listed = store.list_logins(name).await.expect("list_logins");
         assert_eq!(listed, vec![fresh.login.clone()], "{name:?} must see exactly its own login");
     }
-    let (victim, _) = &all[0];
+    let (victim, victims) = &all[0];
     let deleted = store.delete_user(victim).await.expect("delete_user");
-    assert_eq!(deleted, Deleted { logins: 1, sessions: 1 });
+    assert_eq!(
+        deleted,
+        Deleted::new(vec![victims.login.serial], 1),
+        "delete_user of {victim:?} deletes its one login and one session, and nobody else's"
+    );
     for (name, fresh) in &all[1..] {
-        let read = store.get_login(name, &fresh.login.serial).await.expect("get_login");
+        let read = login_at(&*store, name, &fresh.login.serial).await;
         assert!(read.is_some(), "deleting {victim:?} must not delete {name:?}");
-        let session = store.get_session(name, &fresh.session.digest).await.expect("get_session");
+        let session = stored(&*store, &fresh.session).await;
         assert!(session.is_some(), "deleting {victim:?} must not delete the session of {name:?}");
     }
 }
@@ -146,10 +169,18 @@ pub async fn many_logins_per_user<S: Store>(store: Arc<S>) {
         created(&*store, &fresh_login(&bob, now)).await;
     }
     let listed = store.list_logins(&alice).await.expect("list_logins");
-    assert_eq!(listed.len(), 30);
-    assert_eq!(listed.iter().map(|l| l.serial).collect::<HashSet<_>>(), serials);
-    assert!(listed.iter().all(|l| l.username == alice));
-    assert_eq!(store.list_logins(&bob).await.expect("list_logins").len(), 2);
+    assert_eq!(listed.len(), 30, "list_logins returns every one of 30 logins");
+    assert_eq!(
+        listed.iter().map(|l| l.serial).collect::<HashSet<_>>(),
+        serials,
+        "list_logins returns exactly the user's serials"
+    );
+    assert!(listed.iter().all(|l| l.username == alice), "list_logins returns only the user's logins");
+    assert_eq!(
+        store.list_logins(&bob).await.expect("list_logins").len(),
+        2,
+        "another user's logins are listed apart"
+    );
 }
 
 /// A rotation expecting the current digest swaps the token, records the
@@ -161,37 +192,29 @@ pub async fn rotate_swaps_token_and_binds_session<S: Store>(store: Arc<S>) {
     let fresh = fresh_login(&alice, now);
     created(&*store, &fresh).await;
     let unrelated = plain_session(&alice, now);
-    assert_eq!(store.create_session(&unrelated).await.expect("create_session"), Inserted::Created);
+    insert_session(&*store, &unrelated).await;
 
     let (rotation, token, id) = rotation_for(&fresh, after(now, 60));
-    assert_eq!(store.rotate_login(&rotation).await.expect("rotate_login"), Rotated::Rotated);
+    assert_eq!(
+        store.rotate_login(&rotation).await.expect("rotate_login"),
+        Rotated::Rotated,
+        "a rotation expecting the current digest rotates"
+    );
 
     let mut expected = fresh.login.clone();
     apply_rotation(&mut expected, &rotation);
-    let read = store.get_login(&alice, &fresh.login.serial).await.expect("get_login");
+    let read = login_at(&*store, &alice, &fresh.login.serial).await;
     assert_eq!(
         read.as_ref(),
         Some(&expected),
         "the rotated login must be exactly what apply_rotation writes"
     );
     let read = read.expect("checked above");
-    assert!(read.token.matches(&token));
-    assert_eq!(read.session, Some(id.digest()));
-    assert_eq!(
-        store.get_session(&alice, &fresh.session.digest).await.expect("get_session"),
-        None,
-        "the old bound session must be deleted"
-    );
-    assert_eq!(
-        store.get_session(&alice, &id.digest()).await.expect("get_session"),
-        Some(rotation.session.clone()),
-        "the new session must be created"
-    );
-    assert_eq!(
-        store.get_session(&alice, &unrelated.digest).await.expect("get_session"),
-        Some(unrelated),
-        "other sessions of the user stay"
-    );
+    assert!(read.token.matches(&token), "the rotated login holds the new token's digest");
+    assert_eq!(read.session, Some(id.digest()), "the rotated login is bound to the new session");
+    assert_gone(&*store, &fresh.session, "the old bound session must be deleted").await;
+    assert_kept(&*store, &rotation.session, "the new session must be created").await;
+    assert_kept(&*store, &unrelated, "other sessions of the user stay").await;
 }
 
 /// A rotation expecting a digest that is no longer current answers
@@ -202,22 +225,27 @@ pub async fn rotate_refuses_stale_token<S: Store>(store: Arc<S>) {
     let fresh = fresh_login(&alice, now);
     created(&*store, &fresh).await;
     let (first, _, _) = rotation_for(&fresh, after(now, 1));
-    assert_eq!(store.rotate_login(&first).await.expect("rotate_login"), Rotated::Rotated);
-    let before = store.get_login(&alice, &fresh.login.serial).await.expect("get_login");
+    assert_eq!(
+        store.rotate_login(&first).await.expect("rotate_login"),
+        Rotated::Rotated,
+        "the first rotation rotates"
+    );
+    let before = login_at(&*store, &alice, &fresh.login.serial).await;
 
     let (stale, _, stale_id) = rotation_for(&fresh, after(now, 2));
-    assert_eq!(store.rotate_login(&stale).await.expect("rotate_login"), Rotated::NotCurrent);
-    let after_stale = store.get_login(&alice, &fresh.login.serial).await.expect("get_login");
+    assert_eq!(
+        store.rotate_login(&stale).await.expect("rotate_login"),
+        Rotated::NotCurrent,
+        "a rotation expecting a replaced digest answers NotCurrent"
+    );
+    let after_stale = login_at(&*store, &alice, &fresh.login.serial).await;
     assert_eq!(after_stale, before, "a refused rotation must not change the login");
     assert_eq!(
-        store.get_session(&alice, &stale_id.digest()).await.expect("get_session"),
+        session_at(&*store, Some(&alice), &stale_id.digest()).await,
         None,
         "a refused rotation must not create its session"
     );
-    assert!(
-        store.get_session(&alice, &first.session.digest).await.expect("get_session").is_some(),
-        "a refused rotation must not delete the bound session"
-    );
+    assert_kept(&*store, &first.session, "a refused rotation must not delete the bound session").await;
 }
 
 /// Rotating a login that does not exist answers `NotFound` and writes nothing.
@@ -226,9 +254,21 @@ pub async fn rotate_unknown_login<S: Store>(store: Arc<S>) {
     let alice = user("alice");
     let fresh = fresh_login(&alice, now);
     let (rotation, _, id) = rotation_for(&fresh, now);
-    assert_eq!(store.rotate_login(&rotation).await.expect("rotate_login"), Rotated::NotFound);
-    assert_eq!(store.get_session(&alice, &id.digest()).await.expect("get_session"), None);
-    assert_eq!(store.get_login(&alice, &fresh.login.serial).await.expect("get_login"), None);
+    assert_eq!(
+        store.rotate_login(&rotation).await.expect("rotate_login"),
+        Rotated::NotFound,
+        "rotating an unknown login answers NotFound"
+    );
+    assert_eq!(
+        session_at(&*store, Some(&alice), &id.digest()).await,
+        None,
+        "rotating an unknown login creates no session"
+    );
+    assert_eq!(
+        login_at(&*store, &alice, &fresh.login.serial).await,
+        None,
+        "rotating an unknown login creates no login"
+    );
 }
 
 /// A rotation whose new session digest exists answers `SessionExists` and
@@ -240,17 +280,23 @@ pub async fn rotate_refuses_existing_session<S: Store>(store: Arc<S>) {
     created(&*store, &fresh).await;
     let mut occupant = plain_session(&alice, now);
     occupant.data.insert("mine".into(), json!(true));
-    assert_eq!(store.create_session(&occupant).await.expect("create_session"), Inserted::Created);
+    insert_session(&*store, &occupant).await;
 
     let (mut rotation, _, _) = rotation_for(&fresh, after(now, 1));
     rotation.session.digest = occupant.digest;
-    assert_eq!(store.rotate_login(&rotation).await.expect("rotate_login"), Rotated::SessionExists);
-    assert_eq!(store.get_login(&alice, &fresh.login.serial).await.expect("get_login"), Some(fresh.login));
-    assert_eq!(store.get_session(&alice, &occupant.digest).await.expect("get_session"), Some(occupant));
-    assert!(
-        store.get_session(&alice, &fresh.session.digest).await.expect("get_session").is_some(),
-        "the old bound session must stay when the rotation is refused"
+    assert_eq!(
+        store.rotate_login(&rotation).await.expect("rotate_login"),
+        Rotated::SessionExists,
+        "a rotation onto an existing session digest answers SessionExists"
     );
+    assert_eq!(
+        login_at(&*store, &alice, &fresh.login.serial).await,
+        Some(fresh.login),
+        "a refused rotation must not change the login"
+    );
+    assert_kept(&*store, &occupant, "a refused rotation must not overwrite the existing session").await;
+    assert_kept(&*store, &fresh.session, "the old bound session must stay when the rotation is refused")
+        .await;
 }
 
 /// Deleting a login deletes its bound session and every session it opened,
@@ -262,25 +308,26 @@ pub async fn delete_login_ends_its_sessions<S: Store>(store: Arc<S>) {
     let kept = fresh_login(&alice, now);
     created(&*store, &doomed).await;
     created(&*store, &kept).await;
-    let mut opened_by_doomed = plain_session(&alice, now);
-    opened_by_doomed.login = Some(doomed.login.serial);
+    let opened_by_doomed = opened_by(&alice, doomed.login.serial, now);
     let plain = plain_session(&alice, now);
     for session in [&opened_by_doomed, &plain] {
-        assert_eq!(store.create_session(session).await.expect("create_session"), Inserted::Created);
+        insert_session(&*store, session).await;
     }
 
-    assert!(store.delete_login(&alice, &doomed.login.serial).await.expect("delete_login"));
-    assert_eq!(store.get_login(&alice, &doomed.login.serial).await.expect("get_login"), None);
+    assert!(
+        store.delete_login(&alice, &doomed.login.serial).await.expect("delete_login"),
+        "deleting an existing login answers true"
+    );
+    assert_eq!(login_at(&*store, &alice, &doomed.login.serial).await, None, "a deleted login is gone");
     for gone in [&doomed.session, &opened_by_doomed] {
-        assert_eq!(
-            store.get_session(&alice, &gone.digest).await.expect("get_session"),
-            None,
-            "a deleted login's sessions must end with it"
-        );
+        assert_gone(&*store, gone, "a deleted login's sessions must end with it").await;
     }
-    assert!(store.get_login(&alice, &kept.login.serial).await.expect("get_login").is_some());
+    assert!(
+        login_at(&*store, &alice, &kept.login.serial).await.is_some(),
+        "deleting a login leaves the user's other logins"
+    );
     for stays in [&kept.session, &plain] {
-        assert!(store.get_session(&alice, &stays.digest).await.expect("get_session").is_some());
+        assert_kept(&*store, stays, "deleting a login leaves sessions it did not open").await;
     }
 }
 
@@ -291,54 +338,84 @@ pub async fn delete_login_ends_sessions_of_a_gone_login<S: Store>(store: Arc<S>)
     let alice = user("alice");
     let fresh = fresh_login(&alice, now);
     // Only the session exists: its login was cleaned or lost.
-    assert_eq!(store.create_session(&fresh.session).await.expect("create_session"), Inserted::Created);
+    insert_session(&*store, &fresh.session).await;
     let other = plain_session(&alice, now);
-    assert_eq!(store.create_session(&other).await.expect("create_session"), Inserted::Created);
-    assert!(!store.delete_login(&alice, &fresh.login.serial).await.expect("delete_login"));
-    assert_eq!(store.get_session(&alice, &fresh.session.digest).await.expect("get_session"), None);
-    assert_eq!(store.get_session(&alice, &other.digest).await.expect("get_session"), Some(other));
+    insert_session(&*store, &other).await;
+    assert!(
+        !store.delete_login(&alice, &fresh.login.serial).await.expect("delete_login"),
+        "deleting a login that is gone answers false"
+    );
+    assert_gone(&*store, &fresh.session, "the sessions of a gone login end when it is deleted").await;
+    assert_kept(&*store, &other, "sessions opened by no login stay").await;
 }
 
 /// Deleting a login that does not exist answers `false`.
 pub async fn delete_login_unknown<S: Store>(store: Arc<S>) {
     let alice = user("alice");
-    assert!(!store.delete_login(&alice, &tokens().serial()).await.expect("delete_login"));
+    assert!(
+        !store.delete_login(&alice, &tokens().serial()).await.expect("delete_login"),
+        "deleting an unknown login answers false"
+    );
     let fresh = fresh_login(&alice, now());
     created(&*store, &fresh).await;
-    assert!(store.delete_login(&alice, &fresh.login.serial).await.expect("delete_login"));
-    assert!(!store.delete_login(&alice, &fresh.login.serial).await.expect("delete_login"), "only once");
+    assert!(
+        store.delete_login(&alice, &fresh.login.serial).await.expect("delete_login"),
+        "deleting an existing login answers true"
+    );
+    assert!(
+        !store.delete_login(&alice, &fresh.login.serial).await.expect("delete_login"),
+        "a login is deleted only once"
+    );
 }
 
 /// `delete_user` removes every login and session of the user, counts them
-/// exactly, and leaves other users alone.
+/// exactly, reports exactly the serials deleted, and leaves other users
+/// alone.
 pub async fn delete_user_removes_only_that_user<S: Store>(store: Arc<S>) {
     let now = now();
     let (alice, bob) = (user("alice"), user("bob"));
+    let mut serials = Vec::new();
     for _ in 0..3 {
-        created(&*store, &fresh_login(&alice, now)).await;
+        let fresh = fresh_login(&alice, now);
+        created(&*store, &fresh).await;
+        serials.push(fresh.login.serial);
     }
     let plain = plain_session(&alice, now);
-    assert_eq!(store.create_session(&plain).await.expect("create_session"), Inserted::Created);
+    insert_session(&*store, &plain).await;
     let bobs = fresh_login(&bob, now);
     created(&*store, &bobs).await;
 
     let deleted = store.delete_user(&alice).await.expect("delete_user");
-    assert_eq!(deleted, Deleted { logins: 3, sessions: 4 });
-    assert!(store.list_logins(&alice).await.expect("list_logins").is_empty());
-    assert_eq!(store.get_session(&alice, &plain.digest).await.expect("get_session"), None);
-    assert_eq!(store.list_logins(&bob).await.expect("list_logins"), vec![bobs.login.clone()]);
-    assert!(store.get_session(&bob, &bobs.session.digest).await.expect("get_session").is_some());
-    assert_eq!(store.delete_user(&alice).await.expect("delete_user"), Deleted::default());
+    assert_eq!(
+        (deleted.logins, deleted.sessions),
+        (3, 4),
+        "delete_user counts exactly the user's 3 logins and 4 sessions"
+    );
+    assert_eq!(sorted(deleted.serials), sorted(serials), "delete_user reports exactly the serials deleted");
+    assert!(store.list_logins(&alice).await.expect("list_logins").is_empty(), "the user has no login left");
+    assert_gone(&*store, &plain, "delete_user deletes sessions opened by no login").await;
+    assert_eq!(
+        store.list_logins(&bob).await.expect("list_logins"),
+        vec![bobs.login.clone()],
+        "delete_user leaves other users' logins"
+    );
+    assert_kept(&*store, &bobs.session, "delete_user leaves other users' sessions").await;
+    assert_eq!(
+        store.delete_user(&alice).await.expect("delete_user"),
+        Deleted::default(),
+        "deleting a user with nothing left deletes nothing"
+    );
 }
 
 /// `delete_expired_logins(now)` deletes exactly the logins with
-/// `expires_at <= now`, counted.
+/// `expires_at <= now`, and reports exactly those.
 pub async fn expired_logins_cleaned_at_cutoff<S: Store>(store: Arc<S>) {
     // A cutoff a day ahead: every record is still alive in real time, so a
     // store with its own expiry (TTLs) keeps them until the cleaner runs.
     let cutoff = after(now(), 86_400);
     let alice = user("alice");
     let mut expected_left = HashSet::new();
+    let mut expected_gone = Vec::new();
     for (offset, stays) in [
         (Duration::seconds(-1), false),
         (Duration::ZERO, false),
@@ -348,15 +425,28 @@ pub async fn expired_logins_cleaned_at_cutoff<S: Store>(store: Arc<S>) {
         let mut fresh = fresh_login(&alice, now());
         fresh.login.expires_at = cutoff + offset;
         fresh.login.session = None;
-        assert_eq!(store.create_login(&fresh.login).await.expect("create_login"), Inserted::Created);
+        insert_login(&*store, &fresh.login).await;
         if stays {
             expected_left.insert(fresh.login.serial);
+        } else {
+            expected_gone.push(ExpiredLogin { username: alice.clone(), serial: fresh.login.serial });
         }
     }
-    assert_eq!(store.delete_expired_logins(cutoff).await.expect("delete_expired_logins"), 2);
+    let mut gone = store.delete_expired_logins(cutoff).await.expect("delete_expired_logins");
+    gone.sort();
+    expected_gone.sort();
+    assert_eq!(gone, expected_gone, "exactly the logins expiring at or before the cutoff are reported");
     let left = store.list_logins(&alice).await.expect("list_logins");
-    assert_eq!(left.iter().map(|l| l.serial).collect::<HashSet<_>>(), expected_left);
-    assert_eq!(store.delete_expired_logins(cutoff).await.expect("delete_expired_logins"), 0, "idempotent");
+    assert_eq!(
+        left.iter().map(|l| l.serial).collect::<HashSet<_>>(),
+        expected_left,
+        "logins expiring after the cutoff (by 1 µs included) stay"
+    );
+    assert_eq!(
+        store.delete_expired_logins(cutoff).await.expect("delete_expired_logins"),
+        Vec::new(),
+        "cleaning is idempotent: a second pass deletes nothing"
+    );
 }
 
 /// Cleaning an expired login ends the sessions it opened too, however alive
@@ -368,21 +458,22 @@ pub async fn expired_logins_take_their_sessions<S: Store>(store: Arc<S>) {
     expired.login.expires_at = cutoff;
     expired.session.expires_at = after(cutoff, 3600);
     created(&*store, &expired).await;
-    let mut opened = plain_session(&alice, now());
-    opened.login = Some(expired.login.serial);
+    let mut opened = opened_by(&alice, expired.login.serial, now());
     opened.expires_at = after(cutoff, 3600);
     let live = fresh_login(&alice, now());
     created(&*store, &live).await;
-    for session in [&opened] {
-        assert_eq!(store.create_session(session).await.expect("create_session"), Inserted::Created);
-    }
+    insert_session(&*store, &opened).await;
 
-    assert_eq!(store.delete_expired_logins(cutoff).await.expect("delete_expired_logins"), 1);
+    assert_eq!(
+        store.delete_expired_logins(cutoff).await.expect("delete_expired_logins"),
+        vec![ExpiredLogin { username: alice.clone(), serial: expired.login.serial }],
+        "exactly the expired login is cleaned"
+    );
     for gone in [&expired.session, &opened] {
-        assert_eq!(store.get_session(&alice, &gone.digest).await.expect("get_session"), None);
+        assert_gone(&*store, gone, "the sessions of a cleaned login end with it, however alive").await;
     }
-    assert!(store.get_login(&alice, &live.login.serial).await.expect("get_login").is_some());
-    assert!(store.get_session(&alice, &live.session.digest).await.expect("get_session").is_some());
+    assert!(login_at(&*store, &alice, &live.login.serial).await.is_some(), "a live login survives cleaning");
+    assert_kept(&*store, &live.session, "a live login's session survives cleaning").await;
 }
 
 // -------------------------------------------------------------- sessions
@@ -391,18 +482,15 @@ pub async fn expired_logins_take_their_sessions<S: Store>(store: Arc<S>) {
 pub async fn session_round_trips_with_data<S: Store>(store: Arc<S>) {
     let now = now();
     let name = user("日本語 user");
-    let mut session = plain_session(&name, now);
-    session.login = Some(tokens().serial());
-    let data = json!({
+    let mut session = opened_by(&name, tokens().serial(), now);
+    session.data = data(json!({
         "cart": [1, 2, {"sku": "zoë-42", "qty": 3}],
         "flags": {"beta": true, "theme": null},
         "big": 9_007_199_254_740_993_i64,
         "text": "quote \" backslash \\ newline \n",
-    });
-    session.data = data.as_object().cloned().unwrap_or_default();
-    assert_eq!(store.create_session(&session).await.expect("create_session"), Inserted::Created);
-    let read = store.get_session(&name, &session.digest).await.expect("get_session");
-    assert_eq!(read, Some(session));
+    }));
+    insert_session(&*store, &session).await;
+    assert_kept(&*store, &session, "a session with nested JSON data reads back exactly").await;
 }
 
 /// Creating a session under an existing digest answers `AlreadyExists` and
@@ -412,11 +500,8 @@ pub async fn create_session_never_overwrites<S: Store>(store: Arc<S>) {
     let alice = user("alice");
     let mut session = plain_session(&alice, now);
     session.data.insert("owner".into(), json!("first"));
-    assert_eq!(store.create_session(&session).await.expect("create_session"), Inserted::Created);
-    let mut second = session.clone();
-    second.data.insert("owner".into(), json!("second"));
-    assert_eq!(store.create_session(&second).await.expect("create_session"), Inserted::AlreadyExists);
-    assert_eq!(store.get_session(&alice, &session.digest).await.expect("get_session"), Some(session));
+    insert_session(&*store, &session).await;
+    assert_create_refused(&*store, &session, data(json!({"owner": "second"})), "a user's session").await;
 }
 
 /// A session is found, saved and deleted only under its owner's username.
@@ -424,19 +509,21 @@ pub async fn get_session_needs_owner<S: Store>(store: Arc<S>) {
     let now = now();
     let (alice, bob) = (user("alice"), user("bob"));
     let session = plain_session(&alice, now);
-    assert_eq!(store.create_session(&session).await.expect("create_session"), Inserted::Created);
-    assert_eq!(store.get_session(&bob, &session.digest).await.expect("get_session"), None);
-    let mut hijack = session.clone();
-    hijack.username = bob.clone();
+    insert_session(&*store, &session).await;
+    assert_eq!(
+        session_at(&*store, Some(&bob), &session.digest).await,
+        None,
+        "a session is not found under another username"
+    );
+    let mut hijack = owned_by(&session, Some(&bob));
     hijack.data.insert("admin".into(), json!(true));
     assert!(!store.save_session(&hijack).await.expect("save_session"), "bob cannot save alice's session");
-    assert!(!store.delete_session(&bob, &session.digest).await.expect("delete_session"));
-    assert_eq!(store.get_session(&alice, &session.digest).await.expect("get_session"), Some(session));
-    assert_eq!(
-        store.get_session(&bob, &hijack.digest).await.expect("get_session"),
-        None,
-        "not created for bob"
+    assert!(
+        !store.delete_session(Some(&bob), &session.digest).await.expect("delete_session"),
+        "bob cannot delete alice's session"
     );
+    assert_kept(&*store, &session, "bob's attempts leave alice's session untouched").await;
+    assert_gone(&*store, &hijack, "a refused save creates no session for bob").await;
 }
 
 /// Saving replaces the data and `expires_at` and nothing else.
@@ -444,16 +531,28 @@ pub async fn save_session_updates_data_and_expiry<S: Store>(store: Arc<S>) {
     let now = now();
     let alice = user("alice");
     let session = plain_session(&alice, now);
-    assert_eq!(store.create_session(&session).await.expect("create_session"), Inserted::Created);
+    insert_session(&*store, &session).await;
     let mut changed = session.clone();
     changed.data.insert("visits".into(), json!(2));
     changed.expires_at = after(session.expires_at, 600);
     let mut tampered = changed.clone();
     tampered.created_at = after(now, -3600);
-    tampered.login = Some(tokens().serial());
-    assert!(store.save_session(&tampered).await.expect("save_session"));
-    let read = store.get_session(&alice, &session.digest).await.expect("get_session");
-    assert_eq!(read, Some(changed), "save changes data and expires_at only, never created_at or login");
+    tampered.user = Some(SessionUser {
+        username: alice.clone(),
+        login: Some(tokens().serial()),
+        method: AuthMethod::Remembered,
+        authenticated_at: after(now, -7200),
+    });
+    assert!(
+        store.save_session(&tampered).await.expect("save_session"),
+        "saving an existing session answers true"
+    );
+    assert_kept(
+        &*store,
+        &changed,
+        "save changes data and expires_at only, never created_at, the login, the method or authenticated_at",
+    )
+    .await;
 }
 
 /// Touching pushes out `expires_at` only; it never creates a session and
@@ -463,20 +562,36 @@ pub async fn touch_session_changes_only_expiry<S: Store>(store: Arc<S>) {
     let (alice, bob) = (user("alice"), user("bob"));
     let mut session = plain_session(&alice, now);
     session.data.insert("cart".into(), json!(["book"]));
-    assert_eq!(store.create_session(&session).await.expect("create_session"), Inserted::Created);
+    insert_session(&*store, &session).await;
     let mut saved = session.clone();
     saved.data.insert("cart".into(), json!(["book", "pen"]));
-    assert!(store.save_session(&saved).await.expect("save_session"));
+    assert!(
+        store.save_session(&saved).await.expect("save_session"),
+        "saving an existing session answers true"
+    );
 
     let later = after(session.expires_at, 900);
-    assert!(store.touch_session(&alice, &session.digest, later).await.expect("touch_session"));
-    let read = store.get_session(&alice, &session.digest).await.expect("get_session");
-    assert_eq!(read, Some(Session { expires_at: later, ..saved }), "a touch keeps the data a save wrote");
+    assert!(
+        store.touch_session(Some(&alice), &session.digest, later).await.expect("touch_session"),
+        "touching an existing session answers true"
+    );
+    assert_kept(
+        &*store,
+        &SessionRecord { expires_at: later, ..saved },
+        "a touch keeps the data a save wrote",
+    )
+    .await;
 
-    assert!(!store.touch_session(&bob, &session.digest, later).await.expect("touch_session"));
+    assert!(
+        !store.touch_session(Some(&bob), &session.digest, later).await.expect("touch_session"),
+        "another user cannot touch a session"
+    );
     let missing = plain_session(&alice, now);
-    assert!(!store.touch_session(&alice, &missing.digest, later).await.expect("touch_session"));
-    assert_eq!(store.get_session(&alice, &missing.digest).await.expect("get_session"), None, "no creation");
+    assert!(
+        !store.touch_session(Some(&alice), &missing.digest, later).await.expect("touch_session"),
+        "touching a missing session answers false"
+    );
+    assert_gone(&*store, &missing, "a touch never creates a session").await;
 }
 
 /// Saving a deleted session answers `false` and does not bring it back.
@@ -484,13 +599,22 @@ pub async fn save_session_never_resurrects<S: Store>(store: Arc<S>) {
     let now = now();
     let alice = user("alice");
     let session = plain_session(&alice, now);
-    assert_eq!(store.create_session(&session).await.expect("create_session"), Inserted::Created);
-    assert!(store.delete_session(&alice, &session.digest).await.expect("delete_session"));
-    assert!(!store.save_session(&session).await.expect("save_session"));
-    assert_eq!(store.get_session(&alice, &session.digest).await.expect("get_session"), None);
+    insert_session(&*store, &session).await;
+    assert!(
+        store.delete_session(Some(&alice), &session.digest).await.expect("delete_session"),
+        "deleting an existing session answers true"
+    );
+    assert!(
+        !store.save_session(&session).await.expect("save_session"),
+        "saving a deleted session answers false"
+    );
+    assert_gone(&*store, &session, "saving a deleted session does not bring it back").await;
     let never_created = plain_session(&alice, now);
-    assert!(!store.save_session(&never_created).await.expect("save_session"));
-    assert_eq!(store.get_session(&alice, &never_created.digest).await.expect("get_session"), None);
+    assert!(
+        !store.save_session(&never_created).await.expect("save_session"),
+        "saving a session never created answers false"
+    );
+    assert_gone(&*store, &never_created, "saving never creates a session").await;
 }
 
 /// Deleting a session deletes that one only, once.
@@ -499,12 +623,18 @@ pub async fn delete_session_removes_one<S: Store>(store: Arc<S>) {
     let alice = user("alice");
     let (a, b) = (plain_session(&alice, now), plain_session(&alice, now));
     for session in [&a, &b] {
-        assert_eq!(store.create_session(session).await.expect("create_session"), Inserted::Created);
+        insert_session(&*store, session).await;
     }
-    assert!(store.delete_session(&alice, &a.digest).await.expect("delete_session"));
-    assert!(!store.delete_session(&alice, &a.digest).await.expect("delete_session"));
-    assert_eq!(store.get_session(&alice, &a.digest).await.expect("get_session"), None);
-    assert_eq!(store.get_session(&alice, &b.digest).await.expect("get_session"), Some(b));
+    assert!(
+        store.delete_session(Some(&alice), &a.digest).await.expect("delete_session"),
+        "deleting an existing session answers true"
+    );
+    assert!(
+        !store.delete_session(Some(&alice), &a.digest).await.expect("delete_session"),
+        "a session is deleted only once"
+    );
+    assert_gone(&*store, &a, "a deleted session is gone").await;
+    assert_kept(&*store, &b, "deleting one session leaves the others").await;
 }
 
 /// `delete_expired_sessions(now)` deletes exactly the sessions with
@@ -519,20 +649,26 @@ pub async fn expired_sessions_cleaned_at_cutoff<S: Store>(store: Arc<S>) {
         ("alice", Duration::microseconds(1), true),
         ("bob", Duration::hours(1), true),
     ] {
-        let name = user(name);
-        let mut session = plain_session(&name, now());
+        let mut session = plain_session(&user(name), now());
         session.expires_at = cutoff + offset;
-        assert_eq!(store.create_session(&session).await.expect("create_session"), Inserted::Created);
+        insert_session(&*store, &session).await;
         if stays {
             left.push(session);
         }
     }
-    assert_eq!(store.delete_expired_sessions(cutoff).await.expect("delete_expired_sessions"), 3);
-    for session in left {
-        let read = store.get_session(&session.username, &session.digest).await.expect("get_session");
-        assert_eq!(read, Some(session), "a session expiring after the cutoff stays");
+    assert_eq!(
+        store.delete_expired_sessions(cutoff).await.expect("delete_expired_sessions"),
+        3,
+        "exactly the 3 sessions expiring at or before the cutoff are counted"
+    );
+    for session in &left {
+        assert_kept(&*store, session, "a session expiring after the cutoff (by 1 µs included) stays").await;
     }
-    assert_eq!(store.delete_expired_sessions(cutoff).await.expect("delete_expired_sessions"), 0);
+    assert_eq!(
+        store.delete_expired_sessions(cutoff).await.expect("delete_expired_sessions"),
+        0,
+        "cleaning is idempotent: a second pass deletes nothing"
+    );
 }
 
 // ----------------------------------------------------------- concurrency
@@ -562,11 +698,11 @@ pub async fn concurrent_rotations_have_one_winner<S: Store>(store: Arc<S>) {
         ids.push(id);
     }
     assert_eq!(winners.len(), 1, "exactly one of 50 concurrent rotations wins");
-    let login = store.get_login(&alice, &fresh.login.serial).await.expect("get_login").expect("login exists");
+    let login = login_at(&*store, &alice, &fresh.login.serial).await.expect("the rotated login exists");
     assert!(login.token.matches(&winners[0]), "the login holds the winner's token");
     let mut live = 0;
     for id in &ids {
-        if store.get_session(&alice, &id.digest()).await.expect("get_session").is_some() {
+        if session_at(&*store, Some(&alice), &id.digest()).await.is_some() {
             live += 1;
             assert_eq!(login.session, Some(id.digest()), "the only new session is the bound one");
         }
@@ -591,7 +727,7 @@ pub async fn concurrent_deletes_have_one_winner<S: Store>(store: Arc<S>) {
         }
     }
     assert_eq!(deleted, 1, "exactly one of 50 concurrent deletes finds the login");
-    assert_eq!(store.get_session(&alice, &fresh.session.digest).await.expect("get_session"), None);
+    assert_gone(&*store, &fresh.session, "the login's session ends with it").await;
 }
 
 /// 50 concurrent creates of one serial: exactly one is created, and it is the
@@ -615,7 +751,7 @@ pub async fn concurrent_creates_have_one_winner<S: Store>(store: Arc<S>) {
         }
     }
     assert_eq!(winners.len(), 1, "exactly one of 50 concurrent creates of one serial succeeds");
-    let stored = store.get_login(&alice, &serial).await.expect("get_login");
+    let stored = login_at(&*store, &alice, &serial).await;
     assert_eq!(stored.as_ref(), winners.first(), "the stored login is the winner's, never overwritten");
 }
 
@@ -645,13 +781,706 @@ pub async fn concurrent_revocation_and_rotation_leave_nothing<S: Store>(store: A
         };
         let rotated = rotate.await.expect("task").expect("a racing rotation must not fail");
         revoke.await.expect("task").expect("a racing revocation must not fail");
-        assert!(matches!(rotated, Rotated::Rotated | Rotated::NotFound), "round {round}: {rotated:?}");
-        assert_eq!(store.get_login(&alice, &fresh.login.serial).await.expect("get_login"), None);
+        assert!(
+            matches!(rotated, Rotated::Rotated | Rotated::NotFound),
+            "round {round}: a rotation racing a revocation either rotates or finds nothing, got {rotated:?}"
+        );
+        assert_eq!(
+            login_at(&*store, &alice, &fresh.login.serial).await,
+            None,
+            "round {round}: the revoked login is gone"
+        );
         for digest in [fresh.session.digest, id.digest()] {
-            let left = store.get_session(&alice, &digest).await.expect("get_session");
+            let left = session_at(&*store, Some(&alice), &digest).await;
             assert_eq!(left, None, "round {round}: a session of a revoked login survived the race");
         }
     }
+}
+
+// ---------------------------------------------------- anonymous sessions
+
+/// An anonymous visitor's session (`user: None`) with nested data reads back
+/// exactly under no owner, and a second create with its digest is refused.
+pub async fn anonymous_session_round_trips<S: Store>(store: Arc<S>) {
+    let now = now();
+    let mut session = anonymous_session(now);
+    session.data = data(json!({
+        "cart": [{"sku": "zoë-42", "qty": 3}],
+        "locale": "fr-CA",
+        "consent": {"analytics": false, "at": null},
+    }));
+    session.created_at = with_micros(now, 1);
+    session.expires_at = with_micros(after(now, 1800), 999_999);
+    insert_session(&*store, &session).await;
+    assert_kept(&*store, &session, "an anonymous session reads back exactly under no owner").await;
+    assert_create_refused(&*store, &session, data(json!({"cart": []})), "an anonymous session").await;
+}
+
+/// Anonymous and users' sessions never mix: an anonymous lookup never finds
+/// a user's session nor a user's lookup an anonymous one, even when both have
+/// the same digest; saving, touching or deleting one never reaches the other.
+pub async fn anonymous_and_user_sessions_never_mix<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let alices = plain_session(&alice, now);
+    let visitors = anonymous_session(now);
+    insert_session(&*store, &alices).await;
+    insert_session(&*store, &visitors).await;
+    assert_eq!(
+        session_at(&*store, None, &alices.digest).await,
+        None,
+        "an anonymous lookup never finds a user's session"
+    );
+    assert_eq!(
+        session_at(&*store, Some(&alice), &visitors.digest).await,
+        None,
+        "a user's lookup never finds an anonymous session"
+    );
+
+    // The same digest under both owners: two records, keyed (owner, digest).
+    let mut twin = owned_by(&alices, None);
+    twin.data = data(json!({"twin": "anonymous"}));
+    assert_eq!(
+        store.create_session(&twin).await.expect("create_session"),
+        Inserted::Created,
+        "sessions are keyed (owner, digest): an anonymous session may share a user's session digest"
+    );
+    assert_kept(&*store, &alices, "creating the anonymous twin leaves the user's session alone").await;
+    assert_kept(&*store, &twin, "the anonymous twin reads back as itself").await;
+
+    let mut saved = twin.clone();
+    saved.data = data(json!({"twin": "saved"}));
+    saved.expires_at = after(twin.expires_at, 60);
+    assert!(store.save_session(&saved).await.expect("save_session"), "the anonymous twin can be saved");
+    assert_kept(&*store, &alices, "saving the anonymous twin does not reach the user's session").await;
+    let touched = after(twin.expires_at, 120);
+    assert!(
+        store.touch_session(None, &twin.digest, touched).await.expect("touch_session"),
+        "the anonymous twin can be touched"
+    );
+    assert_kept(&*store, &alices, "touching the anonymous twin does not reach the user's session").await;
+    assert_kept(
+        &*store,
+        &SessionRecord { expires_at: touched, ..saved },
+        "the anonymous twin holds its own save and touch",
+    )
+    .await;
+    assert!(
+        store.delete_session(None, &twin.digest).await.expect("delete_session"),
+        "the anonymous twin can be deleted"
+    );
+    assert_kept(&*store, &alices, "deleting the anonymous twin does not reach the user's session").await;
+
+    let mut hijack = owned_by(&visitors, Some(&alice));
+    hijack.data = data(json!({"admin": true}));
+    assert!(
+        !store.save_session(&hijack).await.expect("save_session"),
+        "a user cannot save an anonymous session"
+    );
+    assert!(
+        !store.touch_session(Some(&alice), &visitors.digest, after(now, 9000)).await.expect("touch_session"),
+        "a user cannot touch an anonymous session"
+    );
+    assert!(
+        !store.delete_session(Some(&alice), &visitors.digest).await.expect("delete_session"),
+        "a user cannot delete an anonymous session"
+    );
+    assert!(
+        !store.touch_session(None, &alices.digest, after(now, 9000)).await.expect("touch_session"),
+        "an anonymous touch cannot reach a user's session"
+    );
+    assert!(
+        !store.delete_session(None, &alices.digest).await.expect("delete_session"),
+        "an anonymous delete cannot reach a user's session"
+    );
+    assert_kept(&*store, &visitors, "the user's attempts leave the anonymous session untouched").await;
+    assert_kept(&*store, &alices, "the anonymous attempts leave the user's session untouched").await;
+}
+
+/// Anonymous sessions are saved (data and expiry only), touched (expiry
+/// only, keeping a save's data) and deleted once, and a deleted one is never
+/// brought back by a save or a touch.
+pub async fn anonymous_session_save_touch_delete<S: Store>(store: Arc<S>) {
+    let now = now();
+    let session = anonymous_session(now);
+    insert_session(&*store, &session).await;
+
+    let mut saved = session.clone();
+    saved.data = data(json!({"cart": ["book"]}));
+    saved.expires_at = after(session.expires_at, 600);
+    let mut tampered = saved.clone();
+    tampered.created_at = after(now, -3600);
+    assert!(
+        store.save_session(&tampered).await.expect("save_session"),
+        "saving an anonymous session answers true"
+    );
+    assert_kept(&*store, &saved, "saving an anonymous session changes data and expires_at only").await;
+
+    let later = after(session.expires_at, 900);
+    assert!(
+        store.touch_session(None, &session.digest, later).await.expect("touch_session"),
+        "touching an anonymous session answers true"
+    );
+    let touched = SessionRecord { expires_at: later, ..saved.clone() };
+    assert_kept(&*store, &touched, "touching an anonymous session keeps the data a save wrote").await;
+
+    assert!(
+        store.delete_session(None, &session.digest).await.expect("delete_session"),
+        "deleting an anonymous session answers true"
+    );
+    assert!(
+        !store.delete_session(None, &session.digest).await.expect("delete_session"),
+        "an anonymous session is deleted only once"
+    );
+    assert!(
+        !store.save_session(&saved).await.expect("save_session"),
+        "saving a deleted anonymous session answers false"
+    );
+    assert!(
+        !store.touch_session(None, &session.digest, after(later, 60)).await.expect("touch_session"),
+        "touching a deleted anonymous session answers false"
+    );
+    assert_gone(&*store, &session, "a deleted anonymous session is never resurrected").await;
+    let never = anonymous_session(now);
+    assert!(
+        !store.save_session(&never).await.expect("save_session"),
+        "saving an unknown anonymous session answers false"
+    );
+    assert!(
+        !store.touch_session(None, &never.digest, later).await.expect("touch_session"),
+        "touching an unknown anonymous session answers false"
+    );
+    assert_gone(&*store, &never, "neither a save nor a touch creates an anonymous session").await;
+}
+
+/// `delete_expired_sessions(now)` cleans anonymous sessions like users':
+/// exactly those with `expires_at <= now`, counted together with the users'.
+pub async fn anonymous_sessions_cleaned_at_cutoff<S: Store>(store: Arc<S>) {
+    let cutoff = after(now(), 86_400);
+    let alice = user("alice");
+    let mut left = Vec::new();
+    let mut doomed = Vec::new();
+    for (anonymous, offset, stays) in [
+        (true, Duration::seconds(-1), false),
+        (true, Duration::ZERO, false),
+        (false, Duration::ZERO, false),
+        (true, Duration::microseconds(1), true),
+        (false, Duration::microseconds(1), true),
+        (true, Duration::hours(1), true),
+        (false, Duration::seconds(-60), false),
+    ] {
+        let mut session = if anonymous { anonymous_session(now()) } else { plain_session(&alice, now()) };
+        session.expires_at = cutoff + offset;
+        insert_session(&*store, &session).await;
+        if stays { left.push(session) } else { doomed.push(session) }
+    }
+    assert_eq!(
+        store.delete_expired_sessions(cutoff).await.expect("delete_expired_sessions"),
+        4,
+        "exactly the 4 sessions (2 anonymous, 2 alice's) expiring at or before the cutoff are counted"
+    );
+    for session in &left {
+        assert_kept(&*store, session, "a session expiring after the cutoff stays, anonymous or not").await;
+    }
+    for session in &doomed {
+        assert_gone(&*store, session, "a session expiring at or before the cutoff is gone, anonymous or not")
+            .await;
+    }
+    assert_eq!(
+        store.delete_expired_sessions(cutoff).await.expect("delete_expired_sessions"),
+        0,
+        "cleaning anonymous sessions is idempotent"
+    );
+}
+
+/// No user operation touches an anonymous session, not even one sharing a
+/// digest with the user's sessions: `delete_login`, `delete_user`,
+/// `delete_user_except`, `confirm_password`, `rotate_login` and
+/// `delete_expired_logins` leave them exactly as they were, and do not count
+/// them.
+pub async fn user_operations_never_touch_anonymous_sessions<S: Store>(store: Arc<S>) {
+    let now = now();
+    let cutoff = after(now, 86_400);
+    let alice = user("alice");
+    let mut anonymous = Vec::new();
+    let mut logins = Vec::new();
+    for _ in 0..5 {
+        let fresh = fresh_login(&alice, now);
+        created(&*store, &fresh).await;
+        // An anonymous session with the digest of this login's session.
+        let twin = owned_by(&fresh.session, None);
+        insert_session(&*store, &twin).await;
+        anonymous.push(twin);
+        logins.push(fresh);
+    }
+    let stranger = anonymous_session(now);
+    insert_session(&*store, &stranger).await;
+    anonymous.push(stranger);
+
+    let (rotation, _, _) = rotation_for(&logins[0], after(now, 1));
+    assert_eq!(
+        store.rotate_login(&rotation).await.expect("rotate_login"),
+        Rotated::Rotated,
+        "the rotation rotates"
+    );
+    let confirmation = Confirmation {
+        username: alice.clone(),
+        session: logins[1].session.digest,
+        login: Some(logins[1].login.serial),
+        at: after(now, 2),
+    };
+    assert!(
+        store.confirm_password(&confirmation).await.expect("confirm_password"),
+        "alice's session is confirmed"
+    );
+    assert!(
+        store.delete_login(&alice, &logins[1].login.serial).await.expect("delete_login"),
+        "alice's login is deleted"
+    );
+    let keep = Keep { session: logins[2].session.digest, login: Some(logins[2].login.serial) };
+    let deleted = store.delete_user_except(&alice, &keep).await.expect("delete_user_except");
+    assert_eq!(
+        (deleted.logins, deleted.sessions),
+        (3, 3),
+        "delete_user_except counts alice's three other logins and their three sessions, no anonymous one"
+    );
+    let mut expiring = fresh_login(&alice, now);
+    expiring.login.expires_at = cutoff;
+    created(&*store, &expiring).await;
+    let twin = owned_by(&expiring.session, None);
+    insert_session(&*store, &twin).await;
+    anonymous.push(twin);
+    let expired = store.delete_expired_logins(cutoff).await.expect("delete_expired_logins");
+    assert_eq!(
+        expired,
+        vec![ExpiredLogin { username: alice.clone(), serial: expiring.login.serial }],
+        "cleaning logins reports exactly the expired login"
+    );
+    let deleted = store.delete_user(&alice).await.expect("delete_user");
+    assert_eq!(
+        summary(&deleted),
+        (1, 1, vec![logins[2].login.serial]),
+        "delete_user counts alice's last login and session, no anonymous one"
+    );
+    for session in &anonymous {
+        assert_kept(&*store, session, "no user operation touches an anonymous session").await;
+    }
+}
+
+// ------------------------------------------ how and when users proved it
+
+/// A session's owner (username, login, method `Password` or `Remembered`,
+/// `authenticated_at`) reads back exactly, to the microsecond, and a save or a
+/// touch leaves it as it was.
+pub async fn session_user_round_trips_at_microseconds<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("zoë.o'brien");
+    let mut written = Vec::new();
+    for (method, login, micros) in [
+        (AuthMethod::Password, None, 1),
+        (AuthMethod::Password, Some(tokens().serial()), 999_999),
+        (AuthMethod::Remembered, Some(tokens().serial()), 123_457),
+        (AuthMethod::Remembered, None, 500_001),
+    ] {
+        let at = with_micros(after(now, -86_400), micros);
+        let mut session = session_of(
+            Some(SessionUser { username: alice.clone(), login, method, authenticated_at: at }),
+            now,
+        );
+        session.created_at = with_micros(after(now, -60), 999_999 - micros);
+        session.expires_at = with_micros(after(now, 1800), micros);
+        insert_session(&*store, &session).await;
+        written.push(session);
+    }
+    for session in &written {
+        assert_kept(&*store, session, "a session's method and authenticated_at read back to the microsecond")
+            .await;
+    }
+    let mut saved = written[2].clone();
+    saved.data = data(json!({"saved": true}));
+    assert!(
+        store.save_session(&saved).await.expect("save_session"),
+        "saving an existing session answers true"
+    );
+    let later = with_micros(after(now, 3600), 7);
+    assert!(
+        store.touch_session(Some(&alice), &saved.digest, later).await.expect("touch_session"),
+        "touching an existing session answers true"
+    );
+    assert_kept(
+        &*store,
+        &SessionRecord { expires_at: later, ..saved },
+        "a save and a touch keep the method and authenticated_at",
+    )
+    .await;
+}
+
+/// A login's `authenticated_at` reads back to the microsecond and survives
+/// every rotation unchanged, while the rest of the login follows
+/// `apply_rotation`.
+pub async fn login_authenticated_at_survives_rotations<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let mut fresh = fresh_login(&alice, now);
+    let authenticated_at = with_micros(after(now, -3 * 86_400), 654_321);
+    fresh.login.authenticated_at = authenticated_at;
+    created(&*store, &fresh).await;
+    assert_eq!(
+        login_at(&*store, &alice, &fresh.login.serial).await,
+        Some(fresh.login.clone()),
+        "a login's authenticated_at reads back to the microsecond"
+    );
+    let mut expected = fresh.login.clone();
+    for round in 1..=3 {
+        let current =
+            Fresh { login: expected.clone(), cookie: fresh.cookie.clone(), session: fresh.session.clone() };
+        let (rotation, token, _) = rotation_for(&current, after(now, round * 60));
+        assert_eq!(
+            store.rotate_login(&rotation).await.expect("rotate_login"),
+            Rotated::Rotated,
+            "rotation {round} expecting the current digest rotates"
+        );
+        apply_rotation(&mut expected, &rotation);
+        let read = login_at(&*store, &alice, &fresh.login.serial).await.expect("the rotated login exists");
+        assert_eq!(read.authenticated_at, authenticated_at, "rotation {round} leaves authenticated_at alone");
+        assert_eq!(read, expected, "rotation {round} writes exactly what apply_rotation writes");
+        fresh.cookie.token = token;
+    }
+}
+
+/// A rotation stores its new session exactly as the engine built it
+/// (`Remembered`, the login's `authenticated_at`, its creation and expiry to
+/// the microsecond, and its data), under the login's user.
+pub async fn rotation_stores_session_exactly<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let mut fresh = fresh_login(&alice, now);
+    fresh.login.authenticated_at = with_micros(after(now, -86_400), 100_001);
+    created(&*store, &fresh).await;
+    let (mut rotation, _, id) = rotation_for(&fresh, with_micros(after(now, 60), 424_242));
+    let user = rotation.session.user.clone().expect("a rotation opens a user's session");
+    assert_eq!(
+        (user.method, user.authenticated_at, user.login),
+        (AuthMethod::Remembered, fresh.login.authenticated_at, Some(fresh.login.serial)),
+        "the protocol builds a Remembered session carrying the login's authenticated_at"
+    );
+    rotation.session.data = data(json!({"carried": ["by", "the", "engine"]}));
+    rotation.session.expires_at = with_micros(after(now, 1800), 3);
+    assert_eq!(
+        store.rotate_login(&rotation).await.expect("rotate_login"),
+        Rotated::Rotated,
+        "the rotation rotates"
+    );
+    assert_eq!(
+        session_at(&*store, Some(&alice), &id.digest()).await.as_ref(),
+        Some(&rotation.session),
+        "the rotation's session is stored exactly as given"
+    );
+    assert_eq!(
+        session_at(&*store, None, &id.digest()).await,
+        None,
+        "the rotation's session belongs to the user, not to an anonymous visitor"
+    );
+}
+
+/// `confirm_password` makes the session `Password` with `authenticated_at`
+/// the confirmation's, sets the login's `authenticated_at` to it too, and
+/// changes nothing else: not the session's data, creation or expiry, not the
+/// rest of the login, not any other session or login.
+pub async fn confirm_password_updates_session_and_login_only<S: Store>(store: Arc<S>) {
+    let now = now();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let mut this = remembered_login(&alice, now);
+    this.session.data = data(json!({"cart": ["book"]}));
+    created(&*store, &this).await;
+    let other = fresh_login(&alice, now);
+    created(&*store, &other).await;
+    let plain = plain_session(&alice, after(now, -60));
+    insert_session(&*store, &plain).await;
+    let bobs = fresh_login(&bob, now);
+    created(&*store, &bobs).await;
+
+    let at = with_micros(after(now, 60), 271_828);
+    let confirmation = Confirmation {
+        username: alice.clone(),
+        session: this.session.digest,
+        login: Some(this.login.serial),
+        at,
+    };
+    assert!(
+        store.confirm_password(&confirmation).await.expect("confirm_password"),
+        "confirming a user's own session answers true"
+    );
+    let mut confirmed = this.session.clone();
+    if let Some(owner) = confirmed.user.as_mut() {
+        owner.method = AuthMethod::Password;
+        owner.authenticated_at = at;
+    }
+    assert_kept(
+        &*store,
+        &confirmed,
+        "confirm_password sets the session's method and authenticated_at, and nothing else",
+    )
+    .await;
+    let login = Login { authenticated_at: at, ..this.login.clone() };
+    assert_eq!(
+        login_at(&*store, &alice, &this.login.serial).await,
+        Some(login),
+        "confirm_password sets the login's authenticated_at, and nothing else"
+    );
+    assert_eq!(
+        login_at(&*store, &alice, &other.login.serial).await,
+        Some(other.login.clone()),
+        "confirm_password leaves the user's other logins"
+    );
+    for session in [&other.session, &plain, &bobs.session] {
+        assert_kept(&*store, session, "confirm_password leaves every other session").await;
+    }
+    assert_eq!(
+        login_at(&*store, &bob, &bobs.login.serial).await,
+        Some(bobs.login.clone()),
+        "confirm_password leaves other users' logins"
+    );
+
+    // A session opened by no login: only the session changes.
+    let later = with_micros(after(now, 120), 5);
+    let confirmation =
+        Confirmation { username: alice.clone(), session: plain.digest, login: None, at: later };
+    assert!(
+        store.confirm_password(&confirmation).await.expect("confirm_password"),
+        "confirming a session without a login answers true"
+    );
+    let mut plain_confirmed = plain.clone();
+    if let Some(owner) = plain_confirmed.user.as_mut() {
+        owner.authenticated_at = later;
+    }
+    assert_kept(&*store, &plain_confirmed, "confirm_password of a session without a login updates only it")
+        .await;
+    assert_eq!(
+        store
+            .list_logins(&alice)
+            .await
+            .expect("list_logins")
+            .into_iter()
+            .find(|l| l.authenticated_at == later),
+        None,
+        "confirming a session without a login touches no login"
+    );
+}
+
+/// `confirm_password` answers `false` and writes nothing for an unknown
+/// session, for another user's session (even naming that user's login), and
+/// for an anonymous session.
+pub async fn confirm_password_refuses_unknown_foreign_or_anonymous<S: Store>(store: Arc<S>) {
+    let now = now();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let alices = remembered_login(&alice, now);
+    created(&*store, &alices).await;
+    let visitor = anonymous_session(now);
+    insert_session(&*store, &visitor).await;
+    let twin = owned_by(&alices.session, None);
+    insert_session(&*store, &twin).await;
+    let at = with_micros(after(now, 60), 111_111);
+
+    let refused = [
+        (alice.clone(), anonymous_session(now).digest, Some(alices.login.serial), "an unknown session"),
+        (bob.clone(), alices.session.digest, Some(alices.login.serial), "another user's session"),
+        (alice.clone(), visitor.digest, Some(alices.login.serial), "an anonymous session"),
+        (alice.clone(), visitor.digest, None, "an anonymous session, naming no login"),
+    ];
+    for (username, session, login, what) in refused {
+        let confirmation = Confirmation { username, session, login, at };
+        assert!(
+            !store.confirm_password(&confirmation).await.expect("confirm_password"),
+            "confirm_password of {what} answers false"
+        );
+        assert_eq!(
+            login_at(&*store, &alice, &alices.login.serial).await.as_ref(),
+            Some(&alices.login),
+            "confirm_password of {what} writes no login"
+        );
+        for session in [&alices.session, &visitor, &twin] {
+            assert_kept(&*store, session, &format!("confirm_password of {what} writes no session")).await;
+        }
+    }
+}
+
+// ------------------------------------------------ logging out the others
+
+/// `delete_user_except` keeps exactly the given session and login: every
+/// other login and session of the user goes, the kept login's other sessions
+/// included, counted exactly with the serials reported; other users and
+/// anonymous sessions stay.
+pub async fn delete_user_except_keeps_exactly_that_session_and_login<S: Store>(store: Arc<S>) {
+    let now = now();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let this = fresh_login(&alice, now);
+    created(&*store, &this).await;
+    let sibling = opened_by(&alice, this.login.serial, now);
+    insert_session(&*store, &sibling).await;
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        let other = fresh_login(&alice, now);
+        created(&*store, &other).await;
+        others.push(other);
+    }
+    let bare = fresh_login(&alice, now).login;
+    let bare = Login { session: None, ..bare };
+    insert_login(&*store, &bare).await;
+    let plain = plain_session(&alice, now);
+    insert_session(&*store, &plain).await;
+    let bobs = fresh_login(&bob, now);
+    created(&*store, &bobs).await;
+    let visitor = anonymous_session(now);
+    insert_session(&*store, &visitor).await;
+
+    let keep = Keep { session: this.session.digest, login: Some(this.login.serial) };
+    let deleted = store.delete_user_except(&alice, &keep).await.expect("delete_user_except");
+    let mut serials: Vec<_> = others.iter().map(|other| other.login.serial).collect();
+    serials.push(bare.serial);
+    assert_eq!(
+        summary(&deleted),
+        (4, 5, sorted(serials)),
+        "delete_user_except deletes the 4 other logins and 5 other sessions (the kept login's other \
+         session included) and reports exactly their serials"
+    );
+    assert_eq!(
+        store.list_logins(&alice).await.expect("list_logins"),
+        vec![this.login.clone()],
+        "exactly the kept login is left, unchanged"
+    );
+    assert_kept(&*store, &this.session, "the kept session is left, unchanged").await;
+    assert_gone(&*store, &sibling, "another session of the kept login goes too").await;
+    assert_gone(&*store, &plain, "a session opened by no login goes").await;
+    for other in &others {
+        assert_gone(&*store, &other.session, "the other devices' sessions go").await;
+    }
+    assert_eq!(
+        store.list_logins(&bob).await.expect("list_logins"),
+        vec![bobs.login.clone()],
+        "another user's logins stay"
+    );
+    assert_kept(&*store, &bobs.session, "another user's sessions stay").await;
+    assert_kept(&*store, &visitor, "anonymous sessions stay").await;
+    assert_eq!(
+        store.delete_user_except(&alice, &keep).await.expect("delete_user_except"),
+        Deleted::default(),
+        "a second delete_user_except finds nothing more to delete"
+    );
+    assert_kept(&*store, &this.session, "a second delete_user_except keeps the session").await;
+}
+
+/// `delete_user_except` for a session opened by no login keeps only that
+/// session: every login of the user goes, with its serial reported.
+pub async fn delete_user_except_keeps_a_session_without_login<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let this = plain_session(&alice, now);
+    insert_session(&*store, &this).await;
+    let other = plain_session(&alice, now);
+    insert_session(&*store, &other).await;
+    let mut serials = Vec::new();
+    for _ in 0..2 {
+        let fresh = fresh_login(&alice, now);
+        created(&*store, &fresh).await;
+        serials.push(fresh.login.serial);
+    }
+    let keep = Keep { session: this.digest, login: None };
+    let deleted = store.delete_user_except(&alice, &keep).await.expect("delete_user_except");
+    assert_eq!(
+        summary(&deleted),
+        (2, 3, sorted(serials)),
+        "keeping a session without a login deletes every login and the 3 other sessions"
+    );
+    assert!(store.list_logins(&alice).await.expect("list_logins").is_empty(), "no login of the user is left");
+    assert_kept(&*store, &this, "the kept session without a login is left, unchanged").await;
+    assert_gone(&*store, &other, "the user's other session without a login goes").await;
+}
+
+/// `delete_user_except` racing rotations of another device of the same user
+/// (20 rounds): the rotation either finds the login gone or has its new
+/// session deleted with the rest; no login or session of the other device
+/// survives, and this device's are kept.
+pub async fn concurrent_logout_others_and_rotation_leave_no_other_device<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let this = fresh_login(&alice, now);
+    created(&*store, &this).await;
+    let keep = Keep { session: this.session.digest, login: Some(this.login.serial) };
+    for round in 0..20 {
+        let other = fresh_login(&alice, now);
+        created(&*store, &other).await;
+        let (rotation, _, id) = rotation_for(&other, after(now, 1));
+        let rotate = {
+            let store = store.clone();
+            tokio::spawn(async move { store.rotate_login(&rotation).await })
+        };
+        let logout = {
+            let (store, alice) = (store.clone(), alice.clone());
+            tokio::spawn(async move { store.delete_user_except(&alice, &keep).await })
+        };
+        let rotated =
+            rotate.await.expect("task").expect("a rotation racing delete_user_except must not fail");
+        let deleted =
+            logout.await.expect("task").expect("delete_user_except racing a rotation must not fail");
+        assert!(
+            matches!(rotated, Rotated::Rotated | Rotated::NotFound),
+            "round {round}: a rotation racing delete_user_except rotates or finds nothing, got {rotated:?}"
+        );
+        assert_eq!(
+            summary(&deleted),
+            (1, 1, vec![other.login.serial]),
+            "round {round}: delete_user_except deletes exactly the other device's login and its one session"
+        );
+        assert_eq!(
+            login_at(&*store, &alice, &other.login.serial).await,
+            None,
+            "round {round}: the other device's login survived delete_user_except"
+        );
+        for digest in [other.session.digest, id.digest()] {
+            assert_eq!(
+                session_at(&*store, Some(&alice), &digest).await,
+                None,
+                "round {round}: a session of the other device survived delete_user_except"
+            );
+        }
+        assert_eq!(
+            store.list_logins(&alice).await.expect("list_logins"),
+            vec![this.login.clone()],
+            "round {round}: this device's login is kept, unchanged"
+        );
+        assert_kept(&*store, &this.session, &format!("round {round}: this device's session is kept")).await;
+    }
+}
+
+/// `delete_expired_logins` reports exactly the `(username, serial)` of every
+/// login it deleted, across users, and nothing else.
+pub async fn expired_logins_report_exactly_their_keys<S: Store>(store: Arc<S>) {
+    let cutoff = after(now(), 86_400);
+    let mut expected = Vec::new();
+    for name in ["alice", "bob", "zoë.o'brien", "alice."] {
+        let name = user(name);
+        for (offset, expires) in [(-3600, true), (0, true), (1, false)] {
+            let mut fresh = fresh_login(&name, now());
+            fresh.login.expires_at = cutoff + Duration::microseconds(offset);
+            created(&*store, &fresh).await;
+            if expires {
+                expected.push(ExpiredLogin { username: name.clone(), serial: fresh.login.serial });
+            }
+        }
+    }
+    let mut reported = store.delete_expired_logins(cutoff).await.expect("delete_expired_logins");
+    reported.sort();
+    expected.sort();
+    assert_eq!(reported, expected, "cleaning reports exactly the keys of the logins it deleted");
+    for login in &expected {
+        assert_eq!(login_at(&*store, &login.username, &login.serial).await, None, "a reported login is gone");
+    }
+    assert_eq!(
+        store.delete_expired_logins(cutoff).await.expect("delete_expired_logins"),
+        Vec::new(),
+        "a second pass reports nothing"
+    );
 }
 
 // ---------------------------------------------------------------- engine
@@ -659,30 +1488,32 @@ pub async fn concurrent_revocation_and_rotation_leave_nothing<S: Store>(store: A
 /// Register with "remember me", then the session cookie alone authenticates,
 /// with no rotation and no cookie changes.
 pub async fn engine_register_and_session_hit<S: Store>(store: Arc<S>) {
-    let clock = clock();
-    let engine = engine(store.clone(), &clock, config());
+    let (clock, engine) = engine_over(&store, config());
     let alice = user("alice");
     let (mut jar, registration) = register(&engine, &alice, true).await;
     let serial = registration.serial.expect("remembered");
-    let before = store.get_login(&alice, &serial).await.expect("get_login");
+    let before = login_at(&*store, &alice, &serial).await;
 
     clock.advance(Duration::minutes(5));
     let result = visit(&engine, &mut jar).await;
     match &result.outcome {
-        Outcome::Session(auth) => assert_eq!(auth.username(), &alice),
-        other => panic!("expected a session hit, got {other:?}"),
+        Outcome::Session(auth) => assert_eq!(auth.username(), &alice, "the session hit is alice's"),
+        other => panic!("a live session cookie must be a session hit, got {other:?}"),
     }
     assert!(result.cookies.is_empty(), "a session hit sets no cookie");
-    assert_eq!(store.get_login(&alice, &serial).await.expect("get_login"), before, "no rotation on a hit");
+    assert_eq!(login_at(&*store, &alice, &serial).await, before, "no rotation on a session hit");
 
     let devices = engine.devices(&alice, Some(&registration.session)).await.expect("devices");
-    assert_eq!(devices.len(), 1);
-    assert!(devices[0].current);
-    assert_eq!(devices[0].serial, serial);
+    assert_eq!(devices.len(), 1, "one registration with remember makes one device");
+    assert!(devices[0].current, "the registering session's login is the current device");
+    assert_eq!(devices[0].serial, serial, "the device is the registered login");
 
     let (mut plain, plain_registration) = register(&engine, &user("bob"), false).await;
-    assert_eq!(plain_registration.serial, None);
-    assert!(visit(&engine, &mut plain).await.outcome.authenticated().is_some());
+    assert_eq!(plain_registration.serial, None, "no serial without remember");
+    assert!(
+        visit(&engine, &mut plain).await.outcome.authenticated().is_some(),
+        "a session without a login authenticates"
+    );
     assert!(
         store.list_logins(&user("bob")).await.expect("list_logins").is_empty(),
         "no login without remember"
@@ -692,57 +1523,63 @@ pub async fn engine_register_and_session_hit<S: Store>(store: Arc<S>) {
 /// Without a session, the auth cookie logs in: the token is rotated, a new
 /// session id is issued and the old session no longer works.
 pub async fn engine_cookie_login_rotates_and_cycles_session<S: Store>(store: Arc<S>) {
-    let clock = clock();
-    let engine = engine(store.clone(), &clock, config());
+    let (clock, engine) = engine_over(&store, config());
     let alice = user("alice");
-    let (jar, registration) = register(&engine, &alice, true).await;
-    let serial = registration.serial.expect("remembered");
+    let (jar, _, serial) = remembered(&engine, &alice).await;
 
     clock.advance(Duration::hours(2));
     let mut browser = jar.clone();
-    let result = visit(&engine, &mut browser).await;
-    assert!(matches!(result.outcome, Outcome::CookieLogin(_)), "got {:?}", result.outcome);
+    assert_outcome!(
+        visit(&engine, &mut browser).await.outcome,
+        Outcome::CookieLogin(_),
+        "an idled-out session with the current auth cookie is a cookie login"
+    );
     assert_ne!(browser.session, jar.session, "a cookie login issues a new session id");
     assert_ne!(browser.auth, jar.auth, "a cookie login rotates the token");
-    let rotated = AuthCookie::parse(browser.auth.as_deref().expect("auth cookie")).expect("parses");
+    let rotated = browser.auth_cookie();
     assert_eq!(rotated.serial, serial, "the serial stays for the life of the login");
-    let login = store.get_login(&alice, &serial).await.expect("get_login").expect("login");
-    assert!(login.token.matches(&rotated.token));
-    assert_eq!(login.last_used_at, engine.now());
+    let login = login_at(&*store, &alice, &serial).await.expect("the rotated login exists");
+    assert!(login.token.matches(&rotated.token), "the store holds the rotated token");
+    assert_eq!(login.last_used_at, engine.now(), "the rotation records when the login was used");
 
     let old = engine.authenticate(&jar.only_session().presented()).await;
     assert!(old.outcome.authenticated().is_none(), "the old session died: got {:?}", old.outcome);
-    let again = visit(&engine, &mut browser.clone()).await;
-    assert!(matches!(again.outcome, Outcome::Session(_)), "the new session works: got {:?}", again.outcome);
+    assert_outcome!(
+        visit(&engine, &mut browser.clone()).await.outcome,
+        Outcome::Session(_),
+        "the new session works"
+    );
 }
 
 /// The previous token inside the grace window authenticates without another
 /// rotation and hands back exactly the winner's cookies.
 pub async fn engine_grace_converges_on_successor<S: Store>(store: Arc<S>) {
-    let clock = clock();
-    let engine = engine(store.clone(), &clock, config());
+    let (clock, engine) = engine_over(&store, config());
     let alice = user("alice");
-    let (jar, registration) = register(&engine, &alice, true).await;
-    let serial = registration.serial.expect("remembered");
+    let (jar, _, serial) = remembered(&engine, &alice).await;
     clock.advance(Duration::hours(1));
     let stale = jar.without_session();
     let mut winner = stale.clone();
-    assert!(matches!(visit(&engine, &mut winner).await.outcome, Outcome::CookieLogin(_)));
-    let after_rotation = store.get_login(&alice, &serial).await.expect("get_login");
+    assert_outcome!(
+        visit(&engine, &mut winner).await.outcome,
+        Outcome::CookieLogin(_),
+        "the first use of the auth cookie rotates"
+    );
+    let after_rotation = login_at(&*store, &alice, &serial).await;
 
     clock.advance(Duration::seconds(29));
     let mut loser = stale.clone();
     let result = visit(&engine, &mut loser).await;
-    assert!(matches!(result.outcome, Outcome::Grace(_)), "previous token in grace: got {:?}", result.outcome);
-    assert_eq!(result.outcome.username(), Some(&alice));
+    assert_outcome!(result.outcome, Outcome::Grace(_), "previous token in grace");
+    assert_eq!(result.outcome.username(), Some(&alice), "grace authenticates the login's user");
     assert_eq!(loser.auth, winner.auth, "the loser gets the winner's token");
     assert_eq!(loser.session, winner.session, "the loser joins the winner's session");
-    assert_eq!(
-        store.get_login(&alice, &serial).await.expect("get_login"),
-        after_rotation,
-        "no second rotation"
+    assert_eq!(login_at(&*store, &alice, &serial).await, after_rotation, "no second rotation in grace");
+    assert_outcome!(
+        visit(&engine, &mut loser).await.outcome,
+        Outcome::Session(_),
+        "the successor cookies work as a session hit"
     );
-    assert!(matches!(visit(&engine, &mut loser).await.outcome, Outcome::Session(_)));
 }
 
 /// 50 concurrent requests with the same auth cookie: one rotates, the other
@@ -773,17 +1610,15 @@ pub async fn engine_concurrent_cookie_logins_converge<S: Store>(store: Arc<S>) {
         }
         jars.insert((browser.session, browser.auth));
     }
-    assert_eq!((logins, graces), (1, 49), "one rotation, 49 grace");
-    assert_eq!(jars.len(), 1, "every request ends with the same cookies");
+    assert_eq!((logins, graces), (1, 49), "50 concurrent cookie logins: one rotation, 49 grace");
+    assert_eq!(jars.len(), 1, "every concurrent request ends with the same cookies");
 }
 
 /// A replayed token after the grace window: every login and session of that
 /// user is deleted, the hook is called, cookies are cleared; other users are
 /// untouched.
 pub async fn engine_theft_revokes_that_user_only<S: Store>(store: Arc<S>) {
-    let clock = clock();
-    let hooks = Recorder::default();
-    let engine = engine(store.clone(), &clock, config()).with_hooks(hooks.clone());
+    let (clock, hooks, engine) = heard_engine(&store, config());
     let (alice, bob) = (user("alice"), user("bob"));
     let (victim, registration) = register(&engine, &alice, true).await;
     let stolen = victim.without_session();
@@ -791,100 +1626,149 @@ pub async fn engine_theft_revokes_that_user_only<S: Store>(store: Arc<S>) {
     // The other devices log in just before the theft, so their sessions are
     // live when it is detected.
     clock.advance(Duration::hours(1));
-    let (mut laptop, _) = register(&engine, &alice, true).await;
+    let (mut laptop, laptop_registration) = register(&engine, &alice, true).await;
     let (bobs, _) = register(&engine, &bob, true).await;
-    let laptop_session = engine.authenticate(&laptop.only_session().presented()).await;
-    assert!(matches!(laptop_session.outcome, Outcome::Session(_)));
+    assert_outcome!(
+        outcome_of(&engine, &laptop.only_session()).await,
+        Outcome::Session(_),
+        "the laptop's fresh session is live"
+    );
     let mut victim_now = stolen.clone();
-    assert!(matches!(visit(&engine, &mut victim_now).await.outcome, Outcome::CookieLogin(_)));
+    assert_outcome!(
+        visit(&engine, &mut victim_now).await.outcome,
+        Outcome::CookieLogin(_),
+        "the victim's cookie logs in first"
+    );
     clock.advance(Duration::seconds(31));
     let mut thief = stolen.clone();
     let result = visit(&engine, &mut thief).await;
-    let Outcome::Theft(report) = &result.outcome else { panic!("expected theft, got {:?}", result.outcome) };
-    assert!(result.outcome.theft_detected());
-    assert_eq!(report.username, alice);
-    assert_eq!(report.serial, registration.serial.expect("remembered"));
-    assert_eq!(report.deleted, Deleted { logins: 2, sessions: 2 });
+    let Outcome::Theft(report) = &result.outcome else {
+        panic!("a token replayed after the grace window is theft, got {:?}", result.outcome)
+    };
+    assert!(result.outcome.theft_detected(), "theft_detected agrees with the outcome");
+    assert_eq!(report.username, alice, "the report names the victim");
+    let serial = registration.serial.expect("remembered");
+    assert_eq!(report.serial, serial, "the report names the replayed login");
+    assert_eq!(
+        summary(&report.deleted),
+        (2, 2, sorted(vec![serial, laptop_registration.serial.expect("remembered")])),
+        "theft deletes both of alice's logins and both live sessions, and reports their serials"
+    );
     assert_eq!(hooks.reports(), vec![report.clone()], "the theft hook is called once");
     assert_eq!((thief.session.as_ref(), thief.auth.as_ref()), (None, None), "both cookies are cleared");
 
-    assert!(store.list_logins(&alice).await.expect("list_logins").is_empty());
-    assert!(visit(&engine, &mut victim_now).await.outcome.authenticated().is_none(), "victim logged out too");
+    assert!(store.list_logins(&alice).await.expect("list_logins").is_empty(), "alice has no login left");
+    assert!(
+        visit(&engine, &mut victim_now).await.outcome.authenticated().is_none(),
+        "the victim is logged out too"
+    );
     let laptop_result = visit(&engine, &mut laptop.clone().only_session()).await;
     assert!(laptop_result.outcome.authenticated().is_none(), "every session of the user ends");
-    assert!(matches!(visit(&engine, &mut laptop.without_session()).await.outcome, Outcome::UnknownLogin));
-    assert!(matches!(visit(&engine, &mut laptop).await.outcome, Outcome::UnknownLogin));
-    assert!(
-        matches!(visit(&engine, &mut bobs.clone()).await.outcome, Outcome::Session(_)),
+    assert_outcome!(
+        visit(&engine, &mut laptop.without_session()).await.outcome,
+        Outcome::UnknownLogin,
+        "every login of the user ends"
+    );
+    assert_outcome!(
+        visit(&engine, &mut laptop).await.outcome,
+        Outcome::UnknownLogin,
+        "neither cookie of another device works"
+    );
+    assert_outcome!(
+        visit(&engine, &mut bobs.clone()).await.outcome,
+        Outcome::Session(_),
         "bob keeps his session"
     );
-    assert!(matches!(visit(&engine, &mut bobs.without_session()).await.outcome, Outcome::CookieLogin(_)));
+    assert_outcome!(
+        visit(&engine, &mut bobs.without_session()).await.outcome,
+        Outcome::CookieLogin(_),
+        "bob keeps his login"
+    );
 }
 
 /// The grace window ends exactly `grace` after the rotation (it is open at
 /// that end), and a forged token for a known serial is theft even inside it.
 pub async fn engine_theft_after_grace_window<S: Store>(store: Arc<S>) {
-    let clock = clock();
-    let engine = engine(store.clone(), &clock, config());
+    let (clock, engine) = engine_over(&store, config());
     let alice = user("alice");
     let (jar, registration) = register(&engine, &alice, true).await;
     let stolen = jar.without_session();
     clock.advance(Duration::hours(1));
     let mut winner = stolen.clone();
-    assert!(matches!(visit(&engine, &mut winner).await.outcome, Outcome::CookieLogin(_)));
-
-    clock.advance(Duration::seconds(30) - Duration::microseconds(1));
-    assert!(
-        matches!(visit(&engine, &mut stolen.clone()).await.outcome, Outcome::Grace(_)),
-        "last µs of grace"
+    assert_outcome!(
+        visit(&engine, &mut winner).await.outcome,
+        Outcome::CookieLogin(_),
+        "the first use rotates"
     );
 
-    let cookie = AuthCookie::parse(stolen.auth.as_deref().expect("auth")).expect("parses");
-    let forged = AuthCookie { token: tokens().token(), ..cookie };
+    clock.advance(Duration::seconds(30) - Duration::microseconds(1));
+    assert_outcome!(
+        visit(&engine, &mut stolen.clone()).await.outcome,
+        Outcome::Grace(_),
+        "the previous token is accepted in the last µs of grace"
+    );
+
+    let forged = AuthCookie { token: tokens().token(), ..stolen.auth_cookie() };
     let forged_jar = Jar { session: None, auth: Some(forged.encode()) };
     let result = visit(&engine, &mut forged_jar.clone()).await;
     assert!(result.outcome.theft_detected(), "a forged token is theft: got {:?}", result.outcome);
     assert_eq!(
-        store.get_login(&alice, &registration.serial.expect("remembered")).await.expect("get_login"),
-        None
+        login_at(&*store, &alice, &registration.serial.expect("remembered")).await,
+        None,
+        "theft deletes the login"
     );
 
     // Same again, replaying exactly at the end of the window.
     let (jar, _) = register(&engine, &alice, true).await;
     let stolen = jar.without_session();
     clock.advance(Duration::hours(1));
-    assert!(matches!(visit(&engine, &mut stolen.clone()).await.outcome, Outcome::CookieLogin(_)));
+    assert_outcome!(
+        visit(&engine, &mut stolen.clone()).await.outcome,
+        Outcome::CookieLogin(_),
+        "the first use rotates"
+    );
     clock.advance(Duration::seconds(30));
-    assert!(visit(&engine, &mut stolen.clone()).await.outcome.theft_detected(), "grace ends at 30 s exactly");
+    assert!(
+        visit(&engine, &mut stolen.clone()).await.outcome.theft_detected(),
+        "the grace window ends at 30 s exactly"
+    );
 }
 
 /// A cookie naming another user (with a valid serial and token of someone
 /// else) never authenticates and revokes nothing; nor does a session cookie
 /// under another username.
 pub async fn engine_foreign_username_never_authenticates<S: Store>(store: Arc<S>) {
-    let clock = clock();
-    let engine = engine(store.clone(), &clock, config());
+    let (clock, engine) = engine_over(&store, config());
     let (alice, mallory) = (user("alice"), user("mallory"));
     let (jar, registration) = register(&engine, &alice, true).await;
-    let cookie = AuthCookie::parse(jar.auth.as_deref().expect("auth")).expect("parses");
-    let session = SessionCookie::parse(jar.session.as_deref().expect("session")).expect("parses");
 
-    let forged_auth = AuthCookie { username: mallory.clone(), ..cookie };
-    let result =
-        engine.authenticate(&Jar { session: None, auth: Some(forged_auth.encode()) }.presented()).await;
-    assert!(matches!(result.outcome, Outcome::UnknownLogin), "got {:?}", result.outcome);
-    let forged_session = SessionCookie { username: mallory, ..session };
-    let result =
-        engine.authenticate(&Jar { session: Some(forged_session.encode()), auth: None }.presented()).await;
-    assert!(matches!(result.outcome, Outcome::Anonymous), "got {:?}", result.outcome);
+    let forged_auth = AuthCookie { username: mallory.clone(), ..jar.auth_cookie() };
+    assert_outcome!(
+        engine
+            .authenticate(&Jar { session: None, auth: Some(forged_auth.encode()) }.presented())
+            .await
+            .outcome,
+        Outcome::UnknownLogin,
+        "an auth cookie under another username is an unknown login"
+    );
+    let forged_session = SessionCookie { username: Some(mallory), ..jar.session_cookie() };
+    assert_outcome!(
+        engine
+            .authenticate(&Jar { session: Some(forged_session.encode()), auth: None }.presented())
+            .await
+            .outcome,
+        Outcome::Anonymous,
+        "a session cookie under another username finds nothing"
+    );
 
     let serial = registration.serial.expect("remembered");
-    assert!(
-        store.get_login(&alice, &serial).await.expect("get_login").is_some(),
-        "alice's login is untouched"
-    );
+    assert!(login_at(&*store, &alice, &serial).await.is_some(), "alice's login is untouched");
     clock.advance(Duration::hours(1));
-    assert!(matches!(visit(&engine, &mut jar.without_session()).await.outcome, Outcome::CookieLogin(_)));
+    assert_outcome!(
+        visit(&engine, &mut jar.without_session()).await.outcome,
+        Outcome::CookieLogin(_),
+        "alice's own cookie still logs in"
+    );
 }
 
 /// A login unused for longer than the cookie max age is refused and deleted.
@@ -894,19 +1778,21 @@ pub async fn engine_expired_login_is_deleted<S: Store>(store: Arc<S>) {
     let engine = engine(store.clone(), &clock, config.clone());
     let alice = user("alice");
     let (jar, registration) = register(&engine, &alice, true).await;
-    clock.advance(Duration::try_from(config.cookie_max_age()).expect("duration"));
+    clock.advance(span(config.cookie_max_age()));
     let mut browser = jar.without_session();
-    let result = visit(&engine, &mut browser).await;
-    assert!(matches!(result.outcome, Outcome::ExpiredLogin), "got {:?}", result.outcome);
-    assert_eq!(browser.auth, None, "the auth cookie is cleared");
+    assert_outcome!(
+        visit(&engine, &mut browser).await.outcome,
+        Outcome::ExpiredLogin,
+        "a login unused for the cookie max age is expired"
+    );
+    assert_eq!(browser.auth, None, "the expired login's auth cookie is cleared");
     let serial = registration.serial.expect("remembered");
-    assert_eq!(store.get_login(&alice, &serial).await.expect("get_login"), None, "the login is deleted");
+    assert_eq!(login_at(&*store, &alice, &serial).await, None, "the expired login is deleted");
 }
 
 /// Logging out ends this device's session and login and no other device's.
 pub async fn engine_logout_ends_this_device_only<S: Store>(store: Arc<S>) {
-    let clock = clock();
-    let engine = engine(store.clone(), &clock, config());
+    let (_, engine) = engine_over(&store, config());
     let alice = user("alice");
     let (phone, _) = register(&engine, &alice, true).await;
     let (laptop, laptop_registration) = register(&engine, &alice, true).await;
@@ -915,69 +1801,88 @@ pub async fn engine_logout_ends_this_device_only<S: Store>(store: Arc<S>) {
     let mut after_logout = phone.clone();
     after_logout.apply(&cleared);
     assert_eq!((after_logout.session, after_logout.auth), (None, None), "logout clears both cookies");
-    assert!(engine.authenticate(&phone.only_session().presented()).await.outcome.authenticated().is_none());
-    assert!(matches!(
-        engine.authenticate(&phone.without_session().presented()).await.outcome,
-        Outcome::UnknownLogin
-    ));
-    let logins = store.list_logins(&alice).await.expect("list_logins");
-    assert_eq!(
-        logins.iter().map(|l| l.serial).collect::<Vec<_>>(),
-        vec![laptop_registration.serial.expect("s")]
+    assert!(
+        outcome_of(&engine, &phone.only_session()).await.authenticated().is_none(),
+        "the logged-out session no longer authenticates"
     );
-    assert!(matches!(engine.authenticate(&laptop.presented()).await.outcome, Outcome::Session(_)));
+    assert_outcome!(
+        outcome_of(&engine, &phone.without_session()).await,
+        Outcome::UnknownLogin,
+        "the logged-out login no longer exists"
+    );
+    assert_eq!(
+        serials_of(&*store, &alice).await,
+        vec![laptop_registration.serial.expect("remembered")],
+        "logout leaves exactly the other device's login"
+    );
+    assert_outcome!(outcome_of(&engine, &laptop).await, Outcome::Session(_), "the other device stays");
 }
 
 /// Revoking another device's login ends its session at once (remote logout).
 pub async fn engine_remote_logout_ends_session_at_once<S: Store>(store: Arc<S>) {
-    let clock = clock();
-    let engine = engine(store.clone(), &clock, config());
+    let (_, engine) = engine_over(&store, config());
     let alice = user("alice");
     let (phone, phone_registration) = register(&engine, &alice, true).await;
     let (laptop, laptop_registration) = register(&engine, &alice, true).await;
     let devices = engine.devices(&alice, Some(&laptop_registration.session)).await.expect("devices");
-    assert_eq!(devices.len(), 2);
+    assert_eq!(devices.len(), 2, "two registrations with remember make two devices");
     let phone_serial = phone_registration.serial.expect("remembered");
-    assert!(devices.iter().any(|d| d.serial == phone_serial && !d.current));
+    assert!(
+        devices.iter().any(|d| d.serial == phone_serial && !d.current),
+        "the phone is listed and is not the laptop's current device"
+    );
 
-    assert!(engine.revoke(&alice, &phone_serial).await.expect("revoke"));
+    assert!(engine.revoke(&alice, &phone_serial).await.expect("revoke"), "revoking a device answers true");
     let result = engine.authenticate(&phone.presented()).await;
     assert!(
         result.outcome.authenticated().is_none(),
         "the revoked device is out at once: {:?}",
         result.outcome
     );
-    assert!(!engine.revoke(&user("bob"), &laptop_registration.serial.expect("s")).await.expect("revoke"));
-    assert!(matches!(engine.authenticate(&laptop.presented()).await.outcome, Outcome::Session(_)));
-    let _ = store;
+    assert!(
+        !engine.revoke(&user("bob"), &laptop_registration.serial.expect("s")).await.expect("revoke"),
+        "another user cannot revoke alice's device"
+    );
+    assert_outcome!(outcome_of(&engine, &laptop).await, Outcome::Session(_), "the laptop stays");
+    assert_eq!(
+        serials_of(&*store, &alice).await,
+        vec![laptop_registration.serial.expect("s")],
+        "only the laptop's login is left"
+    );
 }
 
 /// Logging out everywhere deletes every login and session of the user.
 pub async fn engine_logout_everywhere<S: Store>(store: Arc<S>) {
-    let clock = clock();
-    let engine = engine(store.clone(), &clock, config());
+    let (_, engine) = engine_over(&store, config());
     let alice = user("alice");
     let mut jars = Vec::new();
+    let mut serials = Vec::new();
     for remember in [true, true, false] {
-        jars.push(register(&engine, &alice, remember).await.0);
+        let (jar, registration) = register(&engine, &alice, remember).await;
+        jars.push(jar);
+        serials.extend(registration.serial);
     }
     let (bobs, _) = register(&engine, &user("bob"), true).await;
     let deleted = engine.logout_everywhere(&alice).await.expect("logout_everywhere");
-    assert_eq!(deleted, Deleted { logins: 2, sessions: 3 });
+    assert_eq!(
+        summary(&deleted),
+        (2, 3, sorted(serials)),
+        "logout everywhere deletes alice's 2 logins and 3 sessions and reports their serials"
+    );
     for jar in &jars {
-        assert!(engine.authenticate(&jar.presented()).await.outcome.authenticated().is_none());
+        assert!(
+            outcome_of(&engine, jar).await.authenticated().is_none(),
+            "no device of alice authenticates after logging out everywhere"
+        );
     }
-    assert!(matches!(engine.authenticate(&bobs.presented()).await.outcome, Outcome::Session(_)));
+    assert_outcome!(outcome_of(&engine, &bobs).await, Outcome::Session(_), "bob stays logged in");
+    assert!(store.list_logins(&alice).await.expect("list_logins").is_empty(), "alice has no login left");
 }
 
 /// Over the per-user cap, registering evicts the least recently used login.
 pub async fn engine_login_cap_evicts_least_recently_used<S: Store>(store: Arc<S>) {
     let clock = clock();
-    let config = Config::builder()
-        .secure(false)
-        .max_logins_per_user(std::num::NonZeroUsize::new(3))
-        .build()
-        .expect("config");
+    let config = config_with(|c| c.max_logins_per_user(std::num::NonZeroUsize::new(3)));
     let engine = engine(store.clone(), &clock, config);
     let alice = user("alice");
     let mut devices = Vec::new();
@@ -987,17 +1892,17 @@ pub async fn engine_login_cap_evicts_least_recently_used<S: Store>(store: Arc<S>
     }
     // The first device is used again, so the second is now the least recent.
     clock.advance(Duration::hours(1));
-    assert!(matches!(
+    assert_outcome!(
         visit(&engine, &mut devices[0].0.without_session()).await.outcome,
-        Outcome::CookieLogin(_)
-    ));
+        Outcome::CookieLogin(_),
+        "the first device logs in"
+    );
     let (_, newest) = register(&engine, &alice, true).await;
 
-    let left: HashSet<_> =
-        store.list_logins(&alice).await.expect("list_logins").iter().map(|l| l.serial).collect();
-    let expected: HashSet<_> =
-        [&devices[0].1, &devices[2].1, &newest].iter().map(|r| r.serial.expect("remembered")).collect();
-    assert_eq!(left, expected, "the least recently used login is evicted");
+    let expected = sorted(
+        [&devices[0].1, &devices[2].1, &newest].iter().map(|r| r.serial.expect("remembered")).collect(),
+    );
+    assert_eq!(serials_of(&*store, &alice).await, expected, "the least recently used login is evicted");
 }
 
 /// Cleaning removes expired sessions and logins and nothing alive.
@@ -1014,21 +1919,32 @@ pub async fn engine_cleaning_removes_only_expired<S: Store>(store: Arc<S>) {
         "nothing expired yet"
     );
 
-    clock.advance(Duration::try_from(config.session_idle_timeout()).expect("duration"));
+    clock.advance(span(config.session_idle_timeout()));
     let cleaned = engine.clean().await.expect("clean");
     assert_eq!((cleaned.logins, cleaned.sessions), (0, 2), "both sessions idled out; the login lives");
     let mut alice_now = alice_jar.clone();
-    assert!(matches!(visit(&engine, &mut alice_now).await.outcome, Outcome::CookieLogin(_)));
+    assert_outcome!(
+        visit(&engine, &mut alice_now).await.outcome,
+        Outcome::CookieLogin(_),
+        "the live login logs in after its session was cleaned"
+    );
 
-    clock.advance(Duration::try_from(config.cookie_max_age()).expect("duration"));
+    clock.advance(span(config.cookie_max_age()));
     let cleaned = engine.clean().await.expect("clean");
     // The login's session went with the login, so no session was left to
     // expire on its own.
-    assert_eq!((cleaned.logins, cleaned.sessions), (1, 0));
-    assert!(store.list_logins(&alice).await.expect("list_logins").is_empty());
-    let session = SessionCookie::parse(alice_now.session.as_deref().expect("session")).expect("parses");
-    let stored = store.get_session(&alice, &session.id.digest()).await.expect("get_session");
-    assert_eq!(stored, None, "the session opened by the cleaned login is gone");
+    assert_eq!(
+        (cleaned.logins, cleaned.sessions),
+        (1, 0),
+        "the expired login is cleaned and takes its session with it"
+    );
+    assert!(store.list_logins(&alice).await.expect("list_logins").is_empty(), "the expired login is gone");
+    let session = alice_now.session_cookie();
+    assert_eq!(
+        session_at(&*store, Some(&alice), &session.id.digest()).await,
+        None,
+        "the session opened by the cleaned login is gone"
+    );
 }
 
 /// While the store is down every request fails closed with no cookie change;
@@ -1038,26 +1954,432 @@ pub async fn engine_store_outage_fails_closed<S: Store>(store: Arc<S>) {
     let flaky = Arc::new(Flaky::new(store.clone()));
     let engine = engine(flaky.clone(), &clock, config());
     let alice = user("alice");
-    let (jar, _) = register(&engine, &alice, true).await;
+    let (jar, registration) = register(&engine, &alice, true).await;
 
     flaky.set_down(true);
     for presented in [jar.clone(), jar.without_session(), jar.only_session()] {
         let result = engine.authenticate(&presented.presented()).await;
-        assert!(matches!(result.outcome, Outcome::Unavailable(_)), "got {:?}", result.outcome);
+        assert_outcome!(result.outcome, Outcome::Unavailable(_), "an outage answers Unavailable");
         assert!(result.cookies.is_empty(), "fail closed without touching cookies");
     }
-    assert!(engine.register(&alice, true, &jar.presented()).await.is_err());
-    assert!(engine.logout(&jar.presented()).await.is_err());
-    assert!(engine.devices(&alice, None).await.is_err());
+    assert!(engine.register(&alice, true, &jar.presented()).await.is_err(), "register fails in an outage");
+    assert!(engine.logout(&jar.presented()).await.is_err(), "logout fails in an outage");
+    assert!(engine.devices(&alice, None).await.is_err(), "devices fails in an outage");
+    assert!(engine.logout_others(&registration.session).await.is_err(), "logout_others fails in an outage");
+    assert!(
+        engine.confirm_password(&registration.session).await.is_err(),
+        "confirm_password fails in an outage"
+    );
+    assert!(
+        engine.create_anonymous(SessionData::new()).await.is_err(),
+        "create_anonymous fails in an outage"
+    );
 
     flaky.set_down(false);
-    assert!(matches!(engine.authenticate(&jar.presented()).await.outcome, Outcome::Session(_)));
+    assert_outcome!(outcome_of(&engine, &jar).await, Outcome::Session(_), "the session survived the outage");
     clock.advance(Duration::hours(1));
-    let result = engine.authenticate(&jar.without_session().presented()).await;
+    assert_outcome!(
+        outcome_of(&engine, &jar.without_session()).await,
+        Outcome::CookieLogin(_),
+        "the same auth cookie still works"
+    );
+    assert_eq!(store.list_logins(&alice).await.expect("list_logins").len(), 1, "nothing lost in the outage");
+}
+
+// ------------------------------------------------ engine: the new flows
+
+/// An anonymous visitor's session is a session hit of its own kind; a
+/// password login from it carries its data into the new session under a new
+/// id, and the anonymous record is gone.
+pub async fn engine_register_carries_anonymous_data<S: Store>(store: Arc<S>) {
+    let (clock, hooks, engine) = heard_engine(&store, config());
+    let alice = user("alice");
+    let cart = data(json!({"cart": ["book", {"sku": "pen", "qty": 2}]}));
+    let (mut jar, anonymous) = visitor(&engine, cart.clone()).await;
+    assert_kept(&*store, &anonymous, "create_anonymous stores the visitor's session").await;
+
+    clock.advance(Duration::minutes(5));
+    let result = visit(&engine, &mut jar).await;
+    match &result.outcome {
+        Outcome::AnonymousSession(session) => {
+            assert_eq!(session.data, cart, "the anonymous session hit carries the visitor's data")
+        }
+        other => panic!("a live anonymous session cookie is an anonymous session hit, got {other:?}"),
+    }
+    assert!(result.outcome.authenticated().is_none(), "an anonymous session authenticates nobody");
+
+    let (logged_in, registration) = register_from(&engine, &alice, true, &jar).await;
+    assert_eq!(registration.session.data, cart, "register carries the anonymous session's data");
+    assert_ne!(registration.session.digest, anonymous.digest, "register opens the session under a new id");
+    assert_ne!(logged_in.session, jar.session, "register sets a new session cookie");
+    assert_kept(&*store, &registration.session, "the carried session is stored as registered").await;
+    assert_gone(&*store, &anonymous, "register deletes the anonymous record").await;
+    assert_eq!(
+        session_at(&*store, Some(&alice), &anonymous.digest).await,
+        None,
+        "the anonymous id does not become alice's"
+    );
+    assert_outcome!(
+        outcome_of(&engine, &jar).await,
+        Outcome::Anonymous,
+        "the old anonymous cookie finds nothing after register"
+    );
+    let result = engine.authenticate(&logged_in.presented()).await;
+    match &result.outcome {
+        Outcome::Session(auth) => assert_eq!(auth.session().data, cart, "the new session holds the data"),
+        other => panic!("the registered session is a session hit, got {other:?}"),
+    }
+    let sign_ins = hooks.sign_ins();
+    assert_eq!(
+        sign_ins.iter().map(|event| (&event.username, event.serial, event.at)).collect::<Vec<_>>(),
+        vec![(&alice, registration.serial, engine.now())],
+        "on_sign_in is called once for the password login, with its new serial"
+    );
+}
+
+/// Logging out ends the session with its data: the record is gone, a save
+/// does not bring it back, and a new login on that device starts empty. An
+/// anonymous visitor's logout ends its session too.
+pub async fn engine_logout_ends_session_data<S: Store>(store: Arc<S>) {
+    let (_, engine) = engine_over(&store, config());
+    let alice = user("alice");
+    let (jar, registration) = register(&engine, &alice, true).await;
+    let mut session = registration.session.clone();
+    session.data = data(json!({"draft": "Dear Bob,"}));
+    assert!(engine.save_session(&mut session).await.expect("save_session"), "a live session saves");
+    assert_kept(&*store, &session, "the saved data is stored").await;
+
+    let cleared = engine.logout(&jar.presented()).await.expect("logout");
+    let mut after_logout = jar.clone();
+    after_logout.apply(&cleared);
+    assert_eq!((&after_logout.session, &after_logout.auth), (&None, &None), "logout clears both cookies");
+    assert_gone(&*store, &session, "logout deletes the session and its data").await;
     assert!(
-        matches!(result.outcome, Outcome::CookieLogin(_)),
-        "the same auth cookie still works: {:?}",
+        !engine.save_session(&mut session.clone()).await.expect("save_session"),
+        "saving a logged-out session answers false"
+    );
+    assert_gone(&*store, &session, "saving a logged-out session does not bring it back").await;
+    let result = engine.authenticate(&jar.presented()).await;
+    assert!(
+        result.outcome.session().is_none(),
+        "the logged-out cookies open no session: {:?}",
         result.outcome
     );
-    assert_eq!(store.list_logins(&alice).await.expect("list_logins").len(), 1, "nothing lost");
+    let (_, again) = register_from(&engine, &alice, false, &jar).await;
+    assert_eq!(again.session.data, SessionData::new(), "a new login after logout starts with no data");
+
+    let (visitor_jar, anonymous) = visitor(&engine, data(json!({"cart": ["book"]}))).await;
+    let cleared = engine.logout(&visitor_jar.presented()).await.expect("logout");
+    let mut visitor_after = visitor_jar.clone();
+    visitor_after.apply(&cleared);
+    assert_eq!(visitor_after.session, None, "an anonymous logout clears the session cookie");
+    assert_gone(&*store, &anonymous, "an anonymous logout deletes the visitor's session and its data").await;
+}
+
+/// A cookie login opens a `Remembered` session carrying the registration's
+/// `authenticated_at`; confirming the password makes it `Password` with a new
+/// `authenticated_at` on the session and the login, which the next cookie
+/// login carries.
+pub async fn engine_cookie_login_is_remembered_until_password_confirmed<S: Store>(store: Arc<S>) {
+    let (clock, engine) = engine_over(&store, config());
+    let alice = user("alice");
+    let registered_at = engine.now();
+    let (jar, _, serial) = remembered(&engine, &alice).await;
+
+    clock.advance(Duration::hours(2));
+    let mut browser = jar.clone();
+    let result = visit(&engine, &mut browser).await;
+    let Outcome::CookieLogin(auth) = result.outcome else {
+        panic!("the auth cookie logs in once the session idled out, got {:?}", result.outcome)
+    };
+    assert_eq!(
+        (auth.user().method, auth.user().authenticated_at, auth.user().login),
+        (AuthMethod::Remembered, registered_at, Some(serial)),
+        "a cookie login opens a Remembered session carrying the registration's authenticated_at"
+    );
+    assert_kept(&*store, auth.session(), "the cookie login's session is stored as answered").await;
+    let login = login_at(&*store, &alice, &serial).await.expect("the login exists");
+    assert_eq!(login.authenticated_at, registered_at, "a rotation leaves the login's authenticated_at");
+
+    clock.advance(Duration::minutes(1));
+    let confirmed_at = engine.now();
+    let confirmed = engine
+        .confirm_password(auth.session())
+        .await
+        .expect("confirm_password")
+        .expect("confirming a live session answers it");
+    let owner = confirmed.user.clone().expect("a user's session");
+    assert_eq!(
+        (owner.method, owner.authenticated_at, owner.login),
+        (AuthMethod::Password, confirmed_at, Some(serial)),
+        "confirm_password makes the session Password, authenticated now"
+    );
+    assert_kept(&*store, &confirmed, "the confirmed session is stored as answered").await;
+    let login = login_at(&*store, &alice, &serial).await.expect("the login exists");
+    assert_eq!(login.authenticated_at, confirmed_at, "confirm_password sets the login's authenticated_at");
+    let devices = engine.devices(&alice, Some(&confirmed)).await.expect("devices");
+    assert_eq!(
+        devices.iter().map(|d| (d.serial, d.authenticated_at, d.current)).collect::<Vec<_>>(),
+        vec![(serial, confirmed_at, true)],
+        "the devices list shows the confirmed authenticated_at"
+    );
+    let result = visit(&engine, &mut browser).await;
+    match &result.outcome {
+        Outcome::Session(auth) => {
+            assert_eq!(auth.user().method, AuthMethod::Password, "the confirmed session hits as Password")
+        }
+        other => panic!("the confirmed session is a session hit, got {other:?}"),
+    }
+
+    clock.advance(Duration::hours(2));
+    let result = visit(&engine, &mut browser).await;
+    let Outcome::CookieLogin(auth) = result.outcome else {
+        panic!("the rotated auth cookie logs in again, got {:?}", result.outcome)
+    };
+    assert_eq!(
+        (auth.user().method, auth.user().authenticated_at),
+        (AuthMethod::Remembered, confirmed_at),
+        "the next cookie login is Remembered again, carrying the confirmed authenticated_at"
+    );
+    let anonymous = anonymous_session(engine.now());
+    assert_eq!(
+        engine.confirm_password(&anonymous).await.expect("confirm_password"),
+        None,
+        "an anonymous session cannot be confirmed"
+    );
+}
+
+/// The absolute session timeout ends a session however active it is: its
+/// expiry never passes `created_at` + the absolute timeout, and at that
+/// instant it no longer authenticates; the auth cookie then opens a new one.
+pub async fn engine_absolute_timeout_ends_active_session<S: Store>(store: Arc<S>) {
+    let clock = clock();
+    let config = config_with(|c| c.session_absolute_timeout(std::time::Duration::from_secs(2 * 3600)));
+    let engine = engine(store.clone(), &clock, config.clone());
+    let alice = user("alice");
+    let (jar, registration) = register(&engine, &alice, true).await;
+    let deadline = registration.session.created_at + span(config.session_absolute_timeout());
+    let session_only = jar.only_session();
+    for minute in (10..=110).step_by(10) {
+        clock.advance(Duration::minutes(10));
+        assert_outcome!(
+            outcome_of(&engine, &session_only).await,
+            Outcome::Session(_),
+            "minute {minute}: an active session lives until the absolute timeout"
+        );
+        let stored = stored(&*store, &registration.session).await.expect("the active session is stored");
+        assert!(
+            stored.expires_at <= deadline,
+            "minute {minute}: a touch never pushes expires_at past created_at + the absolute timeout"
+        );
+    }
+    clock.set(deadline - Duration::microseconds(1));
+    assert_outcome!(
+        outcome_of(&engine, &session_only).await,
+        Outcome::Session(_),
+        "the session lives until the last µs before the absolute timeout"
+    );
+    clock.set(deadline);
+    let mut browser = session_only.clone();
+    assert_outcome!(
+        visit(&engine, &mut browser).await.outcome,
+        Outcome::Anonymous,
+        "at the absolute timeout the session no longer authenticates"
+    );
+    assert_eq!(browser.session, None, "the timed-out session cookie is cleared");
+
+    let mut browser = jar.clone();
+    let result = visit(&engine, &mut browser).await;
+    let Outcome::CookieLogin(auth) = result.outcome else {
+        panic!("after the absolute timeout the auth cookie opens a new session, got {:?}", result.outcome)
+    };
+    assert_eq!(auth.session().created_at, deadline, "the new session's absolute timeout counts from now");
+}
+
+/// The login lifetime ends a login however often it is used: used every day,
+/// it still expires at its `created_at` + the lifetime, is refused and
+/// deleted then, and the hooks hear that it expired.
+pub async fn engine_login_lifetime_ends_a_login_used_daily<S: Store>(store: Arc<S>) {
+    let clock = clock();
+    let hooks = Recorder::default();
+    let config = config_with(|c| c.login_lifetime(std::time::Duration::from_secs(10 * 86_400)));
+    let engine = engine(store.clone(), &clock, config.clone()).with_hooks(hooks.clone());
+    let alice = user("alice");
+    let (mut browser, registration) = register(&engine, &alice, true).await;
+    let serial = registration.serial.expect("remembered");
+    let created_at = login_at(&*store, &alice, &serial).await.expect("the login exists").created_at;
+    let end = created_at + span(config.login_lifetime());
+    for day in 1..10 {
+        clock.advance(Duration::days(1));
+        assert_outcome!(
+            visit(&engine, &mut browser).await.outcome,
+            Outcome::CookieLogin(_),
+            "day {day}: a login used daily logs in within its lifetime"
+        );
+        let login = login_at(&*store, &alice, &serial).await.expect("the login exists");
+        assert_eq!(
+            (login.created_at, login.expires_at),
+            (created_at, end),
+            "day {day}: a rotation keeps created_at and never pushes expires_at past the lifetime"
+        );
+    }
+    clock.advance(Duration::days(1));
+    assert_eq!(engine.now(), end, "the test stands at the end of the lifetime");
+    assert_outcome!(
+        visit(&engine, &mut browser).await.outcome,
+        Outcome::ExpiredLogin,
+        "at the end of its lifetime the login is expired, however recently used"
+    );
+    assert_eq!((&browser.session, &browser.auth), (&None, &None), "the expired login's cookies are cleared");
+    assert_eq!(login_at(&*store, &alice, &serial).await, None, "the login past its lifetime is deleted");
+    let ended = hooks.ended();
+    assert_eq!(
+        ended.iter().map(|e| (&e.username, e.serials.clone(), e.cause)).collect::<Vec<_>>(),
+        vec![(&alice, vec![serial], EndCause::Expired)],
+        "on_logins_ended hears that the login expired"
+    );
+}
+
+/// Logging out the other devices keeps this session and its login and ends
+/// every other login and session of the user (the hooks hear which), and
+/// nobody else's.
+pub async fn engine_logout_others_keeps_this_device<S: Store>(store: Arc<S>) {
+    let (clock, hooks, engine) = heard_engine(&store, config());
+    let (alice, bob) = (user("alice"), user("bob"));
+    let (phone, phone_registration) = register(&engine, &alice, true).await;
+    let (laptop, laptop_registration) = register(&engine, &alice, true).await;
+    let (tablet, _) = register(&engine, &alice, false).await;
+    let (bobs, _) = register(&engine, &bob, true).await;
+    let (visitor_jar, _) = visitor(&engine, data(json!({"cart": ["book"]}))).await;
+    let phone_serial = phone_registration.serial.expect("remembered");
+    let laptop_serial = laptop_registration.serial.expect("remembered");
+
+    let deleted = engine.logout_others(&phone_registration.session).await.expect("logout_others");
+    assert_eq!(
+        summary(&deleted),
+        (1, 2, vec![laptop_serial]),
+        "logout_others deletes the laptop's login and the laptop's and tablet's sessions"
+    );
+    assert_eq!(
+        hooks.ended().iter().map(|e| (&e.username, e.serials.clone(), e.cause)).collect::<Vec<_>>(),
+        vec![(&alice, vec![laptop_serial], EndCause::LogoutOthers)],
+        "on_logins_ended hears which logins logout_others ended"
+    );
+    assert_outcome!(outcome_of(&engine, &phone).await, Outcome::Session(_), "this device stays logged in");
+    assert_eq!(serials_of(&*store, &alice).await, vec![phone_serial], "exactly this device's login is left");
+    assert_outcome!(
+        outcome_of(&engine, &laptop).await,
+        Outcome::UnknownLogin,
+        "the other device's session and login are gone"
+    );
+    assert_outcome!(
+        outcome_of(&engine, &tablet).await,
+        Outcome::Anonymous,
+        "another device's session without a login is gone"
+    );
+    assert_outcome!(outcome_of(&engine, &bobs).await, Outcome::Session(_), "another user stays logged in");
+    assert_outcome!(
+        outcome_of(&engine, &visitor_jar).await,
+        Outcome::AnonymousSession(_),
+        "an anonymous visitor's session stays"
+    );
+
+    clock.advance(Duration::hours(2));
+    let result = visit(&engine, &mut phone.without_session()).await;
+    assert_outcome!(result.outcome, Outcome::CookieLogin(_), "this device's login still logs in");
+    let Some(session) = result.outcome.session() else { panic!("a cookie login has a session") };
+    let deleted = engine.logout_others(session).await.expect("logout_others");
+    assert_eq!(deleted, Deleted::default(), "with no other device left, logout_others deletes nothing");
+    let anonymous = anonymous_session(engine.now());
+    assert_eq!(
+        engine.logout_others(&anonymous).await.expect("logout_others"),
+        Deleted::default(),
+        "an anonymous session has no other devices to log out"
+    );
+}
+
+/// A session cookie in the anonymous form carrying a user's session id never
+/// authenticates (nor finds an anonymous session), and a user's form
+/// carrying an anonymous session's id finds nothing either; both real
+/// sessions stay.
+pub async fn engine_anonymous_cookie_never_authenticates_user_session<S: Store>(store: Arc<S>) {
+    let (_, engine) = engine_over(&store, config());
+    let alice = user("alice");
+    let (jar, registration) = register(&engine, &alice, false).await;
+    let (visitor_jar, anonymous) = visitor(&engine, data(json!({"cart": ["book"]}))).await;
+
+    let forged = SessionCookie { username: None, id: jar.session_cookie().id };
+    let mut forged_jar = Jar { session: Some(forged.encode()), auth: None };
+    assert_outcome!(
+        visit(&engine, &mut forged_jar).await.outcome,
+        Outcome::Anonymous,
+        "an anonymous-form cookie with a user's session id opens no session"
+    );
+    assert_eq!(forged_jar.session, None, "the forged anonymous-form cookie is cleared");
+
+    let forged = SessionCookie { username: Some(alice.clone()), id: visitor_jar.session_cookie().id };
+    assert_outcome!(
+        engine.authenticate(&Jar { session: Some(forged.encode()), auth: None }.presented()).await.outcome,
+        Outcome::Anonymous,
+        "a user-form cookie with an anonymous session's id opens no session"
+    );
+
+    assert_kept(&*store, &registration.session, "alice's session is untouched by the forgeries").await;
+    assert_kept(&*store, &anonymous, "the visitor's session is untouched by the forgeries").await;
+    assert_outcome!(outcome_of(&engine, &jar).await, Outcome::Session(_), "alice's own cookie still works");
+    assert_outcome!(
+        outcome_of(&engine, &visitor_jar).await,
+        Outcome::AnonymousSession(_),
+        "the visitor's own cookie still works"
+    );
+}
+
+/// Cycling a session gives it a new id and keeps its owner, data and
+/// creation time; the old id stops working at once. Anonymous sessions cycle
+/// the same way.
+pub async fn engine_cycle_session_keeps_owner_data_and_creation<S: Store>(store: Arc<S>) {
+    let (clock, engine) = engine_over(&store, config());
+    let alice = user("alice");
+    let (jar, registration) = register(&engine, &alice, true).await;
+    let mut session = registration.session.clone();
+    session.data = data(json!({"step": 2}));
+    assert!(engine.save_session(&mut session).await.expect("save_session"), "a live session saves");
+    let (visitor_jar, anonymous) = visitor(&engine, data(json!({"cart": ["book"]}))).await;
+
+    clock.advance(Duration::minutes(10));
+    for (old, old_jar) in [(&session, &jar), (&anonymous, &visitor_jar)] {
+        let kind = if old.user.is_some() { "a user's session" } else { "an anonymous session" };
+        let (next, cookie) = engine
+            .cycle_session(old)
+            .await
+            .expect("cycle_session")
+            .expect("cycling a live session answers the new one");
+        assert_ne!(next.digest, old.digest, "cycling {kind} gives it a new id");
+        assert_eq!(
+            (&next.user, &next.data, next.created_at),
+            (&old.user, &old.data, old.created_at),
+            "cycling {kind} keeps its owner, data and creation time"
+        );
+        assert_kept(&*store, &next, &format!("the cycled {kind} is stored as answered")).await;
+        assert_gone(&*store, old, &format!("the old id of {kind} is deleted")).await;
+        let result = engine.authenticate(&old_jar.only_session().presented()).await;
+        assert!(
+            result.outcome.session().is_none(),
+            "the old id of {kind} stops working: {:?}",
+            result.outcome
+        );
+        let mut new_jar = Jar::default();
+        new_jar.apply(&[cookie]);
+        let result = engine.authenticate(&new_jar.presented()).await;
+        assert_eq!(
+            result.outcome.session().map(|s| &s.data),
+            Some(&old.data),
+            "the new id of {kind} opens the same data"
+        );
+    }
+    assert_eq!(
+        engine.cycle_session(&session).await.expect("cycle_session").map(|(s, _)| s),
+        None,
+        "cycling a session that is gone answers nothing"
+    );
 }

@@ -4,13 +4,16 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use expected_core::store::{Deleted, Inserted, Rotated, Rotation, StoreErrorKind};
+use expected_core::store::{
+    Confirmation, Deleted, ExpiredLogin, Inserted, Keep, Rotated, Rotation, StoreErrorKind,
+};
 use expected_core::time::OffsetDateTime;
-use expected_core::{Login, Serial, Session, SessionDigest, Store, StoreError, Username};
+use expected_core::{Login, Serial, SessionDigest, SessionRecord, Store, StoreError, Username};
 
 /// The operations of the [`Store`] trait, to count their calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub enum Operation {
     CreateLogin,
     GetLogin,
@@ -18,6 +21,8 @@ pub enum Operation {
     ListLogins,
     DeleteLogin,
     DeleteUser,
+    DeleteUserExcept,
+    ConfirmPassword,
     DeleteExpiredLogins,
     CreateSession,
     GetSession,
@@ -27,6 +32,30 @@ pub enum Operation {
     DeleteExpiredSessions,
 }
 
+/// How many [`Operation`]s there are.
+const OPERATIONS: usize = Operation::ALL.len();
+
+impl Operation {
+    /// Every operation, in the order of the [`Store`] trait.
+    pub const ALL: [Operation; 15] = [
+        Self::CreateLogin,
+        Self::GetLogin,
+        Self::RotateLogin,
+        Self::ListLogins,
+        Self::DeleteLogin,
+        Self::DeleteUser,
+        Self::DeleteUserExcept,
+        Self::ConfirmPassword,
+        Self::DeleteExpiredLogins,
+        Self::CreateSession,
+        Self::GetSession,
+        Self::SaveSession,
+        Self::TouchSession,
+        Self::DeleteSession,
+        Self::DeleteExpiredSessions,
+    ];
+}
+
 /// Wraps a store; while [`Flaky::set_down`] is on, every call fails with an
 /// [`Unavailable`](StoreErrorKind::Unavailable) error without reaching it.
 /// Every call is counted, up or down ([`Flaky::calls`]).
@@ -34,7 +63,7 @@ pub enum Operation {
 pub struct Flaky<S> {
     inner: S,
     down: AtomicBool,
-    calls: [AtomicUsize; 13],
+    calls: [AtomicUsize; OPERATIONS],
 }
 
 impl<S> Flaky<S> {
@@ -56,6 +85,11 @@ impl<S> Flaky<S> {
     /// How many times `operation` was called so far.
     pub fn calls(&self, operation: Operation) -> usize {
         self.calls[operation as usize].load(Ordering::SeqCst)
+    }
+
+    /// How many calls reached the wrapper so far, every operation together.
+    pub fn total_calls(&self) -> usize {
+        Operation::ALL.iter().map(|operation| self.calls(*operation)).sum()
     }
 
     fn check(&self, operation: Operation) -> Result<(), StoreError> {
@@ -93,38 +127,50 @@ impl<S: Store> Store for Flaky<S> {
         self.check(Operation::DeleteUser)?;
         self.inner.delete_user(username).await
     }
-    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn delete_user_except(&self, username: &Username, keep: &Keep) -> Result<Deleted, StoreError> {
+        self.check(Operation::DeleteUserExcept)?;
+        self.inner.delete_user_except(username, keep).await
+    }
+    async fn confirm_password(&self, confirmation: &Confirmation) -> Result<bool, StoreError> {
+        self.check(Operation::ConfirmPassword)?;
+        self.inner.confirm_password(confirmation).await
+    }
+    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<Vec<ExpiredLogin>, StoreError> {
         self.check(Operation::DeleteExpiredLogins)?;
         self.inner.delete_expired_logins(now).await
     }
-    async fn create_session(&self, session: &Session) -> Result<Inserted, StoreError> {
+    async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError> {
         self.check(Operation::CreateSession)?;
         self.inner.create_session(session).await
     }
     async fn get_session(
         &self,
-        username: &Username,
+        owner: Option<&Username>,
         digest: &SessionDigest,
-    ) -> Result<Option<Session>, StoreError> {
+    ) -> Result<Option<SessionRecord>, StoreError> {
         self.check(Operation::GetSession)?;
-        self.inner.get_session(username, digest).await
+        self.inner.get_session(owner, digest).await
     }
-    async fn save_session(&self, session: &Session) -> Result<bool, StoreError> {
+    async fn save_session(&self, session: &SessionRecord) -> Result<bool, StoreError> {
         self.check(Operation::SaveSession)?;
         self.inner.save_session(session).await
     }
     async fn touch_session(
         &self,
-        username: &Username,
+        owner: Option<&Username>,
         digest: &SessionDigest,
         expires_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         self.check(Operation::TouchSession)?;
-        self.inner.touch_session(username, digest, expires_at).await
+        self.inner.touch_session(owner, digest, expires_at).await
     }
-    async fn delete_session(&self, username: &Username, digest: &SessionDigest) -> Result<bool, StoreError> {
+    async fn delete_session(
+        &self,
+        owner: Option<&Username>,
+        digest: &SessionDigest,
+    ) -> Result<bool, StoreError> {
         self.check(Operation::DeleteSession)?;
-        self.inner.delete_session(username, digest).await
+        self.inner.delete_session(owner, digest).await
     }
     async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.check(Operation::DeleteExpiredSessions)?;

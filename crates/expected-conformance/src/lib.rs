@@ -31,15 +31,45 @@
 //!
 //! # What it checks
 //!
-//! - [`cases`]: every [`Store`](expected_core::Store) operation and its edge
-//!   cases (unknown and foreign users, unicode and dotted usernames, many
-//!   logins per user, cleaning boundaries exactly at the cutoff, duplicate
-//!   keys refused, no resurrection, session–login binding), concurrency (50
-//!   racing rotations of one login with exactly one winner, racing deletes and
-//!   creates), and engine flows run over the store (register, session hit,
-//!   cookie login, grace, theft wiping every login and session of that user and
-//!   of no other, logout, remote logout, cleaning, failing closed on an
-//!   outage).
+//! [`cases`] holds one function per property, each in [`CASES`]; every
+//! assertion names the rule it checks, so a failure reads as the broken rule.
+//!
+//! - **Logins**: exact round trips (previous token, IPv6 client, non-ASCII
+//!   user agent, `authenticated_at` to the microsecond), no overwrite, keys
+//!   `(username, serial)` (unknown and foreign users, unicode and dotted
+//!   usernames, many logins per user), the rotation's compare-and-swap (stale
+//!   token, unknown login, occupied session digest) storing its new session
+//!   exactly as given and never changing the login's `authenticated_at`,
+//!   deletion ending every session the login opened, `delete_user` and
+//!   `delete_expired_logins` reporting exactly the serials and keys they
+//!   deleted, cleaning exactly at the cutoff.
+//! - **Sessions**, a user's and an anonymous visitor's (`user: None`): exact
+//!   round trips (nested data, method and `authenticated_at` to the
+//!   microsecond), keys `(owner, digest)` never mixing users' and anonymous
+//!   sessions in either direction (the same digest included), save, touch and
+//!   delete, no resurrection, cleaning exactly at the cutoff with exact counts
+//!   across users and anonymous sessions, and no user operation ever touching
+//!   an anonymous session.
+//! - **Confirming the password** (`confirm_password`): the session becomes
+//!   `Password` and it and its login get the new `authenticated_at`, nothing
+//!   else changes; `false` for an unknown, foreign or anonymous session.
+//! - **Logging out the other devices** (`delete_user_except`): exactly the
+//!   kept session and login stay (the kept login's other sessions go), exact
+//!   counts and serials, with or without a kept login.
+//! - **Concurrency**: 50 racing rotations of one login with exactly one
+//!   winner, racing deletes and creates, revocations racing rotations, and
+//!   `delete_user_except` racing rotations of another device: no session of a
+//!   revoked login survives.
+//! - **Engine flows** run over the store (`engine_*`): register and session
+//!   hits, cookie login (a `Remembered` session carrying the login's
+//!   `authenticated_at`, made `Password` by `confirm_password`), grace, theft
+//!   wiping every login and session of that user and of no other, logout
+//!   (ending the session's data), remote logout, logout everywhere, logout of
+//!   the other devices, the login cap, anonymous visitors (their data carried
+//!   into a password login under a new id; anonymous-form cookies never
+//!   authenticating a user's session), session cycling, the absolute session
+//!   timeout and the login lifetime, cleaning, and failing closed on an outage
+//!   ([`Flaky`]).
 //!
 //! # Stability promise
 //!
@@ -52,9 +82,10 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod support;
 pub mod cases;
 mod flaky;
-mod support;
 
 use std::future::Future;
 use std::io::Write as _;
@@ -183,6 +214,20 @@ macro_rules! __cases {
             concurrent_deletes_have_one_winner,
             concurrent_creates_have_one_winner,
             concurrent_revocation_and_rotation_leave_nothing,
+            anonymous_session_round_trips,
+            anonymous_and_user_sessions_never_mix,
+            anonymous_session_save_touch_delete,
+            anonymous_sessions_cleaned_at_cutoff,
+            user_operations_never_touch_anonymous_sessions,
+            session_user_round_trips_at_microseconds,
+            login_authenticated_at_survives_rotations,
+            rotation_stores_session_exactly,
+            confirm_password_updates_session_and_login_only,
+            confirm_password_refuses_unknown_foreign_or_anonymous,
+            delete_user_except_keeps_exactly_that_session_and_login,
+            delete_user_except_keeps_a_session_without_login,
+            concurrent_logout_others_and_rotation_leave_no_other_device,
+            expired_logins_report_exactly_their_keys,
             engine_register_and_session_hit,
             engine_cookie_login_rotates_and_cycles_session,
             engine_grace_converges_on_successor,
@@ -197,6 +242,14 @@ macro_rules! __cases {
             engine_login_cap_evicts_least_recently_used,
             engine_cleaning_removes_only_expired,
             engine_store_outage_fails_closed,
+            engine_register_carries_anonymous_data,
+            engine_logout_ends_session_data,
+            engine_cookie_login_is_remembered_until_password_confirmed,
+            engine_absolute_timeout_ends_active_session,
+            engine_login_lifetime_ends_a_login_used_daily,
+            engine_logout_others_keeps_this_device,
+            engine_anonymous_cookie_never_authenticates_user_session,
+            engine_cycle_session_keeps_owner_data_and_creation,
         }
     };
     (@tests [$harness:expr] $($case:ident),* $(,)?) => {

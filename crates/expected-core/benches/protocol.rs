@@ -50,15 +50,22 @@ impl Fixture {
         let user = Username::new("alice@example.com").unwrap_or_else(|e| panic!("{e}"));
         let id = tokens.session_id();
         let serial = tokens.serial();
-        let session =
-            protocol::new_session(&user, &id, Some(serial), SessionData::new(), registered, &config);
+        let owner = protocol::password_user(&user, Some(serial), registered);
+        let session = protocol::new_session(Some(owner), &id, SessionData::new(), registered, &config);
         let (login, cookie) =
             protocol::new_login(&user, serial, tokens.token(), &session, client.clone(), registered, &config);
         assert_eq!(protocol::judge(&cookie, Some(&login), now, &config), Judgement::Current);
 
         let mut rotated = login.clone();
-        let (rotation, _) =
-            protocol::rotation(&cookie, tokens.token(), &tokens.session_id(), client.clone(), now, &config);
+        let (rotation, _) = protocol::rotation(
+            &cookie,
+            &login,
+            tokens.token(),
+            &tokens.session_id(),
+            client.clone(),
+            now,
+            &config,
+        );
         protocol::apply_rotation(&mut rotated, &rotation);
         let later = now + time::Duration::seconds(1);
         assert!(matches!(
@@ -92,6 +99,7 @@ fn steps(c: &mut Criterion) {
         b.iter(|| {
             protocol::rotation(
                 black_box(&f.cookie),
+                black_box(&f.login),
                 token.clone(),
                 black_box(&id),
                 f.client.clone(),
@@ -101,8 +109,8 @@ fn steps(c: &mut Criterion) {
         });
     });
 
-    let (_, next) = protocol::rotation(&f.cookie, token, &id, f.client.clone(), f.now, &f.config);
-    let session_cookie = SessionCookie { username: f.cookie.username.clone(), id };
+    let (_, next) = protocol::rotation(&f.cookie, &f.login, token, &id, f.client.clone(), f.now, &f.config);
+    let session_cookie = SessionCookie { username: Some(f.cookie.username.clone()), id };
     c.bench_function("render_set_cookies", |b| {
         b.iter(|| {
             [
@@ -125,8 +133,8 @@ fn whole_path(c: &mut Criterion) {
             let token = f.tokens.token();
             let id = f.tokens.session_id();
             let (rotation, next) =
-                protocol::rotation(&cookie, token, &id, f.client.clone(), f.now, &f.config);
-            let session_cookie = SessionCookie { username: cookie.username.clone(), id };
+                protocol::rotation(&cookie, &f.login, token, &id, f.client.clone(), f.now, &f.config);
+            let session_cookie = SessionCookie { username: Some(cookie.username.clone()), id };
             let headers = [
                 SetCookie::session(&session_cookie, &f.config).header_value(),
                 SetCookie::auth(&next, &f.config).header_value(),

@@ -7,6 +7,7 @@ use cookie::SameSite;
 
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The session cookie and the auth cookie have the same name.
     #[error("the session cookie and the auth cookie must have different names (both are {0:?})")]
@@ -52,6 +53,29 @@ pub enum ConfigError {
         /// The cookie max age asked for.
         max_age: Duration,
     },
+    /// The session absolute timeout is shorter than the idle timeout, which
+    /// then would never apply.
+    #[error(
+        "the session absolute timeout ({absolute:?}) must not be shorter than the idle timeout ({idle:?})"
+    )]
+    AbsoluteShorterThanIdle {
+        /// The absolute timeout asked for.
+        absolute: Duration,
+        /// The session idle timeout asked for.
+        idle: Duration,
+    },
+    /// The login lifetime is shorter than the session idle timeout: a login
+    /// would end before the first session it opened.
+    #[error("the login lifetime ({lifetime:?}) must not be shorter than the session idle timeout ({idle:?})")]
+    LoginLifetimeShorterThanSession {
+        /// The login lifetime asked for.
+        lifetime: Duration,
+        /// The session idle timeout asked for.
+        idle: Duration,
+    },
+    /// The session data limit is too small to hold an empty object.
+    #[error("the session data limit must be at least 2 bytes (an empty JSON object), not {0}")]
+    SessionDataLimitTooSmall(usize),
     /// A duration too large to compute with.
     #[error("{0} is too large")]
     DurationTooLarge(&'static str),
@@ -68,6 +92,9 @@ pub struct Config {
     pub(crate) domain: Option<String>,
     pub(crate) cookie_max_age: Duration,
     pub(crate) session_idle_timeout: Duration,
+    pub(crate) session_absolute_timeout: Duration,
+    pub(crate) login_lifetime: Duration,
+    pub(crate) max_session_data_bytes: usize,
     pub(crate) grace_period: Duration,
     pub(crate) cleaner_period: Duration,
     pub(crate) max_logins_per_user: Option<NonZeroUsize>,
@@ -90,8 +117,11 @@ impl Config {
     /// | SameSite | `Lax` |
     /// | Path | `/` |
     /// | Domain | none (host-only) |
-    /// | cookie max age (auth cookie and login lifetime) | 90 days |
+    /// | cookie max age (auth cookie, and how long a login lives unused) | 90 days |
     /// | session idle timeout | 30 minutes |
+    /// | session absolute timeout (however active) | 12 hours |
+    /// | login lifetime (from its password login, however often used) | 365 days |
+    /// | session data limit (serialized JSON) | 64 KiB |
     /// | grace period | 30 seconds |
     /// | cleaner period | 1 day |
     /// | logins per user | 20 (the least recently used is evicted) |
@@ -131,6 +161,22 @@ impl Config {
     pub fn session_idle_timeout(&self) -> Duration {
         self.session_idle_timeout
     }
+    /// How long a session lives at most from its creation, however active
+    /// (OWASP's absolute timeout). With remember-me, reaching it costs the
+    /// user nothing but a cookie login.
+    pub fn session_absolute_timeout(&self) -> Duration {
+        self.session_absolute_timeout
+    }
+    /// How long a login lives at most from the password login that registered
+    /// it, however often it is used; after that the user types the password
+    /// again.
+    pub fn login_lifetime(&self) -> Duration {
+        self.login_lifetime
+    }
+    /// The largest session data, as serialized JSON bytes, a session may hold.
+    pub fn max_session_data_bytes(&self) -> usize {
+        self.max_session_data_bytes
+    }
     /// How long after a rotation the previous token is still accepted. Zero
     /// disables the grace window.
     pub fn grace_period(&self) -> Duration {
@@ -151,6 +197,12 @@ impl Config {
     }
     pub(crate) fn idle(&self) -> time::Duration {
         time::Duration::try_from(self.session_idle_timeout).unwrap_or(time::Duration::MAX)
+    }
+    pub(crate) fn absolute(&self) -> time::Duration {
+        time::Duration::try_from(self.session_absolute_timeout).unwrap_or(time::Duration::MAX)
+    }
+    pub(crate) fn lifetime(&self) -> time::Duration {
+        time::Duration::try_from(self.login_lifetime).unwrap_or(time::Duration::MAX)
     }
     pub(crate) fn grace(&self) -> time::Duration {
         time::Duration::try_from(self.grace_period).unwrap_or(time::Duration::MAX)
@@ -176,6 +228,9 @@ impl Default for ConfigBuilder {
                 domain: None,
                 cookie_max_age: Duration::from_secs(90 * 24 * 3600),
                 session_idle_timeout: Duration::from_secs(30 * 60),
+                session_absolute_timeout: Duration::from_secs(12 * 3600),
+                login_lifetime: Duration::from_secs(365 * 24 * 3600),
+                max_session_data_bytes: 64 * 1024,
                 grace_period: Duration::from_secs(30),
                 cleaner_period: Duration::from_secs(24 * 3600),
                 max_logins_per_user: NonZeroUsize::new(20),
@@ -237,6 +292,24 @@ impl ConfigBuilder {
         self.settings.session_idle_timeout = idle;
         self
     }
+    /// How long a session lives at most from its creation, however active.
+    pub fn session_absolute_timeout(mut self, absolute: Duration) -> Self {
+        self.settings.session_absolute_timeout = absolute;
+        self
+    }
+    /// How long a login lives at most from the password login that
+    /// registered it, however often it is used.
+    pub fn login_lifetime(mut self, lifetime: Duration) -> Self {
+        self.settings.login_lifetime = lifetime;
+        self
+    }
+    /// The largest session data (serialized JSON bytes) a session may hold;
+    /// a write past it is refused with
+    /// [`SessionError::TooLarge`](crate::exchange::SessionError::TooLarge).
+    pub fn max_session_data_bytes(mut self, max: usize) -> Self {
+        self.settings.max_session_data_bytes = max;
+        self
+    }
     /// How long after a rotation the previous token is still accepted. Zero
     /// disables the grace window.
     pub fn grace_period(mut self, grace: Duration) -> Self {
@@ -294,6 +367,8 @@ impl ConfigBuilder {
         for (what, value) in [
             ("the cookie max age", c.cookie_max_age),
             ("the session idle timeout", c.session_idle_timeout),
+            ("the session absolute timeout", c.session_absolute_timeout),
+            ("the login lifetime", c.login_lifetime),
             ("the cleaner period", c.cleaner_period),
         ] {
             if value.is_zero() {
@@ -306,6 +381,8 @@ impl ConfigBuilder {
         for (what, value) in [
             ("the cookie max age", c.cookie_max_age),
             ("the session idle timeout", c.session_idle_timeout),
+            ("the session absolute timeout", c.session_absolute_timeout),
+            ("the login lifetime", c.login_lifetime),
             ("the grace period", c.grace_period),
             ("the cleaner period", c.cleaner_period),
         ] {
@@ -324,6 +401,21 @@ impl ConfigBuilder {
                 idle: c.session_idle_timeout,
                 max_age: c.cookie_max_age,
             });
+        }
+        if c.session_absolute_timeout < c.session_idle_timeout {
+            return Err(ConfigError::AbsoluteShorterThanIdle {
+                absolute: c.session_absolute_timeout,
+                idle: c.session_idle_timeout,
+            });
+        }
+        if c.login_lifetime < c.session_idle_timeout {
+            return Err(ConfigError::LoginLifetimeShorterThanSession {
+                lifetime: c.login_lifetime,
+                idle: c.session_idle_timeout,
+            });
+        }
+        if c.max_session_data_bytes < 2 {
+            return Err(ConfigError::SessionDataLimitTooSmall(c.max_session_data_bytes));
         }
         Ok(c)
     }
@@ -344,6 +436,9 @@ mod tests {
         assert_eq!(config.cookie_max_age(), Duration::from_secs(90 * 86400));
         assert_eq!(config.grace_period(), Duration::from_secs(30));
         assert_eq!(config.cleaner_period(), Duration::from_secs(86400));
+        assert_eq!(config.session_absolute_timeout(), Duration::from_secs(12 * 3600));
+        assert_eq!(config.login_lifetime(), Duration::from_secs(365 * 86400));
+        assert_eq!(config.max_session_data_bytes(), 64 * 1024);
         Ok(())
     }
 
@@ -409,6 +504,25 @@ mod tests {
                     idle: Duration::from_secs(1800),
                     max_age: Duration::from_secs(60),
                 },
+            ),
+            (
+                Config::builder().session_absolute_timeout(Duration::from_secs(600)),
+                ConfigError::AbsoluteShorterThanIdle {
+                    absolute: Duration::from_secs(600),
+                    idle: Duration::from_secs(1800),
+                },
+            ),
+            (
+                Config::builder().login_lifetime(Duration::from_secs(60)),
+                ConfigError::LoginLifetimeShorterThanSession {
+                    lifetime: Duration::from_secs(60),
+                    idle: Duration::from_secs(1800),
+                },
+            ),
+            (Config::builder().max_session_data_bytes(1), ConfigError::SessionDataLimitTooSmall(1)),
+            (
+                Config::builder().session_absolute_timeout(Duration::ZERO),
+                ConfigError::ZeroDuration("the session absolute timeout"),
             ),
             (
                 Config::builder().cookie_max_age(Duration::MAX),

@@ -12,7 +12,8 @@ use crate::credential::{AuthCookie, SessionCookie};
 pub enum CookieKind {
     /// The session cookie (no Max-Age: it ends with the browser session).
     Session,
-    /// The auth ("remember me") cookie (Max-Age: the cookie max age).
+    /// The auth ("remember me") cookie (Max-Age: what is left of the login's
+    /// life, at most the cookie max age).
     Auth,
 }
 
@@ -48,9 +49,15 @@ impl SetCookie {
 
     /// Sets the auth cookie, for the cookie max age.
     pub fn auth(value: &AuthCookie, config: &Config) -> Self {
+        Self::auth_for(value, config.max_age(), config)
+    }
+
+    /// Sets the auth cookie for `max_age` at most (the login's remaining
+    /// lifetime, say), never longer than the cookie max age and never less
+    /// than a second.
+    pub fn auth_for(value: &AuthCookie, max_age: time::Duration, config: &Config) -> Self {
         let mut cookie = Self::base(CookieKind::Auth, value.encode(), config);
-        let max_age =
-            cookie::time::Duration::try_from(config.cookie_max_age()).unwrap_or(cookie::time::Duration::MAX);
+        let max_age = max_age.min(config.max_age()).max(time::Duration::SECOND);
         cookie.set_max_age(max_age);
         Self { kind: CookieKind::Auth, cookie }
     }
@@ -111,6 +118,7 @@ pub const MAX_COOKIE_HEADER_BYTES: usize = 16 * 1024;
 
 /// Why a request's cookies could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HeaderError {
     /// The `Cookie` headers add up to more than [`MAX_COOKIE_HEADER_BYTES`].
     #[error("Cookie headers are {0} bytes, over the {MAX_COOKIE_HEADER_BYTES}-byte limit")]

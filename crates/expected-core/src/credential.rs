@@ -2,7 +2,8 @@
 //!
 //! Auth cookie (the "remember me" credential):
 //! `1.<base64url(username)>.<base64url(serial)>.<base64url(token)>`.
-//! Session cookie: `1.<base64url(username)>.<base64url(session id)>`.
+//! Session cookie: `1.<base64url(username)>.<base64url(session id)>` for a
+//! logged-in user, `1.<base64url(session id)>` for an anonymous visitor.
 //!
 //! base64url never produces `.`, so the dots split unambiguously, and any
 //! UTF-8 username round-trips. The username travels in the session cookie
@@ -52,6 +53,7 @@ impl fmt::Display for Field {
 /// Why a cookie value was refused. Every malformed form has its own variant;
 /// none of them panics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CookieError {
     /// Longer than [`MAX_COOKIE_VALUE_BYTES`].
     #[error("cookie value is {0} bytes, over the {MAX_COOKIE_VALUE_BYTES}-byte limit")]
@@ -92,11 +94,12 @@ pub struct AuthCookie {
     pub token: Token,
 }
 
-/// The session cookie: a username and the session id.
+/// The session cookie: a username (none for an anonymous visitor) and the
+/// session id.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SessionCookie {
-    /// Whose session.
-    pub username: Username,
+    /// Whose session; `None` for an anonymous visitor's.
+    pub username: Option<Username>,
     /// The session's secret id.
     pub id: SessionId,
 }
@@ -116,8 +119,9 @@ impl fmt::Debug for SessionCookie {
     }
 }
 
-/// Splits a value into exactly `N` parts after checking its size and version.
-fn split<const N: usize>(value: &str) -> Result<[&str; N], CookieError> {
+/// Splits a value into at most `N` parts after checking its size, answering
+/// how many it has.
+fn split_up_to<const N: usize>(value: &str) -> Result<([&str; N], usize), CookieError> {
     if value.len() > MAX_COOKIE_VALUE_BYTES {
         return Err(CookieError::Oversize(value.len()));
     }
@@ -129,6 +133,15 @@ fn split<const N: usize>(value: &str) -> Result<[&str; N], CookieError> {
         }
         found += 1;
     }
+    if found > N {
+        return Err(CookieError::WrongPartCount { expected: N, found });
+    }
+    Ok((parts, found))
+}
+
+/// Splits a value into exactly `N` parts after checking its size and version.
+fn split<const N: usize>(value: &str) -> Result<[&str; N], CookieError> {
+    let (parts, found) = split_up_to::<N>(value)?;
     if found != N {
         return Err(CookieError::WrongPartCount { expected: N, found });
     }
@@ -185,15 +198,30 @@ impl AuthCookie {
 }
 
 impl SessionCookie {
-    /// Parses a session cookie value.
+    /// Parses a session cookie value: a user's (three parts) or an anonymous
+    /// visitor's (two).
     pub fn parse(value: &str) -> Result<Self, CookieError> {
-        let [_, user, id] = split::<3>(value)?;
-        Ok(Self { username: username(user)?, id: field(id, Field::SessionId, SessionId::from_base64)? })
+        let (parts, found) = split_up_to::<3>(value)?;
+        let (user, id) = match found {
+            3 => (Some(parts[1]), parts[2]),
+            2 => (None, parts[1]),
+            _ => return Err(CookieError::WrongPartCount { expected: 3, found }),
+        };
+        if parts[0] != VERSION {
+            return Err(CookieError::UnsupportedVersion);
+        }
+        let username = user.map(username).transpose()?;
+        Ok(Self { username, id: field(id, Field::SessionId, SessionId::from_base64)? })
     }
 
     /// The cookie value.
     pub fn encode(&self) -> String {
-        format!("{VERSION}.{}.{}", encode_b64(self.username.as_str().as_bytes()), self.id.to_base64())
+        match &self.username {
+            Some(user) => {
+                format!("{VERSION}.{}.{}", encode_b64(user.as_str().as_bytes()), self.id.to_base64())
+            }
+            None => format!("{VERSION}.{}", self.id.to_base64()),
+        }
     }
 }
 
@@ -217,8 +245,12 @@ mod tests {
             assert!(value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)), "{value}");
             assert_eq!(AuthCookie::parse(&value), Ok(cookie));
         }
-        let session = SessionCookie { username: auth("zoë").username, id: SessionId::from_bytes([3; 32]) };
+        let session =
+            SessionCookie { username: Some(auth("zoë").username), id: SessionId::from_bytes([3; 32]) };
         assert_eq!(SessionCookie::parse(&session.encode()), Ok(session));
+        let anonymous = SessionCookie { username: None, id: SessionId::from_bytes([4; 32]) };
+        assert_eq!(anonymous.encode().split('.').count(), 2, "{}", anonymous.encode());
+        assert_eq!(SessionCookie::parse(&anonymous.encode()), Ok(anonymous));
     }
 
     #[test]
@@ -251,6 +283,10 @@ mod tests {
             assert_eq!(AuthCookie::parse(&value), Err(error), "{value:.80}");
         }
         assert_eq!(SessionCookie::parse(&good), Err(CookieError::WrongPartCount { expected: 3, found: 4 }));
+        assert_eq!(SessionCookie::parse("1"), Err(CookieError::WrongPartCount { expected: 3, found: 1 }));
+        assert_eq!(SessionCookie::parse("2.AAAA"), Err(CookieError::UnsupportedVersion));
+        assert_eq!(SessionCookie::parse("1."), Err(CookieError::EmptyField(Field::SessionId)));
+        assert_eq!(SessionCookie::parse("1..AAAA"), Err(CookieError::EmptyField(Field::Username)));
     }
 
     #[test]

@@ -12,9 +12,9 @@ use crate::config::Config;
 use crate::cookies::{CookieKind, SetCookie};
 use crate::credential::{AuthCookie, CookieError, SessionCookie};
 use crate::protocol::{self, Judgement, SessionJudgement};
-use crate::record::{ClientMeta, Login, Session, SessionData};
-use crate::secret::{ChaChaTokens, Serial, SessionDigest, TokenSource, Username};
-use crate::store::{Deleted, Inserted, Rotated, Store, StoreError, StoreErrorKind};
+use crate::record::{AuthMethod, ClientMeta, Login, SessionData, SessionRecord, SessionUser};
+use crate::secret::{ChaChaTokens, Serial, SessionDigest, SessionId, TokenSource, Username};
+use crate::store::{Confirmation, Deleted, Inserted, Keep, Rotated, Store, StoreError, StoreErrorKind};
 
 /// How many times a create retries with fresh random keys, and a cookie login
 /// re-reads after losing a race, before giving up.
@@ -42,22 +42,44 @@ pub struct Client<'a> {
 }
 
 impl Client<'_> {
-    fn meta(&self) -> ClientMeta {
+    /// What a store keeps of this client.
+    pub fn meta(&self) -> ClientMeta {
         ClientMeta::new(self.ip, self.user_agent)
     }
 }
 
-/// An authenticated request.
+/// An authenticated request: a logged-in user's session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authenticated {
-    /// The request's server-side session; its `username` is the user.
-    pub session: Session,
+    session: SessionRecord,
+    user: SessionUser,
 }
 
 impl Authenticated {
+    /// The session, when it is a user's (`None` for an anonymous one).
+    pub fn new(session: SessionRecord) -> Option<Self> {
+        let user = session.user.clone()?;
+        Some(Self { session, user })
+    }
+
     /// Who is authenticated.
     pub fn username(&self) -> &Username {
-        &self.session.username
+        &self.user.username
+    }
+
+    /// Who, through which login, how and when they proved it.
+    pub fn user(&self) -> &SessionUser {
+        &self.user
+    }
+
+    /// The request's server-side session.
+    pub fn session(&self) -> &SessionRecord {
+        &self.session
+    }
+
+    /// Takes the session.
+    pub fn into_session(self) -> SessionRecord {
+        self.session
     }
 }
 
@@ -81,6 +103,7 @@ pub struct TheftReport {
 /// protocol; see `docs/protocol.md` for the table.
 #[derive(Debug)]
 #[must_use]
+#[non_exhaustive]
 pub enum Outcome {
     /// A valid server-side session: authenticated, nothing rotated.
     Session(Authenticated),
@@ -91,6 +114,9 @@ pub enum Outcome {
     /// concurrent request, or a lost response): authenticated, and the client
     /// gets the successor cookies, with no second rotation.
     Grace(Authenticated),
+    /// A valid anonymous visitor's session, and no auth cookie: not logged
+    /// in, but the visitor's session data is there.
+    AnonymousSession(SessionRecord),
     /// Neither cookie was presented, or only a session cookie that is no
     /// longer valid.
     Anonymous,
@@ -98,8 +124,8 @@ pub enum Outcome {
     Malformed(CookieKind, CookieError),
     /// The auth cookie names no login (or another user's): cleared.
     UnknownLogin,
-    /// The auth cookie's login was unused for longer than the cookie max age:
-    /// it is deleted and the cookie cleared.
+    /// The auth cookie's login was unused for longer than the cookie max age,
+    /// or outlived its lifetime: it is deleted and the cookie cleared.
     ExpiredLogin,
     /// A replayed old token: every login and session of the user was deleted,
     /// the theft hook was called, the cookies are cleared.
@@ -118,7 +144,8 @@ impl Outcome {
     pub fn authenticated(&self) -> Option<&Authenticated> {
         match self {
             Self::Session(auth) | Self::CookieLogin(auth) | Self::Grace(auth) => Some(auth),
-            Self::Anonymous
+            Self::AnonymousSession(_)
+            | Self::Anonymous
             | Self::Malformed(..)
             | Self::UnknownLogin
             | Self::ExpiredLogin
@@ -128,11 +155,20 @@ impl Outcome {
         }
     }
 
+    /// The request's live session, a user's or an anonymous visitor's.
+    pub fn session(&self) -> Option<&SessionRecord> {
+        match self {
+            Self::AnonymousSession(session) => Some(session),
+            other => other.authenticated().map(Authenticated::session),
+        }
+    }
+
     /// Takes the authenticated request, if any.
     pub fn into_authenticated(self) -> Option<Authenticated> {
         match self {
             Self::Session(auth) | Self::CookieLogin(auth) | Self::Grace(auth) => Some(auth),
-            Self::Anonymous
+            Self::AnonymousSession(_)
+            | Self::Anonymous
             | Self::Malformed(..)
             | Self::UnknownLogin
             | Self::ExpiredLogin
@@ -168,23 +204,30 @@ pub struct Authentication {
 #[derive(Debug)]
 #[must_use]
 pub struct Registration {
-    /// The new session.
-    pub session: Session,
+    /// The new session (method [`AuthMethod::Password`]), holding the data
+    /// carried over from the visitor's anonymous session.
+    pub session: SessionRecord,
     /// The new login's serial, when "remember me" was chosen.
     pub serial: Option<Serial>,
     /// `Set-Cookie`s for the response.
     pub cookies: Vec<SetCookie>,
 }
 
-/// One of a user's logins, as a devices page shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One of a user's logins, as a devices page shows it. Serializes with RFC
+/// 3339 times and the serial in base64url.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Device {
     /// The login's serial (to revoke it).
     pub serial: Serial,
     /// When it was registered.
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// When it last opened a session.
+    #[serde(with = "time::serde::rfc3339")]
     pub last_used_at: OffsetDateTime,
+    /// When the user last entered their password on it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub authenticated_at: OffsetDateTime,
     /// The last client IP seen.
     pub ip: Option<IpAddr>,
     /// The last user agent seen.
@@ -204,6 +247,7 @@ pub struct Cleaned {
 
 /// Errors of the engine's explicit operations (register, logout, …).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// The store failed; nothing was changed that a retry would not redo.
     #[error(transparent)]
@@ -213,9 +257,72 @@ pub enum EngineError {
     KeyCollision,
 }
 
+/// A password login just happened: a new session and, with "remember me", a
+/// new login (device).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignIn {
+    /// Who signed in.
+    pub username: Username,
+    /// The new login's serial, when "remember me" was chosen: a new device to
+    /// tell the user about.
+    pub serial: Option<Serial>,
+    /// The client that signed in.
+    pub client: ClientMeta,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
+/// Why logins ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EndCause {
+    /// The device logged itself out.
+    Logout,
+    /// The user (or an admin) revoked it from the devices list.
+    Revoked,
+    /// "Log out everywhere".
+    LogoutEverywhere,
+    /// "Log out the other devices", from the device that stays.
+    LogoutOthers,
+    /// A replayed cookie: every login of the user was revoked.
+    Theft,
+    /// Over the per-user cap, least recently used.
+    Evicted,
+    /// The user-validity hook refused the user.
+    UserRejected,
+    /// Unused past the cookie max age, or past its lifetime.
+    Expired,
+    /// A new password login on the same device replaced it.
+    Replaced,
+}
+
+/// Logins that ended, with their sessions: close what the app ties to them
+/// (WebSockets, say).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginsEnded {
+    /// Whose logins.
+    pub username: Username,
+    /// Which logins.
+    pub serials: Vec<Serial>,
+    /// Why.
+    pub cause: EndCause,
+}
+
 /// The application's hooks into the protocol.
 #[async_trait]
 pub trait Hooks: Send + Sync + 'static {
+    /// Called after a password login ([`Expected::register`]): mail "new
+    /// sign-in" when `serial` is set, say. The default does nothing.
+    async fn on_sign_in(&self, event: &SignIn) {
+        let _ = event;
+    }
+
+    /// Called after logins ended, for whatever reason ([`EndCause`]), with
+    /// their serials. The default does nothing.
+    async fn on_logins_ended(&self, event: &LoginsEnded) {
+        let _ = event;
+    }
+
     /// Called after a replayed cookie was detected and the user's logins and
     /// sessions were deleted: e-mail the user, say. The default does nothing
     /// (the engine also emits a `tracing` warning).
@@ -234,12 +341,25 @@ pub trait Hooks: Send + Sync + 'static {
 
 #[async_trait]
 impl<H: Hooks + ?Sized> Hooks for Arc<H> {
+    async fn on_sign_in(&self, event: &SignIn) {
+        (**self).on_sign_in(event).await;
+    }
+    async fn on_logins_ended(&self, event: &LoginsEnded) {
+        (**self).on_logins_ended(event).await;
+    }
     async fn on_theft(&self, report: &TheftReport) {
         (**self).on_theft(report).await;
     }
     async fn is_user_valid(&self, username: &Username) -> Result<bool, StoreError> {
         (**self).is_user_valid(username).await
     }
+}
+
+/// What [`Expected::forget`] found and left to its caller.
+#[derive(Debug, Default)]
+struct Forgotten {
+    /// The presented anonymous session's digest, and its data when live.
+    anonymous: Option<(SessionDigest, Option<SessionData>)>,
 }
 
 /// Hooks that do nothing.
@@ -335,6 +455,12 @@ impl<S: Store> Expected<S> {
     ///
     /// Never fails: every result, a store failure included, is an
     /// [`Outcome`]. Apply [`Authentication::cookies`] to the response.
+    ///
+    /// A live session cookie answers [`Outcome::Session`] (a user's) or
+    /// [`Outcome::AnonymousSession`] (a visitor's, when no auth cookie came
+    /// with it). Otherwise the auth cookie decides; an anonymous session
+    /// presented with an auth cookie is superseded by what the auth cookie
+    /// comes to (its cookie is replaced or cleared, its record left to expire).
     pub async fn authenticate(&self, presented: &Presented<'_>) -> Authentication {
         let now = self.now();
         let mut cookies = Vec::new();
@@ -344,7 +470,15 @@ impl<S: Store> Expected<S> {
                 Err(error) => session_problem = Some(Outcome::Malformed(CookieKind::Session, error)),
                 Ok(cookie) => match self.session_hit(&cookie, now).await {
                     Err(error) => return unavailable(error),
-                    Ok(Some(auth)) => return Authentication { outcome: Outcome::Session(auth), cookies },
+                    Ok(Some(session)) if session.user.is_some() => {
+                        if let Some(auth) = Authenticated::new(session) {
+                            return Authentication { outcome: Outcome::Session(auth), cookies };
+                        }
+                    }
+                    Ok(Some(anonymous)) if presented.auth.is_none() => {
+                        return Authentication { outcome: Outcome::AnonymousSession(anonymous), cookies };
+                    }
+                    Ok(Some(_)) => {}
                     Ok(None) => {}
                 },
             }
@@ -376,27 +510,31 @@ impl<S: Store> Expected<S> {
         &self,
         cookie: &SessionCookie,
         now: OffsetDateTime,
-    ) -> Result<Option<Authenticated>, StoreError> {
-        let stored = self.store.get_session(&cookie.username, &cookie.id.digest()).await?;
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let owner = cookie.username.as_ref();
+        let stored = self.store.get_session(owner, &cookie.id.digest()).await?;
         match protocol::judge_session(cookie, stored.as_ref(), now, &self.config) {
             SessionJudgement::Unknown | SessionJudgement::Expired => Ok(None),
             SessionJudgement::Live { touch } => {
                 let Some(mut session) = stored else { return Ok(None) };
                 if touch {
-                    session.expires_at = protocol::session_expiry(now, &self.config);
-                    let touched = self
-                        .store
-                        .touch_session(&session.username, &session.digest, session.expires_at)
-                        .await?;
+                    session.expires_at = protocol::session_expiry(now, session.created_at, &self.config);
+                    let touched =
+                        self.store.touch_session(owner, &session.digest, session.expires_at).await?;
                     if !touched {
                         // Deleted between the read and the touch (a remote
                         // logout): it must not count.
                         return Ok(None);
                     }
                 }
-                Ok(Some(Authenticated { session }))
+                Ok(Some(session))
             }
         }
+    }
+
+    /// The auth cookie for `next`, for what is left of `login`'s life.
+    fn auth_cookie(&self, next: &AuthCookie, expires_at: OffsetDateTime, now: OffsetDateTime) -> SetCookie {
+        SetCookie::auth_for(next, expires_at - now, &self.config)
     }
 
     /// The cookie-login path. Returns the outcome and the cookies it sets; a
@@ -417,7 +555,9 @@ impl<S: Store> Expected<S> {
             match protocol::judge(cookie, login.as_ref(), now, config) {
                 Judgement::Unknown => return Ok((Outcome::UnknownLogin, clear())),
                 Judgement::Expired => {
-                    self.store.delete_login(&cookie.username, &cookie.serial).await?;
+                    if self.store.delete_login(&cookie.username, &cookie.serial).await? {
+                        self.ended(&cookie.username, vec![cookie.serial], EndCause::Expired).await;
+                    }
                     return Ok((Outcome::ExpiredLogin, clear()));
                 }
                 Judgement::Theft => {
@@ -430,6 +570,7 @@ impl<S: Store> Expected<S> {
                     ));
                 }
                 Judgement::Current => {
+                    let Some(login) = login else { return Ok((Outcome::UnknownLogin, clear())) };
                     if !std::mem::replace(&mut user_checked, true) {
                         if let Some(rejected) = self.reject_invalid_user(&cookie.username).await? {
                             return Ok((rejected, clear()));
@@ -438,15 +579,18 @@ impl<S: Store> Expected<S> {
                     let token = self.tokens.token();
                     let id = self.tokens.session_id();
                     let (rotation, next) =
-                        protocol::rotation(cookie, token, &id, client.clone(), now, config);
+                        protocol::rotation(cookie, &login, token, &id, client.clone(), now, config);
                     match self.store.rotate_login(&rotation).await? {
                         Rotated::Rotated => {
-                            let session_cookie = SessionCookie { username: cookie.username.clone(), id };
+                            let session_cookie =
+                                SessionCookie { username: Some(cookie.username.clone()), id };
                             let cookies = vec![
                                 SetCookie::session(&session_cookie, config),
-                                SetCookie::auth(&next, config),
+                                self.auth_cookie(&next, rotation.expires_at, now),
                             ];
-                            let auth = Authenticated { session: rotation.session };
+                            let Some(auth) = Authenticated::new(rotation.session) else {
+                                return Err(StoreError::corrupt("rotation opened an anonymous session"));
+                            };
                             return Ok((Outcome::CookieLogin(auth), cookies));
                         }
                         // Lost the race to a concurrent request: judge again
@@ -465,10 +609,15 @@ impl<S: Store> Expected<S> {
                     let Some(login) = login else { return Ok((Outcome::UnknownLogin, clear())) };
                     let (session, id) = self.grace_session(&login, session, now).await?;
                     let next = AuthCookie { username: cookie.username.clone(), serial, token };
-                    let session_cookie = SessionCookie { username: cookie.username.clone(), id };
-                    let cookies =
-                        vec![SetCookie::session(&session_cookie, config), SetCookie::auth(&next, config)];
-                    return Ok((Outcome::Grace(Authenticated { session }), cookies));
+                    let session_cookie = SessionCookie { username: Some(cookie.username.clone()), id };
+                    let cookies = vec![
+                        SetCookie::session(&session_cookie, config),
+                        self.auth_cookie(&next, login.expires_at, now),
+                    ];
+                    let Some(auth) = Authenticated::new(session) else {
+                        return Err(StoreError::corrupt("grace answered an anonymous session"));
+                    };
+                    return Ok((Outcome::Grace(auth), cookies));
                 }
             }
         }
@@ -484,26 +633,19 @@ impl<S: Store> Expected<S> {
     async fn grace_session(
         &self,
         login: &Login,
-        bound: Option<crate::secret::SessionId>,
+        bound: Option<SessionId>,
         now: OffsetDateTime,
-    ) -> Result<(Session, crate::secret::SessionId), StoreError> {
+    ) -> Result<(SessionRecord, SessionId), StoreError> {
         if let Some(id) = bound {
-            if let Some(session) = self.store.get_session(&login.username, &id.digest()).await? {
-                if session.is_live(now) {
-                    return Ok((session, id));
-                }
+            let found = self.store.get_session(Some(&login.username), &id.digest()).await?;
+            if let Some(session) = found.filter(|session| session.is_live(now)) {
+                return Ok((session, id));
             }
         }
         for _ in 0..ATTEMPTS {
             let id = self.tokens.session_id();
-            let session = protocol::new_session(
-                &login.username,
-                &id,
-                Some(login.serial),
-                SessionData::new(),
-                now,
-                &self.config,
-            );
+            let user = protocol::remembered_user(login);
+            let session = protocol::new_session(Some(user), &id, SessionData::new(), now, &self.config);
             if self.store.create_session(&session).await? == Inserted::Created {
                 return Ok((session, id));
             }
@@ -517,6 +659,7 @@ impl<S: Store> Expected<S> {
         }
         let deleted = self.store.delete_user(username).await?;
         tracing::info!(user = %username, logins = deleted.logins, "user no longer valid; logins dropped");
+        self.ended(username, deleted.serials, EndCause::UserRejected).await;
         Ok(Some(Outcome::UserRejected(username.clone())))
     }
 
@@ -527,6 +670,7 @@ impl<S: Store> Expected<S> {
         now: OffsetDateTime,
     ) -> Result<TheftReport, StoreError> {
         let deleted = self.store.delete_user(&cookie.username).await?;
+        let serials = deleted.serials.clone();
         let report = TheftReport {
             username: cookie.username.clone(),
             serial: cookie.serial,
@@ -537,37 +681,70 @@ impl<S: Store> Expected<S> {
         tracing::warn!(
             user = %report.username,
             serial = %report.serial,
-            logins = deleted.logins,
-            sessions = deleted.sessions,
+            logins = report.deleted.logins,
+            sessions = report.deleted.sessions,
             ip = ?report.client.ip,
             "replayed remember-me cookie: every login and session of the user revoked"
         );
         self.hooks.on_theft(&report).await;
+        self.ended(&cookie.username, serials, EndCause::Theft).await;
         Ok(report)
+    }
+
+    /// Tells the hooks that logins ended, when there were any.
+    async fn ended(&self, username: &Username, serials: Vec<Serial>, cause: EndCause) {
+        if serials.is_empty() {
+            return;
+        }
+        let event = LoginsEnded { username: username.clone(), serials, cause };
+        self.hooks.on_logins_ended(&event).await;
     }
 
     /// Registers a login after the application checked the user's password.
     ///
-    /// Always opens a new session (a new id: no session fixation); with
-    /// `remember`, also a new login and its auth cookie. Whatever session and
-    /// login the request presented are ended first, so a device never holds
-    /// two logins.
+    /// Always opens a new session (a new id: no session fixation), method
+    /// [`AuthMethod::Password`]; with `remember`, also a new login and its
+    /// auth cookie. Whatever session and login the request presented are
+    /// ended first, so a device never holds two logins. The data of a
+    /// presented *anonymous* session moves into the new session and the
+    /// anonymous record is deleted; a presented user's session ends with its
+    /// data (it may be another user's).
     pub async fn register(
         &self,
         username: &Username,
         remember: bool,
         presented: &Presented<'_>,
     ) -> Result<Registration, EngineError> {
+        self.register_carrying(username, remember, presented, None).await
+    }
+
+    /// [`Expected::register`], carrying `data` into the new session instead
+    /// of what the presented anonymous session holds in the store (adapters
+    /// pass the data as the request changed it). The presented session is
+    /// ended all the same.
+    pub async fn register_carrying(
+        &self,
+        username: &Username,
+        remember: bool,
+        presented: &Presented<'_>,
+        data: Option<SessionData>,
+    ) -> Result<Registration, EngineError> {
         let now = self.now();
         let config = &self.config;
-        self.forget(presented, now).await?;
+        let forgotten = self.forget(presented, now, EndCause::Replaced).await?;
+        let (anonymous, stored_data) = match forgotten.anonymous {
+            Some((digest, data)) => (Some(digest), data),
+            None => (None, None),
+        };
+        let data = data.or(stored_data).unwrap_or_default();
         let client = presented.client.meta();
         for _ in 0..ATTEMPTS {
             let id = self.tokens.session_id();
             let serial = remember.then(|| self.tokens.serial());
-            let session = protocol::new_session(username, &id, serial, SessionData::new(), now, config);
-            let mut cookies =
-                vec![SetCookie::session(&SessionCookie { username: username.clone(), id }, config)];
+            let user = protocol::password_user(username, serial, now);
+            let session = protocol::new_session(Some(user), &id, data.clone(), now, config);
+            let session_cookie = SessionCookie { username: Some(username.clone()), id };
+            let mut cookies = vec![SetCookie::session(&session_cookie, config)];
             if let Some(serial) = serial {
                 let token = self.tokens.token();
                 let (login, cookie) =
@@ -583,7 +760,7 @@ impl<S: Store> Expected<S> {
                         continue;
                     }
                 }
-                cookies.push(SetCookie::auth(&cookie, config));
+                cookies.push(self.auth_cookie(&cookie, login.expires_at, now));
                 if let Err(error) = self.evict_over_cap(username, serial).await {
                     // The login is made; the cap is enforced again next time.
                     tracing::warn!(%error, user = %username, "could not evict logins over the cap");
@@ -596,6 +773,17 @@ impl<S: Store> Expected<S> {
                     cookies.push(SetCookie::remove(CookieKind::Auth, config));
                 }
             }
+            // The data now lives in the new session: only then does the
+            // visitor's record go, so a failure before this loses nothing.
+            if let Some(digest) = anonymous {
+                if let Err(error) = self.store.delete_session(None, &digest).await {
+                    // Its cookie is replaced below, so nobody presents it
+                    // again; cleaning removes it at its idle timeout.
+                    tracing::warn!(%error, "could not delete the visitor's session after login");
+                }
+            }
+            let event = SignIn { username: username.clone(), serial, client: client.clone(), at: now };
+            self.hooks.on_sign_in(&event).await;
             return Ok(Registration { session, serial, cookies });
         }
         Err(EngineError::KeyCollision)
@@ -612,25 +800,50 @@ impl<S: Store> Expected<S> {
         }
         logins.retain(|login| login.serial != keep);
         logins.sort_by_key(|login| (login.last_used_at, login.created_at));
+        let mut evicted = Vec::new();
         for login in logins.iter().take(excess) {
-            self.store.delete_login(username, &login.serial).await?;
+            if self.store.delete_login(username, &login.serial).await? {
+                evicted.push(login.serial);
+            }
             tracing::debug!(user = %username, serial = %login.serial, "login evicted over the per-user cap");
         }
+        self.ended(username, evicted, EndCause::Evicted).await;
         Ok(())
     }
 
     /// Ends what a request presented: its session (and the login that opened
     /// it), and the login its auth cookie names if the cookie proves it (the
     /// current token, or the previous one inside the grace window) or the
-    /// login has expired anyway.
-    async fn forget(&self, presented: &Presented<'_>, now: OffsetDateTime) -> Result<(), StoreError> {
+    /// login has expired anyway. A presented *anonymous* session is left to
+    /// the caller ([`Forgotten::anonymous`]): a login deletes it only once
+    /// the session that carries its data exists.
+    async fn forget(
+        &self,
+        presented: &Presented<'_>,
+        now: OffsetDateTime,
+        cause: EndCause,
+    ) -> Result<Forgotten, StoreError> {
+        let mut forgotten = Forgotten::default();
+        let mut ended = Vec::new();
+        let mut owner = None;
         if let Some(cookie) = presented.session.and_then(|value| SessionCookie::parse(value).ok()) {
             let digest = cookie.id.digest();
-            let stored = self.store.get_session(&cookie.username, &digest).await?;
+            let stored = self.store.get_session(cookie.username.as_ref(), &digest).await?;
             if let Some(session) = stored.filter(|s| s.digest.matches(&cookie.id)) {
-                self.store.delete_session(&session.username, &session.digest).await?;
-                if let Some(serial) = session.login {
-                    self.store.delete_login(&session.username, &serial).await?;
+                match &session.user {
+                    None => {
+                        let live = session.is_live(now);
+                        forgotten.anonymous = Some((session.digest, live.then_some(session.data)));
+                    }
+                    Some(user) => {
+                        self.store.delete_session(Some(&user.username), &session.digest).await?;
+                        if let Some(serial) = user.login {
+                            if self.store.delete_login(&user.username, &serial).await? {
+                                ended.push(serial);
+                            }
+                        }
+                        owner = Some(user.username.clone());
+                    }
                 }
             }
         }
@@ -640,18 +853,29 @@ impl<S: Store> Expected<S> {
                 protocol::judge(&cookie, login.as_ref(), now, &self.config),
                 Judgement::Current | Judgement::Grace { .. } | Judgement::Expired
             );
-            if proven {
-                self.store.delete_login(&cookie.username, &cookie.serial).await?;
+            if proven && self.store.delete_login(&cookie.username, &cookie.serial).await? {
+                if owner.as_ref().is_some_and(|owner| owner != &cookie.username) {
+                    self.ended(&cookie.username, vec![cookie.serial], cause).await;
+                } else {
+                    ended.push(cookie.serial);
+                    owner = Some(cookie.username.clone());
+                }
             }
         }
-        Ok(())
+        if let Some(owner) = owner {
+            self.ended(&owner, ended, cause).await;
+        }
+        Ok(forgotten)
     }
 
-    /// Logs this device out: deletes the presented session and its login, and
-    /// answers the cookies that clear both. On a store error nothing is
-    /// cleared, so the user can retry.
+    /// Logs this device out: deletes the presented session (a visitor's too)
+    /// and its login, and answers the cookies that clear both. On a store
+    /// error nothing is cleared, so the user can retry.
     pub async fn logout(&self, presented: &Presented<'_>) -> Result<Vec<SetCookie>, StoreError> {
-        self.forget(presented, self.now()).await?;
+        let forgotten = self.forget(presented, self.now(), EndCause::Logout).await?;
+        if let Some((digest, _)) = forgotten.anonymous {
+            self.store.delete_session(None, &digest).await?;
+        }
         Ok(remove_both(&self.config))
     }
 
@@ -660,11 +884,11 @@ impl<S: Store> Expected<S> {
     pub async fn devices(
         &self,
         username: &Username,
-        session: Option<&Session>,
+        session: Option<&SessionRecord>,
     ) -> Result<Vec<Device>, StoreError> {
         let mut logins = self.store.list_logins(username).await?;
         logins.sort_by(|a, b| b.last_used_at.cmp(&a.last_used_at).then(a.serial.cmp(&b.serial)));
-        let current = session.filter(|s| &s.username == username).and_then(|s| s.login);
+        let current = session.filter(|s| s.username() == Some(username)).and_then(SessionRecord::login);
         Ok(logins
             .into_iter()
             .map(|login| Device {
@@ -672,6 +896,7 @@ impl<S: Store> Expected<S> {
                 serial: login.serial,
                 created_at: login.created_at,
                 last_used_at: login.last_used_at,
+                authenticated_at: login.authenticated_at,
                 ip: login.client.ip,
                 user_agent: login.client.user_agent,
             })
@@ -681,35 +906,137 @@ impl<S: Store> Expected<S> {
     /// Revokes one of a user's logins: it and its session end at once (remote
     /// logout). Answers whether the user had that login.
     pub async fn revoke(&self, username: &Username, serial: &Serial) -> Result<bool, StoreError> {
-        self.store.delete_login(username, serial).await
+        let found = self.store.delete_login(username, serial).await?;
+        if found {
+            self.ended(username, vec![*serial], EndCause::Revoked).await;
+        }
+        Ok(found)
     }
 
-    /// Deletes every login and session of a user: "log out everywhere", or
-    /// after a password change.
+    /// Deletes every login and session of a user: "log out everywhere".
     pub async fn logout_everywhere(&self, username: &Username) -> Result<Deleted, StoreError> {
-        self.store.delete_user(username).await
+        let deleted = self.store.delete_user(username).await?;
+        self.ended(username, deleted.serials.clone(), EndCause::LogoutEverywhere).await;
+        Ok(deleted)
     }
 
-    /// Saves a session's data and pushes out its idle expiry. Answers `false`
-    /// when the session no longer exists (it is not recreated).
-    pub async fn save_session(&self, session: &mut Session) -> Result<bool, StoreError> {
-        session.expires_at = protocol::session_expiry(self.now(), &self.config);
+    /// Ends every other login and session of the session's user, keeping this
+    /// session and the login that opened it: after a password change, say.
+    /// One atomic store step, so a concurrent cookie login of another device
+    /// does not survive it. An anonymous session has no other devices: it
+    /// answers nothing deleted.
+    pub async fn logout_others(&self, session: &SessionRecord) -> Result<Deleted, StoreError> {
+        let Some(user) = &session.user else { return Ok(Deleted::default()) };
+        let keep = Keep { session: session.digest, login: user.login };
+        let deleted = self.store.delete_user_except(&user.username, &keep).await?;
+        self.ended(&user.username, deleted.serials.clone(), EndCause::LogoutOthers).await;
+        Ok(deleted)
+    }
+
+    /// Records that the application just checked the user's password again
+    /// on this session: it becomes [`AuthMethod::Password`] with
+    /// `authenticated_at` now, and so does its login. Answers the updated
+    /// session, or `None` when it no longer exists (or is anonymous).
+    pub async fn confirm_password(
+        &self,
+        session: &SessionRecord,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let Some(user) = &session.user else { return Ok(None) };
+        let now = self.now();
+        let confirmation = Confirmation {
+            username: user.username.clone(),
+            session: session.digest,
+            login: user.login,
+            at: now,
+        };
+        if !self.store.confirm_password(&confirmation).await? {
+            return Ok(None);
+        }
+        let mut updated = session.clone();
+        if let Some(user) = updated.user.as_mut() {
+            user.method = AuthMethod::Password;
+            user.authenticated_at = now;
+        }
+        Ok(Some(updated))
+    }
+
+    /// Opens an anonymous visitor's session holding `data`, and answers it
+    /// with the cookie that carries it.
+    pub async fn create_anonymous(
+        &self,
+        data: SessionData,
+    ) -> Result<(SessionRecord, SetCookie), EngineError> {
+        let now = self.now();
+        for _ in 0..ATTEMPTS {
+            let id = self.tokens.session_id();
+            let session = protocol::new_session(None, &id, data.clone(), now, &self.config);
+            if self.store.create_session(&session).await? == Inserted::Created {
+                let cookie = SetCookie::session(&SessionCookie { username: None, id }, &self.config);
+                return Ok((session, cookie));
+            }
+        }
+        Err(EngineError::KeyCollision)
+    }
+
+    /// Gives a session a new id, keeping its owner, data and creation time
+    /// (so the absolute timeout still counts from the first): the old id
+    /// stops working at once. Answers the new session and its cookie, or
+    /// `None` when the session no longer exists.
+    pub async fn cycle_session(
+        &self,
+        session: &SessionRecord,
+    ) -> Result<Option<(SessionRecord, SetCookie)>, EngineError> {
+        let now = self.now();
+        for _ in 0..ATTEMPTS {
+            let id = self.tokens.session_id();
+            let mut next = session.clone();
+            next.digest = id.digest();
+            next.expires_at = protocol::session_expiry(now, session.created_at, &self.config);
+            if self.store.create_session(&next).await? == Inserted::AlreadyExists {
+                continue;
+            }
+            if !self.store.delete_session(session.username(), &session.digest).await? {
+                // The old one was ended meanwhile (a remote logout): so is this.
+                self.store.delete_session(next.username(), &next.digest).await?;
+                return Ok(None);
+            }
+            let username = next.username().cloned();
+            let cookie = SetCookie::session(&SessionCookie { username, id }, &self.config);
+            return Ok(Some((next, cookie)));
+        }
+        Err(EngineError::KeyCollision)
+    }
+
+    /// Saves a session's data and pushes out its idle expiry (never past the
+    /// absolute timeout). Answers `false` when the session no longer exists
+    /// (it is not recreated).
+    pub async fn save_session(&self, session: &mut SessionRecord) -> Result<bool, StoreError> {
+        session.expires_at = protocol::session_expiry(self.now(), session.created_at, &self.config);
         self.store.save_session(session).await
     }
 
-    /// Deletes one session by its digest.
+    /// Deletes one session by its owner and digest.
     pub async fn delete_session(
         &self,
-        username: &Username,
+        owner: Option<&Username>,
         digest: &SessionDigest,
     ) -> Result<bool, StoreError> {
-        self.store.delete_session(username, digest).await
+        self.store.delete_session(owner, digest).await
     }
 
     /// Deletes expired logins and sessions.
     pub async fn clean(&self) -> Result<Cleaned, StoreError> {
         let now = self.now();
-        let logins = self.store.delete_expired_logins(now).await?;
+        let mut expired = self.store.delete_expired_logins(now).await?;
+        let logins = expired.len() as u64;
+        expired.sort();
+        let mut rest = expired.as_slice();
+        while let Some(first) = rest.first() {
+            let same = rest.iter().take_while(|login| login.username == first.username).count();
+            let serials = rest[..same].iter().map(|login| login.serial).collect();
+            self.ended(&first.username, serials, EndCause::Expired).await;
+            rest = &rest[same..];
+        }
         let sessions = self.store.delete_expired_sessions(now).await?;
         tracing::debug!(logins, sessions, "cleaned expired logins and sessions");
         Ok(Cleaned { logins, sessions })

@@ -5,7 +5,7 @@
 //! [`Serial`] that lasts as long as the login, and a random [`Token`] replaced
 //! on every use. The browser holds them in the auth cookie; the store holds
 //! only the token's SHA-256 digest. When the short-lived server-side
-//! [`Session`] is gone, the auth cookie logs the user back in and the token is
+//! [`SessionRecord`] is gone, the auth cookie logs the user back in and the token is
 //! rotated. A known serial with an unknown token means an old cookie was
 //! replayed: every login and session of the user is revoked
 //! ([`Outcome::Theft`]).
@@ -37,7 +37,7 @@
 //! ```
 //! use expected_core::{Config, Expected, Outcome, Presented, Username};
 //! # use expected_core::store::*;
-//! # use expected_core::{Login, Session, Serial, SessionDigest};
+//! # use expected_core::{Login, SessionRecord, Serial, SessionDigest};
 //! # use time::OffsetDateTime;
 //! # async fn run(store: impl Store) -> Result<(), Box<dyn std::error::Error>> {
 //! let engine = Expected::new(store, Config::builder().secure(false).build()?);
@@ -100,9 +100,12 @@ pub mod protocol;
 pub mod record;
 pub mod secret;
 pub mod store;
+pub mod testing;
 
 #[cfg(feature = "tokio")]
 mod cleaner;
+#[cfg(feature = "http")]
+pub mod guard;
 #[cfg(feature = "http")]
 pub mod http;
 
@@ -111,11 +114,13 @@ pub use config::{Config, ConfigBuilder, ConfigError};
 pub use cookies::{CookieKind, SetCookie};
 pub use credential::{AuthCookie, CookieError, SessionCookie};
 pub use engine::{
-    Authenticated, Authentication, Cleaned, Client, Device, EngineError, Expected, Hooks, NoHooks, Outcome,
-    Presented, Registration, TheftReport,
+    Authenticated, Authentication, Cleaned, Client, Device, EndCause, EngineError, Expected, Hooks,
+    LoginsEnded, NoHooks, Outcome, Presented, Registration, SignIn, TheftReport,
 };
-pub use exchange::{Exchange, Via};
-pub use record::{ClientMeta, Login, PreviousToken, Session, SessionData};
+pub use exchange::{
+    AuthError, AuthHandle, CurrentUser, Exchange, SessionError, SessionHandle, Unauthenticated, Via,
+};
+pub use record::{AuthMethod, ClientMeta, Login, PreviousToken, SessionData, SessionRecord, SessionUser};
 pub use secret::{
     ChaChaTokens, SealedSuccessor, Serial, SessionDigest, SessionId, Token, TokenDigest, TokenSource,
     Username, UsernameError,

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::credential::{AuthCookie, SessionCookie};
-use crate::record::{ClientMeta, Login, PreviousToken, Session, SessionData};
+use crate::record::{AuthMethod, ClientMeta, Login, PreviousToken, SessionData, SessionRecord, SessionUser};
 use crate::secret::{SealedSuccessor, Serial, SessionId, Token, Username};
 use crate::store::Rotation;
 
@@ -18,8 +18,8 @@ use crate::store::Rotation;
 pub enum Judgement {
     /// No login under that username and serial: not authenticated.
     Unknown,
-    /// The login exists but was unused for longer than the cookie max age: it
-    /// is deleted, not authenticated.
+    /// The login exists but was unused for longer than the cookie max age, or
+    /// outlived its lifetime: it is deleted, not authenticated.
     Expired,
     /// The presented token is the current one: rotate it.
     Current,
@@ -89,7 +89,7 @@ pub fn in_grace(previous: &PreviousToken, now: OffsetDateTime, config: &Config) 
 pub enum SessionJudgement {
     /// No such session for that user.
     Unknown,
-    /// The session's idle timeout has passed.
+    /// The session's idle or absolute timeout has passed.
     Expired,
     /// The session is valid.
     Live {
@@ -103,14 +103,14 @@ pub enum SessionJudgement {
 /// Judges a session cookie against the stored session.
 pub fn judge_session(
     cookie: &SessionCookie,
-    session: Option<&Session>,
+    session: Option<&SessionRecord>,
     now: OffsetDateTime,
     config: &Config,
 ) -> SessionJudgement {
     let Some(session) = session else {
         return SessionJudgement::Unknown;
     };
-    if session.username != cookie.username || !session.digest.matches(&cookie.id) {
+    if session.username() != cookie.username.as_ref() || !session.digest.matches(&cookie.id) {
         return SessionJudgement::Unknown;
     }
     if !session.is_live(now) {
@@ -118,35 +118,55 @@ pub fn judge_session(
     }
     let idle = config.idle();
     let remaining = session.expires_at - now;
-    SessionJudgement::Live { touch: remaining <= idle - idle / 4 }
+    // Past the absolute timeout's reach a touch would write the same expiry.
+    let moves = session_expiry(now, session.created_at, config) > session.expires_at;
+    SessionJudgement::Live { touch: moves && remaining <= idle - idle / 4 }
 }
 
-/// When a session touched at `now` expires.
-pub fn session_expiry(now: OffsetDateTime, config: &Config) -> OffsetDateTime {
-    now.saturating_add(config.idle())
+/// When a session created at `created_at` and touched at `now` expires: the
+/// idle timeout from now, never past the absolute timeout from its creation.
+pub fn session_expiry(now: OffsetDateTime, created_at: OffsetDateTime, config: &Config) -> OffsetDateTime {
+    now.saturating_add(config.idle()).min(created_at.saturating_add(config.absolute()))
 }
 
-/// When a login used at `now` expires.
-pub fn login_expiry(now: OffsetDateTime, config: &Config) -> OffsetDateTime {
-    now.saturating_add(config.max_age())
+/// When a login registered at `created_at` and used at `now` expires: the
+/// cookie max age from now, never past the login lifetime from its password
+/// login.
+pub fn login_expiry(now: OffsetDateTime, created_at: OffsetDateTime, config: &Config) -> OffsetDateTime {
+    now.saturating_add(config.max_age()).min(created_at.saturating_add(config.lifetime()))
 }
 
-/// A new session record for the secret `id`.
+/// A new session record for the secret `id`: a user's, or an anonymous
+/// visitor's (`user: None`).
 pub fn new_session(
-    username: &Username,
+    user: Option<SessionUser>,
     id: &SessionId,
-    login: Option<Serial>,
     data: SessionData,
     now: OffsetDateTime,
     config: &Config,
-) -> Session {
-    Session {
+) -> SessionRecord {
+    SessionRecord {
         digest: id.digest(),
-        username: username.clone(),
-        login,
+        user,
         data,
         created_at: now,
-        expires_at: session_expiry(now, config),
+        expires_at: session_expiry(now, now, config),
+    }
+}
+
+/// The owner of a session a password login opens at `now`.
+pub fn password_user(username: &Username, login: Option<Serial>, now: OffsetDateTime) -> SessionUser {
+    SessionUser { username: username.clone(), login, method: AuthMethod::Password, authenticated_at: now }
+}
+
+/// The owner of a session the remember-me cookie of `login` opens: method
+/// [`AuthMethod::Remembered`], and the login's `authenticated_at`.
+pub fn remembered_user(login: &Login) -> SessionUser {
+    SessionUser {
+        username: login.username.clone(),
+        login: Some(login.serial),
+        method: AuthMethod::Remembered,
+        authenticated_at: login.authenticated_at,
     }
 }
 
@@ -155,7 +175,7 @@ pub fn new_login(
     username: &Username,
     serial: Serial,
     token: Token,
-    session: &Session,
+    session: &SessionRecord,
     client: ClientMeta,
     now: OffsetDateTime,
     config: &Config,
@@ -168,27 +188,30 @@ pub fn new_login(
         session: Some(session.digest),
         created_at: now,
         last_used_at: now,
-        expires_at: login_expiry(now, config),
+        expires_at: login_expiry(now, now, config),
         client,
+        authenticated_at: now,
     };
     (login, AuthCookie { username: username.clone(), serial, token })
 }
 
-/// The rotation for a cookie login with the current token `presented`, given
-/// the fresh `token` and session `id` to replace it with.
+/// The rotation for a cookie login with the current token `presented` of
+/// `login`, given the fresh `token` and session `id` to replace it with.
 ///
 /// Returns the rotation for [`Store::rotate_login`](crate::Store::rotate_login)
-/// and the new auth cookie.
+/// and the new auth cookie. The new session is
+/// [`AuthMethod::Remembered`] with the login's `authenticated_at`; the login
+/// keeps its lifetime from `created_at`.
 pub fn rotation(
     presented: &AuthCookie,
+    login: &Login,
     token: Token,
     id: &SessionId,
     client: ClientMeta,
     now: OffsetDateTime,
     config: &Config,
 ) -> (Rotation, AuthCookie) {
-    let session =
-        new_session(&presented.username, id, Some(presented.serial), SessionData::new(), now, config);
+    let session = new_session(Some(remembered_user(login)), id, SessionData::new(), now, config);
     let expected = presented.token.digest();
     let rotation = Rotation {
         username: presented.username.clone(),
@@ -202,7 +225,7 @@ pub fn rotation(
         },
         session,
         last_used_at: now,
-        expires_at: login_expiry(now, config),
+        expires_at: login_expiry(now, login.created_at, config),
         client,
     };
     let cookie = AuthCookie { username: presented.username.clone(), serial: presented.serial, token };
@@ -233,8 +256,13 @@ mod tests {
     fn setup() -> (Config, AuthCookie, Login) {
         let config = Config::default();
         let user = Username::new("alice").unwrap_or_else(|e| panic!("{e}"));
-        let session =
-            new_session(&user, &SessionId::from_bytes([9; 32]), None, SessionData::new(), at(0), &config);
+        let session = new_session(
+            Some(password_user(&user, None, at(0))),
+            &SessionId::from_bytes([9; 32]),
+            SessionData::new(),
+            at(0),
+            &config,
+        );
         let (login, cookie) = new_login(
             &user,
             Serial::from_bytes([1; 16]),
@@ -253,7 +281,7 @@ mod tests {
         assert_eq!(judge(&cookie, Some(&login), at(1), &config), Judgement::Current);
         let id = SessionId::from_bytes([3; 32]);
         let (rotation, next) =
-            rotation(&cookie, Token::from_bytes([4; 32]), &id, ClientMeta::default(), at(1), &config);
+            rotation(&cookie, &login, Token::from_bytes([4; 32]), &id, ClientMeta::default(), at(1), &config);
         apply_rotation(&mut login, &rotation);
         assert_eq!(judge(&next, Some(&login), at(2), &config), Judgement::Current);
         assert_eq!(
@@ -270,8 +298,15 @@ mod tests {
     fn the_window_tolerates_lagging_clocks_within_the_grace_period() {
         let (config, cookie, mut login) = setup();
         let id = SessionId::from_bytes([3; 32]);
-        let (rotation, _) =
-            rotation(&cookie, Token::from_bytes([4; 32]), &id, ClientMeta::default(), at(100), &config);
+        let (rotation, _) = rotation(
+            &cookie,
+            &login,
+            Token::from_bytes([4; 32]),
+            &id,
+            ClientMeta::default(),
+            at(100),
+            &config,
+        );
         apply_rotation(&mut login, &rotation);
         assert!(matches!(judge(&cookie, Some(&login), at(71), &config), Judgement::Grace { .. }));
         assert_eq!(judge(&cookie, Some(&login), at(70), &config), Judgement::Theft);
@@ -283,7 +318,7 @@ mod tests {
         let config = Config::builder().grace_period(std::time::Duration::ZERO).build()?;
         let id = SessionId::from_bytes([3; 32]);
         let (rotation, _) =
-            rotation(&cookie, Token::from_bytes([4; 32]), &id, ClientMeta::default(), at(1), &config);
+            rotation(&cookie, &login, Token::from_bytes([4; 32]), &id, ClientMeta::default(), at(1), &config);
         apply_rotation(&mut login, &rotation);
         assert_eq!(judge(&cookie, Some(&login), at(1), &config), Judgement::Theft);
         assert_eq!(judge(&cookie, Some(&login), at(0), &config), Judgement::Theft, "even on a lagging clock");
@@ -312,7 +347,7 @@ mod tests {
         let (config, cookie, mut login) = setup();
         let id = SessionId::from_bytes([3; 32]);
         let (rotation, _) =
-            rotation(&cookie, Token::from_bytes([4; 32]), &id, ClientMeta::default(), at(1), &config);
+            rotation(&cookie, &login, Token::from_bytes([4; 32]), &id, ClientMeta::default(), at(1), &config);
         apply_rotation(&mut login, &rotation);
         login.token = Token::from_bytes([7; 32]).digest();
         assert_eq!(judge(&cookie, Some(&login), at(2), &config), Judgement::Inconsistent);
@@ -323,8 +358,9 @@ mod tests {
         let (config, _, _) = setup();
         let user = Username::new("alice").unwrap_or_else(|e| panic!("{e}"));
         let id = SessionId::from_bytes([3; 32]);
-        let session = new_session(&user, &id, None, SessionData::new(), at(0), &config);
-        let cookie = SessionCookie { username: user.clone(), id };
+        let session =
+            new_session(Some(password_user(&user, None, at(0))), &id, SessionData::new(), at(0), &config);
+        let cookie = SessionCookie { username: Some(user.clone()), id };
         let idle = config.idle().whole_seconds();
         assert_eq!(
             judge_session(&cookie, Some(&session), at(1), &config),
@@ -335,8 +371,70 @@ mod tests {
             SessionJudgement::Live { touch: true }
         );
         assert_eq!(judge_session(&cookie, Some(&session), at(idle), &config), SessionJudgement::Expired);
-        let other =
-            SessionCookie { username: Username::new("bob").unwrap_or_else(|e| panic!("{e}")), ..cookie };
+        let other = SessionCookie {
+            username: Some(Username::new("bob").unwrap_or_else(|e| panic!("{e}"))),
+            ..cookie.clone()
+        };
         assert_eq!(judge_session(&other, Some(&session), at(1), &config), SessionJudgement::Unknown);
+        let anonymous = SessionCookie { username: None, ..cookie };
+        assert_eq!(
+            judge_session(&anonymous, Some(&session), at(1), &config),
+            SessionJudgement::Unknown,
+            "an anonymous cookie must not reach a user's session"
+        );
+    }
+
+    #[test]
+    fn sessions_end_at_the_absolute_timeout_however_active() {
+        let (config, _, _) = setup();
+        let user = Username::new("alice").unwrap_or_else(|e| panic!("{e}"));
+        let id = SessionId::from_bytes([3; 32]);
+        let mut session =
+            new_session(Some(password_user(&user, None, at(0))), &id, SessionData::new(), at(0), &config);
+        let cookie = SessionCookie { username: Some(user), id };
+        let absolute = config.absolute().whole_seconds();
+        let idle = config.idle().whole_seconds();
+        // Touched every few minutes, it still ends at the absolute timeout.
+        let mut now = 0;
+        while now < absolute {
+            if let SessionJudgement::Live { touch: true } =
+                judge_session(&cookie, Some(&session), at(now), &config)
+            {
+                session.expires_at = session_expiry(at(now), session.created_at, &config);
+            }
+            assert!(session.expires_at <= at(absolute), "expiry pushed past the absolute timeout at {now}");
+            now += idle / 3;
+        }
+        assert_eq!(session.expires_at, at(absolute));
+        assert_eq!(judge_session(&cookie, Some(&session), at(absolute), &config), SessionJudgement::Expired);
+        assert_eq!(
+            judge_session(&cookie, Some(&session), at(absolute - 1), &config),
+            SessionJudgement::Live { touch: false },
+            "no touch once the expiry cannot move"
+        );
+    }
+
+    #[test]
+    fn logins_end_at_their_lifetime_however_often_used() {
+        let (config, cookie, mut login) = setup();
+        let lifetime = config.lifetime().whole_seconds();
+        let day = 86_400;
+        let mut now = day;
+        let mut cookie = cookie;
+        while now < lifetime {
+            assert_eq!(judge(&cookie, Some(&login), at(now), &config), Judgement::Current, "at {now}");
+            let id = SessionId::from_bytes([3; 32]);
+            let token = Token::from_bytes([(now % 250) as u8; 32]);
+            let (rotation, next) =
+                rotation(&cookie, &login, token, &id, ClientMeta::default(), at(now), &config);
+            assert_eq!(rotation.session.user.as_ref().map(|u| u.method), Some(AuthMethod::Remembered));
+            assert_eq!(rotation.session.user.as_ref().map(|u| u.authenticated_at), Some(at(0)));
+            apply_rotation(&mut login, &rotation);
+            assert!(login.expires_at <= at(lifetime), "login outlives its lifetime at {now}");
+            cookie = next;
+            now += 30 * day;
+        }
+        assert_eq!(judge(&cookie, Some(&login), at(lifetime), &config), Judgement::Expired);
+        assert_eq!(login.authenticated_at, at(0), "rotations never change authenticated_at");
     }
 }

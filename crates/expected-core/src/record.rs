@@ -1,4 +1,7 @@
-//! What a store keeps: [`Login`]s (one per device) and [`Session`]s.
+//! What a store keeps: [`Login`]s (one per device) and [`SessionRecord`]s.
+//!
+//! The stored session is a *record*; the handle a request handler holds on it
+//! is the adapters' `Session` extractor. The names differ on purpose.
 //!
 //! Both serialize with serde to one canonical form (RFC 3339 UTC times, at
 //! most six fractional digits with trailing zeros trimmed; base64url bytes),
@@ -76,11 +79,16 @@ pub struct Login {
     #[serde(with = "time::serde::rfc3339")]
     pub last_used_at: OffsetDateTime,
     /// When the login stops being valid unless used again:
-    /// `last_used_at + cookie max age`.
+    /// `last_used_at + cookie max age`, never past `created_at + login lifetime`.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// The client that used it last.
     pub client: ClientMeta,
+    /// When the user last entered their password on this device: the
+    /// registration, or the latest [`confirm_password`](crate::Exchange::confirm_password).
+    /// Carried unchanged across every rotation.
+    #[serde(with = "time::serde::rfc3339")]
+    pub authenticated_at: OffsetDateTime,
 }
 
 impl Login {
@@ -93,29 +101,80 @@ impl Login {
 /// Session data: a JSON object, as the application fills it.
 pub type SessionData = serde_json::Map<String, serde_json::Value>;
 
-/// A server-side session of an authenticated user.
+/// How the user behind a session proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// A password login opened the session, or the password was confirmed
+    /// since ([`Exchange::confirm_password`](crate::Exchange::confirm_password)).
+    Password,
+    /// The remember-me cookie opened the session (a cookie login or its grace
+    /// answer): the user has not typed a password on it.
+    Remembered,
+}
+
+impl AuthMethod {
+    /// `password` or `remembered`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::Remembered => "remembered",
+        }
+    }
+}
+
+/// Whose a session is, and how and when they proved it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Session {
+pub struct SessionUser {
+    /// The logged-in user.
+    pub username: Username,
+    /// The login (device) that opened the session, when "remember me" was
+    /// chosen; the session ends with it.
+    pub login: Option<Serial>,
+    /// How the session was opened or last confirmed.
+    pub method: AuthMethod,
+    /// When the user last entered their password on this device.
+    #[serde(with = "time::serde::rfc3339")]
+    pub authenticated_at: OffsetDateTime,
+}
+
+/// A server-side session as the store keeps it: an anonymous visitor's
+/// (`user: None`) or a logged-in user's.
+///
+/// A store keys it by `(owner, digest)`, the owner being the username or, for
+/// an anonymous session, nobody: an anonymous lookup never finds a user's
+/// session and the other way round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
     /// Digest of the session id: the key.
     pub digest: SessionDigest,
-    /// Whose session this is.
-    pub username: Username,
-    /// The login that opened it, when it came from a "remember me" login.
-    pub login: Option<Serial>,
+    /// The logged-in user, or `None` for an anonymous visitor.
+    pub user: Option<SessionUser>,
     /// The application's data.
     pub data: SessionData,
-    /// When the session was opened.
+    /// When the session was opened. The absolute timeout counts from here.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    /// When the session ends unless touched again (sliding idle timeout).
+    /// When the session ends unless touched again: the sliding idle timeout,
+    /// never past `created_at` plus the absolute timeout.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
 
-impl Session {
+impl SessionRecord {
     /// Whether the session is still valid at `now` (`now < expires_at`).
     pub fn is_live(&self, now: OffsetDateTime) -> bool {
         now < self.expires_at
+    }
+
+    /// The owner's username; `None` for an anonymous session.
+    pub fn username(&self) -> Option<&Username> {
+        self.user.as_ref().map(|user| &user.username)
+    }
+
+    /// The login that opened the session, if any.
+    pub fn login(&self) -> Option<Serial> {
+        self.user.as_ref().and_then(|user| user.login)
     }
 }
 
@@ -137,17 +196,22 @@ mod tests {
     #[test]
     fn records_serialize_canonically() -> Result<(), serde_json::Error> {
         let at = time::macros::datetime!(2030-01-02 03:04:05.678901 UTC);
-        let session = Session {
+        let session = SessionRecord {
             digest: SessionDigest::from_bytes([1; 32]),
-            username: Username::new("zoë").map_err(serde::de::Error::custom)?,
-            login: Some(Serial::from_bytes([2; 16])),
+            user: Some(SessionUser {
+                username: Username::new("zoë").map_err(serde::de::Error::custom)?,
+                login: Some(Serial::from_bytes([2; 16])),
+                method: AuthMethod::Remembered,
+                authenticated_at: at,
+            }),
             data: SessionData::new(),
             created_at: at,
             expires_at: at,
         };
         let json = serde_json::to_string(&session)?;
         assert!(json.contains("\"2030-01-02T03:04:05.678901Z\""), "{json}");
-        assert_eq!(serde_json::from_str::<Session>(&json)?, session);
+        assert!(json.contains("\"method\":\"remembered\""), "{json}");
+        assert_eq!(serde_json::from_str::<SessionRecord>(&json)?, session);
         Ok(())
     }
 }

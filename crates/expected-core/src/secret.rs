@@ -23,6 +23,7 @@ pub const MAX_USERNAME_BYTES: usize = 255;
 
 /// Why a string is not a valid [`Username`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UsernameError {
     /// The username is the empty string.
     #[error("username is empty")]

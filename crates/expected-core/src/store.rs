@@ -9,8 +9,13 @@
 //! The `expected-conformance` crate checks each of them.
 //!
 //! - **Keys.** A login is keyed by `(username, serial)` and a session by
-//!   `(username, session digest)`: an operation given a username that is not
-//!   the record's owner finds nothing.
+//!   `(owner, session digest)`, the owner being the username or `None` for an
+//!   anonymous visitor's session: an operation given an owner that is not the
+//!   record's finds nothing (an anonymous lookup never finds a user's session,
+//!   nor the other way round).
+//! - **Anonymous sessions** are sessions like any other: saved, touched,
+//!   deleted and cleaned the same way. No user operation (`delete_user`,
+//!   `delete_user_except`, `delete_login`) touches them.
 //! - **No overwrite.** `create_*` never replaces an existing record; it answers
 //!   [`Inserted::AlreadyExists`].
 //! - **Atomic rotation.** [`Store::rotate_login`] is a compare-and-swap on the
@@ -25,9 +30,17 @@
 //!   exactly the records with `expires_at <= now` that are still there, and
 //!   counts those (not what the backend already dropped).
 //! - **Sessions end with their login.** Deleting a login, by any operation,
-//!   deletes the sessions it opened. Where the backend drops an expired login
+//!   deletes the sessions it opened (`session.user.login == Some(serial)`). Where the backend drops an expired login
 //!   by itself, its sessions end at the next cleaning or the next operation on
 //!   that user.
+//! - **Logging out the other devices** ([`Store::delete_user_except`]) is one
+//!   atomic step: a rotation of another device racing it either finds its
+//!   login gone or has its new session deleted with the rest; no other device
+//!   survives.
+//! - **Confirming the password** ([`Store::confirm_password`]) sets the
+//!   session's method and `authenticated_at` and the login's
+//!   `authenticated_at` together; a rotation never changes `authenticated_at`
+//!   of the login, and copies it into the new session as the engine built it.
 //! - **Errors.** Failures are a [`StoreError`], never a panic. A failed call
 //!   either changed nothing or, when it timed out after the backend ran it,
 //!   did all of its work: retrying is always safe, and the engine's grace
@@ -46,11 +59,12 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::record::{ClientMeta, Login, PreviousToken, Session};
+use crate::record::{ClientMeta, Login, PreviousToken, SessionRecord};
 use crate::secret::{Serial, SessionDigest, TokenDigest, Username};
 
 /// The kinds of store failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StoreErrorKind {
     /// The backend cannot be reached or did not answer in time.
     Unavailable,
@@ -127,10 +141,11 @@ pub struct Rotation {
     pub token: TokenDigest,
     /// What becomes the login's `previous` (its digest equals `expected`).
     pub previous: PreviousToken,
-    /// The new session to create and bind to the login (`session.login` is
-    /// this serial and `session.username` is `username`). The login's old
-    /// session, if any, is deleted.
-    pub session: Session,
+    /// The new session to create and bind to the login (its `user` is
+    /// `username`, with `login` this serial, method
+    /// [`Remembered`](crate::AuthMethod::Remembered) and the login's
+    /// `authenticated_at`). The login's old session, if any, is deleted.
+    pub session: SessionRecord,
     /// New `last_used_at`.
     pub last_used_at: OffsetDateTime,
     /// New `expires_at`.
@@ -154,13 +169,58 @@ pub enum Rotated {
     SessionExists,
 }
 
-/// What [`Store::delete_user`] removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What [`Store::delete_user`] or [`Store::delete_user_except`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deleted {
-    /// Logins removed.
+    /// Logins removed (the length of `serials`).
     pub logins: u64,
     /// Sessions removed.
     pub sessions: u64,
+    /// The serials of the logins removed, in no particular order.
+    pub serials: Vec<Serial>,
+}
+
+impl Deleted {
+    /// What removing `serials` and `sessions` sessions came to.
+    pub fn new(serials: Vec<Serial>, sessions: u64) -> Self {
+        Self { logins: serials.len() as u64, sessions, serials }
+    }
+}
+
+/// An expired login that cleaning deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExpiredLogin {
+    /// Whose login it was.
+    pub username: Username,
+    /// Which login.
+    pub serial: Serial,
+}
+
+/// What [`Store::delete_user_except`] keeps: this device's session and the
+/// login that opened it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    /// The session to keep (the user's own).
+    pub session: SessionDigest,
+    /// The login to keep: the one that opened `session` (`session.user.login`),
+    /// or `None` when it came from none. The engine never passes another.
+    pub login: Option<Serial>,
+}
+
+/// A password confirmation, applied by [`Store::confirm_password`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    /// Whose session.
+    pub username: Username,
+    /// Which session: its method becomes
+    /// [`Password`](crate::AuthMethod::Password) and its `authenticated_at`
+    /// becomes `at`.
+    pub session: SessionDigest,
+    /// The session's own login (`session.user.login`), whose
+    /// `authenticated_at` becomes `at` too. The engine never passes another.
+    pub login: Option<Serial>,
+    /// When the password was checked.
+    pub at: OffsetDateTime,
 }
 
 /// Storage for logins and sessions.
@@ -181,46 +241,67 @@ pub trait Store: Send + Sync + 'static {
     async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError>;
 
     /// Deletes a login, the session it is bound to (`login.session`) and every
-    /// session opened by it (`session.login == Some(serial)`), the latter even
+    /// session opened by it (`session.user.login == Some(serial)`), the latter even
     /// when the login itself is already gone. Answers whether the login
     /// existed.
     async fn delete_login(&self, username: &Username, serial: &Serial) -> Result<bool, StoreError>;
 
-    /// Deletes every login and every session of a user, atomically.
+    /// Deletes every login and every session of a user, atomically, and
+    /// answers what it deleted (the serials included). Anonymous sessions are
+    /// untouched.
     async fn delete_user(&self, username: &Username) -> Result<Deleted, StoreError>;
 
+    /// Deletes every login and session of a user except `keep.session` and
+    /// `keep.login`, atomically ("log out the other devices"): a session of
+    /// the kept login other than `keep.session` is deleted too. Answers what
+    /// it deleted.
+    async fn delete_user_except(&self, username: &Username, keep: &Keep) -> Result<Deleted, StoreError>;
+
+    /// Marks a user's session as freshly authenticated by password
+    /// ([`Confirmation`]): the session's method and `authenticated_at`, and
+    /// its login's `authenticated_at`, in one atomic step. Answers `false`,
+    /// writing nothing, when that user has no such session.
+    async fn confirm_password(&self, confirmation: &Confirmation) -> Result<bool, StoreError>;
+
     /// Deletes the logins with `expires_at <= now`, with the sessions they
-    /// opened (as [`Store::delete_login`] does), and answers how many logins
-    /// it deleted. A session kept alive by steady use never outlives the
-    /// login that opened it.
-    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+    /// opened (as [`Store::delete_login`] does), and answers which logins it
+    /// deleted. A session kept alive by steady use never outlives the login
+    /// that opened it.
+    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<Vec<ExpiredLogin>, StoreError>;
 
-    /// Creates a session; never overwrites one with the same digest.
-    async fn create_session(&self, session: &Session) -> Result<Inserted, StoreError>;
+    /// Creates a session, anonymous or a user's; never overwrites one with the
+    /// same key.
+    async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError>;
 
-    /// Reads a session.
+    /// Reads a session: `owner` is its user's name, or `None` for an
+    /// anonymous session.
     async fn get_session(
         &self,
-        username: &Username,
+        owner: Option<&Username>,
         digest: &SessionDigest,
-    ) -> Result<Option<Session>, StoreError>;
+    ) -> Result<Option<SessionRecord>, StoreError>;
 
-    /// Replaces the data and `expires_at` of an existing session. Answers
-    /// `false`, writing nothing, when the session does not exist.
-    async fn save_session(&self, session: &Session) -> Result<bool, StoreError>;
+    /// Replaces the data and `expires_at` of an existing session (found by its
+    /// owner and digest). Answers `false`, writing nothing, when the session
+    /// does not exist.
+    async fn save_session(&self, session: &SessionRecord) -> Result<bool, StoreError>;
 
     /// Pushes out the `expires_at` of an existing session, leaving its data
     /// alone (a concurrent save must not be undone by a touch). Answers
     /// `false`, writing nothing, when the session does not exist.
     async fn touch_session(
         &self,
-        username: &Username,
+        owner: Option<&Username>,
         digest: &SessionDigest,
         expires_at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
     /// Deletes a session. Answers whether it existed.
-    async fn delete_session(&self, username: &Username, digest: &SessionDigest) -> Result<bool, StoreError>;
+    async fn delete_session(
+        &self,
+        owner: Option<&Username>,
+        digest: &SessionDigest,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes the sessions with `expires_at <= now` and answers how many.
     async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
@@ -246,32 +327,42 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     async fn delete_user(&self, username: &Username) -> Result<Deleted, StoreError> {
         (**self).delete_user(username).await
     }
-    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn delete_user_except(&self, username: &Username, keep: &Keep) -> Result<Deleted, StoreError> {
+        (**self).delete_user_except(username, keep).await
+    }
+    async fn confirm_password(&self, confirmation: &Confirmation) -> Result<bool, StoreError> {
+        (**self).confirm_password(confirmation).await
+    }
+    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<Vec<ExpiredLogin>, StoreError> {
         (**self).delete_expired_logins(now).await
     }
-    async fn create_session(&self, session: &Session) -> Result<Inserted, StoreError> {
+    async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError> {
         (**self).create_session(session).await
     }
     async fn get_session(
         &self,
-        username: &Username,
+        owner: Option<&Username>,
         digest: &SessionDigest,
-    ) -> Result<Option<Session>, StoreError> {
-        (**self).get_session(username, digest).await
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        (**self).get_session(owner, digest).await
     }
-    async fn save_session(&self, session: &Session) -> Result<bool, StoreError> {
+    async fn save_session(&self, session: &SessionRecord) -> Result<bool, StoreError> {
         (**self).save_session(session).await
     }
     async fn touch_session(
         &self,
-        username: &Username,
+        owner: Option<&Username>,
         digest: &SessionDigest,
         expires_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        (**self).touch_session(username, digest, expires_at).await
+        (**self).touch_session(owner, digest, expires_at).await
     }
-    async fn delete_session(&self, username: &Username, digest: &SessionDigest) -> Result<bool, StoreError> {
-        (**self).delete_session(username, digest).await
+    async fn delete_session(
+        &self,
+        owner: Option<&Username>,
+        digest: &SessionDigest,
+    ) -> Result<bool, StoreError> {
+        (**self).delete_session(owner, digest).await
     }
     async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         (**self).delete_expired_sessions(now).await

@@ -162,7 +162,7 @@ async fn sessions_slide_with_few_writes_and_die_when_idle() {
     let cookie =
         SessionCookie::parse(jar.session.as_deref().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
     let stored = || async {
-        store.get_session(&user("alice"), &cookie.id.digest()).await.unwrap_or_else(|e| panic!("{e}"))
+        store.get_session(Some(&user("alice")), &cookie.id.digest()).await.unwrap_or_else(|e| panic!("{e}"))
     };
     let first_expiry = stored().await.map(|s| s.expires_at);
 
@@ -191,14 +191,15 @@ async fn session_data_saves_and_never_resurrects_after_remote_logout() {
     let (engine, _, _) = setup();
     let jar = register(&engine, "alice", true).await;
     let result = engine.authenticate(&jar.presented()).await;
-    let mut session = result.outcome.into_authenticated().map(|a| a.session).unwrap_or_else(|| panic!("hit"));
+    let mut session =
+        result.outcome.into_authenticated().map(|a| a.into_session()).unwrap_or_else(|| panic!("hit"));
     session.data.insert("theme".into(), serde_json::json!("dark"));
     assert!(engine.save_session(&mut session).await.unwrap_or_else(|e| panic!("{e}")));
     let again = engine.authenticate(&jar.presented()).await;
-    let data = again.outcome.into_authenticated().map(|a| a.session.data).unwrap_or_default();
+    let data = again.outcome.into_authenticated().map(|a| a.into_session().data).unwrap_or_default();
     assert_eq!(data.get("theme"), Some(&serde_json::json!("dark")));
 
-    let serial = session.login.unwrap_or_else(|| panic!("remembered"));
+    let serial = session.login().unwrap_or_else(|| panic!("remembered"));
     assert!(engine.revoke(&user("alice"), &serial).await.unwrap_or_else(|e| panic!("{e}")));
     assert!(!engine.save_session(&mut session).await.unwrap_or_else(|e| panic!("{e}")), "no resurrection");
     assert!(engine.authenticate(&jar.presented()).await.outcome.authenticated().is_none());
@@ -218,7 +219,7 @@ async fn register_cycles_a_fixated_session_and_replaces_this_devices_login() {
 
     // A session id planted by an attacker is never adopted.
     let planted =
-        SessionCookie { username: user("alice"), id: ChaChaTokens::from_os().session_id() }.encode();
+        SessionCookie { username: Some(user("alice")), id: ChaChaTokens::from_os().session_id() }.encode();
     let registration = engine
         .register(&user("alice"), false, &Presented { session: Some(&planted), ..Presented::default() })
         .await
@@ -252,8 +253,11 @@ async fn grace_without_the_successor_session_opens_one_that_revoke_ends() {
     let mut winner = jar.auth_only();
     let result = engine.authenticate(&winner.presented()).await;
     winner.apply(&result.cookies);
-    let session = result.outcome.into_authenticated().map(|a| a.session).unwrap_or_else(|| panic!("login"));
-    assert!(engine.delete_session(&user("alice"), &session.digest).await.unwrap_or_else(|e| panic!("{e}")));
+    let session =
+        result.outcome.into_authenticated().map(|a| a.into_session()).unwrap_or_else(|| panic!("login"));
+    assert!(
+        engine.delete_session(Some(&user("alice")), &session.digest).await.unwrap_or_else(|e| panic!("{e}"))
+    );
 
     let mut loser = jar.auth_only();
     let result = engine.authenticate(&loser.presented()).await;
@@ -262,7 +266,7 @@ async fn grace_without_the_successor_session_opens_one_that_revoke_ends() {
     assert_eq!(loser.auth, winner.auth);
     assert!(matches!(engine.authenticate(&loser.presented()).await.outcome, Outcome::Session(_)));
 
-    let serial = session.login.unwrap_or_else(|| panic!("remembered"));
+    let serial = session.login().unwrap_or_else(|| panic!("remembered"));
     assert!(engine.revoke(&user("alice"), &serial).await.unwrap_or_else(|e| panic!("{e}")));
     assert!(engine.authenticate(&loser.presented()).await.outcome.authenticated().is_none());
     assert_eq!(login_count(&store, "alice").await, 0);
@@ -299,7 +303,7 @@ async fn devices_are_most_recent_first_with_the_callers_marked() {
     clock.advance(Duration::minutes(1));
     let new = register(&engine, "alice", true).await;
     let result = engine.authenticate(&new.presented()).await;
-    let session = result.outcome.into_authenticated().map(|a| a.session);
+    let session = result.outcome.into_authenticated().map(|a| a.into_session());
     let devices = engine.devices(&user("alice"), session.as_ref()).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(devices.len(), 2);
     assert!(devices[0].current && !devices[1].current);
@@ -400,7 +404,7 @@ async fn no_secret_reaches_the_store_in_clear() {
     for login in &logins {
         written.push_str(&format!("{login:?}"));
         if let Some(digest) = login.session {
-            let session = store.get_session(&user("alice"), &digest).await.ok().flatten();
+            let session = store.get_session(Some(&user("alice")), &digest).await.ok().flatten();
             written.push_str(&serde_json::to_string(&session).unwrap_or_default());
         }
     }
@@ -446,4 +450,143 @@ async fn the_user_hook_is_asked_once_per_request_under_races() {
         assert!(matches!(outcome, Outcome::CookieLogin(_) | Outcome::Grace(_)), "{outcome:?}");
     }
     assert_eq!(directory.0.load(Ordering::SeqCst), 20);
+}
+
+/// Records every hook call.
+#[derive(Default)]
+struct Recorder {
+    sign_ins: std::sync::Mutex<Vec<expected_core::SignIn>>,
+    ended: std::sync::Mutex<Vec<expected_core::LoginsEnded>>,
+    thefts: std::sync::Mutex<usize>,
+}
+
+impl Recorder {
+    fn causes(&self) -> Vec<(expected_core::EndCause, usize)> {
+        let ended = self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        ended.iter().map(|event| (event.cause, event.serials.len())).collect()
+    }
+}
+
+#[async_trait]
+impl Hooks for Recorder {
+    async fn on_sign_in(&self, event: &expected_core::SignIn) {
+        self.sign_ins.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(event.clone());
+    }
+    async fn on_logins_ended(&self, event: &expected_core::LoginsEnded) {
+        self.ended.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(event.clone());
+    }
+    async fn on_theft(&self, _: &expected_core::TheftReport) {
+        *self.thefts.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+    }
+}
+
+#[tokio::test]
+async fn hooks_hear_of_sign_ins_and_of_every_way_logins_end() {
+    use expected_core::EndCause;
+    let (engine, _, clock) = setup();
+    let recorder = Arc::new(Recorder::default());
+    let config = Config::builder()
+        .secure(false)
+        .max_logins_per_user(std::num::NonZeroUsize::new(2))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let engine =
+        Expected::new(engine.store().clone(), config).with_clock(clock.clone()).with_hooks(recorder.clone());
+
+    let first = register(&engine, "alice", true).await;
+    let signed = recorder.sign_ins.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(signed.len(), 1, "a password login is a sign-in");
+    assert!(signed[0].serial.is_some(), "a remembered sign-in names its new device");
+    let _second = register(&engine, "alice", true).await;
+    let _third = register(&engine, "alice", true).await;
+    assert_eq!(recorder.causes(), vec![(EndCause::Evicted, 1)], "over the cap of 2, one login evicted");
+
+    // The same device logging in again replaces its own login.
+    let again = engine.register(&user("alice"), true, &_third.presented()).await;
+    let third = {
+        let mut jar = Jar::default();
+        jar.apply(&again.unwrap_or_else(|e| panic!("{e}")).cookies);
+        jar
+    };
+    assert_eq!(
+        recorder.causes().last(),
+        Some(&(EndCause::Replaced, 1)),
+        "re-login replaces this device's login"
+    );
+
+    let cookies = engine.logout(&third.presented()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(cookies.iter().all(SetCookie::is_removal));
+    assert_eq!(recorder.causes().last(), Some(&(EndCause::Logout, 1)), "logout ends this device's login");
+
+    let serials: Vec<_> = engine
+        .devices(&user("alice"), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|d| d.serial)
+        .collect();
+    assert_eq!(serials.len(), 1);
+    assert!(engine.revoke(&user("alice"), &serials[0]).await.unwrap_or_default());
+    assert_eq!(recorder.causes().last(), Some(&(EndCause::Revoked, 1)));
+    assert!(!engine.revoke(&user("alice"), &serials[0]).await.unwrap_or(true));
+    assert_eq!(recorder.causes().len(), 4, "revoking an unknown serial tells nobody");
+
+    // Theft: the report, then every serial ended.
+    let victim = register(&engine, "alice", true).await;
+    let _laptop = register(&engine, "alice", true).await;
+    clock.advance(Duration::hours(1));
+    let rotated = engine.authenticate(&victim.auth_only().presented()).await;
+    assert!(matches!(rotated.outcome, Outcome::CookieLogin(_)));
+    clock.advance(Duration::minutes(5));
+    let replay = engine.authenticate(&victim.auth_only().presented()).await;
+    assert!(matches!(replay.outcome, Outcome::Theft(_)));
+    assert_eq!(*recorder.thefts.lock().unwrap_or_else(std::sync::PoisonError::into_inner), 1);
+    assert_eq!(recorder.causes().last(), Some(&(EndCause::Theft, 2)), "both devices' serials reported");
+
+    // Logout everywhere and logout others.
+    let phone = register(&engine, "alice", true).await;
+    let _tablet = register(&engine, "alice", true).await;
+    let hit = engine.authenticate(&phone.presented()).await;
+    let session = hit.outcome.into_authenticated().map(|a| a.into_session()).unwrap_or_else(|| panic!("hit"));
+    let others = engine.logout_others(&session).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(others.logins, 1);
+    assert_eq!(recorder.causes().last(), Some(&(EndCause::LogoutOthers, 1)));
+    let everywhere = engine.logout_everywhere(&user("alice")).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(everywhere.logins, 1, "this device's login was still there");
+    assert_eq!(recorder.causes().last(), Some(&(EndCause::LogoutEverywhere, 1)));
+
+    // Expiry, by cleaning.
+    let _old = register(&engine, "alice", true).await;
+    clock.advance(Duration::days(91));
+    let cleaned = engine.clean().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cleaned.logins, 1);
+    assert_eq!(recorder.causes().last(), Some(&(EndCause::Expired, 1)), "cleaning reports expired logins");
+    let _ = first;
+}
+
+#[tokio::test]
+async fn devices_serialize_with_rfc3339_times_and_base64_serials() {
+    let (engine, _, _) = setup();
+    let jar = register(&engine, "alice", true).await;
+    let hit = engine.authenticate(&jar.presented()).await;
+    let session = hit.outcome.into_authenticated().map(|a| a.into_session());
+    let devices = engine.devices(&user("alice"), session.as_ref()).await.unwrap_or_else(|e| panic!("{e}"));
+    let json = serde_json::to_value(&devices).unwrap_or_else(|e| panic!("{e}"));
+    let device = &json[0];
+    let created = device["created_at"].as_str().unwrap_or_default();
+    assert!(
+        expected_core::time::OffsetDateTime::parse(
+            created,
+            &expected_core::time::format_description::well_known::Rfc3339
+        )
+        .is_ok(),
+        "created_at is RFC 3339: {created}"
+    );
+    assert_eq!(
+        device["serial"].as_str(),
+        Some(devices[0].serial.to_base64().as_str()),
+        "serial in base64url"
+    );
+    assert_eq!(device["current"], serde_json::json!(true), "the asking session's device is current");
+    assert!(device["authenticated_at"].is_string(), "authenticated_at is shown: {device}");
 }

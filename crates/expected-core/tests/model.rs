@@ -64,6 +64,8 @@ struct Device {
     tokens: Vec<String>,
     rotated_at: Option<OffsetDateTime>,
     last_used: OffsetDateTime,
+    /// The password login that registered it: the lifetime counts from here.
+    created: OffsetDateTime,
     /// Whether the store still holds its login.
     alive: bool,
 }
@@ -88,6 +90,8 @@ impl World {
         let config = Config::builder()
             .secure(false)
             .max_logins_per_user(None)
+            // Short enough for a random run to cross it with its 30-day steps.
+            .login_lifetime(std::time::Duration::from_secs(120 * 86_400))
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
         let engine = Expected::new(store.clone(), config.clone())
@@ -115,8 +119,13 @@ impl World {
         self.engine.now()
     }
 
+    fn lifetime(&self) -> Duration {
+        Duration::try_from(self.config.login_lifetime()).unwrap_or(Duration::MAX)
+    }
+
+    /// Unused past the max age, or past its lifetime however used.
     fn expired(&self, device: &Device) -> bool {
-        device.last_used + self.max_age() <= self.now()
+        device.last_used + self.max_age() <= self.now() || device.created + self.lifetime() <= self.now()
     }
 
     async fn step(&mut self, op: Op) {
@@ -134,6 +143,7 @@ impl World {
                     tokens: vec![auth],
                     rotated_at: None,
                     last_used: now,
+                    created: now,
                     alive: true,
                 });
             }

@@ -28,15 +28,16 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use expected_core::protocol::apply_rotation;
-use expected_core::store::{Deleted, Inserted, Rotated, Rotation};
+use expected_core::record::AuthMethod;
+use expected_core::store::{Confirmation, Deleted, ExpiredLogin, Inserted, Keep, Rotated, Rotation};
 use expected_core::time::OffsetDateTime;
-use expected_core::{Login, Serial, Session, SessionDigest, Store, StoreError, Username};
+use expected_core::{Login, Serial, SessionDigest, SessionRecord, Store, StoreError, Username};
 
 /// One user's records: everything an operation on one user touches.
 #[derive(Debug, Default)]
 struct User {
     logins: HashMap<Serial, Login>,
-    sessions: HashMap<SessionDigest, Session>,
+    sessions: HashMap<SessionDigest, SessionRecord>,
 }
 
 impl User {
@@ -51,15 +52,23 @@ impl User {
         if let Some(bound) = login.as_ref().and_then(|login| login.session) {
             self.sessions.remove(&bound);
         }
-        self.sessions.retain(|_, session| session.login != Some(*serial));
+        self.sessions.retain(|_, session| session.login() != Some(*serial));
         login.is_some()
     }
+}
+
+/// Everything the store holds: users' records, and anonymous visitors'
+/// sessions apart (no user operation reaches them).
+#[derive(Debug, Default)]
+struct Records {
+    users: HashMap<Username, User>,
+    anonymous: HashMap<SessionDigest, SessionRecord>,
 }
 
 /// The in-memory store. Clone it through an `Arc` to share it.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    users: Mutex<HashMap<Username, User>>,
+    records: Mutex<Records>,
 }
 
 impl MemoryStore {
@@ -68,21 +77,47 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn users(&self) -> MutexGuard<'_, HashMap<Username, User>> {
+    fn records(&self) -> MutexGuard<'_, Records> {
         // Every operation leaves the map consistent before it can panic, so a
         // poisoned lock still guards valid data.
-        self.users.lock().unwrap_or_else(PoisonError::into_inner)
+        self.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs `f` on a user's records and drops the user once empty.
     fn with_user<T>(&self, username: &Username, f: impl FnOnce(&mut User) -> T) -> T {
-        let mut users = self.users();
-        let user = users.entry(username.clone()).or_default();
+        let mut records = self.records();
+        let user = records.users.entry(username.clone()).or_default();
         let result = f(user);
         if user.is_empty() {
-            users.remove(username);
+            records.users.remove(username);
         }
         result
+    }
+
+    /// Runs `f` on the sessions of `owner` (a user's, or the anonymous ones).
+    fn with_sessions<T>(
+        &self,
+        owner: Option<&Username>,
+        f: impl FnOnce(&mut HashMap<SessionDigest, SessionRecord>) -> T,
+    ) -> T {
+        match owner {
+            Some(username) => self.with_user(username, |user| f(&mut user.sessions)),
+            None => f(&mut self.records().anonymous),
+        }
+    }
+
+    /// How many records it holds: (logins, sessions), anonymous included.
+    pub fn len(&self) -> (usize, usize) {
+        let records = self.records();
+        let logins = records.users.values().map(|user| user.logins.len()).sum();
+        let sessions =
+            records.users.values().map(|user| user.sessions.len()).sum::<usize>() + records.anonymous.len();
+        (logins, sessions)
+    }
+
+    /// Whether it holds nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == (0, 0)
     }
 }
 
@@ -99,7 +134,7 @@ impl Store for MemoryStore {
     }
 
     async fn get_login(&self, username: &Username, serial: &Serial) -> Result<Option<Login>, StoreError> {
-        Ok(self.users().get(username).and_then(|user| user.logins.get(serial)).cloned())
+        Ok(self.records().users.get(username).and_then(|user| user.logins.get(serial)).cloned())
     }
 
     async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
@@ -122,7 +157,12 @@ impl Store for MemoryStore {
     }
 
     async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {
-        Ok(self.users().get(username).map(|user| user.logins.values().cloned().collect()).unwrap_or_default())
+        let records = self.records();
+        Ok(records
+            .users
+            .get(username)
+            .map(|user| user.logins.values().cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn delete_login(&self, username: &Username, serial: &Serial) -> Result<bool, StoreError> {
@@ -130,49 +170,79 @@ impl Store for MemoryStore {
     }
 
     async fn delete_user(&self, username: &Username) -> Result<Deleted, StoreError> {
-        let removed = self.users().remove(username).unwrap_or_default();
-        Ok(Deleted { logins: removed.logins.len() as u64, sessions: removed.sessions.len() as u64 })
+        let removed = self.records().users.remove(username).unwrap_or_default();
+        Ok(Deleted::new(removed.logins.into_keys().collect(), removed.sessions.len() as u64))
     }
 
-    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let mut users = self.users();
-        let mut count = 0;
-        for user in users.values_mut() {
+    async fn delete_user_except(&self, username: &Username, keep: &Keep) -> Result<Deleted, StoreError> {
+        Ok(self.with_user(username, |user| {
+            let serials: Vec<Serial> =
+                user.logins.keys().filter(|serial| Some(**serial) != keep.login).copied().collect();
+            for serial in &serials {
+                user.logins.remove(serial);
+            }
+            let before = user.sessions.len();
+            user.sessions.retain(|digest, _| *digest == keep.session);
+            Deleted::new(serials, (before - user.sessions.len()) as u64)
+        }))
+    }
+
+    async fn confirm_password(&self, confirmation: &Confirmation) -> Result<bool, StoreError> {
+        Ok(self.with_user(&confirmation.username, |user| {
+            let Some(session) = user.sessions.get_mut(&confirmation.session) else { return false };
+            let Some(owner) = session.user.as_mut() else { return false };
+            owner.method = AuthMethod::Password;
+            owner.authenticated_at = confirmation.at;
+            if let Some(login) = confirmation.login.and_then(|serial| user.logins.get_mut(&serial)) {
+                login.authenticated_at = confirmation.at;
+            }
+            true
+        }))
+    }
+
+    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<Vec<ExpiredLogin>, StoreError> {
+        let mut records = self.records();
+        let mut deleted = Vec::new();
+        for (username, user) in &mut records.users {
             let expired: Vec<Serial> = user
                 .logins
                 .values()
                 .filter(|login| login.expires_at <= now)
                 .map(|login| login.serial)
                 .collect();
-            for serial in &expired {
-                user.remove_login(serial);
+            for serial in expired {
+                user.remove_login(&serial);
+                deleted.push(ExpiredLogin { username: username.clone(), serial });
             }
-            count += expired.len() as u64;
         }
-        users.retain(|_, user| !user.is_empty());
-        Ok(count)
+        records.users.retain(|_, user| !user.is_empty());
+        Ok(deleted)
     }
 
-    async fn create_session(&self, session: &Session) -> Result<Inserted, StoreError> {
-        Ok(self.with_user(&session.username, |user| {
-            if user.sessions.contains_key(&session.digest) {
+    async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError> {
+        Ok(self.with_sessions(session.username(), |sessions| {
+            if sessions.contains_key(&session.digest) {
                 return Inserted::AlreadyExists;
             }
-            user.sessions.insert(session.digest, session.clone());
+            sessions.insert(session.digest, session.clone());
             Inserted::Created
         }))
     }
 
     async fn get_session(
         &self,
-        username: &Username,
+        owner: Option<&Username>,
         digest: &SessionDigest,
-    ) -> Result<Option<Session>, StoreError> {
-        Ok(self.users().get(username).and_then(|user| user.sessions.get(digest)).cloned())
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let records = self.records();
+        Ok(match owner {
+            Some(username) => records.users.get(username).and_then(|user| user.sessions.get(digest)).cloned(),
+            None => records.anonymous.get(digest).cloned(),
+        })
     }
 
-    async fn save_session(&self, session: &Session) -> Result<bool, StoreError> {
-        Ok(self.with_user(&session.username, |user| match user.sessions.get_mut(&session.digest) {
+    async fn save_session(&self, session: &SessionRecord) -> Result<bool, StoreError> {
+        Ok(self.with_sessions(session.username(), |sessions| match sessions.get_mut(&session.digest) {
             Some(stored) => {
                 stored.data = session.data.clone();
                 stored.expires_at = session.expires_at;
@@ -184,11 +254,11 @@ impl Store for MemoryStore {
 
     async fn touch_session(
         &self,
-        username: &Username,
+        owner: Option<&Username>,
         digest: &SessionDigest,
         expires_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        Ok(self.with_user(username, |user| match user.sessions.get_mut(digest) {
+        Ok(self.with_sessions(owner, |sessions| match sessions.get_mut(digest) {
             Some(stored) => {
                 stored.expires_at = expires_at;
                 true
@@ -197,19 +267,26 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn delete_session(&self, username: &Username, digest: &SessionDigest) -> Result<bool, StoreError> {
-        Ok(self.with_user(username, |user| user.sessions.remove(digest).is_some()))
+    async fn delete_session(
+        &self,
+        owner: Option<&Username>,
+        digest: &SessionDigest,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with_sessions(owner, |sessions| sessions.remove(digest).is_some()))
     }
 
     async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let mut users = self.users();
+        let mut records = self.records();
         let mut count = 0;
-        for user in users.values_mut() {
+        for user in records.users.values_mut() {
             let before = user.sessions.len();
             user.sessions.retain(|_, session| session.expires_at > now);
             count += (before - user.sessions.len()) as u64;
         }
-        users.retain(|_, user| !user.is_empty());
+        records.users.retain(|_, user| !user.is_empty());
+        let before = records.anonymous.len();
+        records.anonymous.retain(|_, session| session.expires_at > now);
+        count += (before - records.anonymous.len()) as u64;
         Ok(count)
     }
 }

@@ -2,7 +2,7 @@
 //! errors.
 
 use expected_core::time::OffsetDateTime;
-use expected_core::{StoreError, StoreErrorKind};
+use expected_core::{AuthMethod, Login, SessionRecord, StoreError, StoreErrorKind};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 use serde_json::{Map, Value};
 
@@ -40,11 +40,10 @@ pub(crate) fn flat_hash(answer: redis::Value) -> Result<Vec<Vec<u8>>, StoreError
         .collect()
 }
 
-/// A record back from the flat field/value array `HGETALL` answers; `None`
-/// when the array is empty (no such key).
-pub(crate) fn from_fields<T: serde::de::DeserializeOwned>(
-    flat: Vec<Vec<u8>>,
-) -> Result<Option<T>, StoreError> {
+/// The fields of a record hash from the flat field/value array `HGETALL`
+/// answers, each value parsed as JSON; `None` when the array is empty (no
+/// such key).
+fn fields_of(flat: Vec<Vec<u8>>) -> Result<Option<Map<String, Value>>, StoreError> {
     if flat.is_empty() {
         return Ok(None);
     }
@@ -60,9 +59,74 @@ pub(crate) fn from_fields<T: serde::de::DeserializeOwned>(
             .map_err(|error| StoreError::corrupt(format!("record field {name:?} is not JSON: {error}")))?;
         fields.insert(name, value);
     }
+    Ok(Some(fields))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(fields: Map<String, Value>) -> Result<T, StoreError> {
     serde_json::from_value(Value::Object(fields))
-        .map(Some)
         .map_err(|error| StoreError::corrupt(format!("record does not decode: {error}")))
+}
+
+/// The fields of a login hash: one per serde field of [`Login`].
+pub(crate) fn login_fields(login: &Login) -> Result<Map<String, Value>, StoreError> {
+    to_fields(login)
+}
+
+/// A login back from its hash; `None` when there is no such key.
+///
+/// Version 0.1 wrote no `authenticated_at`: such a login was last
+/// authenticated by password when it was registered, at `created_at`.
+pub(crate) fn decode_login(flat: Vec<Vec<u8>>) -> Result<Option<Login>, StoreError> {
+    let Some(mut fields) = fields_of(flat)? else { return Ok(None) };
+    if !fields.contains_key("authenticated_at") {
+        if let Some(created_at) = fields.get("created_at").cloned() {
+            fields.insert("authenticated_at".to_owned(), created_at);
+        }
+    }
+    decode(fields).map(Some)
+}
+
+/// The serde fields of [`SessionUser`], kept at the top level of a session
+/// hash.
+const USER_FIELDS: [&str; 4] = ["username", "login", "method", "authenticated_at"];
+
+/// The fields of a session hash: the serde fields of [`SessionRecord`] but
+/// `user`, whose own fields ([`USER_FIELDS`]) sit beside them, absent for an
+/// anonymous session. Flat, so that a script compares a session's `login`
+/// byte for byte without parsing JSON, and so that a 0.1 session (which had
+/// `username` and `login` there) is the same hash minus two fields.
+pub(crate) fn session_fields(session: &SessionRecord) -> Result<Map<String, Value>, StoreError> {
+    let mut fields = to_fields(session)?;
+    match fields.remove("user") {
+        Some(Value::Object(user)) => fields.extend(user),
+        Some(Value::Null) | None => {}
+        Some(_) => return Err(StoreError::new(StoreErrorKind::Backend, "a session user is not an object")),
+    }
+    Ok(fields)
+}
+
+/// A session back from its hash ([`session_fields`]); `None` when there is
+/// no such key.
+///
+/// Version 0.1 wrote only `username` and `login` of the user: such a session
+/// reads as opened by the remember-me cookie at `created_at`, the cautious
+/// reading (an application asking for a fresh password gets one asked).
+pub(crate) fn decode_session(flat: Vec<Vec<u8>>) -> Result<Option<SessionRecord>, StoreError> {
+    let Some(mut fields) = fields_of(flat)? else { return Ok(None) };
+    let mut user: Map<String, Value> = USER_FIELDS
+        .iter()
+        .filter_map(|name| fields.remove(*name).map(|value| ((*name).to_owned(), value)))
+        .collect();
+    if !user.is_empty() {
+        if !user.contains_key("method") && !user.contains_key("authenticated_at") {
+            user.insert("method".to_owned(), Value::from(AuthMethod::Remembered.as_str()));
+            if let Some(created_at) = fields.get("created_at").cloned() {
+                user.insert("authenticated_at".to_owned(), created_at);
+            }
+        }
+        fields.insert("user".to_owned(), Value::Object(user));
+    }
+    decode(fields).map(Some)
 }
 
 /// Microseconds since the Unix epoch, rounded up: a record's score.
@@ -119,6 +183,7 @@ pub(crate) fn store_error(error: RedisError) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use expected_core::{Serial, SessionDigest, SessionUser, Username};
     use time::macros::datetime;
 
     #[test]
@@ -160,6 +225,89 @@ mod tests {
         let script =
             RedisError::from((ErrorKind::Server(ServerErrorKind::ResponseError), "Error running script"));
         assert_eq!(store_error(script).kind(), StoreErrorKind::Backend);
+    }
+
+    fn flat(fields: &Map<String, Value>) -> Vec<Vec<u8>> {
+        field_args(fields).into_iter().map(String::into_bytes).collect()
+    }
+
+    fn session(user: Option<SessionUser>) -> SessionRecord {
+        let at = datetime!(2030-01-02 03:04:05.678901 UTC);
+        let mut data = expected_core::SessionData::new();
+        data.insert("cart".to_owned(), Value::from(3));
+        SessionRecord {
+            digest: SessionDigest::from_bytes([1; 32]),
+            user,
+            data,
+            created_at: at,
+            expires_at: at + expected_core::time::Duration::hours(1),
+        }
+    }
+
+    #[test]
+    fn sessions_flatten_their_user_and_read_back() -> Result<(), Box<dyn std::error::Error>> {
+        let user = SessionUser {
+            username: Username::new("zoë")?,
+            login: Some(Serial::from_bytes([2; 16])),
+            method: AuthMethod::Password,
+            authenticated_at: datetime!(2030-01-01 0:00 UTC),
+        };
+        for session in
+            [session(Some(user.clone())), session(Some(SessionUser { login: None, ..user })), session(None)]
+        {
+            let fields = session_fields(&session)?;
+            assert!(!fields.contains_key("user"));
+            assert_eq!(fields.contains_key("username"), session.user.is_some());
+            if let Some(serial) = session.login() {
+                assert_eq!(fields.get("login"), Some(&Value::from(serial.to_base64())));
+            }
+            assert_eq!(decode_session(flat(&fields))?, Some(session));
+        }
+        assert_eq!(decode_session(Vec::new())?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn version_0_1_records_read_with_their_defaults() -> Result<(), Box<dyn std::error::Error>> {
+        let alice = Username::new("alice")?;
+        let old = session(Some(SessionUser {
+            username: alice.clone(),
+            login: None,
+            method: AuthMethod::Remembered,
+            authenticated_at: session(None).created_at,
+        }));
+        let mut fields = session_fields(&old)?;
+        fields.remove("method");
+        fields.remove("authenticated_at");
+        assert_eq!(decode_session(flat(&fields))?, Some(old));
+        // Half of the new fields is neither version: corrupt.
+        fields.insert("method".to_owned(), Value::from("password"));
+        let error = decode_session(flat(&fields)).err().map(|error| error.kind());
+        assert_eq!(error, Some(StoreErrorKind::Corrupt));
+        // A user's field without a username is no session either.
+        let mut fields = session_fields(&session(None))?;
+        fields.insert("login".to_owned(), Value::Null);
+        let error = decode_session(flat(&fields)).err().map(|error| error.kind());
+        assert_eq!(error, Some(StoreErrorKind::Corrupt));
+
+        let at = datetime!(2030-01-02 03:04:05.678901 UTC);
+        let login = Login {
+            username: alice,
+            serial: Serial::from_bytes([2; 16]),
+            token: expected_core::TokenDigest::from_bytes([3; 32]),
+            previous: None,
+            session: None,
+            created_at: at,
+            last_used_at: at + expected_core::time::Duration::days(1),
+            expires_at: at + expected_core::time::Duration::days(30),
+            client: expected_core::ClientMeta::default(),
+            authenticated_at: at,
+        };
+        let mut fields = login_fields(&login)?;
+        assert_eq!(decode_login(flat(&fields))?, Some(login.clone()));
+        fields.remove("authenticated_at");
+        assert_eq!(decode_login(flat(&fields))?, Some(login));
+        Ok(())
     }
 
     #[test]

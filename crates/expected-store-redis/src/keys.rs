@@ -1,8 +1,10 @@
-//! Key names: which bucket a user lands in and what each key is called.
+//! Key names: which bucket an owner's records land in and what each key is
+//! called.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use expected_core::{Serial, SessionDigest, Username};
+use expected_core::store::ExpiredLogin;
+use expected_core::{Serial, SessionDigest, StoreError, Username};
 use sha2::{Digest as _, Sha256};
 
 /// How many buckets (hash tags) users are spread over. Part of the key
@@ -16,49 +18,113 @@ pub(crate) fn bucket_of(username: &Username) -> u16 {
     u16::from_be_bytes([digest[0], digest[1]]) % BUCKETS
 }
 
+/// Which bucket an anonymous session lives in: the first two bytes of its
+/// digest, modulo [`BUCKETS`]. The digest is already SHA-256 of a random id,
+/// so anonymous sessions spread evenly, and every script on one of them
+/// finds it (and its index) from the digest alone.
+pub(crate) fn bucket_of_session(digest: &SessionDigest) -> u16 {
+    let bytes = digest.as_bytes();
+    u16::from_be_bytes([bytes[0], bytes[1]]) % BUCKETS
+}
+
 /// `<prefix>:{<bucket>}:`, the start of every key of a bucket.
 pub(crate) fn bucket_base(prefix: &str, bucket: u16) -> String {
     format!("{prefix}:{{{bucket:04}}}:")
 }
 
-/// A user's key names.
+/// The key names of one owner of sessions: a user, or nobody (the anonymous
+/// sessions of one bucket). The scripts build the same names from `base` and
+/// `user` (see the prelude in `scripts.rs`).
 #[derive(Debug, Clone)]
-pub(crate) struct UserKeys {
+pub(crate) struct Keys {
     /// `<prefix>:{<bucket>}:`
     pub(crate) base: String,
-    /// base64url of the username's UTF-8 bytes (no `:`, `{` or `}`).
+    /// base64url of the username's UTF-8 bytes (no `:`, `{` or `}`), or the
+    /// empty string for anonymous sessions: a username is never empty, so
+    /// neither is its base64url, and the two can never meet.
     pub(crate) user: String,
 }
 
-impl UserKeys {
-    pub(crate) fn new(prefix: &str, username: &Username) -> Self {
+impl Keys {
+    /// A user's keys.
+    pub(crate) fn user(prefix: &str, username: &Username) -> Self {
         Self {
             base: bucket_base(prefix, bucket_of(username)),
             user: URL_SAFE_NO_PAD.encode(username.as_str().as_bytes()),
         }
     }
 
-    /// The login hash.
+    /// The keys of the anonymous session `digest`, in its own bucket.
+    pub(crate) fn anonymous(prefix: &str, digest: &SessionDigest) -> Self {
+        Self { base: bucket_base(prefix, bucket_of_session(digest)), user: String::new() }
+    }
+
+    /// The keys of the session `digest` of `owner` (`None`: anonymous).
+    pub(crate) fn owner(prefix: &str, owner: Option<&Username>, digest: &SessionDigest) -> Self {
+        match owner {
+            Some(username) => Self::user(prefix, username),
+            None => Self::anonymous(prefix, digest),
+        }
+    }
+
+    fn is_anonymous(&self) -> bool {
+        self.user.is_empty()
+    }
+
+    /// The login hash (users only).
     pub(crate) fn login(&self, serial: &Serial) -> String {
         format!("{}l:{}:{}", self.base, self.user, serial.to_base64())
     }
 
-    /// The session hash.
+    /// The session hash: `s:U:D` for a user's, `a:D` for an anonymous one.
     pub(crate) fn session(&self, digest: &SessionDigest) -> String {
-        format!("{}s:{}:{}", self.base, self.user, digest.to_base64())
+        if self.is_anonymous() {
+            format!("{}a:{}", self.base, digest.to_base64())
+        } else {
+            format!("{}s:{}:{}", self.base, self.user, digest.to_base64())
+        }
     }
 
-    /// The four index keys every user script gets, in the order the scripts
-    /// expect: the user's logins, the user's sessions, the bucket's logins,
-    /// the bucket's sessions.
-    pub(crate) fn indexes(&self) -> [String; 4] {
-        [
-            format!("{}L:{}", self.base, self.user),
-            format!("{}S:{}", self.base, self.user),
-            format!("{}L", self.base),
-            format!("{}S", self.base),
-        ]
+    /// The index keys a script may write, declared after the record keys: a
+    /// user's logins, the user's sessions, the bucket's logins and the
+    /// bucket's sessions; for anonymous sessions, the bucket's anonymous
+    /// index alone.
+    pub(crate) fn indexes(&self) -> Vec<String> {
+        if self.is_anonymous() {
+            vec![format!("{}A", self.base)]
+        } else {
+            vec![
+                format!("{}L:{}", self.base, self.user),
+                format!("{}S:{}", self.base, self.user),
+                format!("{}L", self.base),
+                format!("{}S", self.base),
+            ]
+        }
     }
+}
+
+/// A username back from its base64url in a key or an index entry.
+fn username_of(encoded: &str) -> Result<Username, StoreError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| StoreError::corrupt(format!("{encoded:?} is not a base64url username")))?;
+    let name = String::from_utf8(bytes)
+        .map_err(|_| StoreError::corrupt(format!("{encoded:?} is not a UTF-8 username")))?;
+    Username::new(name).map_err(|error| StoreError::corrupt(format!("{encoded:?} is no username: {error}")))
+}
+
+/// A serial back from its base64url in a key or an index entry.
+pub(crate) fn serial_of(encoded: &str) -> Result<Serial, StoreError> {
+    Serial::from_base64(encoded)
+        .map_err(|error| StoreError::corrupt(format!("{encoded:?} is not a serial: {error}")))
+}
+
+/// The login a bucket's login index entry `U:S` names.
+pub(crate) fn expired_login_of(member: &str) -> Result<ExpiredLogin, StoreError> {
+    let (user, serial) = member
+        .split_once(':')
+        .ok_or_else(|| StoreError::corrupt(format!("login index entry {member:?} is not user:serial")))?;
+    Ok(ExpiredLogin { username: username_of(user)?, serial: serial_of(serial)? })
 }
 
 #[cfg(test)]
@@ -69,20 +135,42 @@ mod tests {
         Username::new(name).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    fn tag_of(key: &str) -> &str {
+        let open = key.find('{').unwrap_or(0);
+        let close = key.find('}').unwrap_or(0);
+        assert_eq!(key.matches('{').count(), 1, "{key}");
+        assert_eq!(key.matches('}').count(), 1, "{key}");
+        &key[open..=close]
+    }
+
     #[test]
     fn keys_share_one_hash_tag_and_escape_braces() {
-        let keys = UserKeys::new("app", &user("{evil}:name"));
+        let keys = Keys::user("app", &user("{evil}:name"));
         let serial = Serial::from_bytes([1; 16]);
         let digest = SessionDigest::from_bytes([2; 32]);
         let all = [keys.login(&serial), keys.session(&digest)].into_iter().chain(keys.indexes());
         let tag = format!("{{{:04}}}", bucket_of(&user("{evil}:name")));
         for key in all {
-            let open = key.find('{').unwrap_or(usize::MAX);
-            let close = key.find('}').unwrap_or(usize::MAX);
-            assert_eq!(&key[open..=close], tag, "{key}");
-            assert_eq!(key.matches('{').count(), 1, "{key}");
-            assert_eq!(key.matches('}').count(), 1, "{key}");
+            assert_eq!(tag_of(&key), tag, "{key}");
         }
+    }
+
+    #[test]
+    fn anonymous_sessions_live_in_the_bucket_of_their_digest_apart_from_users() {
+        let digest = SessionDigest::from_bytes([7; 32]);
+        let keys = Keys::anonymous("app", &digest);
+        let tag = format!("{{{:04}}}", bucket_of_session(&digest));
+        assert_eq!(u16::from_be_bytes([7, 7]) % BUCKETS, bucket_of_session(&digest));
+        for key in [keys.session(&digest)].into_iter().chain(keys.indexes()) {
+            assert_eq!(tag_of(&key), tag, "{key}");
+        }
+        assert_eq!(keys.session(&digest), format!("app:{tag}:a:{}", digest.to_base64()));
+        assert_eq!(keys.indexes(), [format!("app:{tag}:A")]);
+        // No user's session or index can take an anonymous key's name.
+        let named = Keys::user("app", &user("a"));
+        assert!(named.session(&digest).contains(":s:"));
+        assert!(named.indexes().iter().all(|key| !key.ends_with(":A")));
+        assert_eq!(Keys::owner("app", None, &digest).session(&digest), keys.session(&digest));
     }
 
     #[test]
@@ -92,5 +180,18 @@ mod tests {
             (0..5000).map(|i| bucket_of(&user(&format!("user{i}")))).collect();
         assert!(used.len() > 900, "{}", used.len());
         assert!(used.iter().all(|b| *b < BUCKETS));
+    }
+
+    #[test]
+    fn index_entries_decode_or_are_corrupt() -> Result<(), StoreError> {
+        let keys = Keys::user("app", &user("zoë:{x}"));
+        let serial = Serial::from_bytes([3; 16]);
+        let found = expired_login_of(&format!("{}:{}", keys.user, serial.to_base64()))?;
+        assert_eq!(found, ExpiredLogin { username: user("zoë:{x}"), serial });
+        for bad in ["", "no-colon", ":AAAA", "!!:AAAAAAAAAAAAAAAAAAAAAA", "YQ:short"] {
+            let error = expired_login_of(bad).err().map(|error| error.kind());
+            assert_eq!(error, Some(expected_core::StoreErrorKind::Corrupt), "{bad:?}");
+        }
+        Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! A Redis and Redis Cluster [`Store`] for `expected`: every operation is one
 //! atomic Lua script (or one plain read), records expire by Redis TTL, and all
-//! keys of one user share a hash tag so a cluster runs each operation on one
-//! node.
+//! keys of one user (or of one anonymous session) share a hash tag so a
+//! cluster runs each operation on one node.
 //!
 //! It passes the whole `expected-conformance` suite, on a single Redis and on a
 //! Redis Cluster.
@@ -27,10 +27,11 @@
 //! Redis 5.0 or later (tested with 7.0): the scripts read `TIME` before
 //! writing, which needs the script effects replication that is the default
 //! from 5.0 on. Everything else (`EVALSHA`, `SCRIPT LOAD`, `HSET` with several
-//! fields, `PEXPIREAT`, sorted sets) is older. The scripts are loaded on
-//! demand: an `EVALSHA` that meets `NOSCRIPT` (a fresh or restarted server)
-//! loads the script with `SCRIPT LOAD` (on every primary, in a cluster) and
-//! runs it again, which costs two more round trips once per server.
+//! fields, `PEXPIREAT`, sorted sets, nested arrays in script answers) is
+//! older. The scripts are loaded on demand: an `EVALSHA` that meets
+//! `NOSCRIPT` (a fresh or restarted server) loads the script with
+//! `SCRIPT LOAD` (on every primary, in a cluster) and runs it again, which
+//! costs two more round trips once per server.
 //!
 //! Clocks: Redis drops a record at its `expires_at` as Redis's own clock tells
 //! it. If the application's clocks may run behind Redis's, give the TTL a
@@ -49,19 +50,47 @@
 //! | key | type | holds |
 //! | --- | --- | --- |
 //! | `P:{B}:l:U:S` | hash | a login, TTL at its `expires_at` |
-//! | `P:{B}:s:U:D` | hash | a session, TTL at its `expires_at` |
+//! | `P:{B}:s:U:D` | hash | a user's session, TTL at its `expires_at` |
 //! | `P:{B}:L:U` | sorted set | the user's serials, scored by `expires_at` |
 //! | `P:{B}:S:U` | sorted set | the user's session digests, scored by `expires_at` |
 //! | `P:{B}:L` | sorted set | `U:S` of every login in the bucket, scored by `expires_at` |
-//! | `P:{B}:S` | sorted set | `U:D` of every session in the bucket, scored by `expires_at` |
+//! | `P:{B}:S` | sorted set | `U:D` of every user's session in the bucket, scored by `expires_at` |
+//! | `P:{B}:a:D` | hash | an anonymous session, TTL at its `expires_at` |
+//! | `P:{B}:A` | sorted set | the digests of the bucket's anonymous sessions, scored by `expires_at` |
 //!
-//! A record hash has one field per serde field of [`Login`] or [`Session`],
-//! each value that field's canonical JSON (so `HGETALL` and the serde form
-//! give back exactly the record written). Scores are microseconds since the
-//! Unix epoch. The per-bucket sets are why users share buckets rather than
-//! each having a tag of their own: they let every write keep the index that
+//! **Anonymous sessions** have no user to pick a bucket, so they take the
+//! bucket of their digest: its first two bytes, modulo 1024 (the digest is
+//! SHA-256 of a random id, so they spread as evenly as users). Every
+//! operation on one finds its bucket from the digest alone, and its key and
+//! index share that tag like a user's. Their keys can never be a user's:
+//! `a:` and `A` are kinds of key no user has, and no user operation
+//! (`delete_user`, `delete_user_except`, `delete_login`) walks the `A` index,
+//! so none reaches them. A lookup with an owner reads only that owner's key
+//! (`s:U:D` or `a:D`): an anonymous lookup never finds a user's session, nor
+//! the other way round.
+//!
+//! A login hash has one field per serde field of [`Login`], each value that
+//! field's canonical JSON. A session hash has one per serde field of
+//! [`SessionRecord`] but `user`, whose fields (`username`, `login`, `method`,
+//! `authenticated_at`) sit beside them instead, again as canonical JSON, and
+//! are absent from an anonymous session: flat, so that a script compares a
+//! session's `login` byte for byte without parsing JSON. `HGETALL` thus gives
+//! back exactly the record written. Scores are microseconds since the Unix
+//! epoch. The per-bucket sets are why users share buckets rather than each
+//! having a tag of their own: they let every write keep the index that
 //! cleaning walks in the same atomic script, on the same node, and let
 //! cleaning visit only what is due.
+//!
+//! Records written by version 0.1 of this store, which may still sit in a
+//! production Redis, are read rather than refused as corrupt: the keys are
+//! the same, a 0.1 login has no `authenticated_at` (it reads as its
+//! `created_at`, the password login that registered it), and a 0.1 session
+//! has `username` and `login` but no `method` nor `authenticated_at` (it
+//! reads as [`Remembered`](expected_core::AuthMethod::Remembered) at its
+//! `created_at`: the cautious reading, so that an application asking for a
+//! fresh password asks). The first confirmation writes the missing fields;
+//! a rotation leaves a 0.1 login's `authenticated_at` absent, and so read the
+//! same.
 //!
 //! Index entries of records that Redis expired on its own are dropped when an
 //! operation comes across them (a key that no longer exists, never by clock),
@@ -75,34 +104,40 @@
 //! | --- | --- | --- |
 //! | `create_login`, `create_session` | 1 | script: refuse if the key exists, `HSET`, `PEXPIREAT`, index |
 //! | `get_login`, `get_session` | 1 | `HGETALL` |
-//! | `rotate_login` | 1 | script: compare `token`, refuse if the new session exists, delete the bound session, update the login, create the session |
+//! | `rotate_login` | 1 | script: compare `token`, refuse if the new session exists, delete the bound session, update the login, create the session as given |
 //! | `list_logins` | 1 | script: read the user's index and each login |
 //! | `delete_login` | 1 | script: the login, its bound session, every session whose `login` is its serial (even when the login is gone) |
-//! | `delete_user` | 1 | script: everything in the user's two indexes |
+//! | `delete_user` | 1 | script: everything in the user's two indexes, answering the serials deleted |
+//! | `delete_user_except` | 1 | the same script, skipping the kept session and login |
+//! | `confirm_password` | 1 | script: refuse unless the session exists, write its `method` and `authenticated_at`, and the login's `authenticated_at` if the login is still there |
 //! | `save_session` | 1 | script: refuse unless the key exists, update `data` and `expires_at` |
 //! | `touch_session` | 1 | script: refuse unless the key exists, update `expires_at` alone (a concurrent save keeps its data) |
 //! | `delete_session` | 1 | script |
-//! | `delete_expired_logins`, `delete_expired_sessions` | 1 per bucket (1024), more for buckets with over 512 due records | script per bucket, 16 at a time |
+//! | `delete_expired_logins`, `delete_expired_sessions` | 1 per bucket (1024), more for buckets with over 512 due records in one index | script per bucket, 16 at a time; sessions cover the bucket's users' and anonymous ones in one script |
 //!
 //! Every script is atomic: of racing rotations of one login exactly one wins,
 //! a delete and a rotation never interleave. A rotation writes the fields
-//! [`apply_rotation`] sets (every
-//! field but `username`, `serial` and `created_at`) after comparing the
-//! stored `token` field with the expected digest, inside the script: there is
-//! no read-then-write.
+//! [`apply_rotation`] sets (every field but `username`, `serial`,
+//! `created_at` and `authenticated_at`) after comparing the stored `token`
+//! field with the expected digest, inside the script: there is no
+//! read-then-write. Logging out the other devices is one script on the
+//! user's bucket, so a rotation of another device runs wholly before it (and
+//! its new session is deleted with the rest) or wholly after it (and finds
+//! its login gone).
 //!
 //! # Cleaning
 //!
 //! `delete_expired_*(now)` deletes exactly the records with
 //! `expires_at <= now`, whether or not Redis has expired them yet (it has not
 //! when `now` runs ahead of Redis's clock, as in tests): every record is in its
-//! bucket's sorted set, scored by its `expires_at`, from the script that wrote
-//! it. A cleaned login takes its bound session and the sessions it opened
-//! along (they are not counted as sessions). Cleaning runs one script per bucket (16 buckets at a time), each
-//! deleting at most 512 due records and running again while it finds more, so
-//! that no script blocks Redis for long. It is atomic per bucket only, which a
-//! background task needs no more than. A call that fails half-way has cleaned
-//! some buckets, as a retry would have.
+//! bucket's sorted set (`L`, `S` or `A`), scored by its `expires_at`, from the
+//! script that wrote it. A cleaned login takes its bound session and the
+//! sessions it opened along (they are not counted as sessions). Cleaning runs
+//! one script per bucket (16 buckets at a time), each deleting at most 512 due
+//! records per index and running again while it finds more, so that no script
+//! blocks Redis for long. It is atomic per bucket only, which a background
+//! task needs no more than. A call that fails half-way has cleaned some
+//! buckets, as a retry would have.
 //!
 //! # In a cluster
 //!
@@ -110,11 +145,13 @@
 //! primaries by slot, and every script runs on the one primary owning its
 //! bucket, routed by its first key. Scripts also touch keys they build from the
 //! bucket and the user (a bound session, the sessions of a login): those share
-//! the tag, so the slot. While a slot migrates, Redis may refuse such a key in
-//! the middle of a script; Redis does not roll scripts back, so the scripts
-//! check before they write and delete built keys before declared ones, which
-//! leaves at most part of what a retry finishes. `SCRIPT LOAD` goes to every
-//! primary.
+//! the tag, so the slot. Anonymous sessions live in the bucket of their
+//! digest, beside the users of that bucket (see the key layout), so a script
+//! on one of them is in one slot too, and cleaning a bucket covers both in one
+//! script. While a slot migrates, Redis may refuse such a key in the middle of
+//! a script; Redis does not roll scripts back, so the scripts check before
+//! they write and delete built keys before declared ones, which leaves at most
+//! part of what a retry finishes. `SCRIPT LOAD` goes to every primary.
 //!
 //! # Failures
 //!
@@ -145,10 +182,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use expected_core::protocol::apply_rotation;
-use expected_core::store::{Deleted, Inserted, Rotated, Rotation};
+use expected_core::store::{Confirmation, Deleted, ExpiredLogin, Inserted, Keep, Rotated, Rotation};
 use expected_core::time::OffsetDateTime;
 use expected_core::{
-    ClientMeta, Login, Serial, Session, SessionDigest, Store, StoreError, StoreErrorKind, Username,
+    AuthMethod, ClientMeta, Login, Serial, SessionDigest, SessionRecord, Store, StoreError, StoreErrorKind,
+    Username,
 };
 use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -156,8 +194,11 @@ use redis::{Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, RedisFuture, Scri
 
 pub use redis;
 
-use codec::{cutoff_of, expire_at_ms, field_args, flat_hash, from_fields, score_of, store_error, to_fields};
-use keys::{BUCKETS, UserKeys, bucket_base};
+use codec::{
+    cutoff_of, decode_login, decode_session, expire_at_ms, field_args, flat_hash, login_fields, score_of,
+    session_fields, store_error, to_fields,
+};
+use keys::{BUCKETS, Keys, bucket_base, expired_login_of, serial_of};
 use scripts::SCRIPTS;
 
 /// The default key prefix.
@@ -169,8 +210,9 @@ const CLEAN_BATCH: usize = 512;
 /// How many buckets cleaning works on at once.
 const CLEAN_CONCURRENCY: usize = 16;
 
-/// Login fields a rotation leaves as they are.
-const ROTATION_KEEPS: [&str; 3] = ["username", "serial", "created_at"];
+/// Login fields a rotation leaves as they are (`authenticated_at` changes by
+/// a password confirmation only).
+const ROTATION_KEEPS: [&str; 4] = ["username", "serial", "created_at", "authenticated_at"];
 
 /// The connection: one Redis, or a cluster.
 #[derive(Clone)]
@@ -383,17 +425,40 @@ impl RedisStoreBuilder {
     }
 }
 
-/// A script call under construction: keys, then arguments.
+/// A script call under construction: record keys, index keys, arguments.
+///
+/// Record keys come first so that a script finds them at `KEYS[1]` (and
+/// `KEYS[2]`) whoever owns them: a user has four index keys, anonymous
+/// sessions one.
 struct Call<'a> {
     script: &'a Script,
     keys: Vec<String>,
+    indexes: Vec<String>,
     args: Vec<String>,
 }
 
 impl<'a> Call<'a> {
-    /// A user script: the user's four index keys and `[base, user]` first.
-    fn user(script: &'a Script, keys: &UserKeys) -> Self {
-        Self { script, keys: keys.indexes().into(), args: vec![keys.base.clone(), keys.user.clone()] }
+    /// A script on the records of one owner (a user, or anonymous sessions):
+    /// `[base, owner]` first, the owner's indexes declared after the record
+    /// keys.
+    fn on(script: &'a Script, keys: &Keys) -> Self {
+        Self {
+            script,
+            keys: Vec::new(),
+            indexes: keys.indexes(),
+            args: vec![keys.base.clone(), keys.user.clone()],
+        }
+    }
+
+    /// A cleaning script on the indexes of the bucket at `base`, ending in
+    /// `kinds` (`L`, `S`, `A`).
+    fn bucket(script: &'a Script, base: &str, kinds: &[&str]) -> Self {
+        Self {
+            script,
+            keys: kinds.iter().map(|kind| format!("{base}{kind}")).collect(),
+            indexes: Vec::new(),
+            args: vec![base.to_owned(), String::new()],
+        }
     }
 
     fn key(mut self, key: String) -> Self {
@@ -437,13 +502,17 @@ impl RedisStore {
         }
     }
 
-    fn keys(&self, username: &Username) -> UserKeys {
-        UserKeys::new(&self.prefix, username)
+    fn keys(&self, username: &Username) -> Keys {
+        Keys::user(&self.prefix, username)
+    }
+
+    fn session_keys(&self, owner: Option<&Username>, digest: &SessionDigest) -> Keys {
+        Keys::owner(&self.prefix, owner, digest)
     }
 
     async fn run<T: FromRedisValue>(&self, call: Call<'_>) -> Result<T, StoreError> {
         let mut invocation = call.script.prepare_invoke();
-        for key in &call.keys {
+        for key in call.keys.iter().chain(&call.indexes) {
             invocation.key(key);
         }
         for arg in &call.args {
@@ -469,13 +538,13 @@ impl RedisStore {
     async fn create(
         &self,
         script: &Script,
-        keys: &UserKeys,
+        keys: &Keys,
         key: String,
         member: String,
         expires_at: OffsetDateTime,
         fields: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Inserted, StoreError> {
-        let call = Call::user(script, keys)
+        let call = Call::on(script, keys)
             .key(key)
             .arg(member)
             .arg(score_of(expires_at))
@@ -487,50 +556,70 @@ impl RedisStore {
         }
     }
 
-    /// Runs a cleaning script on every bucket.
-    async fn clean(&self, now: OffsetDateTime, script: &Script, index_kind: &str) -> Result<u64, StoreError> {
+    /// Runs a cleaning script on every bucket's indexes `kinds`, again on a
+    /// bucket while it answers a full batch, and collects what each run
+    /// answered it deleted.
+    async fn clean<T>(
+        &self,
+        now: OffsetDateTime,
+        script: &Script,
+        kinds: &[&str],
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: FromRedisValue + Send + 'static,
+    {
         let cutoff = cutoff_of(now);
         stream::iter(0..BUCKETS)
             .map(|bucket| {
                 let base = bucket_base(&self.prefix, bucket);
                 let cutoff = &cutoff;
                 async move {
-                    let mut deleted = 0u64;
+                    let mut answers = Vec::new();
                     loop {
-                        let call = Call { script, keys: vec![format!("{base}{index_kind}")], args: vec![] }
-                            .arg(base.clone())
-                            .arg("")
+                        let call = Call::bucket(script, &base, kinds)
                             .arg(cutoff.clone())
                             .arg(CLEAN_BATCH.to_string());
-                        let (count, visited): (u64, usize) = self.run(call).await?;
-                        deleted += count;
+                        let (deleted, visited): (T, usize) = self.run(call).await?;
+                        answers.push(deleted);
                         if visited < CLEAN_BATCH {
-                            return Ok::<u64, StoreError>(deleted);
+                            return Ok::<Vec<T>, StoreError>(answers);
                         }
                     }
                 }
             })
             .buffer_unordered(CLEAN_CONCURRENCY)
-            .try_fold(0u64, |total, deleted| async move { Ok(total + deleted) })
+            .try_concat()
             .await
     }
 
     /// Replaces some fields of an existing session and moves its expiry.
     async fn update_session(
         &self,
-        username: &Username,
+        owner: Option<&Username>,
         digest: &SessionDigest,
         expires_at: OffsetDateTime,
         fields: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<bool, StoreError> {
-        let keys = self.keys(username);
-        let call = Call::user(&SCRIPTS.update_session, &keys)
+        let keys = self.session_keys(owner, digest);
+        let call = Call::on(&SCRIPTS.update_session, &keys)
             .key(keys.session(digest))
             .arg(digest.to_base64())
             .arg(score_of(expires_at))
             .arg(self.expire_at(expires_at))
             .args(field_args(fields));
         Ok(self.run::<i64>(call).await? == 1)
+    }
+
+    /// Runs the script behind `delete_user` and `delete_user_except`.
+    async fn delete_user_but(&self, username: &Username, keep: Option<&Keep>) -> Result<Deleted, StoreError> {
+        let keys = self.keys(username);
+        // No digest or serial is empty in base64url: '' keeps nothing.
+        let session = keep.map(|keep| keep.session.to_base64()).unwrap_or_default();
+        let login = keep.and_then(|keep| keep.login).map(|serial| serial.to_base64()).unwrap_or_default();
+        let call = Call::on(&SCRIPTS.delete_user, &keys).arg(session).arg(login);
+        let (sessions, serials): (u64, Vec<String>) = self.run(call).await?;
+        let serials = serials.iter().map(|serial| serial_of(serial)).collect::<Result<_, _>>()?;
+        Ok(Deleted::new(serials, sessions))
     }
 }
 
@@ -552,9 +641,10 @@ fn rotated_login_fields(
         last_used_at: rotation.last_used_at,
         expires_at: rotation.expires_at,
         client: ClientMeta::default(),
+        authenticated_at: rotation.last_used_at,
     };
     apply_rotation(&mut login, rotation);
-    let mut fields = to_fields(&login)?;
+    let mut fields = login_fields(&login)?;
     fields.retain(|name, _| !ROTATION_KEEPS.contains(&name.as_str()));
     Ok(fields)
 }
@@ -566,6 +656,22 @@ struct Expiry {
     expires_at: OffsetDateTime,
 }
 
+/// What a password confirmation writes, as a session's user serializes it.
+#[derive(serde::Serialize)]
+struct Confirmed {
+    method: AuthMethod,
+    #[serde(with = "expected_core::time::serde::rfc3339")]
+    authenticated_at: OffsetDateTime,
+}
+
+/// The JSON of field `name` of `fields`, which the caller built.
+fn field_json(fields: &serde_json::Map<String, serde_json::Value>, name: &str) -> Result<String, StoreError> {
+    fields
+        .get(name)
+        .map(serde_json::Value::to_string)
+        .ok_or_else(|| StoreError::new(StoreErrorKind::Backend, format!("no {name} field to write")))
+}
+
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|error| StoreError::wrap(StoreErrorKind::Backend, error))
 }
@@ -574,15 +680,14 @@ fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
 impl Store for RedisStore {
     async fn create_login(&self, login: &Login) -> Result<Inserted, StoreError> {
         let keys = self.keys(&login.username);
-        let fields = to_fields(login)?;
+        let fields = login_fields(login)?;
         let key = keys.login(&login.serial);
         self.create(&SCRIPTS.create_login, &keys, key, login.serial.to_base64(), login.expires_at, &fields)
             .await
     }
 
     async fn get_login(&self, username: &Username, serial: &Serial) -> Result<Option<Login>, StoreError> {
-        let found: Option<Login> = from_fields(self.hgetall(self.keys(username).login(serial)).await?)?;
-        match found {
+        match decode_login(self.hgetall(self.keys(username).login(serial)).await?)? {
             Some(login) if login.username != *username || login.serial != *serial => {
                 Err(StoreError::corrupt("a login hash holds another login"))
             }
@@ -591,11 +696,19 @@ impl Store for RedisStore {
     }
 
     async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        let session = &rotation.session;
+        // The session goes under the user's keys: one naming somebody else
+        // (or nobody) would be stored where it reads back as corrupt.
+        if session.username() != Some(&rotation.username) {
+            return Err(StoreError::new(
+                StoreErrorKind::Backend,
+                "a rotation's new session must belong to the login's user",
+            ));
+        }
         let keys = self.keys(&rotation.username);
         let login_args = field_args(&rotated_login_fields(rotation)?);
-        let session = &rotation.session;
-        let session_args = field_args(&to_fields(session)?);
-        let call = Call::user(&SCRIPTS.rotate_login, &keys)
+        let session_args = field_args(&session_fields(session)?);
+        let call = Call::on(&SCRIPTS.rotate_login, &keys)
             .key(keys.login(&rotation.serial))
             .key(keys.session(&session.digest))
             .arg(rotation.serial.to_base64())
@@ -622,10 +735,10 @@ impl Store for RedisStore {
 
     async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {
         let keys = self.keys(username);
-        let records: Vec<Vec<Vec<u8>>> = self.run(Call::user(&SCRIPTS.list_logins, &keys)).await?;
+        let records: Vec<Vec<Vec<u8>>> = self.run(Call::on(&SCRIPTS.list_logins, &keys)).await?;
         let mut logins = Vec::with_capacity(records.len());
         for record in records {
-            match from_fields::<Login>(record)? {
+            match decode_login(record)? {
                 Some(login) if login.username == *username => logins.push(login),
                 _ => return Err(StoreError::corrupt("a user's login index points at another user's login")),
             }
@@ -635,23 +748,41 @@ impl Store for RedisStore {
 
     async fn delete_login(&self, username: &Username, serial: &Serial) -> Result<bool, StoreError> {
         let keys = self.keys(username);
-        let call = Call::user(&SCRIPTS.delete_login, &keys).key(keys.login(serial)).arg(serial.to_base64());
+        let call = Call::on(&SCRIPTS.delete_login, &keys).key(keys.login(serial)).arg(serial.to_base64());
         Ok(self.run::<i64>(call).await? == 1)
     }
 
     async fn delete_user(&self, username: &Username) -> Result<Deleted, StoreError> {
-        let keys = self.keys(username);
-        let (logins, sessions): (u64, u64) = self.run(Call::user(&SCRIPTS.delete_user, &keys)).await?;
-        Ok(Deleted { logins, sessions })
+        self.delete_user_but(username, None).await
     }
 
-    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.clean(now, &SCRIPTS.clean_logins, "L").await
+    async fn delete_user_except(&self, username: &Username, keep: &Keep) -> Result<Deleted, StoreError> {
+        self.delete_user_but(username, Some(keep)).await
     }
 
-    async fn create_session(&self, session: &Session) -> Result<Inserted, StoreError> {
-        let keys = self.keys(&session.username);
-        let fields = to_fields(session)?;
+    async fn confirm_password(&self, confirmation: &Confirmation) -> Result<bool, StoreError> {
+        let keys = self.keys(&confirmation.username);
+        let fields =
+            to_fields(&Confirmed { method: AuthMethod::Password, authenticated_at: confirmation.at })?;
+        let mut call = Call::on(&SCRIPTS.confirm_password, &keys).key(keys.session(&confirmation.session));
+        if let Some(serial) = &confirmation.login {
+            call = call.key(keys.login(serial));
+        }
+        let call = call
+            .arg(confirmation.login.map(|serial| serial.to_base64()).unwrap_or_default())
+            .arg(field_json(&fields, "method")?)
+            .arg(field_json(&fields, "authenticated_at")?);
+        Ok(self.run::<i64>(call).await? == 1)
+    }
+
+    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<Vec<ExpiredLogin>, StoreError> {
+        let members: Vec<Vec<String>> = self.clean(now, &SCRIPTS.clean_logins, &["L"]).await?;
+        members.iter().flatten().map(|member| expired_login_of(member)).collect()
+    }
+
+    async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError> {
+        let keys = self.session_keys(session.username(), &session.digest);
+        let fields = session_fields(session)?;
         let key = keys.session(&session.digest);
         self.create(
             &SCRIPTS.create_session,
@@ -666,72 +797,91 @@ impl Store for RedisStore {
 
     async fn get_session(
         &self,
-        username: &Username,
+        owner: Option<&Username>,
         digest: &SessionDigest,
-    ) -> Result<Option<Session>, StoreError> {
-        let found: Option<Session> = from_fields(self.hgetall(self.keys(username).session(digest)).await?)?;
-        match found {
-            Some(session) if session.username != *username || session.digest != *digest => {
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let key = self.session_keys(owner, digest).session(digest);
+        match decode_session(self.hgetall(key).await?)? {
+            Some(session) if session.username() != owner || session.digest != *digest => {
                 Err(StoreError::corrupt("a session hash holds another session"))
             }
             found => Ok(found),
         }
     }
 
-    async fn save_session(&self, session: &Session) -> Result<bool, StoreError> {
-        let mut fields = to_fields(session)?;
+    async fn save_session(&self, session: &SessionRecord) -> Result<bool, StoreError> {
+        let mut fields = session_fields(session)?;
         fields.retain(|name, _| name == "data" || name == "expires_at");
-        self.update_session(&session.username, &session.digest, session.expires_at, &fields).await
+        self.update_session(session.username(), &session.digest, session.expires_at, &fields).await
     }
 
     async fn touch_session(
         &self,
-        username: &Username,
+        owner: Option<&Username>,
         digest: &SessionDigest,
         expires_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let mut fields = to_fields(&Expiry { expires_at })?;
         fields.retain(|name, _| name == "expires_at");
-        self.update_session(username, digest, expires_at, &fields).await
+        self.update_session(owner, digest, expires_at, &fields).await
     }
 
-    async fn delete_session(&self, username: &Username, digest: &SessionDigest) -> Result<bool, StoreError> {
-        let keys = self.keys(username);
-        let call =
-            Call::user(&SCRIPTS.delete_session, &keys).key(keys.session(digest)).arg(digest.to_base64());
+    async fn delete_session(
+        &self,
+        owner: Option<&Username>,
+        digest: &SessionDigest,
+    ) -> Result<bool, StoreError> {
+        let keys = self.session_keys(owner, digest);
+        let call = Call::on(&SCRIPTS.delete_session, &keys).key(keys.session(digest)).arg(digest.to_base64());
         Ok(self.run::<i64>(call).await? == 1)
     }
 
     async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.clean(now, &SCRIPTS.clean_sessions, "S").await
+        let counts: Vec<u64> = self.clean(now, &SCRIPTS.clean_sessions, &["S", "A"]).await?;
+        Ok(counts.into_iter().sum())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use expected_core::{SessionData, SessionId};
+    use expected_core::{SessionData, SessionId, SessionUser};
     use time::macros::datetime;
 
+    fn session(username: &Username, login: Option<Serial>, at: OffsetDateTime) -> SessionRecord {
+        SessionRecord {
+            digest: SessionId::from_bytes([1; 32]).digest(),
+            user: Some(SessionUser {
+                username: username.clone(),
+                login,
+                method: AuthMethod::Remembered,
+                authenticated_at: at,
+            }),
+            data: SessionData::new(),
+            created_at: at,
+            expires_at: at,
+        }
+    }
+
     #[test]
-    fn a_touch_writes_expires_at_as_a_session_does() -> Result<(), Box<dyn std::error::Error>> {
-        for expires_at in [
+    fn touches_and_confirmations_write_fields_as_a_session_does() -> Result<(), Box<dyn std::error::Error>> {
+        let alice = Username::new("alice")?;
+        for at in [
             datetime!(2030-01-02 03:04:05.678901 UTC),
             datetime!(2030-01-02 03:04:05 UTC),
             datetime!(1999-12-31 23:59:59.5 UTC),
         ] {
-            let session = Session {
-                digest: SessionId::from_bytes([1; 32]).digest(),
-                username: Username::new("alice")?,
-                login: None,
-                data: SessionData::new(),
-                created_at: expires_at,
-                expires_at,
-            };
-            assert_eq!(
-                to_fields(&Expiry { expires_at })?.get("expires_at"),
-                to_fields(&session)?.get("expires_at")
-            );
+            let mut stored = session(&alice, None, at);
+            let written = session_fields(&stored)?;
+            assert_eq!(to_fields(&Expiry { expires_at: at })?.get("expires_at"), written.get("expires_at"));
+            if let Some(user) = stored.user.as_mut() {
+                user.method = AuthMethod::Password;
+            }
+            let confirmed = session_fields(&stored)?;
+            let fields = to_fields(&Confirmed { method: AuthMethod::Password, authenticated_at: at })?;
+            for name in ["method", "authenticated_at"] {
+                assert_eq!(Some(field_json(&fields, name)?), confirmed.get(name).map(ToString::to_string));
+            }
         }
         Ok(())
     }
@@ -740,17 +890,9 @@ mod tests {
     fn a_rotation_writes_every_field_but_the_kept_ones() -> Result<(), Box<dyn std::error::Error>> {
         let at = datetime!(2030-01-02 03:04:05.678901 UTC);
         let alice = Username::new("alice")?;
-        let session = Session {
-            digest: SessionId::from_bytes([1; 32]).digest(),
-            username: alice.clone(),
-            login: Some(Serial::from_bytes([2; 16])),
-            data: SessionData::new(),
-            created_at: at,
-            expires_at: at,
-        };
         let token = expected_core::Token::from_bytes([3; 32]);
         let rotation = Rotation {
-            username: alice,
+            username: alice.clone(),
             serial: Serial::from_bytes([2; 16]),
             expected: token.digest(),
             token: expected_core::Token::from_bytes([4; 32]).digest(),
@@ -759,7 +901,7 @@ mod tests {
                 rotated_at: at,
                 sealed: expected_core::SealedSuccessor::from_bytes([5; 64]),
             },
-            session,
+            session: session(&alice, Some(Serial::from_bytes([2; 16])), at),
             last_used_at: at,
             expires_at: at,
             client: ClientMeta::new(None, Some("agent")),

@@ -1,15 +1,18 @@
 //! The Lua scripts. Each runs atomically on the node that owns its bucket.
 //!
-//! User scripts get `KEYS = [user logins, user sessions, bucket logins,
-//! bucket sessions, record key(s)…]` and `ARGV = [bucket base, user, …]`;
-//! cleaning scripts get `KEYS = [bucket index]` and `ARGV = [bucket base, "",
-//! now, batch]`. Keys of records found through an index (a bound session, the
-//! sessions of a login, the users of a bucket) are built from the base and the
-//! user, so they carry the same hash tag and live in the same slot as the
-//! declared keys.
+//! Scripts get `KEYS = [record key(s)…, index keys…]` and `ARGV = [bucket
+//! base, owner, …]`, the owner being a user's base64url name or `''` for the
+//! anonymous sessions of the bucket (a username is never empty). Index keys
+//! are declared for the cluster's sake but never read from `KEYS`: the
+//! prelude builds them, like the keys of records found through an index (a
+//! bound session, the sessions of a login, the users of a bucket), from the
+//! base and the owner, so they carry the same hash tag and live in the same
+//! slot as the declared keys. Cleaning scripts get `KEYS = [bucket
+//! index(es)]` and `ARGV = [bucket base, '', now, batch]`.
 //!
 //! Records are hashes with one field per serde field, each value that field's
-//! canonical JSON. Scripts only ever compare such values byte for byte
+//! canonical JSON (a session's user fields sit at the top level, see
+//! `codec.rs`). Scripts only ever compare such values byte for byte
 //! (`token`, `session`, `login`) or overwrite them with values computed in
 //! Rust; they never parse JSON. A JSON string of base64url needs no escaping,
 //! so `"…"` minus its quotes is the raw digest or serial, and a serial in
@@ -29,19 +32,23 @@ use redis::Script;
 /// Shared helpers, prepended to every script.
 const PRELUDE: &str = r#"
 local base, user = ARGV[1], ARGV[2]
-local bucket_logins, bucket_sessions = base .. 'L', base .. 'S'
+local bucket_logins, bucket_sessions, anonymous = base .. 'L', base .. 'S', base .. 'A'
 local user_logins, user_sessions
 
--- Points the helpers at another user of the bucket (cleaning walks many).
+-- Points the helpers at another owner in the bucket (cleaning walks many).
+-- '' is nobody: anonymous sessions, indexed in the bucket's A set alone.
 local function set_user(name)
   user = name
   user_logins = base .. 'L:' .. name
-  user_sessions = base .. 'S:' .. name
+  if name == '' then user_sessions = anonymous else user_sessions = base .. 'S:' .. name end
 end
 set_user(user)
 
 local function login_key(serial) return base .. 'l:' .. user .. ':' .. serial end
-local function session_key(digest) return base .. 's:' .. user .. ':' .. digest end
+local function session_key(digest)
+  if user == '' then return base .. 'a:' .. digest end
+  return base .. 's:' .. user .. ':' .. digest
+end
 
 -- The base64url inside a JSON string, or nil for JSON null or no value.
 local function unquote(json)
@@ -49,11 +56,12 @@ local function unquote(json)
   return string.sub(json, 2, -2)
 end
 
--- Deletes a session and its index entries; 1 when the record existed.
+-- Deletes a session and its index entries; 1 when the record existed. An
+-- anonymous session's index is its bucket's own, a user's has a second one.
 local function drop_session(digest)
   local existed = redis.call('DEL', session_key(digest))
   redis.call('ZREM', user_sessions, digest)
-  redis.call('ZREM', bucket_sessions, user .. ':' .. digest)
+  if user ~= '' then redis.call('ZREM', bucket_sessions, user .. ':' .. digest) end
   return existed
 end
 
@@ -71,27 +79,31 @@ local function drop_sessions_of(serial)
   end
 end
 
--- Ends a login: its bound session, every session it opened (even when the
--- login itself is gone), then the login and its index entries. 1 when the
--- login existed.
-local function end_login(serial)
-  local key = login_key(serial)
-  local bound = unquote(redis.call('HGET', key, 'session'))
-  if bound then drop_session(bound) end
-  drop_sessions_of(serial)
-  local existed = redis.call('DEL', key)
+-- Deletes a login and its index entries, not its sessions; 1 when it existed.
+local function drop_login(serial)
+  local existed = redis.call('DEL', login_key(serial))
   redis.call('ZREM', user_logins, serial)
   redis.call('ZREM', bucket_logins, user .. ':' .. serial)
   return existed
 end
 
+-- Ends a login: its bound session, every session it opened (even when the
+-- login itself is gone), then the login and its index entries. 1 when the
+-- login existed.
+local function end_login(serial)
+  local bound = unquote(redis.call('HGET', login_key(serial), 'session'))
+  if bound then drop_session(bound) end
+  drop_sessions_of(serial)
+  return drop_login(serial)
+end
+
 -- Writes the fields ARGV[from..to] into a record, sets its expiry and
--- indexes it under its expires_at.
+-- indexes it under its expires_at (for a user, in the bucket's index too).
 local function put(key, index, bucket_index, member, score, at, from, to)
   redis.call('HSET', key, unpack(ARGV, from, to))
   redis.call('PEXPIREAT', key, at)
   redis.call('ZADD', index, score, member)
-  redis.call('ZADD', bucket_index, score, user .. ':' .. member)
+  if user ~= '' then redis.call('ZADD', bucket_index, score, user .. ':' .. member) end
 end
 
 -- The index entries due by Redis's clock, a few at a time.
@@ -117,41 +129,42 @@ local function prune_sessions()
 end
 "#;
 
-/// `KEYS[5]` login; `ARGV[3]` serial, `[4]` score, `[5]` PEXPIREAT,
+/// `KEYS[1]` login; `ARGV[3]` serial, `[4]` score, `[5]` PEXPIREAT,
 /// `[6..]` field/value pairs. Answers 1 when created, 0 when it exists.
 const CREATE_LOGIN: &str = r#"
-if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 prune_logins()
-put(KEYS[5], user_logins, bucket_logins, ARGV[3], ARGV[4], ARGV[5], 6, #ARGV)
+put(KEYS[1], user_logins, bucket_logins, ARGV[3], ARGV[4], ARGV[5], 6, #ARGV)
 return 1
 "#;
 
-/// `KEYS[5]` session; `ARGV[3]` digest, `[4]` score, `[5]` PEXPIREAT,
-/// `[6..]` field/value pairs. Answers 1 when created, 0 when it exists.
+/// `KEYS[1]` session (a user's or anonymous); `ARGV[3]` digest, `[4]` score,
+/// `[5]` PEXPIREAT, `[6..]` field/value pairs. Answers 1 when created, 0 when
+/// it exists.
 const CREATE_SESSION: &str = r#"
-if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 prune_sessions()
-put(KEYS[5], user_sessions, bucket_sessions, ARGV[3], ARGV[4], ARGV[5], 6, #ARGV)
+put(KEYS[1], user_sessions, bucket_sessions, ARGV[3], ARGV[4], ARGV[5], 6, #ARGV)
 return 1
 "#;
 
 /// The compare-and-swap rotation.
 ///
-/// `KEYS[5]` login, `KEYS[6]` new session; `ARGV[3]` serial, `[4]` expected
+/// `KEYS[1]` login, `KEYS[2]` new session; `ARGV[3]` serial, `[4]` expected
 /// token (JSON), `[5]` new session digest, `[6]`/`[7]` login score and
 /// PEXPIREAT, `[8]`/`[9]` session score and PEXPIREAT, `[10]` how many ARGV
 /// the login's field/value pairs take, then those pairs, then the session's.
 const ROTATE_LOGIN: &str = r#"
-if redis.call('EXISTS', KEYS[5]) == 0 then return 'not_found' end
-local token = redis.call('HGET', KEYS[5], 'token')
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'not_found' end
+local token = redis.call('HGET', KEYS[1], 'token')
 if not token then return 'corrupt' end
 if token ~= ARGV[4] then return 'not_current' end
-if redis.call('EXISTS', KEYS[6]) == 1 then return 'session_exists' end
-local old = unquote(redis.call('HGET', KEYS[5], 'session'))
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'session_exists' end
+local old = unquote(redis.call('HGET', KEYS[1], 'session'))
 if old then drop_session(old) end
 local login_args = tonumber(ARGV[10])
-put(KEYS[5], user_logins, bucket_logins, ARGV[3], ARGV[6], ARGV[7], 11, 10 + login_args)
-put(KEYS[6], user_sessions, bucket_sessions, ARGV[5], ARGV[8], ARGV[9], 11 + login_args, #ARGV)
+put(KEYS[1], user_logins, bucket_logins, ARGV[3], ARGV[6], ARGV[7], 11, 10 + login_args)
+put(KEYS[2], user_sessions, bucket_sessions, ARGV[5], ARGV[8], ARGV[9], 11 + login_args, #ARGV)
 prune_logins()
 prune_sessions()
 return 'rotated'
@@ -172,52 +185,72 @@ end
 return found
 "#;
 
-/// `KEYS[5]` login; `ARGV[3]` serial. Ends the login and its sessions; 1 when
+/// `KEYS[1]` login; `ARGV[3]` serial. Ends the login and its sessions; 1 when
 /// the login existed.
 const DELETE_LOGIN: &str = r#"
 return end_login(ARGV[3])
 "#;
 
-/// Deletes every login and session of the user: `{logins, sessions}`.
+/// Deletes every login and session of the user but the session `ARGV[3]` and
+/// the login `ARGV[4]` (`''` for none: no digest or serial is empty), so
+/// `delete_user` and `delete_user_except` are the same script. The kept
+/// login's other sessions are in the user's index like any other and go.
+/// Answers `{sessions deleted, {serials of the logins deleted}}`, counting
+/// only records that were still there.
 const DELETE_USER: &str = r#"
-local logins, sessions = 0, 0
+local keep_session, keep_login = ARGV[3], ARGV[4]
+local sessions, serials = 0, {}
 for _, digest in ipairs(redis.call('ZRANGE', user_sessions, 0, -1)) do
-  sessions = sessions + drop_session(digest)
+  if digest ~= keep_session then sessions = sessions + drop_session(digest) end
 end
 for _, serial in ipairs(redis.call('ZRANGE', user_logins, 0, -1)) do
-  logins = logins + redis.call('DEL', login_key(serial))
-  redis.call('ZREM', user_logins, serial)
-  redis.call('ZREM', bucket_logins, user .. ':' .. serial)
+  if serial ~= keep_login and drop_login(serial) == 1 then serials[#serials + 1] = serial end
 end
-return {logins, sessions}
+return {sessions, serials}
 "#;
 
-/// `KEYS[5]` session; `ARGV[3]` digest, `[4]` score, `[5]` PEXPIREAT,
-/// `[6..]` the field/value pairs to replace (`data` and `expires_at` for a
-/// save, `expires_at` alone for a touch). Never creates the session: 1 when
-/// it existed.
-const UPDATE_SESSION: &str = r#"
-if redis.call('EXISTS', KEYS[5]) == 0 then return 0 end
-put(KEYS[5], user_sessions, bucket_sessions, ARGV[3], ARGV[4], ARGV[5], 6, #ARGV)
+/// `KEYS[1]` the user's session (`KEYS[2]` its login, when it has one);
+/// `ARGV[3]` the login's serial or `''`, `[4]` the new `method` (JSON), `[5]`
+/// the new `authenticated_at` (JSON). Writes both into the session and
+/// `authenticated_at` into the login if it is still there (a confirmation
+/// never creates a hash). 0, writing nothing, when the session does not
+/// exist.
+const CONFIRM_PASSWORD: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[3] ~= '' and redis.call('EXISTS', login_key(ARGV[3])) == 1 then
+  redis.call('HSET', login_key(ARGV[3]), 'authenticated_at', ARGV[5])
+end
+redis.call('HSET', KEYS[1], 'method', ARGV[4], 'authenticated_at', ARGV[5])
 return 1
 "#;
 
-/// `ARGV[3]` digest. 1 when the session existed.
+/// `KEYS[1]` session (a user's or anonymous); `ARGV[3]` digest, `[4]` score,
+/// `[5]` PEXPIREAT, `[6..]` the field/value pairs to replace (`data` and
+/// `expires_at` for a save, `expires_at` alone for a touch). Never creates
+/// the session: 1 when it existed.
+const UPDATE_SESSION: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+put(KEYS[1], user_sessions, bucket_sessions, ARGV[3], ARGV[4], ARGV[5], 6, #ARGV)
+return 1
+"#;
+
+/// `ARGV[3]` digest. 1 when the session (a user's or anonymous) existed.
 const DELETE_SESSION: &str = r#"
 return drop_session(ARGV[3])
 "#;
 
 /// Cleans logins from one bucket: `ARGV[3]` now (µs), `[4]` batch size. Ends
 /// the logins indexed at or before now, with their sessions, and answers
-/// `{logins deleted, entries visited}`; a full batch means call again.
+/// `{{U:S of the logins deleted}, entries visited}`; a full batch means call
+/// again.
 const CLEAN_LOGINS: &str = r#"
 local due = redis.call('ZRANGEBYSCORE', bucket_logins, '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
-local deleted = 0
+local deleted = {}
 for _, member in ipairs(due) do
-  local name, serial = string.match(member, '^([^:]*):(.*)$')
+  local name, serial = string.match(member, '^([^:]+):(.*)$')
   if name then
     set_user(name)
-    deleted = deleted + end_login(serial)
+    if end_login(serial) == 1 then deleted[#deleted + 1] = member end
   else
     redis.call('ZREM', bucket_logins, member)
   end
@@ -225,12 +258,15 @@ end
 return {deleted, #due}
 "#;
 
-/// Cleans sessions from one bucket, as [`CLEAN_LOGINS`] does logins.
+/// Cleans sessions from one bucket, users' and anonymous ones (`KEYS =
+/// [bucket sessions, bucket anonymous sessions]`), as [`CLEAN_LOGINS`] does
+/// logins: answers `{sessions deleted, most entries visited in one index}`.
 const CLEAN_SESSIONS: &str = r#"
-local due = redis.call('ZRANGEBYSCORE', bucket_sessions, '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
+local batch = tonumber(ARGV[4])
 local deleted = 0
+local due = redis.call('ZRANGEBYSCORE', bucket_sessions, '-inf', ARGV[3], 'LIMIT', 0, batch)
 for _, member in ipairs(due) do
-  local name, digest = string.match(member, '^([^:]*):(.*)$')
+  local name, digest = string.match(member, '^([^:]+):(.*)$')
   if name then
     set_user(name)
     deleted = deleted + drop_session(digest)
@@ -238,7 +274,12 @@ for _, member in ipairs(due) do
     redis.call('ZREM', bucket_sessions, member)
   end
 end
-return {deleted, #due}
+local due_anonymous = redis.call('ZRANGEBYSCORE', anonymous, '-inf', ARGV[3], 'LIMIT', 0, batch)
+set_user('')
+for _, digest in ipairs(due_anonymous) do
+  deleted = deleted + drop_session(digest)
+end
+return {deleted, math.max(#due, #due_anonymous)}
 "#;
 
 /// Every script, hashed once.
@@ -249,6 +290,7 @@ pub(crate) struct Scripts {
     pub(crate) list_logins: Script,
     pub(crate) delete_login: Script,
     pub(crate) delete_user: Script,
+    pub(crate) confirm_password: Script,
     pub(crate) update_session: Script,
     pub(crate) delete_session: Script,
     pub(crate) clean_logins: Script,
@@ -266,6 +308,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     list_logins: script(LIST_LOGINS),
     delete_login: script(DELETE_LOGIN),
     delete_user: script(DELETE_USER),
+    confirm_password: script(CONFIRM_PASSWORD),
     update_session: script(UPDATE_SESSION),
     delete_session: script(DELETE_SESSION),
     clean_logins: script(CLEAN_LOGINS),

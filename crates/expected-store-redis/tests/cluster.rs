@@ -29,9 +29,8 @@ async fn users_spread_over_every_primary() {
         let keys = support::keys_under(std::slice::from_ref(node), store.prefix()).await.expect("scan");
         assert!(!keys.is_empty(), "{node} holds no key of 60 users");
     }
-    assert_eq!(
-        store.delete_expired_logins(now + expected_core::time::Duration::days(1000)).await.expect("clean"),
-        60
-    );
+    let cleaned =
+        store.delete_expired_logins(now + expected_core::time::Duration::days(1000)).await.expect("clean");
+    assert_eq!(cleaned.len(), 60);
     let _ = purge(&nodes, store.prefix()).await;
 }

@@ -95,7 +95,7 @@ async fn pause_and_restart_fail_with_store_errors_and_lose_nothing() {
     let (login, cookie) = &written[0];
     let id = tokens.session_id();
     let (rotation, _) =
-        protocol::rotation(cookie, tokens.token(), &id, ClientMeta::default(), now(), &config);
+        protocol::rotation(cookie, login, tokens.token(), &id, ClientMeta::default(), now(), &config);
     let error = store.rotate_login(&rotation).await.expect_err("paused");
     assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{error}");
     server.signal("CONT").expect("SIGCONT");
@@ -123,10 +123,10 @@ async fn pause_and_restart_fail_with_store_errors_and_lose_nothing() {
     let back = until_back(|| store.list_logins(&logins[3].username)).await;
     assert_eq!(back.len(), 3);
     assert_eq!(all_logins(&store, &logins).await, expected, "nothing lost across the restart");
-    let (_, cookie) = &written[4];
+    let (login, cookie) = &written[4];
     let id = tokens.session_id();
     let (rotation, _) =
-        protocol::rotation(cookie, tokens.token(), &id, ClientMeta::default(), now(), &config);
+        protocol::rotation(cookie, login, tokens.token(), &id, ClientMeta::default(), now(), &config);
     assert_eq!(store.rotate_login(&rotation).await.expect("rotate"), Rotated::Rotated);
     assert_eq!(store.create_login(&extra).await.expect("create"), Inserted::Created);
 

@@ -1,3 +1,5 @@
+-- Version 1: logins and sessions.
+
 CREATE TABLE IF NOT EXISTS "expected_logins" (
     username TEXT NOT NULL,
     serial BLOB NOT NULL,
@@ -30,6 +32,20 @@ CREATE INDEX IF NOT EXISTS "expected_sessions_login_idx" ON "expected_sessions" 
 
 CREATE INDEX IF NOT EXISTS "expected_sessions_expires_at_idx" ON "expected_sessions" (expires_at);
 
+-- Version 2: anonymous sessions, authentication method and time.
+
+ALTER TABLE "expected_logins" ADD COLUMN authenticated_at BIGINT;
+
+UPDATE "expected_logins" SET authenticated_at = created_at WHERE authenticated_at IS NULL;
+
+ALTER TABLE "expected_sessions" ADD COLUMN method TEXT;
+
+ALTER TABLE "expected_sessions" ADD COLUMN authenticated_at BIGINT;
+
+UPDATE "expected_sessions" SET method = 'remembered', authenticated_at = created_at WHERE method IS NULL AND username <> '';
+
+-- This crate's record of the versions applied.
+
 CREATE TABLE IF NOT EXISTS "expected_migrations" (
     version BIGINT NOT NULL PRIMARY KEY,
     description TEXT NOT NULL,
@@ -37,3 +53,4 @@ CREATE TABLE IF NOT EXISTS "expected_migrations" (
 );
 
 INSERT INTO "expected_migrations" (version, description, applied_at) VALUES (1, 'logins and sessions', 0) ON CONFLICT DO NOTHING;
+INSERT INTO "expected_migrations" (version, description, applied_at) VALUES (2, 'anonymous sessions, authentication method and time', 0) ON CONFLICT DO NOTHING;

@@ -3,15 +3,45 @@
 //! Timestamps are `BIGINT` microseconds since the Unix epoch (UTC): exact,
 //! totally ordered, index friendly and identical on the three backends.
 //! Digests and serials are raw bytes, IP addresses text, session data JSON
-//! text.
+//! text. An anonymous session is stored under the username [`ANONYMOUS`].
 
 use std::net::IpAddr;
 
 use expected_core::time::OffsetDateTime;
 use expected_core::{
-    ClientMeta, Login, PreviousToken, SealedSuccessor, Serial, Session, SessionData, SessionDigest,
-    StoreError, TokenDigest, Username,
+    AuthMethod, ClientMeta, Login, PreviousToken, SealedSuccessor, Serial, SessionData, SessionDigest,
+    SessionRecord, SessionUser, StoreError, TokenDigest, Username,
 };
+
+/// The `username` column of an anonymous session: the empty string, which is
+/// never a valid [`Username`], so that no user's key can equal an anonymous
+/// one and the `(username, digest)` primary key serves both.
+pub(crate) const ANONYMOUS: &str = "";
+
+/// What the `username` column holds for a session's owner.
+pub(crate) fn owner_name(owner: Option<&Username>) -> &str {
+    owner.map_or(ANONYMOUS, Username::as_str)
+}
+
+/// A login's `username` column as read: text, or bytes on MySQL (where it is
+/// `VARBINARY`).
+pub(crate) trait UsernameColumn {
+    /// The username (of a login: never anonymous).
+    fn into_username(self) -> Result<Username, StoreError>;
+}
+
+impl UsernameColumn for String {
+    fn into_username(self) -> Result<Username, StoreError> {
+        Username::new(self).map_err(|error| StoreError::corrupt(format!("username: {error}")))
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl UsernameColumn for Vec<u8> {
+    fn into_username(self) -> Result<Username, StoreError> {
+        String::from_utf8(self).map_err(|_| StoreError::corrupt("username: not UTF-8"))?.into_username()
+    }
+}
 
 /// Microseconds since the Unix epoch (sub-microsecond digits are dropped:
 /// records carry microseconds).
@@ -32,6 +62,11 @@ fn fixed<const N: usize>(bytes: Vec<u8>, column: &str) -> Result<[u8; N], StoreE
     bytes.try_into().map_err(|_| StoreError::corrupt(format!("{column}: {len} bytes where {N} are expected")))
 }
 
+/// A serial read from a `serial` column.
+pub(crate) fn serial_from(bytes: Vec<u8>) -> Result<Serial, StoreError> {
+    fixed(bytes, "serial").map(Serial::from_bytes)
+}
+
 /// A login's columns, as read (everything but the username, which every read
 /// is keyed by).
 #[derive(Debug)]
@@ -47,6 +82,9 @@ pub(crate) struct LoginRow {
     pub(crate) expires_at: i64,
     pub(crate) client_ip: Option<String>,
     pub(crate) user_agent: Option<String>,
+    /// `NULL` only in a row written by a version-1 store (still running
+    /// during a rolling upgrade, after the migration's backfill).
+    pub(crate) authenticated_at: Option<i64>,
 }
 
 impl LoginRow {
@@ -67,6 +105,12 @@ impl LoginRow {
                     .map_err(|_| StoreError::corrupt(format!("client_ip: {text:?} is not an address")))?,
             ),
         };
+        let created_at = from_micros(self.created_at, "created_at")?;
+        // A version-1 row: the password was last entered at registration.
+        let authenticated_at = match self.authenticated_at {
+            Some(micros) => from_micros(micros, "authenticated_at")?,
+            None => created_at,
+        };
         Ok(Login {
             username: username.clone(),
             serial: Serial::from_bytes(fixed(self.serial, "serial")?),
@@ -76,10 +120,11 @@ impl LoginRow {
                 .session_digest
                 .map(|digest| fixed(digest, "session_digest").map(SessionDigest::from_bytes))
                 .transpose()?,
-            created_at: from_micros(self.created_at, "created_at")?,
+            created_at,
             last_used_at: from_micros(self.last_used_at, "last_used_at")?,
             expires_at: from_micros(self.expires_at, "expires_at")?,
             client: ClientMeta { ip, user_agent: self.user_agent },
+            authenticated_at,
         })
     }
 }
@@ -88,31 +133,64 @@ impl LoginRow {
 #[derive(Debug)]
 pub(crate) struct SessionRow {
     pub(crate) login_serial: Option<Vec<u8>>,
+    pub(crate) method: Option<String>,
+    pub(crate) authenticated_at: Option<i64>,
     pub(crate) data: String,
     pub(crate) created_at: i64,
     pub(crate) expires_at: i64,
 }
 
 impl SessionRow {
+    /// The record of the session keyed by `owner` (`None`: anonymous) and
+    /// `digest`.
     pub(crate) fn into_session(
         self,
-        username: &Username,
+        owner: Option<&Username>,
         digest: &SessionDigest,
-    ) -> Result<Session, StoreError> {
+    ) -> Result<SessionRecord, StoreError> {
         let data: SessionData = serde_json::from_str(&self.data)
             .map_err(|error| StoreError::corrupt(format!("data: not a JSON object: {error}")))?;
-        Ok(Session {
+        let created_at = from_micros(self.created_at, "created_at")?;
+        let login = self
+            .login_serial
+            .map(|serial| fixed(serial, "login_serial").map(Serial::from_bytes))
+            .transpose()?;
+        let user = match owner {
+            None => {
+                if login.is_some() || self.method.is_some() || self.authenticated_at.is_some() {
+                    return Err(StoreError::corrupt(
+                        "an anonymous session has a login_serial, method or authenticated_at",
+                    ));
+                }
+                None
+            }
+            Some(username) => {
+                let (method, authenticated_at) = match (self.method.as_deref(), self.authenticated_at) {
+                    // A version-1 row (see the crate docs): opened by the
+                    // remember-me cookie as far as anyone knows, so never
+                    // fresh.
+                    (None, None) => (AuthMethod::Remembered, created_at),
+                    (Some(method), Some(at)) => (method_from(method)?, from_micros(at, "authenticated_at")?),
+                    _ => return Err(StoreError::corrupt("method and authenticated_at: one is NULL")),
+                };
+                Some(SessionUser { username: username.clone(), login, method, authenticated_at })
+            }
+        };
+        Ok(SessionRecord {
             digest: *digest,
-            username: username.clone(),
-            login: self
-                .login_serial
-                .map(|serial| fixed(serial, "login_serial").map(Serial::from_bytes))
-                .transpose()?,
+            user,
             data,
-            created_at: from_micros(self.created_at, "created_at")?,
+            created_at,
             expires_at: from_micros(self.expires_at, "expires_at")?,
         })
     }
+}
+
+fn method_from(text: &str) -> Result<AuthMethod, StoreError> {
+    [AuthMethod::Password, AuthMethod::Remembered]
+        .into_iter()
+        .find(|method| method.as_str() == text)
+        .ok_or_else(|| StoreError::corrupt(format!("method: {text:?} is not password or remembered")))
 }
 
 /// A login's values, ready to bind, in column order.
@@ -128,6 +206,7 @@ pub(crate) struct LoginValues<'a> {
     pub(crate) expires_at: i64,
     pub(crate) client_ip: Option<String>,
     pub(crate) user_agent: Option<&'a str>,
+    pub(crate) authenticated_at: i64,
 }
 
 impl<'a> LoginValues<'a> {
@@ -144,24 +223,33 @@ impl<'a> LoginValues<'a> {
             expires_at: micros(login.expires_at),
             client_ip: login.client.ip.map(|ip| ip.to_string()),
             user_agent: login.client.user_agent.as_deref(),
+            authenticated_at: micros(login.authenticated_at),
         }
     }
 }
 
-/// A session's values, ready to bind.
+/// A session's values, ready to bind, in column order after the username
+/// (which [`owner_name`] of `owner` gives).
 pub(crate) struct SessionValues<'a> {
+    pub(crate) owner: Option<&'a Username>,
     pub(crate) digest: &'a [u8],
     pub(crate) login_serial: Option<&'a [u8]>,
+    pub(crate) method: Option<&'static str>,
+    pub(crate) authenticated_at: Option<i64>,
     pub(crate) data: String,
     pub(crate) created_at: i64,
     pub(crate) expires_at: i64,
 }
 
 impl<'a> SessionValues<'a> {
-    pub(crate) fn of(session: &'a Session) -> Result<Self, StoreError> {
+    pub(crate) fn of(session: &'a SessionRecord) -> Result<Self, StoreError> {
+        let user = session.user.as_ref();
         Ok(Self {
+            owner: session.username(),
             digest: session.digest.as_bytes(),
-            login_serial: session.login.as_ref().map(|s| &s.as_bytes()[..]),
+            login_serial: user.and_then(|user| user.login.as_ref()).map(|s| &s.as_bytes()[..]),
+            method: user.map(|user| user.method.as_str()),
+            authenticated_at: user.map(|user| micros(user.authenticated_at)),
             data: data_json(&session.data)?,
             created_at: micros(session.created_at),
             expires_at: micros(session.expires_at),

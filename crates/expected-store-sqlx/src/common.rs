@@ -2,10 +2,14 @@
 //! as macros expanded in each backend module (so that every sqlx type is
 //! concrete), the code that runs it.
 
+use std::future::Future;
 use std::sync::Arc;
 
+use expected_core::StoreError;
+use expected_core::store::ExpiredLogin;
 use sqlx::AssertSqlSafe;
 
+use crate::codec::{UsernameColumn, serial_from};
 use crate::tables::{Backend, Tables};
 
 /// A statement's text, built once per store from the table names.
@@ -20,7 +24,18 @@ pub(crate) fn sql(text: &SqlText) -> AssertSqlSafe<Arc<str>> {
 
 /// The login columns after `username`, in [`LoginValues`](crate::codec::LoginValues) order.
 pub(crate) const LOGIN_COLUMNS: &str = "serial, token, previous_token, previous_rotated_at, previous_sealed, \
-     session_digest, created_at, last_used_at, expires_at, client_ip, user_agent";
+     session_digest, created_at, last_used_at, expires_at, client_ip, user_agent, authenticated_at";
+
+/// The session columns, in [`SessionValues`](crate::codec::SessionValues)
+/// order (as [`bind_session!`] binds them).
+pub(crate) const SESSION_COLUMNS: &str =
+    "username, digest, login_serial, method, authenticated_at, data, created_at, expires_at";
+
+/// The session columns read back (all but the key), in
+/// [`SessionRow`](crate::codec::SessionRow) order, `data` as `{data}`.
+fn session_read_columns(data: &str) -> String {
+    format!("login_serial, method, authenticated_at, {data}, created_at, expires_at")
+}
 
 /// Statements whose logic is the same on every backend.
 #[derive(Debug)]
@@ -63,7 +78,7 @@ impl CommonSql {
         Self {
             insert_login: text(format!(
                 "INSERT INTO {logins} (username, {LOGIN_COLUMNS}) VALUES ({}){or_nothing}",
-                backend.params(1, 12)
+                backend.params(1, 13)
             )),
             select_login: text(format!(
                 "SELECT {LOGIN_COLUMNS} FROM {logins} WHERE username = {} AND serial = {}",
@@ -72,18 +87,15 @@ impl CommonSql {
             )),
             select_logins: text(format!("SELECT {LOGIN_COLUMNS} FROM {logins} WHERE username = {}", p(1))),
             insert_session: text(format!(
-                "INSERT INTO {sessions} (username, digest, login_serial, data, created_at, expires_at) \
-                 VALUES ({}, {}, {}, {}, {}, {}){or_nothing}",
-                p(1),
-                p(2),
-                p(3),
-                json(4),
-                p(5),
-                p(6)
+                "INSERT INTO {sessions} ({SESSION_COLUMNS}) VALUES ({}, {}, {}, {}){or_nothing}",
+                backend.params(1, 5),
+                json(6),
+                p(7),
+                p(8)
             )),
             select_session: text(format!(
-                "SELECT login_serial, {data}, created_at, expires_at FROM {sessions} \
-                 WHERE username = {} AND digest = {}",
+                "SELECT {} FROM {sessions} WHERE username = {} AND digest = {}",
+                session_read_columns(data),
                 p(1),
                 p(2)
             )),
@@ -110,7 +122,33 @@ impl CommonSql {
     }
 }
 
-/// Binds a login's 12 columns (username first) to a query.
+/// Runs cleaning batches of logins until one comes back short of `batch`,
+/// and answers every login deleted. `next` deletes one batch (one statement
+/// or transaction, retried as a whole) and answers its `(username, serial)`
+/// keys.
+pub(crate) async fn expire_in_batches<U, F, Fut>(
+    batch: u32,
+    mut next: F,
+) -> Result<Vec<ExpiredLogin>, StoreError>
+where
+    U: UsernameColumn,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Vec<(U, Vec<u8>)>, StoreError>>,
+{
+    let mut expired = Vec::new();
+    loop {
+        let keys = next().await?;
+        let full = keys.len() >= batch as usize;
+        for (username, serial) in keys {
+            expired.push(ExpiredLogin { username: username.into_username()?, serial: serial_from(serial)? });
+        }
+        if !full {
+            return Ok(expired);
+        }
+    }
+}
+
+/// Binds a login's 13 columns (username first) to a query.
 macro_rules! bind_login {
     ($query:expr, $username:expr, $values:expr) => {{
         let v = $values;
@@ -127,15 +165,35 @@ macro_rules! bind_login {
             .bind(v.expires_at)
             .bind(v.client_ip.clone())
             .bind(v.user_agent)
+            .bind(v.authenticated_at)
     }};
 }
 pub(crate) use bind_login;
 
+/// Binds a session's [`SESSION_COLUMNS`] (`$owner`, how the backend binds
+/// `owner_name`, first) to a query.
+macro_rules! bind_session {
+    ($query:expr, $owner:expr, $values:expr) => {{
+        let v = $values;
+        $query
+            .bind($owner)
+            .bind(v.digest)
+            .bind(v.login_serial)
+            .bind(v.method)
+            .bind(v.authenticated_at)
+            .bind(v.data.as_str())
+            .bind(v.created_at)
+            .bind(v.expires_at)
+    }};
+}
+pub(crate) use bind_session;
+
 /// Expands, in a backend module that defines `Db` (the sqlx database),
-/// `classify` (its transient errors), `username` (how a username is bound)
-/// and a store type with `pool`, `sql.common` and `batch` fields and
-/// `rotate`, `remove_login`, `remove_user` and `expire_logins` methods, to
-/// the row decoders, the shared methods and the `Store` impl.
+/// `classify` (its transient errors), `username` and `owner` (how a username
+/// and a session's owner are bound) and a store type with `pool`,
+/// `sql.common` and `batch` fields and `rotate`, `remove_login`,
+/// `remove_user`, `confirm` and `expire_logins` methods, to the row decoders,
+/// the shared methods and the `Store` impl.
 macro_rules! store_impl {
     ($store:ty) => {
         fn login_row(row: &<Db as sqlx::Database>::Row) -> Result<$crate::codec::LoginRow, sqlx::Error> {
@@ -152,6 +210,7 @@ macro_rules! store_impl {
                 expires_at: row.try_get(8)?,
                 client_ip: row.try_get(9)?,
                 user_agent: row.try_get(10)?,
+                authenticated_at: row.try_get(11)?,
             })
         }
 
@@ -159,9 +218,11 @@ macro_rules! store_impl {
             use sqlx::Row as _;
             Ok($crate::codec::SessionRow {
                 login_serial: row.try_get(0)?,
-                data: row.try_get(1)?,
-                created_at: row.try_get(2)?,
-                expires_at: row.try_get(3)?,
+                method: row.try_get(1)?,
+                authenticated_at: row.try_get(2)?,
+                data: row.try_get(3)?,
+                created_at: row.try_get(4)?,
+                expires_at: row.try_get(5)?,
             })
         }
 
@@ -230,31 +291,46 @@ macro_rules! store_impl {
                 &self,
                 user: &expected_core::Username,
             ) -> Result<expected_core::store::Deleted, expected_core::StoreError> {
-                self.remove_user(user).await
+                self.remove_user(user, None).await
+            }
+
+            async fn delete_user_except(
+                &self,
+                user: &expected_core::Username,
+                keep: &expected_core::store::Keep,
+            ) -> Result<expected_core::store::Deleted, expected_core::StoreError> {
+                self.remove_user(user, Some(keep)).await
+            }
+
+            async fn confirm_password(
+                &self,
+                confirmation: &expected_core::store::Confirmation,
+            ) -> Result<bool, expected_core::StoreError> {
+                self.confirm(confirmation).await
             }
 
             async fn delete_expired_logins(
                 &self,
                 now: expected_core::time::OffsetDateTime,
-            ) -> Result<u64, expected_core::StoreError> {
+            ) -> Result<Vec<expected_core::store::ExpiredLogin>, expected_core::StoreError> {
                 self.expire_logins($crate::codec::micros(now)).await
             }
 
             async fn create_session(
                 &self,
-                session: &expected_core::Session,
+                session: &expected_core::SessionRecord,
             ) -> Result<expected_core::store::Inserted, expected_core::StoreError> {
                 self.insert_session(session).await
             }
 
             async fn get_session(
                 &self,
-                user: &expected_core::Username,
+                user: Option<&expected_core::Username>,
                 digest: &expected_core::SessionDigest,
-            ) -> Result<Option<expected_core::Session>, expected_core::StoreError> {
+            ) -> Result<Option<expected_core::SessionRecord>, expected_core::StoreError> {
                 let row = $crate::error::retry(classify, || async {
                     Ok(sqlx::query($crate::common::sql(&self.sql.common.select_session))
-                        .bind(username(user))
+                        .bind(owner(user))
                         .bind(&digest.as_bytes()[..])
                         .fetch_optional(&self.pool)
                         .await?)
@@ -267,7 +343,7 @@ macro_rules! store_impl {
 
             async fn save_session(
                 &self,
-                session: &expected_core::Session,
+                session: &expected_core::SessionRecord,
             ) -> Result<bool, expected_core::StoreError> {
                 let data = $crate::codec::data_json(&session.data)?;
                 let expires_at = $crate::codec::micros(session.expires_at);
@@ -275,7 +351,7 @@ macro_rules! store_impl {
                     Ok(sqlx::query($crate::common::sql(&self.sql.common.update_session))
                         .bind(data.as_str())
                         .bind(expires_at)
-                        .bind(username(&session.username))
+                        .bind(owner(session.username()))
                         .bind(&session.digest.as_bytes()[..])
                         .execute(&self.pool)
                         .await?)
@@ -286,7 +362,7 @@ macro_rules! store_impl {
 
             async fn touch_session(
                 &self,
-                user: &expected_core::Username,
+                user: Option<&expected_core::Username>,
                 digest: &expected_core::SessionDigest,
                 expires_at: expected_core::time::OffsetDateTime,
             ) -> Result<bool, expected_core::StoreError> {
@@ -294,7 +370,7 @@ macro_rules! store_impl {
                 let done = $crate::error::retry(classify, || async {
                     Ok(sqlx::query($crate::common::sql(&self.sql.common.touch_session))
                         .bind(expires_at)
-                        .bind(username(user))
+                        .bind(owner(user))
                         .bind(&digest.as_bytes()[..])
                         .execute(&self.pool)
                         .await?)
@@ -305,12 +381,12 @@ macro_rules! store_impl {
 
             async fn delete_session(
                 &self,
-                user: &expected_core::Username,
+                user: Option<&expected_core::Username>,
                 digest: &expected_core::SessionDigest,
             ) -> Result<bool, expected_core::StoreError> {
                 let done = $crate::error::retry(classify, || async {
                     Ok(sqlx::query($crate::common::sql(&self.sql.common.delete_session))
-                        .bind(username(user))
+                        .bind(owner(user))
                         .bind(&digest.as_bytes()[..])
                         .execute(&self.pool)
                         .await?)
@@ -379,18 +455,12 @@ macro_rules! store_impl {
 
             async fn insert_session(
                 &self,
-                session: &expected_core::Session,
+                session: &expected_core::SessionRecord,
             ) -> Result<expected_core::store::Inserted, expected_core::StoreError> {
                 let values = $crate::codec::SessionValues::of(session)?;
                 $crate::error::retry(classify, || {
-                    let query = sqlx::query($crate::common::sql(&self.sql.common.insert_session))
-                        .bind(username(&session.username))
-                        .bind(values.digest)
-                        .bind(values.login_serial)
-                        .bind(values.data.as_str())
-                        .bind(values.created_at)
-                        .bind(values.expires_at);
-                    self.create(query)
+                    let query = sqlx::query($crate::common::sql(&self.sql.common.insert_session));
+                    self.create($crate::common::bind_session!(query, owner(values.owner), &values))
                 })
                 .await
             }
@@ -409,6 +479,7 @@ pub(crate) struct TxSql {
     pub(crate) rotate_delete_old: SqlText,
     pub(crate) rotate_bind: SqlText,
     pub(crate) login_exists: SqlText,
+    pub(crate) user_serials: SqlText,
     pub(crate) delete_user_logins: SqlText,
     pub(crate) delete_user_sessions: SqlText,
 }
@@ -420,10 +491,13 @@ impl TxSql {
         let logins = backend.quote(tables.logins());
         let sessions = backend.quote(tables.sessions());
         let text = |s: String| -> SqlText { s.into() };
+        // SQLite's BEGIN IMMEDIATE already excludes every other writer.
+        let lock = if backend == Backend::MySql { " FOR UPDATE" } else { "" };
         Self {
             // The compare-and-swap. It leaves session_digest alone: the old
             // value names the session to delete, and the row is locked by
-            // this transaction from here on.
+            // this transaction from here on. authenticated_at is not set: a
+            // rotation never changes it.
             rotate_cas: text(format!(
                 "UPDATE {logins} SET token = {}, previous_token = {}, previous_rotated_at = {}, \
                  previous_sealed = {}, last_used_at = {}, expires_at = {}, client_ip = {}, user_agent = {} \
@@ -459,8 +533,25 @@ impl TxSql {
                 p(1),
                 p(2)
             )),
-            delete_user_logins: text(format!("DELETE FROM {logins} WHERE username = {}", p(1))),
-            delete_user_sessions: text(format!("DELETE FROM {sessions} WHERE username = {}", p(1))),
+            // A user deletion keeps the login and the session it is given, or
+            // none when they are NULL (`delete_user`). The logins it deletes
+            // are read (and on MySQL locked: a rotation of one of them waits,
+            // or is waited for, so its new session is deleted too) first.
+            user_serials: text(format!(
+                "SELECT serial FROM {logins} WHERE username = {} AND NOT ({}){lock}",
+                p(1),
+                backend.same("serial", &p(2))
+            )),
+            delete_user_logins: text(format!(
+                "DELETE FROM {logins} WHERE username = {} AND NOT ({})",
+                p(1),
+                backend.same("serial", &p(2))
+            )),
+            delete_user_sessions: text(format!(
+                "DELETE FROM {sessions} WHERE username = {} AND NOT ({})",
+                p(1),
+                backend.same("digest", &p(2))
+            )),
         }
     }
 }
@@ -507,13 +598,8 @@ macro_rules! tx_impl {
                         tx.rollback().await?;
                         return Ok(if exists.is_some() { Rotated::NotCurrent } else { Rotated::NotFound });
                     }
-                    let inserted = sqlx::query($crate::common::sql(&self.sql.common.insert_session))
-                        .bind(username(&rotation.session.username))
-                        .bind(session.digest)
-                        .bind(session.login_serial)
-                        .bind(session.data.as_str())
-                        .bind(session.created_at)
-                        .bind(session.expires_at)
+                    let insert = sqlx::query($crate::common::sql(&self.sql.common.insert_session));
+                    let inserted = $crate::common::bind_session!(insert, owner(session.owner), &session)
                         .execute(&mut *tx)
                         .await;
                     match inserted {
@@ -547,27 +633,41 @@ macro_rules! tx_impl {
                 .await
             }
 
+            /// Deletes the user's logins but `keep.login` and sessions but
+            /// `keep.session`; everything when `keep` is `None`.
             async fn remove_user(
                 &self,
                 user: &expected_core::Username,
+                keep: Option<&expected_core::store::Keep>,
             ) -> Result<expected_core::store::Deleted, expected_core::StoreError> {
-                $crate::error::retry(classify, || async {
+                let kept_login =
+                    keep.and_then(|keep| keep.login.as_ref()).map(|serial| &serial.as_bytes()[..]);
+                let kept_session = keep.map(|keep| &keep.session.as_bytes()[..]);
+                let (serials, sessions) = $crate::error::retry(classify, || async {
                     let mut tx = self.begin().await?;
-                    let logins = sqlx::query($crate::common::sql(&self.sql.tx.delete_user_logins))
-                        .bind(username(user))
-                        .execute(&mut *tx)
-                        .await?;
+                    let serials: Vec<Vec<u8>> =
+                        sqlx::query_scalar($crate::common::sql(&self.sql.tx.user_serials))
+                            .bind(username(user))
+                            .bind(kept_login)
+                            .fetch_all(&mut *tx)
+                            .await?;
                     let sessions = sqlx::query($crate::common::sql(&self.sql.tx.delete_user_sessions))
                         .bind(username(user))
+                        .bind(kept_session)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query($crate::common::sql(&self.sql.tx.delete_user_logins))
+                        .bind(username(user))
+                        .bind(kept_login)
                         .execute(&mut *tx)
                         .await?;
                     tx.commit().await?;
-                    Ok(expected_core::store::Deleted {
-                        logins: logins.rows_affected(),
-                        sessions: sessions.rows_affected(),
-                    })
+                    Ok((serials, sessions.rows_affected()))
                 })
-                .await
+                .await?;
+                let serials =
+                    serials.into_iter().map($crate::codec::serial_from).collect::<Result<_, _>>()?;
+                Ok(expected_core::store::Deleted::new(serials, sessions))
             }
         }
     };

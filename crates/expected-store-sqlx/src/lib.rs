@@ -1,4 +1,4 @@
-//! PostgreSQL, MySQL/MariaDB and SQLite stores for [`expected`](expected_core)
+//! SQLite, PostgreSQL and MySQL/MariaDB stores for [`expected`](expected_core)
 //! (persistent "remember me" logins), on [sqlx](https://docs.rs/sqlx) 0.9 and
 //! tokio.
 //!
@@ -7,9 +7,9 @@
 //!
 //! | feature    | store           | for                            |
 //! |------------|-----------------|--------------------------------|
+//! | `sqlite`   | `SqliteStore`   | SQLite (bundled): one machine, no server |
 //! | `postgres` | `PgStore`       | PostgreSQL 12+                 |
 //! | `mysql`    | `MySqlStore`    | MySQL 8, MariaDB 10.5+         |
-//! | `sqlite`   | `SqliteStore`   | SQLite (bundled)               |
 //! | `cli`      | `expected-sqlx` | the migration command          |
 //!
 //! No feature is on by default: enable the backends you use. sqlx itself is
@@ -18,21 +18,39 @@
 //! want (`sqlx = { version = "0.9", features = ["tls-rustls"] }`): Cargo
 //! unifies the features. This crate re-exports the [`sqlx`] it uses.
 //!
+//! SQLite, the embedded default: a file next to the application.
+//!
 //! ```no_run
-//! # #[cfg(feature = "postgres")]
+//! # #[cfg(feature = "sqlite")]
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use expected_core::{Config, Expected, Presented, Username};
-//! use expected_store_sqlx::PgStore;
-//! use expected_store_sqlx::sqlx::postgres::PgPoolOptions;
+//! use expected_store_sqlx::SqliteStore;
 //!
-//! let pool = PgPoolOptions::new().max_connections(20).connect("postgres://app@db/app").await?;
-//! let store = PgStore::new(pool);
-//! store.migrate().await?; // idempotent; or run `expected-sqlx migrate`, or ship schema/postgres.sql
+//! let store = SqliteStore::connect("sqlite://app.db").await?; // created if missing, WAL mode
+//! store.migrate().await?; // idempotent; or run `expected-sqlx migrate`, or ship schema/sqlite.sql
 //!
 //! let engine = Expected::new(store, Config::default());
 //! let alice = Username::new("alice")?;
 //! let registration = engine.register(&alice, true, &Presented::default()).await?;
 //! assert!(registration.serial.is_some());
+//! # Ok(()) }
+//! ```
+//!
+//! PostgreSQL (MySQL is the same with `MySqlStore` and `MySqlPoolOptions`),
+//! with a pool you tune:
+//!
+//! ```no_run
+//! # #[cfg(feature = "postgres")]
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use expected_core::{Config, Expected};
+//! use expected_store_sqlx::PgStore;
+//! use expected_store_sqlx::sqlx::postgres::PgPoolOptions;
+//!
+//! let pool = PgPoolOptions::new().max_connections(20).connect("postgres://app@db/app").await?;
+//! let store = PgStore::new(pool);
+//! store.migrate().await?;
+//! let engine = Expected::new(store, Config::default());
+//! # let _ = engine;
 //! # Ok(()) }
 //! ```
 //!
@@ -50,45 +68,86 @@
 //!
 //! - timestamps as `BIGINT` **microseconds since the Unix epoch, UTC**: exact
 //!   for the contract's microsecond timestamps, totally ordered and index
-//!   friendly, the same on every backend (`to_timestamp(expires_at / 1e6)` on
-//!   PostgreSQL, `FROM_UNIXTIME(expires_at / 1000000)` on MySQL,
-//!   `datetime(expires_at / 1000000, 'unixepoch')` on SQLite read them);
-//! - serials and digests as raw bytes (`BYTEA`, `BINARY(n)`, `BLOB`); only
+//!   friendly, the same on every backend (`datetime(expires_at / 1000000,
+//!   'unixepoch')` on SQLite, `to_timestamp(expires_at / 1e6)` on PostgreSQL,
+//!   `FROM_UNIXTIME(expires_at / 1000000)` on MySQL read them);
+//! - serials and digests as raw bytes (`BLOB`, `BYTEA`, `BINARY(n)`); only
 //!   SHA-256 digests of tokens and session ids, never the secrets;
 //! - usernames as text (`VARBINARY(255)` on MySQL, compared byte for byte:
 //!   `alice`, `Alice` and `alice ` are three users);
-//! - session data as JSON text (`JSON` on PostgreSQL, which keeps the text
-//!   exactly as written, unlike `JSONB`; `LONGTEXT` on MySQL; `TEXT` on SQLite);
+//! - **anonymous sessions under the username `''`**, which is never a valid
+//!   [`Username`](expected_core::Username): the `(username, digest)` primary
+//!   key then keys a user's session and an anonymous one alike, an anonymous
+//!   lookup (`username = ''`) can never find a user's session nor the other
+//!   way round, and every per-user statement (`username = ?`) leaves them
+//!   alone. An anonymous session has `login_serial`, `method` and
+//!   `authenticated_at` `NULL`;
+//! - a user's session's `method` as text (`password` or `remembered`) and its
+//!   `authenticated_at`, a login's `authenticated_at`;
+//! - session data as JSON text (`TEXT` on SQLite; `JSON` on PostgreSQL, which
+//!   keeps the text exactly as written, unlike `JSONB`; `LONGTEXT` on MySQL);
 //! - the client IP address as text.
 //!
 //! Indexes: the primary keys `(username, serial)` and `(username, digest)`
-//! serve every per-user operation; `(username, login_serial)` on sessions
-//! serves deleting a login's sessions; `expires_at` on both tables serves
-//! cleaning.
+//! serve every per-user operation and every session lookup, anonymous ones
+//! included; `(username, login_serial)` on sessions serves deleting a login's
+//! sessions; `expires_at` on both tables serves cleaning.
 //!
 //! # Migrations
 //!
-//! The schema is embedded and versioned ([`Tables::migrations`]). Three ways
-//! to apply it:
+//! The schema is embedded and versioned ([`Tables::migrations`]):
 //!
-//! - `store.migrate().await` (every store has it): creates what is missing
-//!   and records each applied version in the crate's **own** migrations
-//!   table, never sqlx's `_sqlx_migrations`, so it cannot clash with the
-//!   application's own sqlx migrations. Idempotent, and safe to run from many
-//!   processes at once (PostgreSQL: a transaction-scoped advisory lock and
-//!   transactional DDL; MySQL: `GET_LOCK`; SQLite: `BEGIN IMMEDIATE`).
+//! - **version 1**: the two tables and their indexes;
+//! - **version 2**: `authenticated_at` on logins, `method` and
+//!   `authenticated_at` on sessions. It upgrades a version-1 database in
+//!   place, keeping every login and session, with the conservative meaning of
+//!   what version 1 did not record: a login was last authenticated by
+//!   password when it was registered (`authenticated_at = created_at`), and a
+//!   session counts as opened by the remember-me cookie (`method =
+//!   'remembered'`, `authenticated_at = created_at`), so that no upgraded
+//!   session is "fresh" until the password is confirmed on it.
+//!
+//! The version-2 columns are nullable (an anonymous session has no method)
+//! and have no default. A version-1 store still running during a rolling
+//! upgrade keeps working: the rows it writes lack them, and read back with
+//! the same version-1 meaning. A user's session with only one of `method`
+//! and `authenticated_at`, or an anonymous one with a `login_serial`,
+//! `method` or `authenticated_at`, reads as `Corrupt`.
+//!
+//! Three ways to apply the schema:
+//!
+//! - `store.migrate().await` (every store has it): creates what is missing,
+//!   upgrades what is older, and records each applied version in the crate's
+//!   **own** migrations table, never sqlx's `_sqlx_migrations`, so it cannot
+//!   clash with the application's own sqlx migrations. Idempotent, and safe
+//!   to run from many processes at once (SQLite: `BEGIN IMMEDIATE`, the whole
+//!   run one transaction; PostgreSQL: a transaction-scoped advisory lock and
+//!   transactional DDL, likewise all or nothing; MySQL: `GET_LOCK`, and since
+//!   MySQL commits DDL at once, every statement can run again after a run cut
+//!   short: MySQL 8 has no `ADD COLUMN IF NOT EXISTS`, so version 2 prepares
+//!   each `ALTER TABLE` only when `information_schema` lacks the column).
 //! - the command line, built with the `cli` feature:
 //!
 //!   ```text
-//!   cargo run -p expected-store-sqlx --features cli,postgres --bin expected-sqlx -- \
-//!       migrate --database-url postgres://app@db/app [--table-prefix auth_]
+//!   cargo run -p expected-store-sqlx --features cli,sqlite --bin expected-sqlx -- \
+//!       migrate --database-url sqlite://app.db [--table-prefix auth_]
 //!   expected-sqlx schema --backend mysql [--table-prefix auth_]   # prints the SQL
 //!   ```
 //!
 //! - your own tooling: [`Tables::schema_sql`] renders the script below for
 //!   any table names; the default-named scripts ship in the crate's
-//!   `schema/` directory. Every statement is idempotent, and the script marks
-//!   version 1 applied so that a later `migrate()` does nothing.
+//!   `schema/` directory. It runs every migration in order, so it creates a
+//!   new database or upgrades a version-1 one, and records the versions so
+//!   that a later `migrate()` does nothing. Running it again changes nothing;
+//!   on SQLite, which has no `ADD COLUMN IF NOT EXISTS`, the version-2
+//!   `ALTER TABLE`s then fail with "duplicate column name" (the backfills
+//!   only touch `NULL`s, so the rest is harmless).
+//!
+//! ## SQLite
+//!
+//! ```sql
+#![doc = include_str!("../schema/sqlite.sql")]
+//! ```
 //!
 //! ## PostgreSQL
 //!
@@ -102,12 +161,6 @@
 #![doc = include_str!("../schema/mysql.sql")]
 //! ```
 //!
-//! ## SQLite
-//!
-//! ```sql
-#![doc = include_str!("../schema/sqlite.sql")]
-//! ```
-//!
 //! # Round trips
 //!
 //! What each operation sends, per backend. "1" is one statement in one round
@@ -115,16 +168,17 @@
 //! SQLite has no network: there the numbers count statements handed to
 //! sqlx's SQLite worker thread.
 //!
-//! | operation                 | PostgreSQL | MySQL / MariaDB | SQLite |
-//! |---------------------------|------------|-----------------|--------|
-//! | `create_login`            | 1 (`INSERT … ON CONFLICT DO NOTHING`) | 1 (`INSERT`, duplicate key caught) | 1 (as PostgreSQL) |
-//! | `get_login`, `list_logins`| 1          | 1               | 1      |
-//! | `rotate_login`            | **1** (see below); +1 read in a lost race | 6: `BEGIN`, CAS `UPDATE`, `INSERT` session, `DELETE` old session, `UPDATE` binding, `COMMIT`; refused: 4 | as MySQL, with `BEGIN IMMEDIATE` |
-//! | `delete_login`            | 1 (CTE); +1 if the bound session was not among those deleted | 1 (multi-table `DELETE`); +1 when the login is gone, for the sessions it opened | 4: `BEGIN IMMEDIATE`, 2 `DELETE`s, `COMMIT` |
-//! | `delete_user`             | 1 (CTE); +1 if a bound session was not among those deleted | 4: `BEGIN`, 2 `DELETE`s, `COMMIT` | 4 (as MySQL) |
-//! | `delete_expired_logins`   | 1 per batch (CTE: logins and their sessions) | 4 per batch: `BEGIN`, `SELECT … FOR UPDATE`, multi-table `DELETE`, `COMMIT` | 4 per batch: `BEGIN IMMEDIATE`, 2 `DELETE`s, `COMMIT` |
-//! | `delete_expired_sessions` | 1 per batch | 1 per batch    | 1 per batch |
-//! | `create_session`          | 1          | 1               | 1      |
+//! | operation                 | SQLite | PostgreSQL | MySQL / MariaDB |
+//! |---------------------------|--------|------------|-----------------|
+//! | `create_login`            | 1 (`INSERT … ON CONFLICT DO NOTHING`) | 1 (as SQLite) | 1 (`INSERT`, duplicate key caught) |
+//! | `get_login`, `list_logins`| 1      | 1          | 1               |
+//! | `rotate_login`            | 6: `BEGIN IMMEDIATE`, CAS `UPDATE`, `INSERT` session, `DELETE` old session, `UPDATE` binding, `COMMIT`; refused: 4 | **1** (see below); +1 read in a lost race | as SQLite, with `BEGIN` |
+//! | `delete_login`            | 4: `BEGIN IMMEDIATE`, 2 `DELETE`s, `COMMIT` | 1 (CTE); +1 if the bound session was not among those deleted | 1 (multi-table `DELETE`); +1 when the login is gone, for the sessions it opened |
+//! | `delete_user`, `delete_user_except` | 5: `BEGIN IMMEDIATE`, `SELECT` the logins, 2 `DELETE`s, `COMMIT` | 1 (CTE); +1 if a deleted login's bound session was not among those deleted | 5, as SQLite, the logins read `FOR UPDATE` |
+//! | `confirm_password`        | 4: `BEGIN IMMEDIATE`, `UPDATE` session, `UPDATE` login, `COMMIT` (3 without a login; unknown session: 3) | 1 (CTE) | 1 (multi-table `UPDATE`) |
+//! | `delete_expired_logins`   | 4 per batch: `BEGIN IMMEDIATE`, 2 `DELETE`s (the logins' `… RETURNING`), `COMMIT` | 1 per batch (CTE: logins and their sessions) | 4 per batch: `BEGIN`, `SELECT … FOR UPDATE`, multi-table `DELETE`, `COMMIT` |
+//! | `delete_expired_sessions` | 1 per batch | 1 per batch | 1 per batch  |
+//! | `create_session`          | 1      | 1          | 1               |
 //! | `get_session`, `save_session`, `touch_session`, `delete_session` | 1 | 1 | 1 |
 //!
 //! A cleaning call runs batches until one comes back short, so it costs one
@@ -132,8 +186,18 @@
 //!
 //! **Rotation** is always a compare-and-swap: an `UPDATE … WHERE username = ?
 //! AND serial = ? AND token = ?` of the login, never a read followed by a
-//! write.
+//! write. It stores the new session exactly as given (its method and
+//! `authenticated_at` included) and never writes the login's
+//! `authenticated_at`.
 //!
+//! - SQLite runs it as a `BEGIN IMMEDIATE` transaction (writers queue on the
+//!   database lock for the busy timeout): the CAS `UPDATE` (its rows-affected
+//!   count says whether it won), the new session's `INSERT` (a duplicate key
+//!   rolls back and answers `SessionExists`), the `DELETE` of the old bound
+//!   session (read from the still-unchanged `session_digest` column), the
+//!   `UPDATE` binding the new session, `COMMIT`. When the CAS matched
+//!   nothing, one `SELECT` tells `NotCurrent` from `NotFound`, then
+//!   `ROLLBACK`.
 //! - On PostgreSQL, one statement does everything: its CTEs run the
 //!   conditional `UPDATE` (refused if the new session digest is taken), delete
 //!   the old bound session and insert the new one, and report what the
@@ -143,37 +207,40 @@
 //!   concurrent rotation or deletion got there first does a follow-up `SELECT`
 //!   tell `NotCurrent` from `NotFound`. A digest taken concurrently (a unique
 //!   violation) answers `SessionExists`; the statement wrote nothing.
-//! - MySQL has no `UPDATE … RETURNING`, so the rotation is a transaction: the
-//!   CAS `UPDATE` (its rows-affected count says whether it won; the row stays
-//!   locked), the new session's `INSERT` (a duplicate key rolls back and
-//!   answers `SessionExists`), the `DELETE` of the old bound session (read
-//!   from the still-unchanged `session_digest` column), the `UPDATE` binding
-//!   the new session, `COMMIT`. When the CAS matched nothing, one `SELECT`
-//!   tells `NotCurrent` from `NotFound`, then `ROLLBACK`.
-//! - SQLite runs the same statements as MySQL in a `BEGIN IMMEDIATE`
-//!   transaction (writers queue on the database lock for the busy timeout).
+//! - MySQL has no `UPDATE … RETURNING`, so it runs the same transaction as
+//!   SQLite; the CAS `UPDATE` locks the login row until `COMMIT`.
 //!
-//! **Deleting a login or a user while it is being rotated** must not leave
-//! the rotation's new session behind. MySQL and SQLite lock (or read the
-//! latest rows) so it cannot happen. A PostgreSQL statement reads one
+//! **Deleting a login or a user, or logging out the other devices, while a
+//! login is being rotated** must not leave the rotation's new session behind.
+//! SQLite serializes writers. MySQL locks the logins it deletes first
+//! (`SELECT … FOR UPDATE`, or the multi-table `DELETE`'s own locks), so a
+//! racing rotation either commits before (and its new session, read current,
+//! is deleted) or finds its login gone. A PostgreSQL statement reads one
 //! snapshot, so a session committed by a rotation it waited for is invisible
 //! to it: the statement returns the deleted logins' bound session digests,
 //! and if one of them was not deleted a second statement, with a fresh
-//! snapshot, deletes it (it also runs, harmlessly, when that session had
-//! simply ended earlier).
+//! snapshot, deletes the sessions those logins opened or were bound to (it
+//! also runs, harmlessly, when such a session had simply ended earlier).
+//! `delete_user` is `delete_user_except` keeping nothing: the same
+//! statements, with the kept session and login bound as `NULL` and compared
+//! null-safely (`IS`, `IS NOT DISTINCT FROM`, `<=>`).
 //!
 //! **Sessions never outlive their login.** `delete_login` deletes the
 //! login's bound session and every session with `login_serial` equal to its
 //! serial, even when the login itself is already gone, and
 //! `delete_expired_logins` does the same for every login it deletes.
 //!
+//! **Confirming the password** writes the session first and the login only
+//! if the session exists (in one statement, or one transaction on SQLite), so
+//! an unknown session answers `false` and writes nothing.
+//!
 //! **Cleaning** deletes at most [`DEFAULT_BATCH`] logins or sessions per
 //! batch (`with_batch_size` changes it), found by the `expires_at` index,
-//! looping until a batch comes back short, so it can run while serving. On
-//! PostgreSQL a batch skips rows being written (`FOR UPDATE SKIP LOCKED`) and
-//! rechecks `expires_at` on rows changed meanwhile; on MySQL a batch locks
-//! its logins (`SELECT … FOR UPDATE`) before deleting exactly those and their
-//! sessions.
+//! looping until a batch comes back short, so it can run while serving.
+//! Anonymous sessions are cleaned like any other. On PostgreSQL a batch skips
+//! rows being written (`FOR UPDATE SKIP LOCKED`) and rechecks `expires_at` on
+//! rows changed meanwhile; on MySQL a batch locks its logins (`SELECT … FOR
+//! UPDATE`) before deleting exactly those and their sessions.
 //!
 //! # Errors and concurrency
 //!

@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use expected_core::{Serial, StoreError, Username};
+use expected_core::store::{Confirmation, ExpiredLogin};
+use expected_core::{AuthMethod, Serial, StoreError, Username};
 use sqlx::error::DatabaseError;
 use sqlx::mysql::{MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
 
 use crate::DEFAULT_BATCH;
-use crate::codec::micros;
-use crate::common::{CommonSql, SqlText, TxSql, sql, store_impl, tx_impl};
+use crate::codec::{micros, owner_name};
+use crate::common::{CommonSql, SqlText, TxSql, expire_in_batches, sql, store_impl, tx_impl};
 use crate::error::{Failure, Transience, retry, store_error};
 use crate::tables::{Backend, Tables};
 
@@ -27,12 +28,18 @@ fn username(user: &Username) -> &[u8] {
     user.as_str().as_bytes()
 }
 
+/// A session's owner: the username, or `''` for an anonymous session.
+fn owner(owner: Option<&Username>) -> &[u8] {
+    owner_name(owner).as_bytes()
+}
+
 #[derive(Debug)]
 struct Sql {
     common: CommonSql,
     tx: TxSql,
     delete_login: SqlText,
     delete_login_sessions: SqlText,
+    confirm: SqlText,
     expired_logins: SqlText,
     expire_logins_prefix: String,
 }
@@ -55,6 +62,18 @@ impl Sql {
             .into(),
             delete_login_sessions: format!("DELETE FROM {sessions} WHERE username = ? AND login_serial = ?")
                 .into(),
+            // One statement, atomic on its own: the session and, joined to
+            // it (so only when the session exists), its login. With
+            // CLIENT_FOUND_ROWS (sqlx sets it) rows affected counts the rows
+            // matched, so a confirmation writing the values already there
+            // still answers true.
+            confirm: format!(
+                "UPDATE {sessions} AS s LEFT JOIN {logins} AS l ON l.username = s.username AND l.serial = ? \
+                 SET s.method = '{password}', s.authenticated_at = ?, l.authenticated_at = ? \
+                 WHERE s.username = ? AND s.digest = ?",
+                password = AuthMethod::Password.as_str()
+            )
+            .into(),
             expired_logins: format!(
                 "SELECT username, serial FROM {logins} WHERE expires_at <= ? \
                  ORDER BY expires_at LIMIT {batch} FOR UPDATE"
@@ -217,16 +236,15 @@ impl MySqlStore {
 
     /// Batches of one transaction each: lock up to `batch` expired logins,
     /// delete them and the sessions they opened in one statement, commit.
-    async fn expire_logins(&self, now: i64) -> Result<u64, StoreError> {
-        let mut total = 0;
-        loop {
-            let count = retry(classify, || async {
+    async fn expire_logins(&self, now: i64) -> Result<Vec<ExpiredLogin>, StoreError> {
+        expire_in_batches(self.batch, || {
+            retry(classify, || async {
                 let mut tx = self.begin().await?;
                 let keys: Vec<(Vec<u8>, Vec<u8>)> =
                     sqlx::query_as(sql(&self.sql.expired_logins)).bind(now).fetch_all(&mut *tx).await?;
                 if keys.is_empty() {
                     tx.commit().await?;
-                    return Ok(0);
+                    return Ok(keys);
                 }
                 let mut query =
                     sqlx::query(sqlx::AssertSqlSafe(self.sql.expire_logins(keys.len()))).bind(now);
@@ -235,14 +253,26 @@ impl MySqlStore {
                 }
                 query.execute(&mut *tx).await?;
                 tx.commit().await?;
-                Ok(keys.len() as u64)
+                Ok(keys)
             })
-            .await?;
-            total += count;
-            if count < u64::from(self.batch) {
-                return Ok(total);
-            }
-        }
+        })
+        .await
+    }
+
+    async fn confirm(&self, confirmation: &Confirmation) -> Result<bool, StoreError> {
+        let at = micros(confirmation.at);
+        let done = retry(classify, || async {
+            Ok(sqlx::query(sql(&self.sql.confirm))
+                .bind(confirmation.login.as_ref().map(|serial| &serial.as_bytes()[..]))
+                .bind(at)
+                .bind(at)
+                .bind(username(&confirmation.username))
+                .bind(&confirmation.session.as_bytes()[..])
+                .execute(&self.pool)
+                .await?)
+        })
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 }
 

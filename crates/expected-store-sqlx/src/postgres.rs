@@ -2,15 +2,15 @@
 
 use std::sync::Arc;
 
-use expected_core::store::{Deleted, Rotated, Rotation};
-use expected_core::{Serial, StoreError, Username};
+use expected_core::store::{Confirmation, Deleted, ExpiredLogin, Keep, Rotated, Rotation};
+use expected_core::{AuthMethod, Serial, StoreError, Username};
 use sqlx::Row as _;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::DEFAULT_BATCH;
-use crate::codec::{SessionValues, micros};
-use crate::common::{CommonSql, SqlText, sql, store_impl};
+use crate::codec::{SessionValues, micros, owner_name, serial_from};
+use crate::common::{CommonSql, SESSION_COLUMNS, SqlText, bind_session, expire_in_batches, sql, store_impl};
 use crate::error::{Failure, Transience, retry, store_error};
 use crate::tables::{Backend, Tables};
 
@@ -28,6 +28,11 @@ fn username(user: &Username) -> &str {
     user.as_str()
 }
 
+/// A session's owner: the username, or `''` for an anonymous session.
+fn owner(owner: Option<&Username>) -> &str {
+    owner_name(owner)
+}
+
 #[derive(Debug)]
 struct Sql {
     common: CommonSql,
@@ -36,7 +41,8 @@ struct Sql {
     delete_login: SqlText,
     delete_login_sessions: SqlText,
     delete_user: SqlText,
-    delete_user_sessions: SqlText,
+    delete_opened_sessions: SqlText,
+    confirm: SqlText,
     expire_logins: SqlText,
 }
 
@@ -52,15 +58,18 @@ impl Sql {
             // refusal apart. All parts see one snapshot; the UPDATE re-checks
             // `token = $3` on the newest row version after waiting for a
             // concurrent rotation, so only one rotation wins.
+            // The login's values are $1 to $11, the new session's (in
+            // SESSION_COLUMNS order) $12 to $19. authenticated_at is not
+            // set: a rotation never changes it.
             rotate: text(format!(
                 "WITH current_login AS (\
                     SELECT token FROM {logins} WHERE username = $1 AND serial = $2\
                 ), clash AS (\
-                    SELECT 1 FROM {sessions} WHERE username = $13 AND digest = $8\
+                    SELECT 1 FROM {sessions} WHERE username = $12 AND digest = $13\
                 ), rotated AS (\
                     UPDATE {logins} SET token = $4, previous_token = $5, previous_rotated_at = $6, \
-                        previous_sealed = $7, session_digest = $8, last_used_at = $9, expires_at = $10, \
-                        client_ip = $11, user_agent = $12 \
+                        previous_sealed = $7, session_digest = $13, last_used_at = $8, expires_at = $9, \
+                        client_ip = $10, user_agent = $11 \
                     WHERE username = $1 AND serial = $2 AND token = $3 AND NOT EXISTS (SELECT 1 FROM clash) \
                     RETURNING 1\
                 ), old_session AS (\
@@ -69,8 +78,8 @@ impl Sql {
                         AND s.username = l.username AND s.digest = l.session_digest \
                     RETURNING 1\
                 ), new_session AS (\
-                    INSERT INTO {sessions} (username, digest, login_serial, data, created_at, expires_at) \
-                    SELECT $13, $8, $14, $15::json, $16, $17 FROM rotated \
+                    INSERT INTO {sessions} ({SESSION_COLUMNS}) \
+                    SELECT $12, $13, $14, $15, $16, $17::json, $18, $19 FROM rotated \
                     RETURNING 1\
                 ) \
                 SELECT EXISTS (SELECT 1 FROM rotated), EXISTS (SELECT 1 FROM current_login), \
@@ -91,20 +100,42 @@ impl Sql {
             delete_login_sessions: text(format!(
                 "DELETE FROM {sessions} WHERE username = $1 AND (login_serial = $2 OR digest = $3)"
             )),
+            // Every login of the user but $3 and every session but $2, or
+            // all of them when those are NULL (`delete_user`); answers the
+            // serials, the count of sessions, and the deleted logins' bound
+            // sessions that were not among them (see `remove_user`).
             delete_user: text(format!(
                 "WITH gone AS (\
-                    DELETE FROM {logins} WHERE username = $1 RETURNING session_digest\
+                    DELETE FROM {logins} WHERE username = $1 AND serial IS DISTINCT FROM $3 \
+                    RETURNING serial, session_digest\
                 ), gone_sessions AS (\
-                    DELETE FROM {sessions} WHERE username = $1 RETURNING digest\
+                    DELETE FROM {sessions} WHERE username = $1 AND digest IS DISTINCT FROM $2 RETURNING digest\
                 ) \
-                SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM gone_sessions), \
-                    EXISTS (SELECT 1 FROM gone g WHERE g.session_digest IS NOT NULL AND NOT EXISTS \
+                SELECT ARRAY(SELECT serial FROM gone), (SELECT count(*) FROM gone_sessions), \
+                    ARRAY(SELECT g.session_digest FROM gone g WHERE g.session_digest IS NOT NULL AND NOT EXISTS \
                         (SELECT 1 FROM gone_sessions s WHERE s.digest = g.session_digest))"
             )),
-            delete_user_sessions: text(format!("DELETE FROM {sessions} WHERE username = $1")),
+            // The sessions the logins $3 opened or were bound to ($4), but
+            // $2; with a fresh snapshot.
+            delete_opened_sessions: text(format!(
+                "DELETE FROM {sessions} WHERE username = $1 AND digest IS DISTINCT FROM $2 \
+                    AND (login_serial = ANY($3) OR digest = ANY($4))"
+            )),
+            // The session first: the login is written only if it exists.
+            confirm: text(format!(
+                "WITH confirmed AS (\
+                    UPDATE {sessions} SET method = '{password}', authenticated_at = $4 \
+                    WHERE username = $1 AND digest = $2 RETURNING 1\
+                ), login AS (\
+                    UPDATE {logins} SET authenticated_at = $4 \
+                    WHERE username = $1 AND serial = $3 AND EXISTS (SELECT 1 FROM confirmed) RETURNING 1\
+                ) \
+                SELECT EXISTS (SELECT 1 FROM confirmed)",
+                password = AuthMethod::Password.as_str()
+            )),
             // One batch: up to `batch` expired logins (skipping any being
             // written, rechecking expiry on rows changed meanwhile) and the
-            // sessions they opened, counted by logins.
+            // sessions they opened; answers the logins.
             expire_logins: text(format!(
                 "WITH gone AS (\
                     DELETE FROM {logins} WHERE (username, serial) IN (SELECT username, serial FROM {logins} \
@@ -115,7 +146,7 @@ impl Sql {
                         AND (s.login_serial = g.serial OR s.digest = g.session_digest) \
                     RETURNING 1\
                 ) \
-                SELECT count(*) FROM gone"
+                SELECT username, serial FROM gone"
             )),
         }
     }
@@ -220,7 +251,7 @@ impl PgStore {
         let session = SessionValues::of(&rotation.session)?;
         let client_ip = rotation.client.ip.map(|ip| ip.to_string());
         let outcome = retry(classify, || async {
-            let row = sqlx::query(sql(&self.sql.rotate))
+            let query = sqlx::query(sql(&self.sql.rotate))
                 .bind(username(&rotation.username))
                 .bind(&rotation.serial.as_bytes()[..])
                 .bind(&rotation.expected.as_bytes()[..])
@@ -228,18 +259,11 @@ impl PgStore {
                 .bind(&rotation.previous.digest.as_bytes()[..])
                 .bind(micros(rotation.previous.rotated_at))
                 .bind(&rotation.previous.sealed.as_bytes()[..])
-                .bind(session.digest)
                 .bind(micros(rotation.last_used_at))
                 .bind(micros(rotation.expires_at))
                 .bind(client_ip.as_deref())
-                .bind(rotation.client.user_agent.as_deref())
-                .bind(username(&rotation.session.username))
-                .bind(session.login_serial)
-                .bind(session.data.as_str())
-                .bind(session.created_at)
-                .bind(session.expires_at)
-                .fetch_one(&self.pool)
-                .await;
+                .bind(rotation.client.user_agent.as_deref());
+            let row = bind_session!(query, owner(session.owner), &session).fetch_one(&self.pool).await;
             let row = match row {
                 // The new session's digest was taken after our snapshot.
                 Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
@@ -303,42 +327,69 @@ impl PgStore {
         Ok(existed)
     }
 
-    async fn expire_logins(&self, now: i64) -> Result<u64, StoreError> {
-        let mut total = 0;
-        loop {
-            let count: i64 = retry(classify, || async {
-                Ok(sqlx::query_scalar(sql(&self.sql.expire_logins)).bind(now).fetch_one(&self.pool).await?)
+    async fn expire_logins(&self, now: i64) -> Result<Vec<ExpiredLogin>, StoreError> {
+        expire_in_batches(self.batch, || {
+            retry(classify, || async {
+                let keys: Vec<(String, Vec<u8>)> =
+                    sqlx::query_as(sql(&self.sql.expire_logins)).bind(now).fetch_all(&self.pool).await?;
+                Ok(keys)
             })
-            .await?;
-            total += count.unsigned_abs();
-            if count < i64::from(self.batch) {
-                return Ok(total);
-            }
-        }
+        })
+        .await
     }
 
-    async fn remove_user(&self, user: &Username) -> Result<Deleted, StoreError> {
-        let (logins, sessions, missed) = retry(classify, || async {
-            let row =
-                sqlx::query(sql(&self.sql.delete_user)).bind(username(user)).fetch_one(&self.pool).await?;
-            let found: (i64, i64, bool) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    async fn confirm(&self, confirmation: &Confirmation) -> Result<bool, StoreError> {
+        retry(classify, || async {
+            Ok(sqlx::query_scalar(sql(&self.sql.confirm))
+                .bind(username(&confirmation.username))
+                .bind(&confirmation.session.as_bytes()[..])
+                .bind(confirmation.login.as_ref().map(|serial| &serial.as_bytes()[..]))
+                .bind(micros(confirmation.at))
+                .fetch_one(&self.pool)
+                .await?)
+        })
+        .await
+    }
+
+    /// Deletes the user's logins but `keep.login` and sessions but
+    /// `keep.session`; everything when `keep` is `None`.
+    async fn remove_user(&self, user: &Username, keep: Option<&Keep>) -> Result<Deleted, StoreError> {
+        let kept_session = keep.map(|keep| &keep.session.as_bytes()[..]);
+        let kept_login = keep.and_then(|keep| keep.login.as_ref()).map(|serial| &serial.as_bytes()[..]);
+        let (serials, sessions, missed) = retry(classify, || async {
+            let row = sqlx::query(sql(&self.sql.delete_user))
+                .bind(username(user))
+                .bind(kept_session)
+                .bind(kept_login)
+                .fetch_one(&self.pool)
+                .await?;
+            let found: (Vec<Vec<u8>>, i64, Vec<Vec<u8>>) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
             Ok(found)
         })
         .await?;
-        let mut deleted = Deleted { logins: logins.unsigned_abs(), sessions: sessions.unsigned_abs() };
-        if missed {
-            // A login's bound session was not among the deleted ones: it may
-            // have been created by a rotation committed after our snapshot.
+        let mut sessions = sessions.unsigned_abs();
+        if !missed.is_empty() {
+            // A deleted login's bound session was not among the deleted
+            // ones: a rotation committed after our snapshot (we waited for
+            // its login row) may have created it, invisible to us. A second
+            // statement, with a fresh snapshot, ends what those logins
+            // opened. Also runs, harmlessly, when the bound session had
+            // simply ended earlier.
             let done = retry(classify, || async {
-                Ok(sqlx::query(sql(&self.sql.delete_user_sessions))
+                Ok(sqlx::query(sql(&self.sql.delete_opened_sessions))
                     .bind(username(user))
+                    .bind(kept_session)
+                    .bind(&serials)
+                    .bind(&missed)
                     .execute(&self.pool)
                     .await?)
             })
             .await?;
-            deleted.sessions += done.rows_affected();
+            sessions += done.rows_affected();
         }
-        Ok(deleted)
+        let serials = serials.into_iter().map(serial_from).collect::<Result<_, _>>()?;
+        Ok(Deleted::new(serials, sessions))
     }
 }
 

@@ -10,28 +10,46 @@ pub struct Migration {
     pub version: i64,
     /// What it does.
     pub description: &'static str,
-    /// The statements, each safe to run again (`IF NOT EXISTS`).
+    /// The statements. On PostgreSQL and MySQL each is safe to run again
+    /// (`IF NOT EXISTS`, or a guard on `information_schema`), because MySQL
+    /// commits DDL at once and a migration cut short must be able to run
+    /// again. SQLite has no `ADD COLUMN IF NOT EXISTS`: there a migration
+    /// runs in one transaction with its record in the migrations table, and
+    /// its `ALTER TABLE`s fail (changing nothing) when run again.
     pub statements: Vec<String>,
 }
 
 impl Tables {
     /// The migrations for `backend`, oldest first.
     pub fn migrations(&self, backend: Backend) -> Vec<Migration> {
-        vec![Migration { version: 1, description: "logins and sessions", statements: initial(backend, self) }]
+        vec![
+            Migration { version: 1, description: "logins and sessions", statements: initial(backend, self) },
+            Migration {
+                version: 2,
+                description: "anonymous sessions, authentication method and time",
+                statements: authentication(backend, self),
+            },
+        ]
     }
 
-    /// The whole schema for `backend` as one idempotent SQL script, for teams
-    /// that run their own migration tooling: the tables, their indexes, and
-    /// this crate's migrations table recording that version 1 is applied (so
-    /// that a later `migrate()` finds nothing to do).
+    /// The whole schema for `backend` as one SQL script, for teams that run
+    /// their own migration tooling: every migration in order (so it also
+    /// upgrades a database at an older version), then this crate's
+    /// migrations table recording each version applied (so that a later
+    /// `migrate()` finds nothing to do). Running it again changes nothing; on
+    /// SQLite the version-2 `ALTER TABLE`s then fail with "duplicate column
+    /// name", harmlessly.
     pub fn schema_sql(&self, backend: Backend) -> String {
         let mut script = String::new();
-        for migration in self.migrations(backend) {
+        let migrations = self.migrations(backend);
+        for migration in &migrations {
+            script.push_str(&format!("-- Version {}: {}.\n\n", migration.version, migration.description));
             for statement in &migration.statements {
                 script.push_str(statement);
                 script.push_str(";\n\n");
             }
         }
+        script.push_str("-- This crate's record of the versions applied.\n\n");
         script.push_str(&migrations_table(backend, self));
         script.push_str(";\n\n");
         let (insert, or_nothing) = if backend == Backend::MySql {
@@ -39,10 +57,14 @@ impl Tables {
         } else {
             ("INSERT", " ON CONFLICT DO NOTHING")
         };
-        script.push_str(&format!(
-            "{insert} INTO {} (version, description, applied_at) VALUES (1, 'logins and sessions', 0){or_nothing};\n",
-            backend.quote(self.migrations_table())
-        ));
+        for migration in &migrations {
+            script.push_str(&format!(
+                "{insert} INTO {} (version, description, applied_at) VALUES ({}, '{}', 0){or_nothing};\n",
+                backend.quote(self.migrations_table()),
+                migration.version,
+                migration.description,
+            ));
+        }
         script
     }
 }
@@ -152,6 +174,78 @@ fn initial(backend: Backend, tables: &Tables) -> Vec<String> {
                     INDEX {sessions_expiry} (expires_at)\n\
                 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
             ),
+        ],
+    }
+}
+
+/// Version 2: a login's `authenticated_at`, a session's `method` and
+/// `authenticated_at`, each backfilled with the conservative version-1
+/// meaning (the password was entered when the login or session was created;
+/// a session was opened by the cookie, so it is not fresh).
+///
+/// The columns are nullable: an anonymous session has no method, and a
+/// version-1 store still running during a rolling upgrade writes rows
+/// without them, which read back with the same version-1 meaning. Every
+/// statement can run again: the backfills only touch rows still `NULL`, and
+/// skip anonymous sessions (username `''`).
+fn authentication(backend: Backend, tables: &Tables) -> Vec<String> {
+    let logins = backend.quote(tables.logins());
+    let sessions = backend.quote(tables.sessions());
+    let logins_backfill =
+        format!("UPDATE {logins} SET authenticated_at = created_at WHERE authenticated_at IS NULL");
+    let sessions_backfill = format!(
+        "UPDATE {sessions} SET method = 'remembered', authenticated_at = created_at \
+         WHERE method IS NULL AND username <> ''"
+    );
+    match backend {
+        Backend::Postgres => vec![
+            format!("ALTER TABLE {logins} ADD COLUMN IF NOT EXISTS authenticated_at BIGINT"),
+            logins_backfill,
+            format!(
+                "ALTER TABLE {sessions} ADD COLUMN IF NOT EXISTS method TEXT, \
+                 ADD COLUMN IF NOT EXISTS authenticated_at BIGINT"
+            ),
+            sessions_backfill,
+        ],
+        // MySQL 8 has no ADD COLUMN IF NOT EXISTS (MariaDB has): the ALTER
+        // is prepared only when information_schema lacks the column. One
+        // ALTER per table, which MySQL and MariaDB apply all or nothing.
+        Backend::MySql => {
+            let guarded = |table: &str, column: &str, alter: String| {
+                vec![
+                    format!(
+                        "SET @expected_ddl = IF(EXISTS (SELECT 1 FROM information_schema.columns \
+                         WHERE table_schema = DATABASE() AND table_name = '{table}' AND column_name = '{column}'), \
+                         'DO 0', '{alter}')"
+                    ),
+                    "PREPARE expected_ddl FROM @expected_ddl".to_owned(),
+                    "EXECUTE expected_ddl".to_owned(),
+                    "DEALLOCATE PREPARE expected_ddl".to_owned(),
+                ]
+            };
+            let mut statements = guarded(
+                tables.logins(),
+                "authenticated_at",
+                format!("ALTER TABLE {logins} ADD COLUMN authenticated_at BIGINT NULL"),
+            );
+            statements.push(logins_backfill);
+            statements.extend(guarded(
+                tables.sessions(),
+                "method",
+                format!(
+                    "ALTER TABLE {sessions} ADD COLUMN method VARCHAR(16) NULL, \
+                     ADD COLUMN authenticated_at BIGINT NULL"
+                ),
+            ));
+            statements.push(sessions_backfill);
+            statements
+        }
+        Backend::Sqlite => vec![
+            format!("ALTER TABLE {logins} ADD COLUMN authenticated_at BIGINT"),
+            logins_backfill,
+            format!("ALTER TABLE {sessions} ADD COLUMN method TEXT"),
+            format!("ALTER TABLE {sessions} ADD COLUMN authenticated_at BIGINT"),
+            sessions_backfill,
         ],
     }
 }

@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use expected_core::{Serial, StoreError, Username};
+use expected_core::store::{Confirmation, ExpiredLogin};
+use expected_core::{AuthMethod, Serial, StoreError, Username};
 use sqlx::error::DatabaseError;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 use crate::DEFAULT_BATCH;
-use crate::codec::micros;
-use crate::common::{CommonSql, SqlText, TxSql, sql, store_impl, tx_impl};
+use crate::codec::{micros, owner_name};
+use crate::common::{CommonSql, SqlText, TxSql, expire_in_batches, sql, store_impl, tx_impl};
 use crate::error::{Failure, Transience, retry, store_error};
 use crate::tables::{Backend, Tables};
 
@@ -28,6 +29,11 @@ fn username(user: &Username) -> &str {
     user.as_str()
 }
 
+/// A session's owner: the username, or `''` for an anonymous session.
+fn owner(owner: Option<&Username>) -> &str {
+    owner_name(owner)
+}
+
 #[derive(Debug)]
 struct Sql {
     common: CommonSql,
@@ -36,6 +42,8 @@ struct Sql {
     delete_login: SqlText,
     expire_login_sessions: SqlText,
     expire_logins: SqlText,
+    confirm_session: SqlText,
+    confirm_login: SqlText,
 }
 
 impl Sql {
@@ -65,7 +73,17 @@ impl Sql {
             .into(),
             expire_logins: format!(
                 "DELETE FROM {logins} WHERE rowid IN \
-                 (SELECT rowid FROM {logins} WHERE expires_at <= $1 ORDER BY expires_at, rowid LIMIT {batch})"
+                 (SELECT rowid FROM {logins} WHERE expires_at <= $1 ORDER BY expires_at, rowid LIMIT {batch}) \
+                 RETURNING username, serial"
+            )
+            .into(),
+            confirm_session: format!(
+                "UPDATE {sessions} SET method = '{}', authenticated_at = $3 WHERE username = $1 AND digest = $2",
+                AuthMethod::Password.as_str()
+            )
+            .into(),
+            confirm_login: format!(
+                "UPDATE {logins} SET authenticated_at = $3 WHERE username = $1 AND serial = $2"
             )
             .into(),
         }
@@ -173,22 +191,48 @@ impl SqliteStore {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
-    async fn expire_logins(&self, now: i64) -> Result<u64, StoreError> {
-        let mut total = 0;
-        loop {
-            let count = retry(classify, || async {
+    async fn expire_logins(&self, now: i64) -> Result<Vec<ExpiredLogin>, StoreError> {
+        expire_in_batches(self.batch, || {
+            retry(classify, || async {
                 let mut tx = self.begin().await?;
                 sqlx::query(sql(&self.sql.expire_login_sessions)).bind(now).execute(&mut *tx).await?;
-                let done = sqlx::query(sql(&self.sql.expire_logins)).bind(now).execute(&mut *tx).await?;
+                let keys: Vec<(String, Vec<u8>)> =
+                    sqlx::query_as(sql(&self.sql.expire_logins)).bind(now).fetch_all(&mut *tx).await?;
                 tx.commit().await?;
-                Ok(done.rows_affected())
+                Ok(keys)
             })
-            .await?;
-            total += count;
-            if count < u64::from(self.batch) {
-                return Ok(total);
+        })
+        .await
+    }
+
+    /// The session, then (only if it exists) its login, in one write
+    /// transaction.
+    async fn confirm(&self, confirmation: &Confirmation) -> Result<bool, StoreError> {
+        let at = micros(confirmation.at);
+        retry(classify, || async {
+            let mut tx = self.begin().await?;
+            let done = sqlx::query(sql(&self.sql.confirm_session))
+                .bind(username(&confirmation.username))
+                .bind(&confirmation.session.as_bytes()[..])
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(false);
             }
-        }
+            if let Some(serial) = &confirmation.login {
+                sqlx::query(sql(&self.sql.confirm_login))
+                    .bind(username(&confirmation.username))
+                    .bind(&serial.as_bytes()[..])
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn remove_login(&self, user: &Username, serial: &Serial) -> Result<bool, StoreError> {

@@ -10,7 +10,8 @@ pub enum Backend {
     Postgres,
     /// MySQL 8 or MariaDB 10.5 or later.
     MySql,
-    /// SQLite 3.24 or later.
+    /// SQLite 3.35 or later (the store uses `DELETE … RETURNING`; the
+    /// bundled one is newer).
     Sqlite,
 }
 
@@ -44,6 +45,17 @@ impl Backend {
         match self {
             Self::MySql => "?".to_owned(),
             Self::Postgres | Self::Sqlite => format!("${n}"),
+        }
+    }
+
+    /// `a` equals `b`, `NULL` equal to `NULL` and unequal to anything else:
+    /// never `NULL` itself, so that `NOT` of it is safe.
+    #[cfg(any(feature = "mysql", feature = "sqlite"))]
+    pub(crate) fn same(self, a: &str, b: &str) -> String {
+        match self {
+            Self::Postgres => format!("{a} IS NOT DISTINCT FROM {b}"),
+            Self::MySql => format!("{a} <=> {b}"),
+            Self::Sqlite => format!("{a} IS {b}"),
         }
     }
 

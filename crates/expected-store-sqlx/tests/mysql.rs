@@ -31,6 +31,12 @@ impl support::Backend for MySql {
 
     const TABLE_NAMES: &'static str = "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1";
 
+    const VERSION_1: &'static str = include_str!("v1/mysql.sql");
+
+    fn blob(bytes: &[u8]) -> String {
+        format!("X'{}'", support::hex(bytes))
+    }
+
     async fn create(&self, tables: Tables) -> Result<MySqlStore, Unreachable> {
         let mut admin = admin().await?;
         let database = support::unique_name("expected_test");

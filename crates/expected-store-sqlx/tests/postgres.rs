@@ -31,6 +31,12 @@ impl support::Backend for Postgres {
 
     const TABLE_NAMES: &'static str = "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1";
 
+    const VERSION_1: &'static str = include_str!("v1/postgres.sql");
+
+    fn blob(bytes: &[u8]) -> String {
+        format!("'\\x{}'", support::hex(bytes))
+    }
+
     async fn create(&self, tables: Tables) -> Result<PgStore, Unreachable> {
         let mut admin = admin().await?;
         let schema = support::unique_name("expected_test");

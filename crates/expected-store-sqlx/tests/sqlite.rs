@@ -24,6 +24,12 @@ impl support::Backend for Sqlite {
 
     const TABLE_NAMES: &'static str = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1";
 
+    const VERSION_1: &'static str = include_str!("v1/sqlite.sql");
+
+    fn blob(bytes: &[u8]) -> String {
+        format!("X'{}'", support::hex(bytes))
+    }
+
     async fn create(&self, tables: Tables) -> Result<SqliteStore, Unreachable> {
         let options = match self {
             Self::File => {

@@ -3,12 +3,27 @@
 //! scenario suite share it.
 
 use expected_core::time::OffsetDateTime;
-use expected_core::{Device, Via};
+use expected_core::{AuthMethod, CurrentUser, Device, SessionData, Via};
 use serde::{Deserialize, Serialize};
 
 /// Largest request body accepted, in bytes; larger ones answer 400
 /// [`error::BODY_TOO_LARGE`].
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Largest body of `PUT /api/session/{key}` (one JSON value), in bytes;
+/// larger ones answer 400 [`error::BODY_TOO_LARGE`].
+pub const MAX_SESSION_VALUE_BYTES: usize = 4 * 1024;
+
+/// Longest session key, in bytes.
+pub const MAX_SESSION_KEY_BYTES: usize = 64;
+
+/// Whether `key` may name a session value: 1 to [`MAX_SESSION_KEY_BYTES`]
+/// of `A-Z`, `a-z`, `0-9`, `_` and `-`. Others answer 400
+/// [`error::INVALID_KEY`].
+pub fn is_session_key(key: &str) -> bool {
+    (1..=MAX_SESSION_KEY_BYTES).contains(&key.len())
+        && key.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+}
 
 /// The `error` codes of error bodies.
 pub mod error {
@@ -21,8 +36,18 @@ pub mod error {
     pub const UNEXPECTED_TOKEN: &str = "unexpected_token";
     /// 400: the body is not the JSON the route takes.
     pub const INVALID_BODY: &str = "invalid_body";
-    /// 400: the body is over [`MAX_BODY_BYTES`](super::MAX_BODY_BYTES).
+    /// 400: the body is over [`MAX_BODY_BYTES`](super::MAX_BODY_BYTES)
+    /// ([`MAX_SESSION_VALUE_BYTES`](super::MAX_SESSION_VALUE_BYTES) for a
+    /// session value).
     pub const BODY_TOO_LARGE: &str = "body_too_large";
+    /// 400: not a session key (see [`is_session_key`](super::is_session_key)).
+    pub const INVALID_KEY: &str = "invalid_key";
+    /// 403: logged in, but the password was not typed recently enough on this
+    /// session (a remembered login, or longer ago than `EXPECTED_FRESH_SECS`).
+    pub const REAUTHENTICATION_REQUIRED: &str = "reauthentication_required";
+    /// 413: the write would make the session data larger than the library's
+    /// limit (`Config::max_session_data_bytes`, 64 KiB); nothing was changed.
+    pub const SESSION_TOO_LARGE: &str = "session_too_large";
     /// 404: no such login (of the caller's), or no such route.
     pub const NOT_FOUND: &str = "not_found";
     /// 403: a state-changing request sent from another site.
@@ -85,21 +110,82 @@ pub enum ViaName {
 impl From<Via> for ViaName {
     fn from(via: Via) -> Self {
         match via {
-            Via::Session => Self::Session,
             Via::CookieLogin => Self::Cookie,
             Via::Grace => Self::Grace,
             Via::Password => Self::Password,
+            // `Via::Session`, and any way a later version adds: a session.
+            _ => Self::Session,
         }
     }
 }
 
 /// `GET /api/me` → 200.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Me {
     /// Who is logged in.
     pub username: String,
     /// How this request was authenticated.
     pub via: ViaName,
+    /// How the session was opened or last confirmed: `password` (typed on
+    /// this session) or `remembered` (opened by the remember-me cookie).
+    pub method: AuthMethod,
+    /// When the user last typed their password on this device.
+    #[serde(with = "expected_core::time::serde::rfc3339")]
+    pub authenticated_at: OffsetDateTime,
+    /// Whether that was by password less than `EXPECTED_FRESH_SECS` ago: the
+    /// security page and `POST /api/sensitive` need it.
+    pub fresh: bool,
+}
+
+impl Me {
+    /// What `/api/me` answers for `user`, fresh or not.
+    pub fn new(user: &CurrentUser, fresh: bool) -> Self {
+        Self {
+            username: user.username.to_string(),
+            via: ViaName::from(user.via),
+            method: user.method,
+            authenticated_at: user.authenticated_at,
+            fresh,
+        }
+    }
+}
+
+/// `GET /api/session` → 200: the request's session data, a visitor's or a
+/// logged-in user's (`{}` when there is no session).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionView {
+    /// Every value, by key.
+    pub data: SessionData,
+}
+
+/// `POST /api/confirm-password`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmPasswordRequest {
+    /// The logged-in user's password, again.
+    pub password: String,
+}
+
+/// `POST /api/logout-others` → 200: what ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutOthersResponse {
+    /// Remembered logins (devices) of the user that ended.
+    pub logins: u64,
+    /// Sessions of the user that ended (the other devices', remembered or
+    /// not).
+    pub sessions: u64,
+}
+
+impl LogoutOthersResponse {
+    /// What the devices page's query (`logins=N&sessions=M`, see
+    /// [`devices_after_logout_others`](crate::html::paths::devices_after_logout_others))
+    /// says ended, if it says so.
+    pub fn from_query(query: Option<&str>) -> Option<Self> {
+        let count = |name| crate::html::query_param(query, name)?.parse().ok();
+        Some(Self { logins: count("logins")?, sessions: count("sessions")? })
+    }
 }
 
 /// One entry of `GET /api/logins`: a device that ticked "remember me".
@@ -114,6 +200,10 @@ pub struct LoginInfo {
     /// When it last opened a session.
     #[serde(with = "expected_core::time::serde::rfc3339")]
     pub last_used_at: OffsetDateTime,
+    /// When the user last typed their password on it (signing in, or
+    /// confirming it).
+    #[serde(with = "expected_core::time::serde::rfc3339")]
+    pub authenticated_at: OffsetDateTime,
     /// The last client IP seen.
     pub ip: Option<String>,
     /// The last user agent seen.
@@ -128,6 +218,7 @@ impl From<&Device> for LoginInfo {
             serial: device.serial.to_string(),
             created_at: device.created_at,
             last_used_at: device.last_used_at,
+            authenticated_at: device.authenticated_at,
             ip: device.ip.map(|ip| ip.to_string()),
             user_agent: device.user_agent.clone(),
             current: device.current,
@@ -174,6 +265,39 @@ mod tests {
     fn via_names_are_lowercase() -> Result<(), serde_json::Error> {
         assert_eq!(serde_json::to_string(&ViaName::from(Via::CookieLogin))?, r#""cookie""#);
         assert_eq!(serde_json::to_string(&ViaName::from(Via::Grace))?, r#""grace""#);
+        Ok(())
+    }
+
+    #[test]
+    fn session_keys() {
+        for key in ["theme", "a", "A-z_09", &"k".repeat(64)] {
+            assert!(is_session_key(key), "{key}");
+        }
+        for key in ["", "a b", "a.b", "a/b", "a%2Fb", "thème", &"k".repeat(65)] {
+            assert!(!is_session_key(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn me_is_rfc3339_with_the_method_in_lowercase() -> Result<(), Box<dyn std::error::Error>> {
+        let user = CurrentUser {
+            username: expected_core::Username::new("alice")?,
+            login: None,
+            via: Via::CookieLogin,
+            method: AuthMethod::Remembered,
+            authenticated_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let json = serde_json::to_value(Me::new(&user, false))?;
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "username": "alice",
+                "via": "cookie",
+                "method": "remembered",
+                "authenticated_at": "1970-01-01T00:00:00Z",
+                "fresh": false,
+            })
+        );
         Ok(())
     }
 

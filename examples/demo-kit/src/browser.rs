@@ -2,15 +2,22 @@
 //! over WebDriver through a demo's HTML pages, written once for every
 //! adapter.
 //!
-//! 1. The victim logs in through the form with "remember me".
+//! 1. A visitor picks the dark theme (kept in a visitor session), then logs
+//!    in through the form with "remember me": the theme stays, under a new
+//!    session cookie, and home says the password was just typed.
 //! 2. The browser restarts keeping only persistent cookies (the session
-//!    cookie is gone): still logged in, by the remember-me cookie.
-//! 3. A second browser, the thief, gets a copy of the remember-me cookie and
+//!    cookie is gone): still logged in, by the remember-me cookie, and home
+//!    says "remembered".
+//! 3. The security page sends the remembered browser to the confirm-password
+//!    page first: a wrong password is refused, the right one opens it.
+//! 4. A second browser, the thief, gets a copy of the remember-me cookie and
 //!    is logged in by it.
-//! 4. After the grace window the victim restarts again and comes back: the
+//! 5. After the grace window the victim restarts again and comes back: the
 //!    theft alert. Then both browsers are logged out.
-//! 5. Fresh logins on two browsers; one revokes the other on the devices
+//! 6. Fresh logins on two browsers; one revokes the other on the devices
 //!    page, and the other is logged out on its next request.
+//! 7. The other logs in again; "sign out other devices" on the first one's
+//!    devices page logs it out, and the first stays.
 //!
 //! Every page is saved as `target/browser-screenshots/<adapter>/NN-name.png`.
 //!
@@ -141,6 +148,12 @@ impl Flow {
         Ok(browser.attribute("#via", "data-via").await?.unwrap_or_default())
     }
 
+    /// How home says the user proved who they are: `password` or
+    /// `remembered`.
+    async fn method(&self, browser: &Browser) -> Result<String, BrowserError> {
+        Ok(browser.attribute("#auth-method", "data-method").await?.unwrap_or_default())
+    }
+
     /// Quits `browser` and starts a new one holding only its persistent
     /// cookies (those with an expiry), as a real browser restart does.
     async fn restart(&self, browser: Browser) -> Result<Browser, BrowserError> {
@@ -177,17 +190,35 @@ pub async fn run(base_url: &str, adapter: &str, grace: Duration) -> Result<Vec<P
     let home = format!("{}/", flow.base);
     let devices = format!("{}/devices", flow.base);
 
-    // 1. Log in with "remember me" through the form.
+    // 1. A visitor picks the dark theme, then logs in with "remember me"
+    //    through the form.
     let victim = flow.driver.browser().await?;
     victim.goto(&home).await?;
     victim.find("#login-form").await?;
+    ensure(victim.count("body[data-theme=light]").await? == 1, || "a visitor starts light".to_owned())?;
+    ensure(cookie(&victim.cookies().await?, SESSION_COOKIE).is_none(), || {
+        "reading the login page makes no session".to_owned()
+    })?;
     flow.shot(&victim, "login-form").await?;
+    victim.click("#theme-dark").await?;
+    victim.find("body[data-theme=dark] #login-form").await?;
+    let visitor_session = cookie(&victim.cookies().await?, SESSION_COOKIE).map(|c| c["value"].clone());
+    ensure(visitor_session.is_some(), || "the theme made a visitor session".to_owned())?;
+    flow.shot(&victim, "visitor-dark-theme").await?;
     flow.login(&victim, "alice", "alice-secret").await?;
     ensure(flow.via(&victim).await? == "session", || "after the form, a session hit".to_owned())?;
+    ensure(victim.text("#theme-name").await? == "dark", || "the theme came along".to_owned())?;
+    ensure(victim.count("body[data-theme=dark]").await? == 1, || "home is dark".to_owned())?;
+    ensure(flow.method(&victim).await? == "password", || "signed in with the password".to_owned())?;
+    let said = victim.text("#auth-method").await?;
+    ensure(said.contains("with your password just now"), || format!("home says {said:?}"))?;
     flow.shot(&victim, "home-after-login").await?;
     let cookies = victim.cookies().await?;
     let session = cookie(&cookies, SESSION_COOKIE).cloned().unwrap_or_default();
     let remember = cookie(&cookies, AUTH_COOKIE).cloned().unwrap_or_default();
+    ensure(Some(&session["value"]) != visitor_session.as_ref(), || {
+        "the login opened a new session id".to_owned()
+    })?;
     ensure(session.get("expiry").is_none() && session["httpOnly"] == true, || {
         format!("the session cookie ends with the browser and is HttpOnly: {session}")
     })?;
@@ -204,12 +235,38 @@ pub async fn run(base_url: &str, adapter: &str, grace: Duration) -> Result<Vec<P
     ensure(victim.text("#user").await? == "alice", || "logged in after a restart".to_owned())?;
     let via = flow.via(&victim).await?;
     ensure(via == "cookie", || format!("after a restart, via the remember-me cookie, not {via:?}"))?;
+    ensure(flow.method(&victim).await? == "remembered", || "home says remembered".to_owned())?;
+    ensure(victim.count("body[data-theme=light]").await? == 1, || {
+        "a new session starts without the theme".to_owned()
+    })?;
     flow.shot(&victim, "home-after-restart").await?;
     victim.goto(&devices).await?;
     ensure(victim.count("#devices tbody tr.current").await? == 1, || "one device, this one".to_owned())?;
     flow.shot(&victim, "devices-one").await?;
 
-    // 3. The thief uses a copy of the (rotated) remember-me cookie.
+    // 3. The security page wants the password again on a remembered login.
+    victim.goto(&format!("{}/security", flow.base)).await?;
+    victim.find("#confirm-form").await?;
+    let url = victim.url().await?;
+    ensure(url.ends_with("/confirm-password?next=%2Fsecurity"), || format!("sent to confirm: {url}"))?;
+    flow.shot(&victim, "confirm-password").await?;
+    victim.type_into("#password", "not-her-password").await?;
+    victim.click("#confirm").await?;
+    victim.find("#confirm-error").await?;
+    flow.shot(&victim, "confirm-password-wrong").await?;
+    victim.type_into("#password", "alice-secret").await?;
+    victim.click("#confirm").await?;
+    victim.find("#security").await?;
+    let url = victim.url().await?;
+    ensure(url == format!("{}/security", flow.base), || format!("back on the security page: {url}"))?;
+    flow.shot(&victim, "security-page").await?;
+    victim.goto(&home).await?;
+    ensure(flow.method(&victim).await? == "password", || "confirmed: password again".to_owned())?;
+    ensure(victim.attribute("#freshness", "data-fresh").await?.as_deref() == Some("true"), || {
+        "and fresh".to_owned()
+    })?;
+
+    // 4. The thief uses a copy of the (rotated) remember-me cookie.
     let stolen = victim.cookies().await?;
     let Some(stolen) = cookie(&stolen, AUTH_COOKIE).cloned() else {
         return Err(BrowserError("no remember-me cookie to copy".to_owned()));
@@ -222,7 +279,7 @@ pub async fn run(base_url: &str, adapter: &str, grace: Duration) -> Result<Vec<P
     ensure(flow.via(&thief).await? == "cookie", || "the thief got in by the cookie".to_owned())?;
     flow.shot(&thief, "thief-home").await?;
 
-    // 4. After the grace window the victim comes back with the old token.
+    // 5. After the grace window the victim comes back with the old token.
     tokio::time::sleep(grace + Duration::from_millis(500)).await;
     let victim = flow.restart(victim).await?;
     victim.goto(&home).await?;
@@ -235,7 +292,7 @@ pub async fn run(base_url: &str, adapter: &str, grace: Duration) -> Result<Vec<P
     flow.assert_logged_out(&victim).await?;
     ensure(!victim.exists("#theft-alert").await?, || "the alert is shown once".to_owned())?;
 
-    // 5. Two fresh logins; the first revokes the second on the devices page.
+    // 6. Two fresh logins; the first revokes the second on the devices page.
     let phone = victim;
     let laptop = thief;
     flow.login(&phone, "alice", "alice-secret").await?;
@@ -255,6 +312,21 @@ pub async fn run(base_url: &str, adapter: &str, grace: Duration) -> Result<Vec<P
     flow.shot(&laptop, "revoked-device-logged-out").await?;
     phone.goto(&home).await?;
     ensure(phone.text("#user").await? == "alice", || "the revoking device stays in".to_owned())?;
+
+    // 7. The laptop logs in again; the phone signs out every other device.
+    flow.login(&laptop, "alice", "alice-secret").await?;
+    phone.goto(&devices).await?;
+    ensure(phone.count("#devices tbody tr").await? == 2, || "the laptop is back".to_owned())?;
+    phone.click("#logout-others").await?;
+    phone.find("#others-ended").await?;
+    phone.wait_count("#devices tbody tr", 1).await?;
+    let notice = phone.text("#others-ended").await?;
+    ensure(notice.contains("1 remembered device and 1 session ended"), || format!("the notice: {notice:?}"))?;
+    ensure(phone.count("#devices tbody tr.current").await? == 1, || "this device stays".to_owned())?;
+    flow.shot(&phone, "devices-after-sign-out-others").await?;
+    flow.assert_logged_out(&laptop).await?;
+    phone.goto(&home).await?;
+    ensure(phone.text("#user").await? == "alice", || "the phone stays signed in".to_owned())?;
 
     phone.quit().await?;
     laptop.quit().await?;

@@ -22,22 +22,38 @@ pub mod env {
     /// `1` (default) for `Secure` cookies, `0` for plain HTTP on another host
     /// than localhost.
     pub const SECURE_COOKIES: &str = "EXPECTED_SECURE_COOKIES";
+    /// How long after typing the password a session counts as fresh (the
+    /// security page, `POST /api/sensitive`), in seconds. Default
+    /// [`DEFAULT_FRESH_SECS`].
+    pub const FRESH_SECS: &str = "EXPECTED_FRESH_SECS";
+    /// How long a session lives at most however active, in seconds. Default:
+    /// the library's (12 hours).
+    pub const SESSION_ABSOLUTE_SECS: &str = "EXPECTED_SESSION_ABSOLUTE_SECS";
+    /// How long a remembered login lives at most from its password login,
+    /// however often it is used, in seconds. Default: the library's (365
+    /// days).
+    pub const LOGIN_LIFETIME_SECS: &str = "EXPECTED_LOGIN_LIFETIME_SECS";
 
     /// The default listening address.
     pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
     /// The default store: a SQLite file in the working directory, so that
     /// logins survive a restart of the demo.
     pub const DEFAULT_STORE: &str = "sqlite:expected-demo.db";
+    /// The default freshness window: ten minutes.
+    pub const DEFAULT_FRESH_SECS: u64 = 600;
 
     /// The variables and their defaults, for error messages.
     pub const USAGE: &str = "settings (environment variables):
-  EXPECTED_ADDR                 address to listen on (default 127.0.0.1:3000)
-  EXPECTED_STORE                memory:, sqlite:FILE, postgres://…, mysql://…, redis://…
-                                (default sqlite:expected-demo.db)
-  EXPECTED_GRACE_SECS           grace window after a token rotation, 0 to disable (default 30)
-  EXPECTED_SESSION_IDLE_SECS    session idle timeout (default 1800)
-  EXPECTED_COOKIE_MAX_AGE_SECS  remember-me lifetime (default 7776000, 90 days)
-  EXPECTED_SECURE_COOKIES       1 (default) or 0 for plain HTTP on a host other than localhost";
+  EXPECTED_ADDR                   address to listen on (default 127.0.0.1:3000)
+  EXPECTED_STORE                  memory:, sqlite:FILE, postgres://…, mysql://…, redis://…
+                                  (default sqlite:expected-demo.db)
+  EXPECTED_GRACE_SECS             grace window after a token rotation, 0 to disable (default 30)
+  EXPECTED_SESSION_IDLE_SECS      session idle timeout (default 1800)
+  EXPECTED_SESSION_ABSOLUTE_SECS  longest life of a session, however active (default 43200: 12 hours)
+  EXPECTED_COOKIE_MAX_AGE_SECS    remember-me lifetime while unused (default 7776000: 90 days)
+  EXPECTED_LOGIN_LIFETIME_SECS    longest life of a remembered login, however used (default 31536000: 365 days)
+  EXPECTED_FRESH_SECS             how long a typed password opens the security page (default 600)
+  EXPECTED_SECURE_COOKIES         1 (default) or 0 for plain HTTP on a host other than localhost";
 }
 
 /// Name of the session cookie in the demos.
@@ -72,6 +88,9 @@ pub struct DemoConfig {
     pub store: String,
     /// The engine's configuration, cookie names `session` and `remember_me`.
     pub engine: Config,
+    /// How long after typing the password a session is fresh enough for the
+    /// security page and `POST /api/sensitive`.
+    pub fresh_for: Duration,
 }
 
 fn parse_secs(name: &'static str, value: &str) -> Result<Duration, DemoConfigError> {
@@ -80,6 +99,17 @@ fn parse_secs(name: &'static str, value: &str) -> Result<Duration, DemoConfigErr
         value: value.to_owned(),
         expected: "a whole number of seconds",
     })
+}
+
+fn parse_positive_secs(name: &'static str, value: &str) -> Result<Duration, DemoConfigError> {
+    match parse_secs(name, value) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        _ => Err(DemoConfigError::Invalid {
+            name,
+            value: value.to_owned(),
+            expected: "a whole number of seconds, more than zero",
+        }),
+    }
 }
 
 fn parse_flag(name: &'static str, value: &str) -> Result<bool, DemoConfigError> {
@@ -129,10 +159,20 @@ impl DemoConfig {
         if let Some(value) = get(env::COOKIE_MAX_AGE_SECS) {
             builder = builder.cookie_max_age(parse_secs(env::COOKIE_MAX_AGE_SECS, &value)?);
         }
+        if let Some(value) = get(env::SESSION_ABSOLUTE_SECS) {
+            builder = builder.session_absolute_timeout(parse_secs(env::SESSION_ABSOLUTE_SECS, &value)?);
+        }
+        if let Some(value) = get(env::LOGIN_LIFETIME_SECS) {
+            builder = builder.login_lifetime(parse_secs(env::LOGIN_LIFETIME_SECS, &value)?);
+        }
+        let fresh_for = match get(env::FRESH_SECS) {
+            Some(value) => parse_positive_secs(env::FRESH_SECS, &value)?,
+            None => Duration::from_secs(env::DEFAULT_FRESH_SECS),
+        };
         if let Some(value) = get(env::SECURE_COOKIES) {
             builder = builder.secure(parse_flag(env::SECURE_COOKIES, &value)?);
         }
-        Ok(Self { addr, store: store.trim().to_owned(), engine: builder.build()? })
+        Ok(Self { addr, store: store.trim().to_owned(), engine: builder.build()?, fresh_for })
     }
 
     /// A line for the startup log about the `Secure` attribute: browsers
@@ -179,6 +219,10 @@ mod tests {
         assert_eq!(config.engine.auth_cookie_name(), "remember_me");
         assert!(config.engine.secure());
         assert_eq!(config.engine.grace_period(), Duration::from_secs(30));
+        assert_eq!(config.fresh_for, Duration::from_secs(600));
+        let library = Config::default();
+        assert_eq!(config.engine.session_absolute_timeout(), library.session_absolute_timeout());
+        assert_eq!(config.engine.login_lifetime(), library.login_lifetime());
         assert_eq!(config.secure_cookies_note(), None, "Secure on loopback needs no note");
         Ok(())
     }
@@ -192,6 +236,9 @@ mod tests {
             (env::SESSION_IDLE_SECS, "60"),
             (env::COOKIE_MAX_AGE_SECS, "3600"),
             (env::SECURE_COOKIES, "0"),
+            (env::FRESH_SECS, "120"),
+            (env::SESSION_ABSOLUTE_SECS, "7200"),
+            (env::LOGIN_LIFETIME_SECS, "86400"),
         ])?;
         assert_eq!(config.addr.to_string(), "[::1]:8080");
         assert_eq!(config.store, "memory:");
@@ -199,6 +246,9 @@ mod tests {
         assert_eq!(config.engine.session_idle_timeout(), Duration::from_secs(60));
         assert_eq!(config.engine.cookie_max_age(), Duration::from_secs(3600));
         assert!(!config.engine.secure());
+        assert_eq!(config.fresh_for, Duration::from_secs(120));
+        assert_eq!(config.engine.session_absolute_timeout(), Duration::from_secs(7200));
+        assert_eq!(config.engine.login_lifetime(), Duration::from_secs(86400));
         assert!(config.secure_cookies_note().is_some());
         Ok(())
     }
@@ -211,6 +261,15 @@ mod tests {
             (vec![(env::SECURE_COOKIES, "maybe")], "EXPECTED_SECURE_COOKIES"),
             (vec![(env::GRACE_SECS, "4000")], "grace period"),
             (vec![(env::SESSION_IDLE_SECS, "0")], "longer than zero"),
+            (
+                vec![(env::FRESH_SECS, "0")],
+                "EXPECTED_FRESH_SECS=\"0\": a whole number of seconds, more than zero",
+            ),
+            (vec![(env::FRESH_SECS, "ten")], "EXPECTED_FRESH_SECS"),
+            (vec![(env::SESSION_ABSOLUTE_SECS, "soon")], "EXPECTED_SESSION_ABSOLUTE_SECS"),
+            (vec![(env::SESSION_ABSOLUTE_SECS, "60")], "absolute timeout"),
+            (vec![(env::LOGIN_LIFETIME_SECS, "-5")], "EXPECTED_LOGIN_LIFETIME_SECS"),
+            (vec![(env::LOGIN_LIFETIME_SECS, "60")], "login lifetime"),
         ] {
             match config(&vars) {
                 Ok(_) => panic!("{vars:?} was accepted"),

@@ -36,6 +36,10 @@ pub trait DemoServer: Send + Sync + 'static {
     fn grace_period(&self) -> Duration {
         crate::testing::GRACE
     }
+    /// The server's freshness window (`EXPECTED_FRESH_SECS`).
+    fn fresh_for(&self) -> Duration {
+        crate::testing::FRESH
+    }
 }
 
 /// How long one scenario may take before it fails.
@@ -108,6 +112,16 @@ macro_rules! __scenarios {
             cross_site_state_changes_are_refused,
             html_pages_render_and_escape,
             html_theft_alert_and_form_actions,
+            visitors_have_session_data,
+            session_keys_and_values_are_checked,
+            login_keeps_the_visitor_data_under_a_new_session,
+            me_tells_how_when_and_whether_fresh,
+            confirm_password_makes_the_session_fresh,
+            freshness_lapses_after_the_window,
+            logout_others_keeps_this_device,
+            html_visitor_theme_survives_login,
+            html_security_page_needs_a_fresh_password,
+            html_logout_others_from_the_devices_page,
         }
     };
     (@tests [$start:expr] $($case:ident),* $(,)?) => {
@@ -315,6 +329,18 @@ impl Client {
         self.send(Method::DELETE, path, jar, None, &[]).await
     }
 
+    /// `PUT path` with a JSON body.
+    pub async fn put_json(&self, path: &str, jar: &Jar, body: &serde_json::Value) -> Reply {
+        let bytes = body.to_string().into_bytes();
+        self.send(Method::PUT, path, jar, Some(("application/json", bytes)), &[]).await
+    }
+
+    /// `POST path` with a form body.
+    pub async fn post_form(&self, path: &str, jar: &Jar, fields: &[(&str, &str)]) -> Reply {
+        let body = ("application/x-www-form-urlencoded", form_encode(fields));
+        self.send(Method::POST, path, jar, Some(body), &[]).await
+    }
+
     /// `POST /api/login`, applying the cookies to `jar`.
     pub async fn login(&self, jar: &mut Jar, username: &str, password: &str, remember: bool) -> Reply {
         let body = serde_json::json!({ "username": username, "password": password, "remember": remember });
@@ -357,8 +383,9 @@ pub fn form_encode(fields: &[(&str, &str)]) -> Vec<u8> {
 }
 
 /// Asserts that `reply` sets cookie `name` to a fresh value with the demo's
-/// attributes, and answers the value. A remember-me cookie has a Max-Age, a
-/// session cookie none (it ends with the browser session).
+/// attributes, and answers the value. A remember-me cookie has a Max-Age
+/// (about 90 days: what is left of its login's), a session cookie none (it
+/// ends with the browser session).
 ///
 /// # Panics
 ///
@@ -373,8 +400,11 @@ pub fn assert_sets(reply: &Reply, name: &str) -> String {
     assert_eq!(cookie.same_site(), Some(cookie::SameSite::Lax), "{name} must be SameSite=Lax: {cookie}");
     assert_eq!(cookie.path(), Some("/"), "{name} must be for Path=/: {cookie}");
     if name == AUTH_COOKIE {
-        let max_age = cookie.max_age().map(|age| age.whole_seconds());
-        assert_eq!(max_age, Some(90 * 24 * 3600), "remember_me lasts the cookie max age: {cookie}");
+        // What is left of the login's life: the cookie max age from the
+        // last rotation (a grace answer comes a moment after it).
+        let max_age = cookie.max_age().map_or(0, |age| age.whole_seconds());
+        let full = 90 * 24 * 3600;
+        assert!((full - 120..=full).contains(&max_age), "remember_me lasts the cookie max age: {cookie}");
     } else {
         assert!(cookie.max_age().is_none() && cookie.expires().is_none(), "session cookie: {cookie}");
     }
@@ -418,15 +448,39 @@ pub fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
     assert_eq!(reply.error_code(), code);
 }
 
-/// Asserts 200 from `/api/me` as `username` via `via`.
+/// Asserts 200 from `/api/me` as `username` via `via`, and answers the
+/// body. A request the remember-me cookie authenticated (`cookie`, `grace`)
+/// is `remembered`, never fresh.
 ///
 /// # Panics
 ///
 /// When it is not.
-pub fn assert_me(reply: &Reply, username: &str, via: crate::api::ViaName) {
+pub fn assert_me(reply: &Reply, username: &str, via: crate::api::ViaName) -> crate::api::Me {
+    use crate::api::ViaName;
+    use expected_core::AuthMethod;
+
     assert_eq!(reply.status, StatusCode::OK, "body: {}", reply.text());
     let me: crate::api::Me = reply.json();
-    assert_eq!(me, crate::api::Me { username: username.to_owned(), via });
+    assert_eq!((me.username.as_str(), me.via), (username, via), "{me:?}");
+    if matches!(via, ViaName::Cookie | ViaName::Grace) {
+        assert_eq!((me.method, me.fresh), (AuthMethod::Remembered, false), "{me:?}");
+    }
+    me
+}
+
+/// The path and the decoded `next` query value of a redirect's `Location`.
+///
+/// # Panics
+///
+/// When `reply` is no `303 See Other`.
+pub fn redirect_target(reply: &Reply) -> (String, Option<String>) {
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    let location = reply.header("location").unwrap_or_default();
+    let (path, query) = match location.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (location, None),
+    };
+    (path.to_owned(), crate::html::query_param(query, "next"))
 }
 
 /// Says something on the test's output, which the test harness captures and
@@ -449,12 +503,16 @@ pub mod cases {
     use reqwest::header::HeaderValue;
     use reqwest::{Method, StatusCode};
 
+    use expected_core::AuthMethod;
+    use serde_json::json;
+
     use super::{
-        Client, DemoServer, Jar, assert_clears, assert_error, assert_me, assert_no_cookies, assert_sets,
-        form_encode, note,
+        Client, DemoServer, Jar, Reply, assert_clears, assert_error, assert_me, assert_no_cookies,
+        assert_sets, form_encode, note, redirect_target,
     };
-    use crate::api::{self, LoginInfo, LoginResponse, ViaName, error};
+    use crate::api::{self, LoginInfo, LoginResponse, LogoutOthersResponse, Me, ViaName, error};
     use crate::config::{AUTH_COOKIE, SESSION_COOKIE};
+    use crate::html::paths;
 
     const ALICE: (&str, &str) = ("alice", "alice-secret");
     const BOB: (&str, &str) = ("bob", "bob-secret");
@@ -889,9 +947,13 @@ pub mod cases {
     }
 
     /// With the store down: `/api/me` with a session, with only the
-    /// remember-me cookie, `/api/logins`, `/api/logout` and `/api/login` all
-    /// answer 503 `store_unavailable` with no `Set-Cookie`; `/healthz` still
-    /// 200. Once it is back, the same cookies work again (session, then
+    /// remember-me cookie, `/api/logins`, `/api/logout`, `/api/login`, the
+    /// session data routes, `/api/confirm-password`, `/api/sensitive` and
+    /// `/api/logout-others` all answer 503 `store_unavailable` with no
+    /// `Set-Cookie`; the pages (plain, guarded, the theme form) answer a 503
+    /// page, no `Set-Cookie` either; `/healthz` still 200, and so does reading
+    /// the session data of a request without cookies (which asks the store
+    /// nothing). Once it is back, the same cookies work again (session, then
     /// cookie login) and logging in works.
     pub async fn store_outage_is_503_then_recovers(server: Arc<dyn DemoServer>) {
         let client = Client::new(&*server);
@@ -906,14 +968,46 @@ pub mod cases {
             ("logout", client.post("/api/logout", &jar).await),
             ("login", client.post_json("/api/login", &Jar::default(), &login).await),
             ("login over cookies", client.post_json("/api/login", &jar, &login).await),
+            ("session data", client.get("/api/session", &jar).await),
+            ("session write", client.put_json("/api/session/theme", &jar, &json!("dark")).await),
+            ("session delete", client.delete("/api/session/theme", &jar).await),
+            (
+                "confirm",
+                client.post_json("/api/confirm-password", &jar, &json!({ "password": ALICE.1 })).await,
+            ),
+            ("sensitive", client.post("/api/sensitive", &jar).await),
+            ("sensitive by cookie", client.post("/api/sensitive", &remember_only).await),
+            ("logout others", client.post("/api/logout-others", &jar).await),
         ];
         for (what, reply) in &replies {
             note(what);
             assert_error(reply, StatusCode::SERVICE_UNAVAILABLE, error::STORE_UNAVAILABLE);
             assert_no_cookies(reply);
         }
+        let pages = [
+            ("home", client.get("/", &jar).await),
+            ("devices", client.get("/devices", &jar).await),
+            ("security", client.get("/security", &jar).await),
+            ("confirm", client.get("/confirm-password", &remember_only).await),
+            ("theme", client.post_form("/theme", &jar, &[("theme", "dark"), ("next", "/")]).await),
+            ("logout others", client.post("/logout-others", &jar).await),
+        ];
+        for (what, reply) in &pages {
+            note(what);
+            assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {}", reply.text());
+            let content_type = reply.header("content-type").unwrap_or_default();
+            assert!(content_type.starts_with("text/html"), "{what}: a page, not {content_type:?}");
+            assert!(reply.text().contains("Temporarily unavailable"), "{what}: {}", reply.text());
+            assert_no_cookies(reply);
+        }
         let reply = client.get("/healthz", &Jar::default()).await;
         assert_eq!(reply.status, StatusCode::OK);
+        let reply = client.get("/api/session", &Jar::default()).await;
+        assert_eq!(
+            (reply.status, reply.json::<serde_json::Value>()),
+            (StatusCode::OK, json!({ "data": {} }))
+        );
+        assert_no_cookies(&reply);
         server.set_store_down(false);
 
         assert_me(&client.me(&mut jar).await, "alice", ViaName::Session);
@@ -924,7 +1018,8 @@ pub mod cases {
     }
 
     /// `GET /api/logins`: exactly the fields `serial`, `created_at`,
-    /// `last_used_at`, `ip`, `user_agent`, `current`; RFC 3339 UTC times;
+    /// `last_used_at`, `authenticated_at`, `ip`, `user_agent`, `current`;
+    /// RFC 3339 UTC times;
     /// the loopback IP and each device's user agent; only the asking device
     /// `current`; most recently used first; a cookie login moves
     /// `last_used_at`. Anonymous: 401.
@@ -943,8 +1038,11 @@ pub mod cases {
             let Some(object) = entry.as_object() else { panic!("not an object: {entry}") };
             let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
             keys.sort_unstable();
-            assert_eq!(keys, ["created_at", "current", "ip", "last_used_at", "serial", "user_agent"]);
-            for field in ["created_at", "last_used_at"] {
+            assert_eq!(
+                keys,
+                ["authenticated_at", "created_at", "current", "ip", "last_used_at", "serial", "user_agent"]
+            );
+            for field in ["created_at", "last_used_at", "authenticated_at"] {
                 let text = object[field].as_str().unwrap_or_default();
                 let at = OffsetDateTime::parse(text, &Rfc3339)
                     .unwrap_or_else(|error| panic!("{field} {text:?} is not RFC 3339: {error}"));
@@ -978,6 +1076,7 @@ pub mod cases {
         assert!(after[0].current);
         assert!(after[0].last_used_at > list[1].last_used_at);
         assert_eq!(after[0].created_at, list[1].created_at);
+        assert_eq!(after[0].authenticated_at, list[1].authenticated_at, "a cookie login types no password");
 
         let reply = client.get("/api/logins", &Jar::default()).await;
         assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
@@ -1110,5 +1209,575 @@ pub mod cases {
         assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
         let reply = client.get("/devices", &Jar::default()).await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "the devices page needs a login");
+    }
+
+    /// `GET /api/session`, asking the JSON body of a reply.
+    async fn session_data(client: &Client, jar: &mut Jar) -> serde_json::Value {
+        let reply = client.get("/api/session", jar).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        jar.apply(&reply);
+        let body: serde_json::Value = reply.json();
+        let view: api::SessionView = reply.json();
+        assert_eq!(body, json!({ "data": view.data }), "nothing but `data`");
+        body["data"].clone()
+    }
+
+    /// Asserts a `204 No Content` with an empty body.
+    fn assert_no_content(reply: &Reply) {
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+        assert!(reply.body.is_empty(), "204 has no body: {}", reply.text());
+    }
+
+    /// `GET /api/me` as `username` via `via`, applying the cookies.
+    async fn me_as(client: &Client, jar: &mut Jar, username: &str, via: ViaName) -> Me {
+        assert_me(&client.me(jar).await, username, via)
+    }
+
+    /// `POST /api/confirm-password` with `password`.
+    async fn confirm(client: &Client, jar: &Jar, password: &str) -> Reply {
+        client.post_json("/api/confirm-password", jar, &json!({ "password": password })).await
+    }
+
+    /// Visitors have session data. `GET /api/session` answers exactly
+    /// `{"data":{}}` to a request without cookies, and sets no cookie: no
+    /// session is made to be read. `PUT /api/session/{key}` of any JSON value
+    /// answers 204 and, the first time only, a session cookie (a visitor's:
+    /// no remember-me cookie); reads give back what was written, a `PUT`
+    /// overwrites, `DELETE` takes a value out (204, also for a missing key or
+    /// without a session, which it does not create). A visitor with a
+    /// session is still not logged in: `/api/me` 401, their cookie left
+    /// alone.
+    pub async fn visitors_have_session_data(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let reply = client.get("/api/session", &Jar::default()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        assert!(reply.header("content-type").unwrap_or_default().starts_with("application/json"));
+        assert_eq!(reply.json::<serde_json::Value>(), json!({ "data": {} }));
+        assert_no_cookies(&reply);
+        let reply = client.delete("/api/session/theme", &Jar::default()).await;
+        assert_no_content(&reply);
+        assert_no_cookies(&reply);
+
+        let mut jar = Jar::with_agent("scenario/visitor");
+        let reply = client.put_json("/api/session/theme", &jar, &json!("dark")).await;
+        assert_no_content(&reply);
+        let first = assert_sets(&reply, SESSION_COOKIE);
+        assert!(reply.cookie(AUTH_COOKIE).is_none(), "a visitor has no remember-me cookie");
+        jar.apply(&reply);
+
+        let values = [
+            ("cart", json!({ "items": [1, 2, 3], "note": "zoë <b>&</b>" })),
+            ("count", json!(3)),
+            ("flag", json!(null)),
+            ("list", json!([true, "x", 1.5])),
+        ];
+        for (key, value) in &values {
+            let reply = client.put_json(&format!("/api/session/{key}"), &jar, value).await;
+            note(key);
+            assert_no_content(&reply);
+            assert_no_cookies(&reply);
+        }
+        let mut expected = json!({ "theme": "dark" });
+        for (key, value) in values {
+            expected[key] = value;
+        }
+        assert_eq!(session_data(&client, &mut jar).await, expected);
+        assert_eq!(jar.session.as_deref(), Some(first.as_str()), "reading keeps the session cookie");
+
+        let reply = client.put_json("/api/session/theme", &jar, &json!("light")).await;
+        assert_no_content(&reply);
+        for _ in 0..2 {
+            let reply = client.delete("/api/session/count", &jar).await;
+            assert_no_content(&reply);
+            assert_no_cookies(&reply);
+        }
+        expected["theme"] = json!("light");
+        if let Some(object) = expected.as_object_mut() {
+            object.remove("count");
+        }
+        assert_eq!(session_data(&client, &mut jar).await, expected);
+
+        let reply = client.get("/api/me", &jar).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        assert_no_cookies(&reply);
+        assert_eq!(session_data(&client, &mut jar).await, expected, "still the visitor's");
+    }
+
+    /// Session keys are 1 to 64 of `A-Z a-z 0-9 _ -`: others (a dot, a
+    /// space, a slash, a non-ASCII letter, bad UTF-8, 65 characters) answer
+    /// 400 `invalid_key`, for `PUT` and `DELETE`, before the body is looked
+    /// at. A value is one JSON document of at most 4 KiB: 4097 bytes (or
+    /// 20 KiB) answer 400 `body_too_large`; malformed JSON, two documents,
+    /// an empty body or no JSON content type 400 `invalid_body`. None of
+    /// them sets a cookie or changes the data. Past the library's 64 KiB of
+    /// session data, a write answers 413 `session_too_large` and changes
+    /// nothing.
+    pub async fn session_keys_and_values_are_checked(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let long = "k".repeat(65);
+        for key in ["a.b", "a%20b", "a%2Fb", "th%C3%A8me", "%FF", long.as_str()] {
+            note(key);
+            let reply = client.put_json(&format!("/api/session/{key}"), &Jar::default(), &json!(1)).await;
+            assert_error(&reply, StatusCode::BAD_REQUEST, error::INVALID_KEY);
+            assert_no_cookies(&reply);
+            let reply = client.delete(&format!("/api/session/{key}"), &Jar::default()).await;
+            assert_error(&reply, StatusCode::BAD_REQUEST, error::INVALID_KEY);
+        }
+        let body = Some(("application/json", b"{not json".to_vec()));
+        let reply = client.send(Method::PUT, "/api/session/a.b", &Jar::default(), body, &[]).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, error::INVALID_KEY);
+
+        let mut jar = Jar::with_agent("scenario/keys");
+        let key = "k".repeat(64);
+        let reply = client.put_json(&format!("/api/session/{key}"), &jar, &json!("64")).await;
+        assert_no_content(&reply);
+        jar.apply(&reply);
+
+        let json_type = "application/json";
+        // A JSON string of exactly `size` bytes, quotes included.
+        let string_of = |size: usize| format!("\"{}\"", "v".repeat(size - 2)).into_bytes();
+        let cases: [(&str, &'static str, Vec<u8>, &str); 6] = [
+            ("4097 bytes", json_type, string_of(4097), error::BODY_TOO_LARGE),
+            ("20 KiB", json_type, string_of(20 * 1024), error::BODY_TOO_LARGE),
+            ("malformed", json_type, b"{\"a\":".to_vec(), error::INVALID_BODY),
+            ("two documents", json_type, b"1 2".to_vec(), error::INVALID_BODY),
+            ("empty", json_type, Vec::new(), error::INVALID_BODY),
+            ("no content type", "", b"\"dark\"".to_vec(), error::INVALID_BODY),
+        ];
+        for (what, content_type, body, code) in cases {
+            note(what);
+            let reply =
+                client.send(Method::PUT, "/api/session/note", &jar, Some((content_type, body)), &[]).await;
+            assert_error(&reply, StatusCode::BAD_REQUEST, code);
+            assert_no_cookies(&reply);
+        }
+        let reply = client
+            .send(Method::PUT, "/api/session/note", &jar, Some((json_type, string_of(4096))), &[])
+            .await;
+        assert_no_content(&reply);
+        let data = session_data(&client, &mut jar).await;
+        assert_eq!(data[&key], json!("64"));
+        assert_eq!(data["note"].as_str().map(str::len), Some(4094), "exactly 4 KiB is fine");
+
+        // Fill the session up to the library's limit (64 KiB of JSON).
+        let mut refused = None;
+        for i in 0..20 {
+            let path = format!("/api/session/fill{i}");
+            let reply = client.send(Method::PUT, &path, &jar, Some((json_type, string_of(4000))), &[]).await;
+            if reply.status != StatusCode::NO_CONTENT {
+                assert_error(&reply, StatusCode::PAYLOAD_TOO_LARGE, error::SESSION_TOO_LARGE);
+                assert_no_cookies(&reply);
+                refused = Some(i);
+                break;
+            }
+        }
+        let Some(refused) = refused else { panic!("20 writes of 4000 bytes fit in a session") };
+        assert!((14..=16).contains(&refused), "refused at the {refused}th 4000-byte value, not near 64 KiB");
+        let data = session_data(&client, &mut jar).await;
+        assert!(data.get(format!("fill{refused}")).is_none(), "the refused write changed nothing");
+        assert!(data.get(format!("fill{}", refused - 1)).is_some());
+        let reply = client.delete("/api/session/note", &jar).await;
+        assert_no_content(&reply);
+        let reply = client.put_json(&format!("/api/session/fill{refused}"), &jar, &json!("small")).await;
+        assert_no_content(&reply);
+    }
+
+    /// A visitor's session data comes along when they log in, under a new
+    /// session cookie value (no fixation): the visitor's cookie is dead at
+    /// once (its read answers `{}` and clears it). Writes then go to the
+    /// user's session. Logging in as someone else on that browser ends
+    /// alice's session and does not hand them her data; logging out ends the
+    /// data with the session.
+    pub async fn login_keeps_the_visitor_data_under_a_new_session(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        for remember in [true, false] {
+            note(&format!("remember me: {remember}"));
+            let mut jar = Jar::with_agent("scenario/carry");
+            for (key, value) in [("theme", json!("dark")), ("cart", json!({ "items": [7] }))] {
+                let reply = client.put_json(&format!("/api/session/{key}"), &jar, &value).await;
+                assert_no_content(&reply);
+                jar.apply(&reply);
+            }
+            let visitor = jar.clone();
+            let Some(visitor_session) = visitor.session.clone() else { panic!("no visitor session") };
+
+            let reply = client.login(&mut jar, ALICE.0, ALICE.1, remember).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+            let session = assert_sets(&reply, SESSION_COOKIE);
+            assert_ne!(session, visitor_session, "a login always opens a new session id");
+            assert_eq!(reply.cookie(AUTH_COOKIE).is_some(), remember);
+            let carried = json!({ "theme": "dark", "cart": { "items": [7] } });
+            assert_eq!(session_data(&client, &mut jar).await, carried);
+            me_as(&client, &mut jar, "alice", ViaName::Session).await;
+
+            let reply = client.get("/api/session", &visitor).await;
+            assert_eq!(reply.status, StatusCode::OK);
+            assert_eq!(reply.json::<serde_json::Value>(), json!({ "data": {} }));
+            assert_clears(&reply, SESSION_COOKIE);
+
+            let reply = client.put_json("/api/session/note", &jar, &json!("mine")).await;
+            assert_no_content(&reply);
+            assert_no_cookies(&reply);
+            let mut expected = carried.clone();
+            expected["note"] = json!("mine");
+            assert_eq!(session_data(&client, &mut jar).await, expected);
+
+            let alice = jar.clone();
+            let reply = client.login(&mut jar, BOB.0, BOB.1, remember).await;
+            assert_eq!(reply.status, StatusCode::OK);
+            assert_eq!(session_data(&client, &mut jar).await, json!({}), "bob does not get alice's data");
+            let reply = client.get("/api/session", &alice).await;
+            assert_eq!(reply.json::<serde_json::Value>(), json!({ "data": {} }), "alice's session ended");
+
+            let reply = client.put_json("/api/session/note", &jar, &json!("bob's")).await;
+            assert_no_content(&reply);
+            let bob = jar.clone();
+            let reply = client.post("/api/logout", &jar).await;
+            assert_no_content(&reply);
+            let reply = client.get("/api/session", &bob).await;
+            assert_eq!(reply.json::<serde_json::Value>(), json!({ "data": {} }), "logging out ends the data");
+        }
+    }
+
+    /// `GET /api/me` has exactly `username`, `via`, `method`,
+    /// `authenticated_at` (RFC 3339 UTC) and `fresh`. After a password login
+    /// (remembered or not): `password`, the login's time, fresh. After a
+    /// cookie login: `remembered`, not fresh, and still the time the password
+    /// was typed; the session it opened stays `remembered`.
+    pub async fn me_tells_how_when_and_whether_fresh(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let started = OffsetDateTime::now_utc() - Duration::from_secs(2);
+        let mut jar = device(&client, ALICE, true, "scenario/me").await;
+        let reply = client.me(&mut jar).await;
+        let raw: serde_json::Value = reply.json();
+        let Some(object) = raw.as_object() else { panic!("not an object: {raw}") };
+        let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["authenticated_at", "fresh", "method", "username", "via"]);
+        assert_eq!(
+            (&raw["method"], &raw["fresh"], &raw["via"]),
+            (&json!("password"), &json!(true), &json!("session"))
+        );
+        let text = raw["authenticated_at"].as_str().unwrap_or_default();
+        let at = OffsetDateTime::parse(text, &Rfc3339)
+            .unwrap_or_else(|error| panic!("authenticated_at {text:?} is not RFC 3339: {error}"));
+        assert!(text.ends_with('Z'), "UTC: {text}");
+        assert!(at >= started && at <= OffsetDateTime::now_utc() + Duration::from_secs(2), "{text}");
+        let me = assert_me(&reply, "alice", ViaName::Session);
+
+        let mut restarted = jar.without_session();
+        let cookie = me_as(&client, &mut restarted, "alice", ViaName::Cookie).await;
+        assert_eq!(cookie.authenticated_at, me.authenticated_at, "the password was typed at the login");
+        let again = me_as(&client, &mut restarted, "alice", ViaName::Session).await;
+        assert_eq!(
+            (again.method, again.fresh),
+            (AuthMethod::Remembered, false),
+            "the session stays remembered"
+        );
+
+        let mut plain = device(&client, BOB, false, "scenario/plain").await;
+        let bob = me_as(&client, &mut plain, "bob", ViaName::Session).await;
+        assert_eq!((bob.method, bob.fresh), (AuthMethod::Password, true));
+    }
+
+    /// A remembered browser after a restart is not fresh: `POST
+    /// /api/sensitive` answers 403 `reauthentication_required`.
+    /// `POST /api/confirm-password` with a wrong password: 401
+    /// `invalid_credentials`, nothing changes; a bad body 400 `invalid_body`;
+    /// the right one: 204 and no cookie change, and the session is
+    /// `password` and fresh, with the confirmation's time, so
+    /// `/api/sensitive` answers 204. The device's login keeps that time: the
+    /// next cookie login reports it (remembered again, not fresh). Not
+    /// logged in (no cookies, or a visitor's session): both routes 401
+    /// `unauthenticated`.
+    pub async fn confirm_password_makes_the_session_fresh(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut phone = device(&client, ALICE, true, "scenario/confirm").await.without_session();
+        me_as(&client, &mut phone, "alice", ViaName::Cookie).await;
+        let reply = client.post("/api/sensitive", &phone).await;
+        assert_error(&reply, StatusCode::FORBIDDEN, error::REAUTHENTICATION_REQUIRED);
+        assert_no_cookies(&reply);
+
+        let reply = confirm(&client, &phone, BOB.1).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS);
+        assert_no_cookies(&reply);
+        let reply = client.post_json("/api/confirm-password", &phone, &json!({ "pass": ALICE.1 })).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, error::INVALID_BODY);
+        let still = me_as(&client, &mut phone, "alice", ViaName::Session).await;
+        assert_eq!(
+            (still.method, still.fresh),
+            (AuthMethod::Remembered, false),
+            "a wrong password changes nothing"
+        );
+
+        let before = OffsetDateTime::now_utc() - Duration::from_secs(1);
+        let reply = confirm(&client, &phone, ALICE.1).await;
+        assert_no_content(&reply);
+        assert_no_cookies(&reply);
+        let confirmed = me_as(&client, &mut phone, "alice", ViaName::Session).await;
+        assert_eq!((confirmed.method, confirmed.fresh), (AuthMethod::Password, true), "{confirmed:?}");
+        assert!(confirmed.authenticated_at >= before, "{confirmed:?}");
+        assert!(confirmed.authenticated_at > still.authenticated_at);
+        let reply = client.post("/api/sensitive", &phone).await;
+        assert_no_content(&reply);
+        assert_no_cookies(&reply);
+
+        let list = logins(&client, &phone).await;
+        assert_eq!(
+            list.iter().find(|login| login.current).map(|login| login.authenticated_at),
+            Some(confirmed.authenticated_at)
+        );
+        let mut restarted = phone.without_session();
+        let cookie = me_as(&client, &mut restarted, "alice", ViaName::Cookie).await;
+        assert_eq!(cookie.authenticated_at, confirmed.authenticated_at, "the login keeps the confirmation");
+        let reply = client.post("/api/sensitive", &restarted).await;
+        assert_error(&reply, StatusCode::FORBIDDEN, error::REAUTHENTICATION_REQUIRED);
+
+        let mut visitor = Jar::with_agent("scenario/visitor");
+        let reply = client.put_json("/api/session/theme", &visitor, &json!("dark")).await;
+        visitor.apply(&reply);
+        for (who, jar) in [("nobody", Jar::default()), ("a visitor", visitor)] {
+            note(who);
+            let reply = confirm(&client, &jar, ALICE.1).await;
+            assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+            assert_no_cookies(&reply);
+            let reply = client.post("/api/sensitive", &jar).await;
+            assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+            assert_no_cookies(&reply);
+        }
+    }
+
+    /// A password login is fresh for the server's freshness window
+    /// (`EXPECTED_FRESH_SECS`) and no longer: once it has passed, `/api/me`
+    /// says `password` but not fresh, and `/api/sensitive` answers 403
+    /// `reauthentication_required` until the password is confirmed again.
+    pub async fn freshness_lapses_after_the_window(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut jar = device(&client, ALICE, true, "scenario/lapse").await;
+        let reply = client.post("/api/sensitive", &jar).await;
+        assert_no_content(&reply);
+        assert!(me_as(&client, &mut jar, "alice", ViaName::Session).await.fresh);
+
+        tokio::time::sleep(server.fresh_for() + Duration::from_millis(300)).await;
+        let stale = me_as(&client, &mut jar, "alice", ViaName::Session).await;
+        assert_eq!((stale.method, stale.fresh), (AuthMethod::Password, false), "{stale:?}");
+        let reply = client.post("/api/sensitive", &jar).await;
+        assert_error(&reply, StatusCode::FORBIDDEN, error::REAUTHENTICATION_REQUIRED);
+
+        assert_no_content(&confirm(&client, &jar, ALICE.1).await);
+        assert_no_content(&client.post("/api/sensitive", &jar).await);
+    }
+
+    /// `POST /api/logout-others` ends every other login and session of the
+    /// user and answers what ended, exactly `{"logins":N,"sessions":M}`;
+    /// this device stays logged in, its cookies untouched (its session and
+    /// its remember-me cookie both still work). The other devices, remembered
+    /// or not, are logged out; asked again, nothing more ends. From a device
+    /// without "remember me" every remembered login ends. Other users are untouched. Not logged
+    /// in: 401 `unauthenticated`.
+    pub async fn logout_others_keeps_this_device(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut phone = device(&client, ALICE, true, "scenario/phone").await;
+        let laptop = device(&client, ALICE, true, "scenario/laptop").await;
+        let tablet = device(&client, ALICE, false, "scenario/tablet").await;
+        let mut bob = device(&client, BOB, true, "scenario/bob").await;
+
+        let reply = client.post("/api/logout-others", &phone).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        assert_eq!(reply.json::<serde_json::Value>(), json!({ "logins": 1, "sessions": 2 }));
+        assert_no_cookies(&reply);
+        me_as(&client, &mut phone, "alice", ViaName::Session).await;
+        for (who, jar) in [("laptop", &laptop), ("tablet", &tablet)] {
+            note(who);
+            let reply = client.me(&mut jar.clone()).await;
+            assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        }
+        let reply = client.me(&mut laptop.without_session()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        assert_clears(&reply, AUTH_COOKIE);
+        let list = logins(&client, &phone).await;
+        assert_eq!((list.len(), list.iter().all(|login| login.current)), (1, true), "{list:?}");
+
+        // The phone's remember-me cookie still works (a restart); then there
+        // is nothing else to end.
+        let mut restarted = phone.without_session();
+        me_as(&client, &mut restarted, "alice", ViaName::Cookie).await;
+        let reply = client.post("/api/logout-others", &restarted).await;
+        assert_eq!(reply.json::<LogoutOthersResponse>(), LogoutOthersResponse { logins: 0, sessions: 0 });
+        me_as(&client, &mut restarted, "alice", ViaName::Session).await;
+
+        let mut plain = device(&client, BOB, false, "scenario/bob-plain").await;
+        let reply = client.post("/api/logout-others", &plain).await;
+        assert_eq!(reply.json::<LogoutOthersResponse>(), LogoutOthersResponse { logins: 1, sessions: 1 });
+        me_as(&client, &mut plain, "bob", ViaName::Session).await;
+        let reply = client.me(&mut bob).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+
+        let reply = client.post("/api/logout-others", &Jar::default()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        assert_no_cookies(&reply);
+    }
+
+    /// The HTML side of visitor data: the login page has theme buttons; the
+    /// theme form (`POST /theme`) stores the choice in a new visitor session
+    /// (303 back to `next`, only ever a path on this site; 400 for an
+    /// unknown theme) and the login page turns dark. Signing in through the
+    /// form keeps it under a new session cookie value: home is dark too and
+    /// says the password was just typed.
+    pub async fn html_visitor_theme_survives_login(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut jar = Jar::with_agent("scenario/theme");
+        let reply = client.get("/", &jar).await;
+        let text = reply.text();
+        assert!(text.contains("data-theme=\"light\"") && text.contains("id=\"theme-dark\""), "{text}");
+        assert_no_cookies(&reply);
+
+        let reply = client.post_form("/theme", &jar, &[("theme", "dark"), ("next", "/")]).await;
+        assert_eq!(redirect_target(&reply), ("/".to_owned(), None));
+        let visitor = assert_sets(&reply, SESSION_COOKIE);
+        assert!(reply.cookie(AUTH_COOKIE).is_none());
+        jar.apply(&reply);
+        let reply = client.get("/", &jar).await;
+        let text = reply.text();
+        assert!(text.contains("<body data-theme=\"dark\">") && text.contains("id=\"login-form\""), "{text}");
+        assert_no_cookies(&reply);
+        assert_eq!(session_data(&client, &mut jar).await, json!({ "theme": "dark" }));
+
+        let reply = client.post_form("/theme", &jar, &[("theme", "purple"), ("next", "/")]).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+        for evil in ["//evil.example/", "https://evil.example/"] {
+            let reply = client.post_form("/theme", &jar, &[("theme", "dark"), ("next", evil)]).await;
+            assert_eq!(redirect_target(&reply).0, "/", "{evil}");
+        }
+        let reply =
+            client.post_form("/theme", &jar, &[("theme", "dark"), ("next", "/login?next=%2Fsecurity")]).await;
+        assert_eq!(reply.header("location"), Some("/login?next=%2Fsecurity"), "back where the buttons were");
+
+        let fields = [("username", ALICE.0), ("password", ALICE.1), ("remember", "on"), ("next", "/")];
+        let reply = client.post_form("/login", &jar, &fields).await;
+        assert_eq!(redirect_target(&reply), ("/".to_owned(), None));
+        let session = assert_sets(&reply, SESSION_COOKIE);
+        assert_ne!(session, visitor, "a new session id");
+        jar.apply(&reply);
+        let reply = client.get("/", &jar).await;
+        let text = reply.text();
+        assert!(text.contains("<body data-theme=\"dark\">"), "{text}");
+        assert!(text.contains("<span id=\"user\">alice</span>"), "{text}");
+        assert!(text.contains("id=\"theme-name\">dark<"), "{text}");
+        assert!(text.contains("data-method=\"password\">You signed in with your password"), "{text}");
+        assert!(text.contains("just now"), "{text}");
+    }
+
+    /// The security page needs a password typed within the freshness window
+    /// (the `FreshLogin` guard). A stranger is sent to the login page with
+    /// `next=/security`, which the form carries and goes back to: a password
+    /// login is fresh, so the page opens. A remembered browser after a
+    /// restart is sent to `/confirm-password?next=/security` instead: a wrong
+    /// password answers 401 with the form again, the right one 303 back to
+    /// the page, which opens, and home then says `password`, fresh. The
+    /// confirm page itself needs a login; its `next` stays on the site.
+    pub async fn html_security_page_needs_a_fresh_password(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let reply = client.get(paths::SECURITY, &Jar::default()).await;
+        assert_eq!(redirect_target(&reply), (paths::LOGIN.to_owned(), Some(paths::SECURITY.to_owned())));
+        assert_no_cookies(&reply);
+        let reply = client.get("/login?next=%2Fsecurity", &Jar::default()).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply.text().contains("name=\"next\" value=\"/security\""), "{}", reply.text());
+        let mut jar = Jar::with_agent("scenario/security");
+        let fields = [("username", ALICE.0), ("password", ALICE.1), ("next", "/security")];
+        let reply = client.post_form("/login", &jar, &fields).await;
+        assert_eq!(redirect_target(&reply), (paths::SECURITY.to_owned(), None));
+        jar.apply(&reply);
+        let reply = client.get(paths::SECURITY, &jar).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        assert!(reply.text().contains("id=\"security\""));
+
+        let mut remembered = device(&client, ALICE, true, "scenario/remembered").await.without_session();
+        let reply = client.get("/", &remembered).await;
+        let text = reply.text();
+        assert!(
+            text.contains("data-method=\"remembered\"") && text.contains("data-fresh=\"false\""),
+            "{text}"
+        );
+        remembered.apply(&reply);
+        let reply = client.get(paths::SECURITY, &remembered).await;
+        let (page, next) = redirect_target(&reply);
+        assert_eq!((page.as_str(), next.as_deref()), (paths::CONFIRM_PASSWORD, Some(paths::SECURITY)));
+        let reply =
+            client.get(&paths::with_next(paths::CONFIRM_PASSWORD, paths::SECURITY), &remembered).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let text = reply.text();
+        assert!(
+            text.contains("id=\"confirm-form\"") && text.contains("name=\"next\" value=\"/security\""),
+            "{text}"
+        );
+        assert!(!text.contains("confirm-error"));
+
+        let wrong = [("password", BOB.1), ("next", "/security")];
+        let reply = client.post_form(paths::CONFIRM_PASSWORD, &remembered, &wrong).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert!(reply.text().contains("id=\"confirm-error\""), "{}", reply.text());
+        assert_no_cookies(&reply);
+        let reply = client.get(paths::SECURITY, &remembered).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "still not fresh");
+
+        let right = [("password", ALICE.1), ("next", "/security")];
+        let reply = client.post_form(paths::CONFIRM_PASSWORD, &remembered, &right).await;
+        assert_eq!(redirect_target(&reply), (paths::SECURITY.to_owned(), None));
+        assert_no_cookies(&reply);
+        let reply = client.get(paths::SECURITY, &remembered).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        assert!(reply.text().contains("id=\"security\""));
+        let text = client.get("/", &remembered).await.text();
+        assert!(text.contains("data-method=\"password\"") && text.contains("data-fresh=\"true\""), "{text}");
+
+        let evil = [("password", ALICE.1), ("next", "https://evil.example/")];
+        let reply = client.post_form(paths::CONFIRM_PASSWORD, &remembered, &evil).await;
+        assert_eq!(redirect_target(&reply), ("/".to_owned(), None));
+        let reply = client.get(paths::CONFIRM_PASSWORD, &Jar::default()).await;
+        assert_eq!(redirect_target(&reply).0, paths::LOGIN);
+        let reply = client.post_form(paths::CONFIRM_PASSWORD, &Jar::default(), &right).await;
+        assert_eq!(redirect_target(&reply).0, paths::LOGIN);
+        assert_no_cookies(&reply);
+    }
+
+    /// "Sign out other devices" on the devices page (`POST /logout-others`):
+    /// 303 to the devices page saying what ended, this device's cookies
+    /// untouched; the other devices are logged out and the list holds this
+    /// one only. A garbled notice is left out; a stranger's form gets the
+    /// 401 "signed out" page.
+    pub async fn html_logout_others_from_the_devices_page(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut phone = device(&client, ALICE, true, "scenario/phone").await;
+        let laptop = device(&client, ALICE, true, "scenario/laptop").await;
+        let plain = device(&client, ALICE, false, "scenario/plain").await;
+        let reply = client.get(paths::DEVICES, &phone).await;
+        assert!(reply.text().contains("id=\"logout-others\""), "{}", reply.text());
+
+        let reply = client.post(paths::LOGOUT_OTHERS, &phone).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+        let location = reply.header("location").unwrap_or_default().to_owned();
+        assert_eq!(location, paths::devices_after_logout_others(1, 2));
+        assert_no_cookies(&reply);
+        let reply = client.get(&location, &phone).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let text = reply.text();
+        assert!(text.contains("id=\"others-ended\""), "{text}");
+        assert!(text.contains("1 remembered device and 2 sessions ended"), "{text}");
+        assert_eq!(text.matches("<tr data-serial=").count(), 1, "{text}");
+        for jar in [&laptop, &plain, &laptop.without_session()] {
+            let reply = client.me(&mut jar.clone()).await;
+            assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        }
+        me_as(&client, &mut phone, "alice", ViaName::Session).await;
+
+        let reply = client.get("/devices?logins=many&sessions=-1", &phone).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(!reply.text().contains("others-ended"), "{}", reply.text());
+        let reply = client.post(paths::LOGOUT_OTHERS, &Jar::default()).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text());
+        assert!(reply.text().contains("Signed out"), "{}", reply.text());
+        assert_no_cookies(&reply);
     }
 }

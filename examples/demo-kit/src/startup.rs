@@ -8,7 +8,7 @@ use std::sync::Arc;
 use expected_core::{DynStore, Expected};
 use tokio::task::JoinHandle;
 
-use crate::{Accounts, DemoConfig, open_store, redact};
+use crate::{Accounts, DemoConfig, DemoState, open_store, redact};
 
 /// A demo, started up and ready to serve: the settings, the accounts, the
 /// adapter's layer or middleware over the engine, and that engine's cleaner.
@@ -67,9 +67,15 @@ impl<A> Demo<A> {
         tracing::info!(
             store = %redact(&self.config.store),
             grace = ?self.config.engine.grace_period(),
+            fresh = ?self.config.fresh_for,
             "expected demo ({framework}) on http://{}/ — log in as alice / alice-secret; Ctrl-C stops",
             self.config.addr
         );
+    }
+
+    /// What the handlers share: the accounts and the freshness window.
+    pub fn state(&self) -> DemoState {
+        DemoState { accounts: self.accounts.clone(), fresh_for: self.config.fresh_for }
     }
 
     /// Stops the cleaner once the server has stopped, and answers the exit

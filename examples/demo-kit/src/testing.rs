@@ -1,17 +1,17 @@
 //! The in-process backend the suites start a demo with (feature
 //! `scenarios`): a memory store behind [`Flaky`] (to take it down), a 1 s
-//! grace window, and the seeded accounts.
+//! grace window, a 5 s freshness window, and the seeded accounts.
 //!
 //! An adapter's test binds a listener on an ephemeral port, serves its demo
-//! app over [`Backend::engine`] and [`Backend::accounts`], and answers a
+//! app over [`Backend::engine`] and [`Backend::state`], and answers a
 //! [`TestServer`]:
 //!
 //! ```ignore
 //! async fn start() -> TestServer {
-//!     let Backend { engine, accounts, store } = Backend::new();
+//!     let Backend { engine, state, store } = Backend::new();
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
 //!     let addr = listener.local_addr().expect("address");
-//!     tokio::spawn(serve(listener, app(engine, accounts)));
+//!     tokio::spawn(serve(listener, app(engine, state)));
 //!     TestServer::new(addr, store)
 //! }
 //! ```
@@ -24,6 +24,7 @@ use expected_conformance::Flaky;
 use expected_core::{Config, DynStore, Expected};
 use expected_store_memory::MemoryStore;
 
+use crate::DemoState;
 use crate::accounts::Accounts;
 use crate::config::{AUTH_COOKIE, SESSION_COOKIE};
 use crate::scenarios::DemoServer;
@@ -31,6 +32,11 @@ use crate::scenarios::DemoServer;
 /// The grace window of test servers: short, so that a theft-after-grace
 /// scenario sleeps about a second, not thirty.
 pub const GRACE: Duration = Duration::from_secs(1);
+
+/// The freshness window of test servers: short, so that a scenario can wait
+/// for a password to go stale, long enough for a login and the requests
+/// after it on a busy machine.
+pub const FRESH: Duration = Duration::from_secs(5);
 
 /// The engine configuration of test servers: the demo's cookie names,
 /// `Secure` on (as the demo's default), [`GRACE`].
@@ -62,18 +68,20 @@ pub fn accounts() -> Arc<Accounts> {
 pub struct Backend {
     /// The engine over the store, for the demo's layer or middleware.
     pub engine: Expected<DynStore>,
-    /// The seeded accounts.
-    pub accounts: Arc<Accounts>,
+    /// The seeded accounts and [`FRESH`], for the demo's handlers.
+    pub state: DemoState,
     /// The store, to take down and bring back.
     pub store: Arc<Flaky<MemoryStore>>,
 }
 
 impl Backend {
-    /// A fresh memory store behind [`Flaky`], [`config`], [`accounts`].
+    /// A fresh memory store behind [`Flaky`], [`config`], [`accounts`],
+    /// [`FRESH`].
     pub fn new() -> Self {
         let store = Arc::new(Flaky::new(MemoryStore::new()));
         let dyn_store: DynStore = store.clone();
-        Self { engine: Expected::new(dyn_store, config()), accounts: accounts(), store }
+        let state = DemoState { accounts: accounts(), fresh_for: FRESH };
+        Self { engine: Expected::new(dyn_store, config()), state, store }
     }
 }
 
@@ -108,5 +116,9 @@ impl DemoServer for TestServer {
 
     fn grace_period(&self) -> Duration {
         GRACE
+    }
+
+    fn fresh_for(&self) -> Duration {
+        FRESH
     }
 }

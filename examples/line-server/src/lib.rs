@@ -236,8 +236,8 @@ fn value_of(cookies: &[SetCookie], kind: CookieKind) -> Option<String> {
     cookies.iter().find(|c| c.kind() == kind && !c.is_removal()).map(|c| c.value().to_owned())
 }
 
-fn device(session: &expected_core::Session) -> String {
-    session.login.map_or_else(|| "none".to_owned(), |serial| serial.to_base64())
+fn device(session: &expected_core::SessionRecord) -> String {
+    session.login().map_or_else(|| "none".to_owned(), |serial| serial.to_base64())
 }
 
 fn timestamp(at: OffsetDateTime) -> String {
@@ -342,7 +342,7 @@ impl<S: Store> Connection<'_, S> {
             }
             Outcome::UserRejected(_) => return err("account-disabled", ""),
             Outcome::Unavailable(error) => return unavailable(error),
-            Outcome::Session(_) | Outcome::Anonymous => return err("internal", "unexpected outcome"),
+            _ => return err("internal", "unexpected outcome"),
         };
         let (Some(auth), Some(session), Some(next)) = (
             result.outcome.authenticated(),
@@ -354,7 +354,7 @@ impl<S: Store> Connection<'_, S> {
         let text = format!(
             "resumed user={} device={} via={via} credential={next}",
             auth.username(),
-            device(&auth.session)
+            device(auth.session())
         );
         self.replace_session(session).await;
         ok(&text)
@@ -368,7 +368,8 @@ impl<S: Store> Connection<'_, S> {
                 return;
             }
             if let Ok(cookie) = SessionCookie::parse(&old) {
-                if let Err(error) = self.engine.delete_session(&cookie.username, &cookie.id.digest()).await {
+                let owner = cookie.username.as_ref();
+                if let Err(error) = self.engine.delete_session(owner, &cookie.id.digest()).await {
                     tracing::warn!(%error, "could not delete the connection's previous session");
                 }
             }
@@ -393,7 +394,7 @@ impl<S: Store> Connection<'_, S> {
 
     async fn whoami(&mut self) -> Reply {
         match self.current().await {
-            Ok(auth) => ok(&format!("user={} device={}", auth.username(), device(&auth.session))),
+            Ok(auth) => ok(&format!("user={} device={}", auth.username(), device(auth.session()))),
             Err(reply) => reply,
         }
     }
@@ -403,7 +404,7 @@ impl<S: Store> Connection<'_, S> {
             Ok(auth) => auth,
             Err(reply) => return reply,
         };
-        let devices = match self.engine.devices(auth.username(), Some(&auth.session)).await {
+        let devices = match self.engine.devices(auth.username(), Some(auth.session())).await {
             Ok(devices) => devices,
             Err(error) => return unavailable(&error),
         };
@@ -431,7 +432,7 @@ impl<S: Store> Connection<'_, S> {
             return err("bad-device", "not a device id (see DEVICES)");
         };
         match self.engine.revoke(auth.username(), &serial).await {
-            Ok(true) if auth.session.login == Some(serial) => {
+            Ok(true) if auth.session().login() == Some(serial) => {
                 self.session = None;
                 ok(&format!("revoked device={serial} this-device=logged-out"))
             }

@@ -14,13 +14,18 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpRequest, HttpResponse, Route, guard, web};
+use expected_actix::expected_core::time::OffsetDateTime;
 use expected_actix::expected_core::{EngineError, Serial, StoreError, Username};
-use expected_actix::{Auth, AuthUser, ExpectedMiddleware};
-use expected_demo_kit::Accounts;
-use expected_demo_kit::api::{
-    self, ErrorBody, Health, LoginInfo, LoginRequest, LoginResponse, Me, ViaName, error,
+use expected_actix::{
+    Auth, AuthError, AuthUser, Error, ExpectedMiddleware, FreshLogin, FreshUser, LoginRequired, Session,
+    SessionError, safe_next,
 };
-use expected_demo_kit::html::{self, Alert, paths};
+use expected_demo_kit::api::{
+    self, ConfirmPasswordRequest, ErrorBody, Health, LoginInfo, LoginRequest, LoginResponse,
+    LogoutOthersResponse, Me, SessionView, error,
+};
+use expected_demo_kit::html::{self, Alert, Theme, paths};
+use expected_demo_kit::{Accounts, DemoState};
 use serde::Deserialize;
 
 /// The app: the JSON API under `/api`, the pages, `/healthz`.
@@ -28,11 +33,15 @@ use serde::Deserialize;
 /// `expected` runs around the API and the pages (each resource is wrapped, so
 /// `/healthz` and the 404 fallback never touch the store): a store outage
 /// answers 503 `store_unavailable` (as an HTML page on page routes) with
-/// cookies untouched. Bodies are limited to [`api::MAX_BODY_BYTES`], and
-/// state-changing requests from other sites are refused.
+/// cookies untouched. The page guards send browsers to the login and
+/// confirm-password pages, and `state.fresh_for` is how recent a password
+/// the security page and `/api/sensitive` want. Bodies are limited to
+/// [`api::MAX_BODY_BYTES`] (a session value to
+/// [`api::MAX_SESSION_VALUE_BYTES`]), and state-changing requests from
+/// other sites are refused.
 pub(crate) fn app(
     expected: ExpectedMiddleware,
-    accounts: Arc<Accounts>,
+    state: DemoState,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -42,19 +51,19 @@ pub(crate) fn app(
         InitError = (),
     >,
 > {
+    let expected = expected
+        .login_page(paths::LOGIN)
+        .confirm_password_page(paths::CONFIRM_PASSWORD)
+        .fresh_for(state.fresh_for);
     let api = |path: &str| web::resource(path).wrap(expected.clone());
     let page = |path: &str| web::resource(path).wrap(expected.clone()).wrap(from_fn(outage_as_page));
+    let session_value = api("/api/session/{key}")
+        .app_data(json_config(api::MAX_SESSION_VALUE_BYTES))
+        .route(web::put().to(api_session_put))
+        .route(web::delete().to(api_session_delete));
     App::new()
-        .app_data(web::Data::from(accounts))
-        .app_data(web::JsonConfig::default().limit(api::MAX_BODY_BYTES).error_handler(|error, _| {
-            let code = match error {
-                JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-                    error::BODY_TOO_LARGE
-                }
-                _ => error::INVALID_BODY,
-            };
-            ApiError(StatusCode::BAD_REQUEST, code).into()
-        }))
+        .app_data(web::Data::new(state))
+        .app_data(json_config(api::MAX_BODY_BYTES))
         .app_data(web::FormConfig::default().limit(api::MAX_BODY_BYTES))
         .service(api("/api/login").route(web::post().to(api_login)))
         .service(api("/api/me").route(get().to(api_me)))
@@ -62,11 +71,24 @@ pub(crate) fn app(
         .service(api("/api/logins/{serial}").route(web::delete().to(api_revoke)))
         .service(api("/api/logout").route(web::post().to(api_logout)))
         .service(api("/api/logout-everywhere").route(web::post().to(api_logout_everywhere)))
+        .service(api("/api/logout-others").route(web::post().to(api_logout_others)))
+        .service(api("/api/session").route(get().to(api_session)))
+        .service(session_value)
+        .service(api("/api/confirm-password").route(web::post().to(api_confirm_password)))
+        .service(api("/api/sensitive").route(web::post().to(api_sensitive)))
         .service(page(paths::HOME).route(get().to(home)))
         .service(page(paths::LOGIN).route(get().to(login_page)).route(web::post().to(login)))
+        .service(page(paths::THEME).route(web::post().to(set_theme)))
         .service(page(paths::DEVICES).route(get().to(devices)))
         .service(page(paths::REVOKE_ROUTE).route(web::post().to(revoke)))
+        .service(
+            page(paths::CONFIRM_PASSWORD)
+                .route(get().to(confirm_password_page))
+                .route(web::post().to(confirm_password)),
+        )
+        .service(page(paths::SECURITY).route(get().to(security)))
         .service(page(paths::LOGOUT).route(web::post().to(logout)))
+        .service(page(paths::LOGOUT_OTHERS).route(web::post().to(logout_others)))
         .service(page(paths::LOGOUT_EVERYWHERE).route(web::post().to(logout_everywhere)))
         .route("/healthz", get().to(|| async { HttpResponse::Ok().json(Health::ok()) }))
         .default_service(web::to(not_found))
@@ -78,41 +100,63 @@ fn get() -> Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
+/// JSON bodies up to `limit` bytes, refused as [`ApiError`]s: 400
+/// `body_too_large` over the limit, 400 `invalid_body` for anything else.
+fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default().limit(limit).error_handler(|error, _| {
+        let code = match error {
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                error::BODY_TOO_LARGE
+            }
+            _ => error::INVALID_BODY,
+        };
+        ApiError::Code(StatusCode::BAD_REQUEST, code).into()
+    })
+}
+
 // ---------------------------------------------------------------- JSON API
 
-/// A JSON error: a status and an [`error`] code.
+/// A JSON error: a status and an [`error`] code of the demo's, one of
+/// `expected`'s (401, 403, 413, 503, …) as the adapter answers it, or an
+/// extractor's (already answered by [`json_config`]).
 #[derive(Debug)]
-struct ApiError(StatusCode, &'static str);
+enum ApiError {
+    Code(StatusCode, &'static str),
+    Expected(Error),
+    Rejected(actix_web::Error),
+}
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.1)
+        match self {
+            Self::Code(_, code) => f.write_str(code),
+            Self::Expected(error) => std::fmt::Display::fmt(error, f),
+            Self::Rejected(error) => std::fmt::Display::fmt(error, f),
+        }
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.0
+        match self {
+            Self::Code(status, _) => *status,
+            Self::Expected(error) => error.status_code(),
+            Self::Rejected(error) => error.as_response_error().status_code(),
+        }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.0).json(ErrorBody::new(self.1))
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(_: StoreError) -> Self {
-        // The engine has logged it.
-        Self(StatusCode::SERVICE_UNAVAILABLE, error::STORE_UNAVAILABLE)
-    }
-}
-
-impl From<EngineError> for ApiError {
-    fn from(failure: EngineError) -> Self {
-        match failure {
-            EngineError::Store(store) => store.into(),
-            EngineError::KeyCollision => Self(StatusCode::INTERNAL_SERVER_ERROR, error::INTERNAL),
+        match self {
+            Self::Code(status, code) => HttpResponse::build(*status).json(ErrorBody::new(code)),
+            Self::Expected(error) => error.error_response(),
+            Self::Rejected(error) => error.error_response(),
         }
+    }
+}
+
+impl<E: Into<Error>> From<E> for ApiError {
+    fn from(error: E) -> Self {
+        Self::Expected(error.into())
     }
 }
 
@@ -122,35 +166,36 @@ async fn check_password(accounts: Arc<Accounts>, username: String, password: Str
 }
 
 async fn api_login(
-    accounts: web::Data<Accounts>,
+    state: web::Data<DemoState>,
     auth: Auth,
     body: web::Json<LoginRequest>,
 ) -> Result<web::Json<LoginResponse>, ApiError> {
     let body = body.into_inner();
-    let Some(user) = check_password(accounts.into_inner(), body.username, body.password).await else {
-        return Err(ApiError(StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS));
+    let Some(user) = check_password(state.accounts.clone(), body.username, body.password).await else {
+        return Err(ApiError::Code(StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS));
     };
     auth.register(&user, body.remember).await?;
     Ok(web::Json(LoginResponse { username: user.to_string(), remembered: body.remember }))
 }
 
-async fn api_me(AuthUser(user): AuthUser, auth: Auth) -> web::Json<Me> {
-    let via = auth.via().map_or(ViaName::Session, ViaName::from);
-    web::Json(Me { username: user.to_string(), via })
+async fn api_me(
+    state: web::Data<DemoState>,
+    AuthUser(user): AuthUser,
+    auth: Auth,
+) -> Result<web::Json<Me>, ApiError> {
+    let fresh = auth.is_fresh(state.fresh_for).await?;
+    Ok(web::Json(Me::new(&user, fresh)))
 }
 
-async fn api_logins(_: AuthUser, auth: Auth) -> Result<web::Json<Vec<LoginInfo>>, ApiError> {
-    let devices = auth.devices().await?.unwrap_or_default();
+async fn api_logins(auth: Auth) -> Result<web::Json<Vec<LoginInfo>>, ApiError> {
+    let devices = auth.devices().await?;
     Ok(web::Json(devices.iter().map(LoginInfo::from).collect()))
 }
 
 async fn api_revoke(_: AuthUser, auth: Auth, serial: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let not_found = ApiError(StatusCode::NOT_FOUND, error::NOT_FOUND);
+    let not_found = ApiError::Code(StatusCode::NOT_FOUND, error::NOT_FOUND);
     let Ok(serial) = Serial::from_base64(&serial) else { return Err(not_found) };
-    match auth.revoke(&serial).await? {
-        Some(true) => Ok(HttpResponse::NoContent().finish()),
-        Some(false) | None => Err(not_found),
-    }
+    if auth.revoke(&serial).await? { Ok(HttpResponse::NoContent().finish()) } else { Err(not_found) }
 }
 
 async fn api_logout(auth: Auth) -> Result<HttpResponse, ApiError> {
@@ -158,9 +203,65 @@ async fn api_logout(auth: Auth) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn api_logout_everywhere(_: AuthUser, auth: Auth) -> Result<HttpResponse, ApiError> {
+async fn api_logout_everywhere(auth: Auth) -> Result<HttpResponse, ApiError> {
     auth.logout_everywhere().await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+async fn api_logout_others(auth: Auth) -> Result<web::Json<LogoutOthersResponse>, ApiError> {
+    let ended = auth.logout_others().await?;
+    Ok(web::Json(LogoutOthersResponse { logins: ended.logins, sessions: ended.sessions }))
+}
+
+async fn api_session(session: Session) -> Result<web::Json<SessionView>, ApiError> {
+    Ok(web::Json(SessionView { data: session.data().await? }))
+}
+
+/// The `{key}` of a session route, if it is one (see [`api::is_session_key`]).
+fn session_key(key: Result<web::Path<String>, actix_web::Error>) -> Result<String, ApiError> {
+    match key {
+        Ok(key) if api::is_session_key(&key) => Ok(key.into_inner()),
+        _ => Err(ApiError::Code(StatusCode::BAD_REQUEST, error::INVALID_KEY)),
+    }
+}
+
+async fn api_session_put(
+    session: Session,
+    key: Result<web::Path<String>, actix_web::Error>,
+    value: Result<web::Json<serde_json::Value>, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(key)?;
+    let value = value.map_err(ApiError::Rejected)?.into_inner();
+    session.insert(&key, value).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn api_session_delete(
+    session: Session,
+    key: Result<web::Path<String>, actix_web::Error>,
+) -> Result<HttpResponse, ApiError> {
+    session.remove(&session_key(key)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn api_confirm_password(
+    state: web::Data<DemoState>,
+    AuthUser(user): AuthUser,
+    auth: Auth,
+    body: web::Json<ConfirmPasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let password = body.into_inner().password;
+    if check_password(state.accounts.clone(), user.username.to_string(), password).await.is_none() {
+        return Err(ApiError::Code(StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS));
+    }
+    auth.confirm_password().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Stands for anything that wants a password typed within
+/// `EXPECTED_FRESH_SECS` (changing it, deleting the account).
+async fn api_sensitive(FreshUser(_): FreshUser) -> HttpResponse {
+    HttpResponse::NoContent().finish()
 }
 
 // ------------------------------------------------------------------- pages
@@ -195,41 +296,62 @@ impl ResponseError for PageError {
     }
 }
 
-impl From<StoreError> for PageError {
-    fn from(_: StoreError) -> Self {
-        Self(html::ErrorPage::StoreDown)
-    }
+/// `expected`'s errors as pages (see the kit's `ErrorPage` conversions).
+macro_rules! page_errors {
+    ($($error:ty),*) => {$(
+        impl From<$error> for PageError {
+            fn from(error: $error) -> Self {
+                Self(error.into())
+            }
+        }
+    )*};
+}
+
+page_errors!(AuthError, SessionError, StoreError, EngineError);
+
+/// Where a form goes once done: `next` if it is a path of this site, else
+/// home.
+fn next_or_home(next: Option<&str>) -> &str {
+    safe_next(next.unwrap_or(paths::HOME))
+}
+
+/// The `next` query parameter of the login and confirm-password pages, made
+/// safe.
+fn next_of(request: &HttpRequest) -> String {
+    next_or_home(html::query_param(Some(request.query_string()), "next").as_deref()).to_owned()
 }
 
 /// What a page shows someone not logged in: the login form, with the theft
 /// alert when this very request detected a replayed cookie (a redirect would
-/// lose that), or a redirect to it.
-fn anonymous(auth: &Auth) -> HttpResponse {
-    if auth.theft_detected() {
-        html_page(StatusCode::OK, html::login_page("", Some(Alert::Theft)))
-    } else {
-        redirect(paths::HOME)
+/// lose that), or a redirect to it, back to `here` once logged in.
+async fn anonymous(auth: &Auth, session: &Session, here: &str) -> Result<HttpResponse, PageError> {
+    if auth.theft().await?.is_some() {
+        let data = session.data().await?;
+        return Ok(html_page(StatusCode::OK, html::login_page(&data, "", Some(Alert::Theft), here)));
     }
+    Ok(redirect(&paths::with_next(paths::LOGIN, here)))
 }
 
-async fn home(auth: Auth) -> HttpResponse {
-    match auth.username() {
-        Some(user) => html_page(StatusCode::OK, html::home_page(&user, auth.via(), auth.login().as_ref())),
+async fn home(state: web::Data<DemoState>, auth: Auth, session: Session) -> Result<HttpResponse, PageError> {
+    let data = session.data().await?;
+    let page = match auth.user().await? {
+        Some(user) => html::home_page(&data, &user, state.fresh_for, OffsetDateTime::now_utc()),
         None => {
-            let alert = auth.theft_detected().then_some(Alert::Theft);
-            html_page(StatusCode::OK, html::login_page("", alert))
+            let alert = auth.theft().await?.map(|_| Alert::Theft);
+            html::login_page(&data, "", alert, paths::HOME)
         }
-    }
+    };
+    Ok(html_page(StatusCode::OK, page))
 }
 
-async fn login_page(auth: Auth) -> HttpResponse {
-    match auth.username() {
-        Some(_) => redirect(paths::HOME),
-        None => {
-            let alert = auth.theft_detected().then_some(Alert::Theft);
-            html_page(StatusCode::OK, html::login_page("", alert))
-        }
+async fn login_page(auth: Auth, session: Session, request: HttpRequest) -> Result<HttpResponse, PageError> {
+    let next = next_of(&request);
+    if auth.user().await?.is_some() {
+        return Ok(redirect(&next));
     }
+    let data = session.data().await?;
+    let alert = auth.theft().await?.map(|_| Alert::Theft);
+    Ok(html_page(StatusCode::OK, html::login_page(&data, "", alert, &next)))
 }
 
 #[derive(Deserialize)]
@@ -237,49 +359,126 @@ struct LoginForm {
     username: String,
     password: String,
     remember: Option<String>,
+    next: Option<String>,
 }
 
 async fn login(
-    accounts: web::Data<Accounts>,
+    state: web::Data<DemoState>,
     auth: Auth,
+    session: Session,
     form: Result<web::Form<LoginForm>, actix_web::Error>,
 ) -> Result<HttpResponse, PageError> {
     let Ok(web::Form(form)) = form else {
         return Err(PageError(html::ErrorPage::BadForm));
     };
+    let next = next_or_home(form.next.as_deref()).to_owned();
     let typed = form.username.clone();
-    let Some(user) = check_password(accounts.into_inner(), form.username, form.password).await else {
-        let page = html::login_page(&typed, Some(Alert::InvalidCredentials));
+    let Some(user) = check_password(state.accounts.clone(), form.username, form.password).await else {
+        let data = session.data().await?;
+        let page = html::login_page(&data, &typed, Some(Alert::InvalidCredentials), &next);
         return Ok(html_page(StatusCode::UNAUTHORIZED, page));
     };
     let remember = form.remember.is_some_and(|value| value == "on");
-    auth.register(&user, remember).await.map_err(|_| PageError(html::ErrorPage::StoreDown))?;
-    Ok(redirect(paths::HOME))
+    auth.register(&user, remember).await?;
+    Ok(redirect(&next))
 }
 
-async fn devices(auth: Auth) -> Result<HttpResponse, PageError> {
-    let Some(user) = auth.username() else { return Ok(anonymous(&auth)) };
-    let devices = auth.devices().await?.unwrap_or_default();
-    Ok(html_page(StatusCode::OK, html::devices_page(&user, &devices)))
+#[derive(Deserialize)]
+struct ThemeForm {
+    theme: String,
+    next: Option<String>,
 }
 
-async fn revoke(auth: Auth, serial: web::Path<String>) -> Result<HttpResponse, PageError> {
-    if !auth.is_authenticated() {
-        return Ok(anonymous(&auth));
+async fn set_theme(
+    session: Session,
+    form: Result<web::Form<ThemeForm>, actix_web::Error>,
+) -> Result<HttpResponse, PageError> {
+    let Some((theme, form)) = form.ok().and_then(|web::Form(form)| Some((Theme::parse(&form.theme)?, form)))
+    else {
+        return Err(PageError(html::ErrorPage::BadForm));
+    };
+    session.insert(Theme::SESSION_KEY, theme.as_str()).await?;
+    Ok(redirect(next_or_home(form.next.as_deref())))
+}
+
+async fn devices(auth: Auth, session: Session, request: HttpRequest) -> Result<HttpResponse, PageError> {
+    let Some(user) = auth.user().await? else { return anonymous(&auth, &session, paths::DEVICES).await };
+    let data = session.data().await?;
+    let devices = auth.devices().await?;
+    let ended = LogoutOthersResponse::from_query(Some(request.query_string()));
+    Ok(html_page(StatusCode::OK, html::devices_page(&data, &user.username, &devices, ended)))
+}
+
+async fn revoke(auth: Auth, session: Session, serial: web::Path<String>) -> Result<HttpResponse, PageError> {
+    if auth.user().await?.is_none() {
+        return anonymous(&auth, &session, paths::DEVICES).await;
     }
     let not_found = PageError(html::ErrorPage::NoSuchDevice);
     let Ok(serial) = Serial::from_base64(&serial) else { return Err(not_found) };
-    match auth.revoke(&serial).await? {
-        // Revoking this very device logs it out: back to the start.
-        Some(true) if auth.is_authenticated() => Ok(redirect(paths::DEVICES)),
-        Some(true) => Ok(redirect(paths::HOME)),
-        Some(false) | None => Err(not_found),
+    if !auth.revoke(&serial).await? {
+        return Err(not_found);
     }
+    // Revoking this very device logs it out: back to the start.
+    let back = if auth.user().await?.is_some() { paths::DEVICES } else { paths::HOME };
+    Ok(redirect(back))
+}
+
+async fn confirm_password_page(
+    state: web::Data<DemoState>,
+    LoginRequired(user): LoginRequired,
+    session: Session,
+    request: HttpRequest,
+) -> Result<HttpResponse, PageError> {
+    let data = session.data().await?;
+    let next = next_of(&request);
+    let page = html::confirm_password_page(&data, &user.username, &next, state.fresh_for, false);
+    Ok(html_page(StatusCode::OK, page))
+}
+
+#[derive(Deserialize)]
+struct ConfirmForm {
+    password: String,
+    next: Option<String>,
+}
+
+async fn confirm_password(
+    state: web::Data<DemoState>,
+    LoginRequired(user): LoginRequired,
+    auth: Auth,
+    session: Session,
+    form: Result<web::Form<ConfirmForm>, actix_web::Error>,
+) -> Result<HttpResponse, PageError> {
+    let Ok(web::Form(form)) = form else {
+        return Err(PageError(html::ErrorPage::BadForm));
+    };
+    let next = next_or_home(form.next.as_deref()).to_owned();
+    if check_password(state.accounts.clone(), user.username.to_string(), form.password).await.is_none() {
+        let data = session.data().await?;
+        let page = html::confirm_password_page(&data, &user.username, &next, state.fresh_for, true);
+        return Ok(html_page(StatusCode::UNAUTHORIZED, page));
+    }
+    auth.confirm_password().await?;
+    Ok(redirect(&next))
+}
+
+async fn security(
+    state: web::Data<DemoState>,
+    FreshLogin(user): FreshLogin,
+    session: Session,
+) -> Result<HttpResponse, PageError> {
+    let data = session.data().await?;
+    let page = html::security_page(&data, &user, state.fresh_for, OffsetDateTime::now_utc());
+    Ok(html_page(StatusCode::OK, page))
 }
 
 async fn logout(auth: Auth) -> Result<HttpResponse, PageError> {
     auth.logout().await?;
     Ok(redirect(paths::HOME))
+}
+
+async fn logout_others(auth: Auth) -> Result<HttpResponse, PageError> {
+    let ended = auth.logout_others().await?;
+    Ok(redirect(&paths::devices_after_logout_others(ended.logins, ended.sessions)))
 }
 
 async fn logout_everywhere(auth: Auth) -> Result<HttpResponse, PageError> {
@@ -315,7 +514,7 @@ async fn outage_as_page(
 /// 404: JSON under `/api`, a page elsewhere.
 async fn not_found(request: HttpRequest) -> HttpResponse {
     if request.path().starts_with("/api/") {
-        ApiError(StatusCode::NOT_FOUND, error::NOT_FOUND).error_response()
+        ApiError::Code(StatusCode::NOT_FOUND, error::NOT_FOUND).error_response()
     } else {
         PageError(html::ErrorPage::NotFound).error_response()
     }
@@ -329,7 +528,7 @@ async fn refuse_cross_site(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let site = request.headers().get("sec-fetch-site").and_then(|value| value.to_str().ok());
     if api::is_cross_site(request.method().as_str(), site) {
-        let refused = ApiError(StatusCode::FORBIDDEN, error::CROSS_SITE_REQUEST).error_response();
+        let refused = ApiError::Code(StatusCode::FORBIDDEN, error::CROSS_SITE_REQUEST).error_response();
         return Ok(request.into_response(refused).map_into_right_body());
     }
     Ok(next.call(request).await?.map_into_left_body())

@@ -1,6 +1,8 @@
 //! The actix-web demo of `expected`: persistent "remember me" logins with a
-//! login form, a devices page, theft detection and a JSON API — the same
-//! pages, accounts and API as the axum demo, from `expected-demo-kit`.
+//! login form, session data for visitors too (the theme), a devices page
+//! with "sign out other devices", a security page that asks for the password
+//! again, theft detection and a JSON API — the same pages, accounts and API
+//! as the axum demo, from `expected-demo-kit`.
 //!
 //! ```text
 //! cargo run -p expected-actix --example demo
@@ -11,8 +13,11 @@
 //! Settings come from `EXPECTED_ADDR` (default `127.0.0.1:3000`),
 //! `EXPECTED_STORE` (default `sqlite:expected-demo.db`; also `memory:`,
 //! `postgres://…`, `mysql://…`, `redis://…`), `EXPECTED_GRACE_SECS`,
-//! `EXPECTED_SESSION_IDLE_SECS`, `EXPECTED_COOKIE_MAX_AGE_SECS` and
-//! `EXPECTED_SECURE_COOKIES` (default `1`; browsers keep Secure cookies on
+//! `EXPECTED_SESSION_IDLE_SECS`, `EXPECTED_SESSION_ABSOLUTE_SECS`,
+//! `EXPECTED_COOKIE_MAX_AGE_SECS`, `EXPECTED_LOGIN_LIFETIME_SECS`,
+//! `EXPECTED_FRESH_SECS` (default 600: how long a typed password opens the
+//! security page) and `EXPECTED_SECURE_COOKIES` (default `1`; browsers keep
+//! Secure cookies on
 //! http://localhost and http://127.0.0.1, so set `0` only for plain HTTP on
 //! another host). A bad value exits with status 2.
 
@@ -33,8 +38,8 @@ async fn main() -> ExitCode {
         Err(code) => return code,
     };
     // One middleware, so one engine, shared by every worker.
-    let (expected, accounts) = (demo.expected.clone(), demo.accounts.clone());
-    let server = HttpServer::new(move || app::app(expected.clone(), accounts.clone()));
+    let (expected, state) = (demo.expected.clone(), demo.state());
+    let server = HttpServer::new(move || app::app(expected.clone(), state.clone()));
     let server = match server.bind(demo.config.addr) {
         Ok(server) => server,
         Err(error) => return demo.cannot_listen(error),

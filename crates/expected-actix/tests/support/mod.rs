@@ -15,7 +15,7 @@ use expected_demo_kit::testing::{Backend, TestServer};
 /// its own single-threaded system: the server gets a thread with one worker.
 /// The port is bound before this returns, so requests queue until it is up.
 pub(crate) async fn start() -> TestServer {
-    let Backend { engine, accounts, store } = Backend::new();
+    let Backend { engine, state, store } = Backend::new();
     let listener = match TcpListener::bind("127.0.0.1:0") {
         Ok(listener) => listener,
         Err(error) => panic!("cannot bind a loopback port: {error}"),
@@ -25,7 +25,7 @@ pub(crate) async fn start() -> TestServer {
         Err(error) => panic!("no local address: {error}"),
     };
     let expected = ExpectedMiddleware::new(engine);
-    let server = HttpServer::new(move || app::app(expected.clone(), accounts.clone()))
+    let server = HttpServer::new(move || app::app(expected.clone(), state.clone()))
         .workers(1)
         .disable_signals()
         .listen(listener);

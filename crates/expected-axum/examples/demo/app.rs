@@ -9,18 +9,23 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::rejection::{FormRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Form, Json, Router};
+use expected_axum::expected_core::time::OffsetDateTime;
 use expected_axum::expected_core::{EngineError, Serial, StoreError, Username};
-use expected_axum::{Auth, AuthUser, ExpectedLayer};
-use expected_demo_kit::Accounts;
-use expected_demo_kit::api::{
-    self, ErrorBody, Health, LoginInfo, LoginRequest, LoginResponse, Me, ViaName, error,
+use expected_axum::{
+    Auth, AuthError, AuthUser, Error, ExpectedLayer, FreshLogin, FreshUser, LoginRequired, Session,
+    SessionError, safe_next,
 };
-use expected_demo_kit::html::{self, Alert, paths};
+use expected_demo_kit::api::{
+    self, ConfirmPasswordRequest, ErrorBody, Health, LoginInfo, LoginRequest, LoginResponse,
+    LogoutOthersResponse, Me, SessionView, error,
+};
+use expected_demo_kit::html::{self, Alert, Theme, paths};
+use expected_demo_kit::{Accounts, DemoState};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -28,9 +33,20 @@ use serde::de::DeserializeOwned;
 ///
 /// `expected` runs around the API and the pages: a store outage answers 503
 /// `store_unavailable` (as an HTML page on page routes) with cookies
-/// untouched. Bodies are limited to [`api::MAX_BODY_BYTES`], and
-/// state-changing requests from other sites are refused.
-pub(crate) fn app(expected: ExpectedLayer, accounts: Arc<Accounts>) -> Router {
+/// untouched. The page guards send browsers to the login and
+/// confirm-password pages, and `state.fresh_for` is how recent a password
+/// the security page and `/api/sensitive` want. Bodies are limited to
+/// [`api::MAX_BODY_BYTES`] (a session value to
+/// [`api::MAX_SESSION_VALUE_BYTES`]), and state-changing requests from
+/// other sites are refused.
+pub(crate) fn app(expected: ExpectedLayer, state: DemoState) -> Router {
+    let expected = expected
+        .login_page(paths::LOGIN)
+        .confirm_password_page(paths::CONFIRM_PASSWORD)
+        .fresh_for(state.fresh_for);
+    let session_value = put(api_session_put)
+        .delete(api_session_delete)
+        .layer(DefaultBodyLimit::max(api::MAX_SESSION_VALUE_BYTES));
     let api = Router::new()
         .route("/api/login", post(api_login))
         .route("/api/me", get(api_me))
@@ -38,13 +54,22 @@ pub(crate) fn app(expected: ExpectedLayer, accounts: Arc<Accounts>) -> Router {
         .route("/api/logins/{serial}", delete(api_revoke))
         .route("/api/logout", post(api_logout))
         .route("/api/logout-everywhere", post(api_logout_everywhere))
+        .route("/api/logout-others", post(api_logout_others))
+        .route("/api/session", get(api_session))
+        .route("/api/session/{key}", session_value)
+        .route("/api/confirm-password", post(api_confirm_password))
+        .route("/api/sensitive", post(api_sensitive))
         .layer(expected.clone());
     let pages = Router::new()
         .route(paths::HOME, get(home))
         .route(paths::LOGIN, get(login_page).post(login))
+        .route(paths::THEME, post(set_theme))
         .route(paths::DEVICES, get(devices))
         .route(paths::REVOKE_ROUTE, post(revoke))
+        .route(paths::CONFIRM_PASSWORD, get(confirm_password_page).post(confirm_password))
+        .route(paths::SECURITY, get(security))
         .route(paths::LOGOUT, post(logout))
+        .route(paths::LOGOUT_OTHERS, post(logout_others))
         .route(paths::LOGOUT_EVERYWHERE, post(logout_everywhere))
         .layer(expected)
         .layer(middleware::map_response(outage_as_page));
@@ -55,33 +80,30 @@ pub(crate) fn app(expected: ExpectedLayer, accounts: Arc<Accounts>) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY_BYTES))
         .layer(middleware::from_fn(refuse_cross_site))
-        .with_state(accounts)
+        .with_state(state)
 }
 
 // ---------------------------------------------------------------- JSON API
 
-/// A JSON error: a status and an [`error`] code.
-struct ApiError(StatusCode, &'static str);
+/// A JSON error: a status and an [`error`] code of the demo's, or one of
+/// `expected`'s (401, 403, 413, 503, …) as the adapter answers it.
+enum ApiError {
+    Code(StatusCode, &'static str),
+    Expected(Error),
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(ErrorBody::new(self.1))).into_response()
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(_: StoreError) -> Self {
-        // The engine has logged it.
-        Self(StatusCode::SERVICE_UNAVAILABLE, error::STORE_UNAVAILABLE)
-    }
-}
-
-impl From<EngineError> for ApiError {
-    fn from(failure: EngineError) -> Self {
-        match failure {
-            EngineError::Store(store) => store.into(),
-            EngineError::KeyCollision => Self(StatusCode::INTERNAL_SERVER_ERROR, error::INTERNAL),
+        match self {
+            Self::Code(status, code) => (status, Json(ErrorBody::new(code))).into_response(),
+            Self::Expected(error) => error.into_response(),
         }
+    }
+}
+
+impl<E: Into<Error>> From<E> for ApiError {
+    fn from(error: E) -> Self {
+        Self::Expected(error.into())
     }
 }
 
@@ -97,9 +119,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(Self(value)),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError(StatusCode::BAD_REQUEST, error::BODY_TOO_LARGE))
+                Err(ApiError::Code(StatusCode::BAD_REQUEST, error::BODY_TOO_LARGE))
             }
-            Err(_) => Err(ApiError(StatusCode::BAD_REQUEST, error::INVALID_BODY)),
+            Err(_) => Err(ApiError::Code(StatusCode::BAD_REQUEST, error::INVALID_BODY)),
         }
     }
 }
@@ -110,24 +132,28 @@ async fn check_password(accounts: Arc<Accounts>, username: String, password: Str
 }
 
 async fn api_login(
-    State(accounts): State<Arc<Accounts>>,
+    State(state): State<DemoState>,
     auth: Auth,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let Some(user) = check_password(accounts, body.username, body.password).await else {
-        return Err(ApiError(StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS));
+    let Some(user) = check_password(state.accounts, body.username, body.password).await else {
+        return Err(ApiError::Code(StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS));
     };
     auth.register(&user, body.remember).await?;
     Ok(Json(LoginResponse { username: user.to_string(), remembered: body.remember }))
 }
 
-async fn api_me(AuthUser(user): AuthUser, auth: Auth) -> Json<Me> {
-    let via = auth.via().map_or(ViaName::Session, ViaName::from);
-    Json(Me { username: user.to_string(), via })
+async fn api_me(
+    State(state): State<DemoState>,
+    AuthUser(user): AuthUser,
+    auth: Auth,
+) -> Result<Json<Me>, ApiError> {
+    let fresh = auth.is_fresh(state.fresh_for).await?;
+    Ok(Json(Me::new(&user, fresh)))
 }
 
-async fn api_logins(_: AuthUser, auth: Auth) -> Result<Json<Vec<LoginInfo>>, ApiError> {
-    let devices = auth.devices().await?.unwrap_or_default();
+async fn api_logins(auth: Auth) -> Result<Json<Vec<LoginInfo>>, ApiError> {
+    let devices = auth.devices().await?;
     Ok(Json(devices.iter().map(LoginInfo::from).collect()))
 }
 
@@ -136,14 +162,11 @@ async fn api_revoke(
     auth: Auth,
     serial: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let not_found = ApiError(StatusCode::NOT_FOUND, error::NOT_FOUND);
+    let not_found = ApiError::Code(StatusCode::NOT_FOUND, error::NOT_FOUND);
     let Some(serial) = serial.ok().and_then(|Path(text)| Serial::from_base64(&text).ok()) else {
         return Err(not_found);
     };
-    match auth.revoke(&serial).await? {
-        Some(true) => Ok(StatusCode::NO_CONTENT),
-        Some(false) | None => Err(not_found),
-    }
+    if auth.revoke(&serial).await? { Ok(StatusCode::NO_CONTENT) } else { Err(not_found) }
 }
 
 async fn api_logout(auth: Auth) -> Result<StatusCode, ApiError> {
@@ -151,9 +174,64 @@ async fn api_logout(auth: Auth) -> Result<StatusCode, ApiError> {
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn api_logout_everywhere(_: AuthUser, auth: Auth) -> Result<StatusCode, ApiError> {
+async fn api_logout_everywhere(auth: Auth) -> Result<StatusCode, ApiError> {
     auth.logout_everywhere().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn api_logout_others(auth: Auth) -> Result<Json<LogoutOthersResponse>, ApiError> {
+    let ended = auth.logout_others().await?;
+    Ok(Json(LogoutOthersResponse { logins: ended.logins, sessions: ended.sessions }))
+}
+
+async fn api_session(session: Session) -> Result<Json<SessionView>, ApiError> {
+    Ok(Json(SessionView { data: session.data().await? }))
+}
+
+/// The `{key}` of a session route, if it is one (see [`api::is_session_key`]).
+fn session_key(key: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    match key {
+        Ok(Path(key)) if api::is_session_key(&key) => Ok(key),
+        _ => Err(ApiError::Code(StatusCode::BAD_REQUEST, error::INVALID_KEY)),
+    }
+}
+
+async fn api_session_put(
+    session: Session,
+    key: Result<Path<String>, PathRejection>,
+    value: Result<ApiJson<serde_json::Value>, ApiError>,
+) -> Result<StatusCode, ApiError> {
+    let key = session_key(key)?;
+    let ApiJson(value) = value?;
+    session.insert(&key, value).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn api_session_delete(
+    session: Session,
+    key: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    session.remove(&session_key(key)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn api_confirm_password(
+    State(state): State<DemoState>,
+    AuthUser(user): AuthUser,
+    auth: Auth,
+    ApiJson(body): ApiJson<ConfirmPasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    if check_password(state.accounts, user.username.to_string(), body.password).await.is_none() {
+        return Err(ApiError::Code(StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS));
+    }
+    auth.confirm_password().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stands for anything that wants a password typed within
+/// `EXPECTED_FRESH_SECS` (changing it, deleting the account).
+async fn api_sensitive(FreshUser(_): FreshUser) -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 // ------------------------------------------------------------------- pages
@@ -168,41 +246,62 @@ impl IntoResponse for PageError {
     }
 }
 
-impl From<StoreError> for PageError {
-    fn from(_: StoreError) -> Self {
-        Self(html::ErrorPage::StoreDown)
-    }
+/// `expected`'s errors as pages (see the kit's `ErrorPage` conversions).
+macro_rules! page_errors {
+    ($($error:ty),*) => {$(
+        impl From<$error> for PageError {
+            fn from(error: $error) -> Self {
+                Self(error.into())
+            }
+        }
+    )*};
+}
+
+page_errors!(AuthError, SessionError, StoreError, EngineError);
+
+/// Where a form goes once done: `next` if it is a path of this site, else
+/// home.
+fn next_or_home(next: Option<&str>) -> &str {
+    safe_next(next.unwrap_or(paths::HOME))
+}
+
+/// The `next` query parameter of the login and confirm-password pages, made
+/// safe.
+fn next_of(uri: &Uri) -> String {
+    next_or_home(html::query_param(uri.query(), "next").as_deref()).to_owned()
 }
 
 /// What a page shows someone not logged in: the login form, with the theft
 /// alert when this very request detected a replayed cookie (a redirect would
-/// lose that), or a redirect to it.
-fn anonymous(auth: &Auth) -> Response {
-    if auth.theft_detected() {
-        Html(html::login_page("", Some(Alert::Theft))).into_response()
-    } else {
-        Redirect::to(paths::HOME).into_response()
+/// lose that), or a redirect to it, back to `here` once logged in.
+async fn anonymous(auth: &Auth, session: &Session, here: &str) -> Result<Response, PageError> {
+    if auth.theft().await?.is_some() {
+        let data = session.data().await?;
+        return Ok(Html(html::login_page(&data, "", Some(Alert::Theft), here)).into_response());
     }
+    Ok(Redirect::to(&paths::with_next(paths::LOGIN, here)).into_response())
 }
 
-async fn home(auth: Auth) -> Response {
-    match auth.username() {
-        Some(user) => Html(html::home_page(&user, auth.via(), auth.login().as_ref())).into_response(),
+async fn home(State(state): State<DemoState>, auth: Auth, session: Session) -> Result<Response, PageError> {
+    let data = session.data().await?;
+    let page = match auth.user().await? {
+        Some(user) => html::home_page(&data, &user, state.fresh_for, OffsetDateTime::now_utc()),
         None => {
-            let alert = auth.theft_detected().then_some(Alert::Theft);
-            Html(html::login_page("", alert)).into_response()
+            let alert = auth.theft().await?.map(|_| Alert::Theft);
+            html::login_page(&data, "", alert, paths::HOME)
         }
-    }
+    };
+    Ok(Html(page).into_response())
 }
 
-async fn login_page(auth: Auth) -> Response {
-    match auth.username() {
-        Some(_) => Redirect::to(paths::HOME).into_response(),
-        None => {
-            let alert = auth.theft_detected().then_some(Alert::Theft);
-            Html(html::login_page("", alert)).into_response()
-        }
+async fn login_page(auth: Auth, session: Session, uri: Uri) -> Result<Response, PageError> {
+    let next = next_of(&uri);
+    if auth.user().await?.is_some() {
+        return Ok(Redirect::to(&next).into_response());
     }
+    let data = session.data().await?;
+    let alert = auth.theft().await?.map(|_| Alert::Theft);
+    Ok(Html(html::login_page(&data, "", alert, &next)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -210,51 +309,130 @@ struct LoginForm {
     username: String,
     password: String,
     remember: Option<String>,
+    next: Option<String>,
 }
 
 async fn login(
-    State(accounts): State<Arc<Accounts>>,
+    State(state): State<DemoState>,
     auth: Auth,
+    session: Session,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, PageError> {
     let Ok(Form(form)) = form else {
         return Err(PageError(html::ErrorPage::BadForm));
     };
+    let next = next_or_home(form.next.as_deref()).to_owned();
     let typed = form.username.clone();
-    let Some(user) = check_password(accounts, form.username, form.password).await else {
-        let page = html::login_page(&typed, Some(Alert::InvalidCredentials));
+    let Some(user) = check_password(state.accounts, form.username, form.password).await else {
+        let data = session.data().await?;
+        let page = html::login_page(&data, &typed, Some(Alert::InvalidCredentials), &next);
         return Ok((StatusCode::UNAUTHORIZED, Html(page)).into_response());
     };
     let remember = form.remember.is_some_and(|value| value == "on");
-    auth.register(&user, remember).await.map_err(|_| PageError(html::ErrorPage::StoreDown))?;
-    Ok(Redirect::to(paths::HOME).into_response())
+    auth.register(&user, remember).await?;
+    Ok(Redirect::to(&next).into_response())
 }
 
-async fn devices(auth: Auth) -> Result<Response, PageError> {
-    let Some(user) = auth.username() else { return Ok(anonymous(&auth)) };
-    let devices = auth.devices().await?.unwrap_or_default();
-    Ok(Html(html::devices_page(&user, &devices)).into_response())
+#[derive(Deserialize)]
+struct ThemeForm {
+    theme: String,
+    next: Option<String>,
 }
 
-async fn revoke(auth: Auth, serial: Result<Path<String>, PathRejection>) -> Result<Response, PageError> {
-    if !auth.is_authenticated() {
-        return Ok(anonymous(&auth));
+async fn set_theme(
+    session: Session,
+    form: Result<Form<ThemeForm>, FormRejection>,
+) -> Result<Redirect, PageError> {
+    let Some((theme, form)) = form.ok().and_then(|Form(form)| Some((Theme::parse(&form.theme)?, form)))
+    else {
+        return Err(PageError(html::ErrorPage::BadForm));
+    };
+    session.insert(Theme::SESSION_KEY, theme.as_str()).await?;
+    Ok(Redirect::to(next_or_home(form.next.as_deref())))
+}
+
+async fn devices(auth: Auth, session: Session, uri: Uri) -> Result<Response, PageError> {
+    let Some(user) = auth.user().await? else { return anonymous(&auth, &session, paths::DEVICES).await };
+    let data = session.data().await?;
+    let devices = auth.devices().await?;
+    let ended = LogoutOthersResponse::from_query(uri.query());
+    Ok(Html(html::devices_page(&data, &user.username, &devices, ended)).into_response())
+}
+
+async fn revoke(
+    auth: Auth,
+    session: Session,
+    serial: Result<Path<String>, PathRejection>,
+) -> Result<Response, PageError> {
+    if auth.user().await?.is_none() {
+        return anonymous(&auth, &session, paths::DEVICES).await;
     }
     let not_found = PageError(html::ErrorPage::NoSuchDevice);
     let Some(serial) = serial.ok().and_then(|Path(text)| Serial::from_base64(&text).ok()) else {
         return Err(not_found);
     };
-    match auth.revoke(&serial).await? {
-        // Revoking this very device logs it out: back to the start.
-        Some(true) if auth.is_authenticated() => Ok(Redirect::to(paths::DEVICES).into_response()),
-        Some(true) => Ok(Redirect::to(paths::HOME).into_response()),
-        Some(false) | None => Err(not_found),
+    if !auth.revoke(&serial).await? {
+        return Err(not_found);
     }
+    // Revoking this very device logs it out: back to the start.
+    let back = if auth.user().await?.is_some() { paths::DEVICES } else { paths::HOME };
+    Ok(Redirect::to(back).into_response())
+}
+
+async fn confirm_password_page(
+    State(state): State<DemoState>,
+    LoginRequired(user): LoginRequired,
+    session: Session,
+    uri: Uri,
+) -> Result<Html<String>, PageError> {
+    let data = session.data().await?;
+    let next = next_of(&uri);
+    Ok(Html(html::confirm_password_page(&data, &user.username, &next, state.fresh_for, false)))
+}
+
+#[derive(Deserialize)]
+struct ConfirmForm {
+    password: String,
+    next: Option<String>,
+}
+
+async fn confirm_password(
+    State(state): State<DemoState>,
+    LoginRequired(user): LoginRequired,
+    auth: Auth,
+    session: Session,
+    form: Result<Form<ConfirmForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let Ok(Form(form)) = form else {
+        return Err(PageError(html::ErrorPage::BadForm));
+    };
+    let next = next_or_home(form.next.as_deref()).to_owned();
+    if check_password(state.accounts, user.username.to_string(), form.password).await.is_none() {
+        let data = session.data().await?;
+        let page = html::confirm_password_page(&data, &user.username, &next, state.fresh_for, true);
+        return Ok((StatusCode::UNAUTHORIZED, Html(page)).into_response());
+    }
+    auth.confirm_password().await?;
+    Ok(Redirect::to(&next).into_response())
+}
+
+async fn security(
+    State(state): State<DemoState>,
+    FreshLogin(user): FreshLogin,
+    session: Session,
+) -> Result<Html<String>, PageError> {
+    let data = session.data().await?;
+    Ok(Html(html::security_page(&data, &user, state.fresh_for, OffsetDateTime::now_utc())))
 }
 
 async fn logout(auth: Auth) -> Result<Redirect, PageError> {
     auth.logout().await?;
     Ok(Redirect::to(paths::HOME))
+}
+
+async fn logout_others(auth: Auth) -> Result<Redirect, PageError> {
+    let ended = auth.logout_others().await?;
+    Ok(Redirect::to(&paths::devices_after_logout_others(ended.logins, ended.sessions)))
 }
 
 async fn logout_everywhere(auth: Auth) -> Result<Redirect, PageError> {
@@ -281,7 +459,7 @@ async fn outage_as_page(response: Response) -> Response {
 /// 404: JSON under `/api`, a page elsewhere.
 async fn not_found(request: Request) -> Response {
     if request.uri().path().starts_with("/api/") {
-        ApiError(StatusCode::NOT_FOUND, error::NOT_FOUND).into_response()
+        ApiError::Code(StatusCode::NOT_FOUND, error::NOT_FOUND).into_response()
     } else {
         PageError(html::ErrorPage::NotFound).into_response()
     }
@@ -292,7 +470,7 @@ async fn not_found(request: Request) -> Response {
 async fn refuse_cross_site(request: Request, next: Next) -> Response {
     let site = request.headers().get("sec-fetch-site").and_then(|value| value.to_str().ok());
     if api::is_cross_site(request.method().as_str(), site) {
-        return ApiError(StatusCode::FORBIDDEN, error::CROSS_SITE_REQUEST).into_response();
+        return ApiError::Code(StatusCode::FORBIDDEN, error::CROSS_SITE_REQUEST).into_response();
     }
     next.run(request).await
 }

@@ -1,5 +1,7 @@
 //! The axum demo of `expected`: persistent "remember me" logins with a login
-//! form, a devices page, theft detection and a JSON API.
+//! form, session data for visitors too (the theme), a devices page with
+//! "sign out other devices", a security page that asks for the password
+//! again, theft detection and a JSON API.
 //!
 //! ```text
 //! cargo run -p expected-axum --example demo
@@ -10,8 +12,11 @@
 //! Settings come from `EXPECTED_ADDR` (default `127.0.0.1:3000`),
 //! `EXPECTED_STORE` (default `sqlite:expected-demo.db`; also `memory:`,
 //! `postgres://…`, `mysql://…`, `redis://…`), `EXPECTED_GRACE_SECS`,
-//! `EXPECTED_SESSION_IDLE_SECS`, `EXPECTED_COOKIE_MAX_AGE_SECS` and
-//! `EXPECTED_SECURE_COOKIES` (default `1`; browsers keep Secure cookies on
+//! `EXPECTED_SESSION_IDLE_SECS`, `EXPECTED_SESSION_ABSOLUTE_SECS`,
+//! `EXPECTED_COOKIE_MAX_AGE_SECS`, `EXPECTED_LOGIN_LIFETIME_SECS`,
+//! `EXPECTED_FRESH_SECS` (default 600: how long a typed password opens the
+//! security page) and `EXPECTED_SECURE_COOKIES` (default `1`; browsers keep
+//! Secure cookies on
 //! http://localhost and http://127.0.0.1, so set `0` only for plain HTTP on
 //! another host). A bad value exits with status 2.
 
@@ -36,7 +41,7 @@ async fn main() -> ExitCode {
         Err(error) => return demo.cannot_listen(error),
     };
     demo.announce("axum");
-    let app = app::app(demo.expected.clone(), demo.accounts.clone());
+    let app = app::app(demo.expected.clone(), demo.state());
     let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -10,7 +10,7 @@ use expected_demo_kit::testing::{Backend, TestServer};
 
 /// Serves the demo on an ephemeral loopback port over a fresh [`Backend`].
 pub(crate) async fn start() -> TestServer {
-    let Backend { engine, accounts, store } = Backend::new();
+    let Backend { engine, state, store } = Backend::new();
     let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
         Ok(listener) => listener,
         Err(error) => panic!("cannot bind a loopback port: {error}"),
@@ -20,7 +20,7 @@ pub(crate) async fn start() -> TestServer {
         Err(error) => panic!("no local address: {error}"),
     };
     let service =
-        app::app(ExpectedLayer::new(engine), accounts).into_make_service_with_connect_info::<SocketAddr>();
+        app::app(ExpectedLayer::new(engine), state).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, service).await });
     TestServer::new(addr, store)
 }

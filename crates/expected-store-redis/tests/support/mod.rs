@@ -134,6 +134,8 @@ macro_rules! store_checks {
             cleaning_many_in_one_bucket,
             corrupt_records_are_errors,
             wrong_types_are_corrupt,
+            anonymous_sessions_layout,
+            reads_version_0_1_records,
         );
     };
     (@each $label:literal, $store:path; $($name:ident),* $(,)?) => {$(

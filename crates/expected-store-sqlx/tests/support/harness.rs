@@ -16,6 +16,13 @@ pub trait Backend: Send + Sync + 'static {
     /// The query listing the names of the store's tables, sorted.
     const TABLE_NAMES: &'static str;
 
+    /// The version-1 schema script as this crate shipped it (default table
+    /// names), frozen: what a database to upgrade was made with.
+    const VERSION_1: &'static str;
+
+    /// `bytes` as an SQL literal.
+    fn blob(bytes: &[u8]) -> String;
+
     /// A store with `tables` on a fresh, empty database (or schema, or file)
     /// that no other call shares; not migrated yet.
     async fn create(&self, tables: Tables) -> Result<Self::Store, Unreachable>;
@@ -36,6 +43,8 @@ pub trait SqlStore: Store + Clone {
     async fn integers(&self, sql: &'static str) -> Vec<i64>;
     /// The strings a query answers, one a row.
     async fn strings(&self, sql: &'static str) -> Vec<String>;
+    /// Runs SQL (one or more statements) as given.
+    async fn execute(&self, sql: String);
 }
 
 macro_rules! sql_store {
@@ -56,6 +65,10 @@ macro_rules! sql_store {
                 let rows = expected_store_sqlx::sqlx::query_scalar(sql).fetch_all(self.pool()).await;
                 rows.unwrap_or_else(|e| panic!("{sql}: {e}"))
             }
+            async fn execute(&self, sql: String) {
+                let query = expected_store_sqlx::sqlx::raw_sql(expected_store_sqlx::sqlx::AssertSqlSafe(sql));
+                query.execute(self.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+            }
         }
     };
 }
@@ -71,6 +84,8 @@ sql_store!(expected_store_sqlx::SqliteStore);
 pub struct Fresh<B> {
     backend: B,
     tables: Tables,
+    /// Made with [`Backend::VERSION_1`] instead of migrated.
+    version_1: bool,
 }
 
 impl<B: Backend> Fresh<B> {
@@ -81,7 +96,12 @@ impl<B: Backend> Fresh<B> {
 
     /// With the given table names.
     pub fn with_tables(backend: B, tables: Tables) -> Self {
-        Self { backend, tables }
+        Self { backend, tables, version_1: false }
+    }
+
+    /// With the version-1 schema, not migrated.
+    pub fn at_version_1(backend: B) -> Self {
+        Self { version_1: true, ..Self::new(backend) }
     }
 }
 
@@ -91,7 +111,11 @@ impl<B: Backend> Harness for Fresh<B> {
 
     async fn store(&self) -> Result<B::Store, Unreachable> {
         let store = self.backend.create(self.tables.clone()).await?;
-        store.migrate().await.unwrap_or_else(|e| panic!("migrate: {e}"));
+        if self.version_1 {
+            store.execute(B::VERSION_1.to_owned()).await;
+        } else {
+            store.migrate().await.unwrap_or_else(|e| panic!("migrate: {e}"));
+        }
         Ok(store)
     }
 
@@ -107,7 +131,8 @@ pub fn migrate_is_idempotent_with_own_table_and_prefix<B: Backend>(backend: B) {
     expected_conformance::run(Fresh::with_tables(backend, tables), name, |store| async move {
         store.migrate().await.unwrap_or_else(|e| panic!("second migrate: {e}"));
         store.migrate().await.unwrap_or_else(|e| panic!("third migrate: {e}"));
-        assert_eq!(store.integers("SELECT version FROM auth_migrations").await, vec![1]);
+        let versions = store.integers("SELECT version FROM auth_migrations ORDER BY version").await;
+        assert_eq!(versions, [1, 2]);
         assert_eq!(store.strings(B::TABLE_NAMES).await, ["auth_logins", "auth_migrations", "auth_sessions"]);
     });
 }
@@ -119,11 +144,21 @@ pub fn cleaning_runs_in_batches<B: Backend>(backend: B) {
     });
 }
 
-/// [`super::check_revocation_races_rotation`], by login and by user.
+/// [`super::check_revocation_races_rotation`], by login, by user and by
+/// logging out the other devices.
 pub fn revocation_races_rotation<B: Backend>(backend: B) {
+    use super::Revocation;
     expected_conformance::run(Fresh::new(backend), "revocation_races_rotation", |store| async move {
-        super::check_revocation_races_rotation(store.clone(), false).await;
-        super::check_revocation_races_rotation(store, true).await;
+        for how in [Revocation::Login, Revocation::User, Revocation::OtherDevices] {
+            super::check_revocation_races_rotation(store.clone(), how).await;
+        }
+    });
+}
+
+/// [`super::upgrade::check_upgrade_from_version_1`] on a version-1 database.
+pub fn upgrade_from_version_1<B: Backend>(backend: B) {
+    expected_conformance::run(Fresh::at_version_1(backend), "upgrade_from_version_1", |store| async move {
+        super::upgrade::check_upgrade_from_version_1((*store).clone(), B::blob).await;
     });
 }
 
@@ -146,6 +181,11 @@ macro_rules! suite {
         #[test]
         fn revocation_races_rotation() {
             $crate::support::revocation_races_rotation($backend);
+        }
+
+        #[test]
+        fn upgrade_from_version_1() {
+            $crate::support::upgrade_from_version_1($backend);
         }
     };
 }

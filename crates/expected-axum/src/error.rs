@@ -1,0 +1,80 @@
+//! [`Error`]: what handlers pass on with `?`, answered as core's
+//! [`http`](expected_core::http) policy says.
+
+use axum::response::{IntoResponse, Response};
+use expected_core::http::{auth_failed, session_failed};
+use expected_core::{AuthError, EngineError, SessionError, StoreError};
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, StatusCode};
+
+/// An error of `expected` in a handler or an extractor, answered with a JSON
+/// body: 401 `{"error":"unauthenticated"}` or `{"error":"unexpected_token"}`,
+/// 403 `{"error":"reauthentication_required"}`, 503
+/// `{"error":"store_unavailable"}`, 413 `{"error":"session_too_large"}`, …
+/// (see [`auth_failed`] and [`session_failed`]).
+///
+/// Every error of the [`Auth`](crate::Auth) and [`Session`](crate::Session)
+/// methods converts into it, so a handler returns
+/// `Result<_, expected_axum::Error>` and uses `?`:
+///
+/// ```
+/// use axum::Json;
+/// use expected_axum::{Auth, Session};
+///
+/// async fn profile(auth: Auth, session: Session) -> Result<Json<serde_json::Value>, expected_axum::Error> {
+///     let user = auth.require_user().await?; // 401, or 503 on a store outage
+///     let theme: Option<String> = session.get("theme").await?;
+///     Ok(Json(serde_json::json!({ "user": user.username.as_str(), "theme": theme })))
+/// }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Not logged in (or not freshly enough), the store, or the engine.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A session read or write failed: the store, a value that is not JSON,
+    /// data over the size limit.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// An extractor was used on a route the [`ExpectedLayer`](crate::ExpectedLayer)
+    /// does not wrap: a programming error, answered 500.
+    #[error("ExpectedLayer is not installed on this route")]
+    MissingLayer,
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        Self::Auth(AuthError::Store(error))
+    }
+}
+
+impl From<EngineError> for Error {
+    fn from(error: EngineError) -> Self {
+        Self::Auth(AuthError::from(error))
+    }
+}
+
+impl Error {
+    /// Whether this is a store failure (answered 503).
+    pub fn is_store_failure(&self) -> bool {
+        matches!(self, Self::Auth(AuthError::Store(_)) | Self::Session(SessionError::Store(_)))
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            Self::Auth(error) => auth_failed(error),
+            Self::Session(error) => session_failed(error),
+            Self::MissingLayer => {
+                tracing::error!("expected-axum extractor used on a route without ExpectedLayer");
+                let text = HeaderValue::from_static("text/plain; charset=utf-8");
+                let body = "ExpectedLayer is not installed on this route";
+                return (StatusCode::INTERNAL_SERVER_ERROR, [(CONTENT_TYPE, text)], body).into_response();
+            }
+        };
+        let json = HeaderValue::from_static("application/json");
+        (status, [(CONTENT_TYPE, json)], body).into_response()
+    }
+}

@@ -1,0 +1,173 @@
+//! Route guards' decisions, for adapters (feature `http`): whether a request
+//! may pass, where a refused page request is sent, and the `next` it may
+//! carry back. The axum and actix adapters share them, so they behave the
+//! same.
+
+use std::time::Duration;
+
+use crate::exchange::{AuthError, CurrentUser, Exchange, Unauthenticated};
+use crate::http::OnStoreError;
+use crate::store::Store;
+
+/// `candidate` when it is a safe place to send the browser back to after a
+/// login, else `"/"`.
+///
+/// Safe means a same-site relative path: it starts with a single `/` (not
+/// `//` or `/\`, which browsers read as another host), holds no backslash (read
+/// as `/`) and no control character (a tab or line break, stripped or split on
+/// by browsers and headers), and stays so once percent-decoded. Anything else,
+/// `https://evil.com` and `javascript:` included, becomes `/`.
+///
+/// The guards run the request's own path through it; run a `next` that comes
+/// back from a login form through it too before redirecting to it.
+///
+/// ```
+/// use expected_core::guard::safe_next;
+///
+/// assert_eq!(safe_next("/account?tab=devices"), "/account?tab=devices");
+/// for attack in ["//evil.com", "/\\evil.com", "https://evil.com", "javascript:alert(1)", "/%0d%0aSet-Cookie:x", "/%2F/evil.com", ""] {
+///     assert_eq!(safe_next(attack), "/", "{attack}");
+/// }
+/// ```
+pub fn safe_next(candidate: &str) -> &str {
+    if is_local_path(candidate) && is_local_path(&percent_decode(candidate)) { candidate } else { "/" }
+}
+
+fn is_local_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.first() == Some(&b'/')
+        && !matches!(bytes.get(1), Some(b'/' | b'\\'))
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
+}
+
+/// `text` with every `%XX` escape decoded (invalid escapes kept as they are).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escape {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+/// `text` percent-encoded as a query parameter value: every byte but the
+/// unreserved `A-Z a-z 0-9 - . _ ~` escaped.
+fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len() * 3);
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// `page` with `next` (made [safe](safe_next) first) as its `next`
+/// parameter: `/login?next=%2Faccount`.
+pub fn redirect_location(page: &str, next: &str) -> String {
+    let separator = if page.contains('?') { '&' } else { '?' };
+    format!("{page}{separator}next={}", percent_encode(safe_next(next)))
+}
+
+/// Whether a page path given to the layer is usable as a `Location` header.
+pub fn is_page_path(page: &str) -> bool {
+    !page.is_empty() && page.bytes().all(|byte| byte.is_ascii_graphic())
+}
+
+/// A guard's question: the logged-in user (fresh within `fresh`, when
+/// given), or why not, a store outage counting as not logged in when the
+/// policy treats outages as visitors.
+pub async fn ask<S: Store>(
+    exchange: &Exchange<S>,
+    fresh: Option<Duration>,
+    policy: OnStoreError,
+) -> Result<CurrentUser, AuthError> {
+    let answer = match fresh {
+        Some(max_age) => exchange.require_fresh(max_age).await,
+        None => exchange.require_user().await,
+    };
+    match answer {
+        Err(AuthError::Store(_)) if policy == OnStoreError::Anonymous => {
+            Err(Unauthenticated::NotLoggedIn.into())
+        }
+        other => other,
+    }
+}
+
+/// Where a page guard sends the browser it refuses: the confirm-password
+/// page when logged in but not freshly, the login page when not logged in;
+/// any other error (a store outage) is answered as it is.
+pub fn refusal_page(
+    error: AuthError,
+    login_page: &'static str,
+    confirm_password_page: &'static str,
+) -> Result<&'static str, AuthError> {
+    match error {
+        AuthError::Unauthenticated(Unauthenticated::ReauthenticationRequired) => Ok(confirm_password_page),
+        AuthError::Unauthenticated(_) => Ok(login_page),
+        other => Err(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_same_site_paths_survive() {
+        for safe in ["/", "/account", "/a/b?c=d&e=%2F", "/javascript:alert(1)", "/~user/x.y-z_"] {
+            assert_eq!(safe_next(safe), safe);
+        }
+        for attack in [
+            "",
+            "account",
+            "//evil.com",
+            "///evil.com",
+            "/\\evil.com",
+            "/a\\b",
+            "https://evil.com",
+            "javascript:alert(1)",
+            "/\t/evil.com",
+            "/x\r\nSet-Cookie: a=b",
+            "/%0d%0aSet-Cookie:%20a=b",
+            "/%2F/evil.com",
+            "/%5Cevil.com",
+            "/%09/evil.com",
+            " /account",
+        ] {
+            assert_eq!(safe_next(attack), "/", "{attack:?}");
+        }
+    }
+
+    #[test]
+    fn locations_encode_next_as_one_query_value() {
+        assert_eq!(redirect_location("/login", "/a?b=c&d=e"), "/login?next=%2Fa%3Fb%3Dc%26d%3De");
+        assert_eq!(redirect_location("/login?lang=fr", "/"), "/login?lang=fr&next=%2F");
+        assert_eq!(redirect_location("/login", "//evil.com"), "/login?next=%2F");
+        assert_eq!(redirect_location("/login", "/%0d%0a"), "/login?next=%2F");
+        assert_eq!(redirect_location("/login", "/caf%C3%A9"), "/login?next=%2Fcaf%25C3%25A9");
+    }
+
+    #[test]
+    fn percent_decoding_keeps_invalid_escapes() {
+        assert_eq!(percent_decode("/a%2Fb%zz%4"), "/a/b%zz%4");
+    }
+}
