@@ -84,6 +84,7 @@
 
 #[macro_use]
 mod support;
+pub mod admin;
 pub mod cases;
 mod flaky;
 

@@ -85,6 +85,8 @@
 //! - `http`: read the cookies from an `http::HeaderMap`, render
 //!   `http::HeaderValue`s (the [`http`] module).
 //! - `tokio`: [`Expected::spawn_cleaner`], a background cleaning task.
+//! - `admin`: the operator commands the stores' command-line tools share
+//!   (the [`admin`] module, on clap).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -102,6 +104,8 @@ pub mod secret;
 pub mod store;
 pub mod testing;
 
+#[cfg(feature = "admin")]
+pub mod admin;
 #[cfg(feature = "tokio")]
 mod cleaner;
 #[cfg(feature = "http")]

@@ -187,6 +187,17 @@ impl Deleted {
     }
 }
 
+/// How many live sessions a store holds: what an operator's `sessions count`
+/// shows. Not part of the [`Store`] trait (the engine never needs it); each
+/// shipped store has an inherent `count_sessions(now)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SessionCount {
+    /// Logged-in users' sessions.
+    pub users: u64,
+    /// Anonymous visitors' sessions.
+    pub anonymous: u64,
+}
+
 /// An expired login that cleaning deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExpiredLogin {

@@ -22,6 +22,19 @@
 //! With the `cluster` feature, `RedisStoreBuilder::connect_cluster` gives the
 //! same store over the redis crate's async cluster client.
 //!
+//! With the `cli` feature, the `expected-redis` command answers an incident
+//! without code (the commands of `expected_core::admin`; exit codes 0 done,
+//! 1 store failed, 2 usage, 3 nothing found):
+//!
+//! ```text
+//! expected-redis --redis-url redis://127.0.0.1:6379 --key-prefix myapp:remember logins list alice [--json]
+//! expected-redis … logins revoke alice SERIAL     # one device
+//! expected-redis … logins revoke alice --all      # every login and session
+//! expected-redis … sessions count
+//! expected-redis … clean
+//! expected-redis --cluster --redis-url redis://node-1:7000,redis://node-2:7000 … sessions count
+//! ```
+//!
 //! # Requirements
 //!
 //! Redis 5.0 or later (tested with 7.0): the scripts read `TIME` before
@@ -491,6 +504,36 @@ impl RedisStore {
     /// The key prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// How many live sessions (`expires_at > now`) the store holds, users'
+    /// and visitors': what `expected-redis sessions count` prints. One
+    /// script per bucket (`ZCOUNT` on its two session indexes), 16 at a time.
+    pub async fn count_sessions(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<expected_core::store::SessionCount, StoreError> {
+        static COUNT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+            // ARGV[1], ARGV[2] are the bucket base and user every call
+            // carries; ARGV[3] the cutoff. Scores are expiry microseconds,
+            // so `(cutoff` counts exactly the sessions with now < expires_at.
+            Script::new(
+                "local live = '(' .. ARGV[3] \
+                 return {redis.call('ZCOUNT', KEYS[1], live, '+inf'), redis.call('ZCOUNT', KEYS[2], live, '+inf')}",
+            )
+        });
+        let cutoff = cutoff_of(now);
+        let counts: Vec<(u64, u64)> = stream::iter(0..BUCKETS)
+            .map(|bucket| {
+                let base = bucket_base(&self.prefix, bucket);
+                let call = Call::bucket(&COUNT, &base, &["S", "A"]).arg(cutoff.clone());
+                async move { self.run::<(u64, u64)>(call).await }
+            })
+            .buffer_unordered(CLEAN_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let (users, anonymous) = counts.into_iter().fold((0, 0), |(u, a), (bu, ba)| (u + bu, a + ba));
+        Ok(expected_core::store::SessionCount { users, anonymous })
     }
 
     /// Whether the store talks to a Redis Cluster.

@@ -34,3 +34,32 @@ async fn users_spread_over_every_primary() {
     assert_eq!(cleaned.len(), 60);
     let _ = purge(&nodes, store.prefix()).await;
 }
+
+/// `expected-redis --cluster` against this cluster: the operator's commands,
+/// output and exit codes (`expected_conformance::admin::operator_commands`).
+#[cfg(feature = "cli")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_on_the_cluster() {
+    let (store, nodes) = match cluster_store().await {
+        Ok(found) => found,
+        Err(why) => return skip("cluster::operator_commands_on_the_cluster", &why),
+    };
+    let prefix = store.prefix().to_owned();
+    let urls = nodes.join(",");
+    let cli = move |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_expected-redis"))
+            .args(args)
+            .args(["--cluster", "--redis-url", &urls, "--key-prefix", &prefix])
+            .env_remove("REDIS_URL")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run expected-redis: {e}"));
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+    };
+    let prefix = store.prefix().to_owned();
+    let checked = tokio::spawn(expected_conformance::admin::operator_commands(store, cli)).await;
+    let _ = purge(&nodes, &prefix).await;
+    if let Err(error) = checked {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}

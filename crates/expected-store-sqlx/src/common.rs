@@ -49,6 +49,7 @@ pub(crate) struct CommonSql {
     pub(crate) delete_session: SqlText,
     pub(crate) touch_session: SqlText,
     pub(crate) expire_sessions: SqlText,
+    pub(crate) count_sessions: SqlText,
 }
 
 impl CommonSql {
@@ -118,6 +119,13 @@ impl CommonSql {
                 p(3)
             )),
             expire_sessions: text(expire(&sessions, "digest")),
+            // COUNT, not SUM: a bigint on every backend. Anonymous sessions
+            // are the ones under the empty username.
+            count_sessions: text(format!(
+                "SELECT COUNT(*), COUNT(CASE WHEN username = '' THEN 1 END) FROM {sessions} \
+                 WHERE expires_at > {}",
+                p(1)
+            )),
         }
     }
 }
@@ -231,6 +239,32 @@ macro_rules! store_impl {
             user: &expected_core::Username,
         ) -> Result<expected_core::Login, expected_core::StoreError> {
             login_row(row).map_err(|e| $crate::error::store_error(e, classify))?.into_login(user)
+        }
+
+        impl $store {
+            /// How many live sessions (`expires_at > now`) the store holds,
+            /// users' and visitors': what `expected-sqlx sessions count`
+            /// prints. One statement, a scan of the expiry index.
+            pub async fn count_sessions(
+                &self,
+                now: expected_core::time::OffsetDateTime,
+            ) -> Result<expected_core::store::SessionCount, expected_core::StoreError> {
+                use sqlx::Row as _;
+                let row = $crate::error::retry(classify, || async {
+                    Ok(sqlx::query($crate::common::sql(&self.sql.common.count_sessions))
+                        .bind($crate::codec::micros(now))
+                        .fetch_one(&self.pool)
+                        .await?)
+                })
+                .await?;
+                let counted = |index| {
+                    row.try_get::<i64, _>(index)
+                        .map(|n| u64::try_from(n).unwrap_or_default())
+                        .map_err(|e| $crate::error::store_error(e, classify))
+                };
+                let (total, anonymous) = (counted(0)?, counted(1)?);
+                Ok(expected_core::store::SessionCount { users: total.saturating_sub(anonymous), anonymous })
+            }
         }
 
         #[async_trait::async_trait]

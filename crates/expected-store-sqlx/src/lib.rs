@@ -10,7 +10,7 @@
 //! | `sqlite`   | `SqliteStore`   | SQLite (bundled): one machine, no server |
 //! | `postgres` | `PgStore`       | PostgreSQL 12+                 |
 //! | `mysql`    | `MySqlStore`    | MySQL 8, MariaDB 10.5+         |
-//! | `cli`      | `expected-sqlx` | the migration command          |
+//! | `cli`      | `expected-sqlx` | migrations and the operator's commands |
 //!
 //! No feature is on by default: enable the backends you use. sqlx itself is
 //! built without default features (no macros, no TLS, no `migrate`); to reach
@@ -132,6 +132,18 @@
 //!   cargo run -p expected-store-sqlx --features cli,sqlite --bin expected-sqlx -- \
 //!       migrate --database-url sqlite://app.db [--table-prefix auth_]
 //!   expected-sqlx schema --backend mysql [--table-prefix auth_]   # prints the SQL
+//!   ```
+//!
+//!   The same command answers an incident without code (the commands of
+//!   `expected_core::admin`; exit codes 0 done, 1 store failed, 2 usage, 3
+//!   nothing found):
+//!
+//!   ```text
+//!   expected-sqlx logins list alice [--json]      # serial, created, last used, IP, user agent
+//!   expected-sqlx logins revoke alice SERIAL      # one device
+//!   expected-sqlx logins revoke alice --all       # every login and session: log out everywhere
+//!   expected-sqlx sessions count                  # live sessions, users' and visitors'
+//!   expected-sqlx clean                           # one cleaning pass
 //!   ```
 //!
 //! - your own tooling: [`Tables::schema_sql`] renders the script below for

@@ -1,6 +1,9 @@
-//! The `expected-sqlx migrate` command, run as a user would: on an empty
-//! PostgreSQL database, an empty MariaDB database and a new SQLite file, twice
-//! each (the second run applies nothing), with the tables checked afterwards.
+//! The `expected-sqlx` command, run as an operator would: `migrate` on an
+//! empty PostgreSQL database, an empty MariaDB database and a new SQLite file,
+//! twice each (the second run applies nothing), with the tables checked
+//! afterwards; then the operator's commands (`logins list`, `logins revoke`,
+//! `sessions count`, `clean`) on what an engine wrote there, their output and
+//! exit codes included.
 
 #![cfg(all(feature = "cli", feature = "postgres", feature = "mysql", feature = "sqlite"))]
 
@@ -32,6 +35,58 @@ fn migrate_twice(url: &str) {
     assert!(second.contains("nothing applied"), "second run: {second}");
 }
 
+/// Runs `expected-sqlx ARGS --database-url URL`: (exit code, stdout, stderr).
+fn sqlx_cli(url: &str, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_expected-sqlx"))
+        .args(args)
+        .args(["--database-url", url])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run expected-sqlx: {e}"));
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+}
+
+/// Which store to open on a migrated database.
+#[derive(Clone, Copy)]
+enum Kind {
+    Postgres,
+    MySql,
+    Sqlite,
+}
+
+/// The operator's commands on a migrated database at `url`, against what an
+/// engine over the same database wrote.
+async fn admin_commands(url: &str, kind: Kind) {
+    use expected_store_sqlx::{MySqlStore, PgStore, SqliteStore};
+    match kind {
+        Kind::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap_or_else(|e| panic!("{e}"));
+            expected_conformance::admin::operator_commands(PgStore::new(pool.clone()), |args| {
+                sqlx_cli(url, args)
+            })
+            .await;
+            pool.close().await;
+        }
+        Kind::MySql => {
+            let pool = sqlx::MySqlPool::connect(url).await.unwrap_or_else(|e| panic!("{e}"));
+            expected_conformance::admin::operator_commands(MySqlStore::new(pool.clone()), |args| {
+                sqlx_cli(url, args)
+            })
+            .await;
+            pool.close().await;
+        }
+        Kind::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap_or_else(|e| panic!("{e}"));
+            expected_conformance::admin::operator_commands(SqliteStore::new(pool.clone()), |args| {
+                sqlx_cli(url, args)
+            })
+            .await;
+            pool.close().await;
+        }
+    }
+}
+
 /// A server that cannot be reached: a loud skip, or a failure under CI.
 fn unreachable(what: &str, why: impl std::fmt::Display) {
     assert!(!expected_conformance::ci(), "{what} unreachable and CI is set: {why}");
@@ -44,12 +99,23 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 #[test]
+fn a_bad_url_is_one_line_and_exit_code_1() {
+    let (code, out, err) = sqlx_cli("postgres://nobody@127.0.0.1:1/none", &["logins", "list", "alice"]);
+    assert_eq!((code, out.as_str()), (1, ""), "an unreachable store exits 1: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("expected-sqlx: store"), "{err}");
+    let (code, _, err) = sqlx_cli("ftp://example", &["clean"]);
+    assert_eq!(code, 2, "a URL naming no backend is a usage error: {err}");
+}
+
+#[test]
 fn migrate_command_on_an_empty_sqlite_file() {
     let dir = std::env::temp_dir().join(support::unique_name("expected_cli"));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let file = dir.join("new.db");
     let url = format!("sqlite:{}", file.display());
     migrate_twice(&url);
+    runtime().block_on(admin_commands(&url, Kind::Sqlite));
     let tables: Vec<String> = runtime().block_on(async {
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
         sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")
@@ -70,6 +136,8 @@ struct Server {
     tables: &'static str,
     /// Appended to `DROP DATABASE IF EXISTS name`.
     drop_options: &'static str,
+    /// The store on it.
+    kind: Kind,
 }
 
 /// Creates an empty database on `server`, runs the command twice on it,
@@ -92,7 +160,10 @@ where
     let url = format!("{base}/{name}");
     let checked = tokio::task::spawn_blocking({
         let url = url.clone();
-        move || migrate_twice(&url)
+        move || {
+            migrate_twice(&url);
+            runtime().block_on(admin_commands(&url, server.kind));
+        }
     })
     .await;
     let tables: Vec<String> = match C::connect(&url).await {
@@ -120,6 +191,7 @@ fn migrate_command_on_an_empty_postgres_database() {
         quote: '"',
         tables: "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
         drop_options: " WITH (FORCE)",
+        kind: Kind::Postgres,
     }));
 }
 
@@ -132,5 +204,6 @@ fn migrate_command_on_an_empty_mariadb_database() {
         tables: "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
                  WHERE table_schema = DATABASE() ORDER BY 1",
         drop_options: "",
+        kind: Kind::MySql,
     }));
 }
