@@ -523,7 +523,7 @@ impl<S: Store> Expected<S> {
     /// presented with an auth cookie is superseded by what the auth cookie
     /// comes to (its cookie is replaced or cleared, its record left to expire).
     ///
-    /// **Several values of one name** (`docs/protocol.md` §6.2): the session
+    /// **Several values of one name** (`docs/protocol.md` §3.5, §6): the session
     /// values are tried in request order and the first that names a live
     /// user's session wins; a visitor's session counts only when no user's
     /// does. Then every well-formed auth value is judged, read-only, before

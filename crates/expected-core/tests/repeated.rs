@@ -88,6 +88,15 @@ async fn cookie_login(s: &Setup, auth: &str) -> (String, String) {
     }
 }
 
+/// Logs `name` in with "remember me" and out again: the dead values.
+async fn logged_out(s: &Setup, name: &str) -> (String, String) {
+    let (session, auth) = register(s, name).await;
+    let presented =
+        Presented { session: session.as_str().into(), auth: auth.as_str().into(), ..Presented::default() };
+    s.engine.logout(&presented).await.unwrap_or_else(|e| panic!("logout: {e}"));
+    (session, auth)
+}
+
 async fn login_count(s: &Setup, name: &str) -> usize {
     s.store.list_logins(&user(name)).await.map(|l| l.len()).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -224,24 +233,8 @@ async fn with_no_value_authenticating_the_replay_is_acted_on() {
 #[tokio::test]
 async fn two_dead_values_are_as_one() {
     let s = setup();
-    let (session, auth) = register(&s, "alice").await;
-    s.engine
-        .logout(&Presented {
-            session: session.as_str().into(),
-            auth: auth.as_str().into(),
-            ..Presented::default()
-        })
-        .await
-        .unwrap_or_default();
-    let (other_session, other_auth) = register(&s, "bob").await;
-    s.engine
-        .logout(&Presented {
-            session: other_session.as_str().into(),
-            auth: other_auth.as_str().into(),
-            ..Presented::default()
-        })
-        .await
-        .unwrap_or_default();
+    let (session, auth) = logged_out(&s, "alice").await;
+    let (other_session, other_auth) = logged_out(&s, "bob").await;
 
     let sessions = s
         .engine

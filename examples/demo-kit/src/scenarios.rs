@@ -233,6 +233,27 @@ pub struct HeldCookie {
 }
 
 impl BrowserJar {
+    /// The cookies `jar` holds, as host-only cookies for `Path=/` (what a
+    /// deployment without a `Domain` sets), and its user agent.
+    pub fn host_only(jar: &Jar) -> Self {
+        let mut browser = Self { user_agent: jar.user_agent.clone(), ..Self::default() };
+        for (name, value, persistent) in
+            [(SESSION_COOKIE, &jar.session, false), (AUTH_COOKIE, &jar.remember, true)]
+        {
+            if let Some(value) = value {
+                let path = "/".to_owned();
+                browser.store(HeldCookie {
+                    name: name.into(),
+                    value: value.clone(),
+                    domain: None,
+                    path,
+                    persistent,
+                });
+            }
+        }
+        browser
+    }
+
     /// An empty jar sending `user_agent`.
     pub fn with_agent(user_agent: &str) -> Self {
         Self { user_agent: Some(user_agent.to_owned()), ..Self::default() }
@@ -1921,6 +1942,13 @@ pub mod cases {
             .collect()
     }
 
+    /// `GET /api/me` as `browser`, asserting alice, via `via`.
+    async fn alice_in(client: &Client, browser: &mut BrowserJar, via: ViaName) -> Reply {
+        let reply = client.browse("/api/me", browser).await;
+        assert_me(&reply, "alice", via);
+        reply
+    }
+
     /// Asserts that `reply` sets `name` and never clears it.
     fn assert_replaced_not_cleared(reply: &Reply, name: &str) {
         let set = cookies_named(reply, name);
@@ -1974,20 +2002,7 @@ pub mod cases {
     /// cookies are never cleared.
     pub async fn a_sibling_planted_cookie_does_not_break_the_api(server: Arc<dyn DemoServer>) {
         let client = Client::new(&*server);
-        let login = device(&client, ALICE, true, "scenario/planted").await;
-        let mut browser = BrowserJar::with_agent("scenario/planted");
-        for (name, value, persistent) in
-            [(SESSION_COOKIE, &login.session, false), (AUTH_COOKIE, &login.remember, true)]
-        {
-            let value = value.clone().unwrap_or_default();
-            browser.store(HeldCookie {
-                name: name.into(),
-                value,
-                domain: None,
-                path: "/".into(),
-                persistent,
-            });
-        }
+        let mut browser = BrowserJar::host_only(&device(&client, ALICE, true, "scenario/planted").await);
         // Well-formed, naming no login: alice's name on a serial nobody has.
         let planted = format!("1.{}.{}.{}", URL_SAFE_NO_PAD.encode("alice"), "A".repeat(22), "B".repeat(43));
         for (name, value) in [(AUTH_COOKIE, planted.as_str()), (SESSION_COOKIE, "1.planted")] {
@@ -2002,21 +2017,18 @@ pub mod cases {
         let sent = browser.cookie_header("/api/me").unwrap_or_default();
         assert!(sent.starts_with(&format!("{AUTH_COOKIE}={planted}")), "the planted ones go first: {sent}");
 
-        let reply = client.browse("/api/me", &mut browser).await;
-        assert_me(&reply, "alice", ViaName::Session);
+        let reply = alice_in(&client, &mut browser, ViaName::Session).await;
         assert_no_cookies(&reply);
 
         browser.restart();
-        let reply = client.browse("/api/me", &mut browser).await;
-        assert_me(&reply, "alice", ViaName::Cookie);
+        let reply = alice_in(&client, &mut browser, ViaName::Cookie).await;
         assert_replaced_not_cleared(&reply, AUTH_COOKIE);
         assert_replaced_not_cleared(&reply, SESSION_COOKIE);
         let real: Vec<_> =
             browser.held(AUTH_COOKIE).into_iter().filter(|held| held.domain.is_none()).collect();
         assert_eq!(real.len(), 1, "the real remember-me cookie is still there: {browser:?}");
 
-        let reply = client.browse("/api/me", &mut browser).await;
-        assert_me(&reply, "alice", ViaName::Session);
+        let reply = alice_in(&client, &mut browser, ViaName::Session).await;
         assert_no_cookies(&reply);
     }
 
@@ -2035,24 +2047,10 @@ pub mod cases {
         let client = Client::new(&*server);
         let mut other = device(&client, ALICE, true, "scenario/other").await;
         // Before the deploy the same login set host-only cookies.
-        let login = device(&client, ALICE, true, "scenario/domain").await;
-        let mut browser = BrowserJar::with_agent("scenario/domain");
-        for (name, value, persistent) in
-            [(SESSION_COOKIE, &login.session, false), (AUTH_COOKIE, &login.remember, true)]
-        {
-            let value = value.clone().unwrap_or_default();
-            browser.store(HeldCookie {
-                name: name.into(),
-                value,
-                domain: None,
-                path: "/".into(),
-                persistent,
-            });
-        }
+        let mut browser = BrowserJar::host_only(&device(&client, ALICE, true, "scenario/domain").await);
 
         browser.restart();
-        let reply = client.browse("/api/me", &mut browser).await;
-        assert_me(&reply, "alice", ViaName::Cookie);
+        alice_in(&client, &mut browser, ViaName::Cookie).await;
         let held: Vec<Option<&str>> =
             browser.held(AUTH_COOKIE).iter().map(|held| held.domain.as_deref()).collect();
         assert_eq!(held, [None, Some(domain)], "the old host-only cookie and the new Domain one");
@@ -2061,8 +2059,7 @@ pub mod cases {
         browser.restart();
         let sent = browser.cookie_header("/api/me").unwrap_or_default();
         assert_eq!(sent.matches(&format!("{AUTH_COOKIE}=")).count(), 2, "{sent}");
-        let reply = client.browse("/api/me", &mut browser).await;
-        assert_me(&reply, "alice", ViaName::Cookie);
+        let reply = alice_in(&client, &mut browser, ViaName::Cookie).await;
         let set = cookies_named(&reply, AUTH_COOKIE);
         assert!(
             set.first().is_some_and(|(value, cookie_domain)| value.is_empty() && cookie_domain.is_none()),
@@ -2078,12 +2075,10 @@ pub mod cases {
             browser.held(AUTH_COOKIE).iter().map(|held| held.domain.as_deref()).collect();
         assert_eq!(held, [Some(domain)], "only the Domain cookie is left");
 
-        let reply = client.browse("/api/me", &mut browser).await;
-        assert_me(&reply, "alice", ViaName::Session);
+        let reply = alice_in(&client, &mut browser, ViaName::Session).await;
         assert_no_cookies(&reply);
         browser.restart();
-        let reply = client.browse("/api/me", &mut browser).await;
-        assert_me(&reply, "alice", ViaName::Cookie);
+        alice_in(&client, &mut browser, ViaName::Cookie).await;
         me_as(&client, &mut other, "alice", ViaName::Session).await;
         assert_eq!(logins(&client, &other).await.len(), 2, "nothing revoked");
     }
