@@ -177,8 +177,10 @@ pub struct ExpectedService<S> {
     middleware: ExpectedMiddleware,
 }
 
-/// The session and auth cookies of the request. Oversized `Cookie` headers
-/// make the request simply a visitor's (a guard answers 401, never 500).
+/// Every value of the session and auth cookies of the request: which one is
+/// good (after a `Domain` change a browser sends two) is the engine's
+/// decision. Oversized `Cookie` headers make the request simply a visitor's
+/// (a guard answers 401, never 500).
 fn request_cookies(headers: &HeaderMap, config: &Config) -> PresentedCookies {
     read_cookie_headers(headers.get_all(COOKIE).map(HeaderValue::as_bytes), config).unwrap_or_default()
 }
@@ -262,7 +264,7 @@ where
                 .and_then(|name| headers.get_all(name).next_back())
                 .and_then(|value| value.to_str().ok());
             let client = ClientMeta::new(client_ip(trusted, peer), user_agent(headers));
-            let exchange = Arc::new(Exchange::new(engine, cookies.session, cookies.auth, client));
+            let exchange = Arc::new(Exchange::new(engine, cookies, client));
             let state = RequestState { exchange: Arc::clone(&exchange), options: Arc::clone(&options) };
             request.extensions_mut().insert(state);
 
@@ -370,8 +372,8 @@ mod tests {
         headers.append(COOKIE, HeaderValue::from_static("remember_me=first; x=1"));
         headers.append(COOKIE, HeaderValue::from_static("remember_me=second; session=s"));
         let found = request_cookies(&headers, &config);
-        assert_eq!(found.auth.as_deref(), Some("first"));
-        assert_eq!(found.session.as_deref(), Some("s"));
+        assert_eq!(found.auth, ["first", "second"], "every value, across headers, in order");
+        assert_eq!(found.session, ["s"]);
 
         let big = format!("session=s; pad={}", "a".repeat(MAX_COOKIE_HEADER_BYTES));
         let mut headers = HeaderMap::new();

@@ -10,7 +10,9 @@
 
 mod support;
 
+use expected_demo_kit::testing::Backend;
+
 #[test]
 fn browser_end_to_end() {
-    expected_demo_kit::browser::test("actix", support::start);
+    expected_demo_kit::browser::test("actix", || support::start(Backend::new()));
 }

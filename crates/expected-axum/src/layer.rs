@@ -204,13 +204,15 @@ where
         Box::pin(async move {
             let engine = layer.engine.clone();
             let headers = request.headers();
-            // An oversized Cookie header is refused unread: the request is
-            // then simply a visitor's (a guard answers 401, never 500).
+            // Every value of both names: which one is good (after a Domain
+            // change a browser sends two) is the engine's decision. An
+            // oversized Cookie header is refused unread: the request is then
+            // simply a visitor's (a guard answers 401, never 500).
             let cookies = presented_cookies(headers, engine.config()).unwrap_or_default();
             let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
             let trusted = layer.options.client_ip_header.as_ref().and_then(|name| last_value(headers, name));
             let client = ClientMeta::new(client_ip(trusted, peer), user_agent(headers));
-            let exchange = Arc::new(Exchange::new(engine, cookies.session, cookies.auth, client));
+            let exchange = Arc::new(Exchange::new(engine, cookies, client));
             let state = RequestState { exchange: exchange.clone(), options: layer.options.clone() };
             request.extensions_mut().insert(state);
 

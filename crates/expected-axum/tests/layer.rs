@@ -831,3 +831,67 @@ async fn the_current_user_says_how_it_was_authenticated() -> Result<(), Box<dyn 
     assert_eq!(body(response).await, "cookie remembered true false false");
     Ok(())
 }
+
+// ------------------------------------------------------ repeated cookie names
+
+#[tokio::test]
+async fn every_value_of_a_repeated_cookie_name_is_judged() {
+    let store = store();
+    let app = app(layer(&store));
+    let jar = logged_in(&app).await;
+    let good = jar.get("remember_me").unwrap_or_default().to_owned();
+
+    // A sibling subdomain's garbage first (a longer Path is sent first).
+    let cookies = format!("remember_me=garbage; remember_me={good}");
+    let response = call(&app, request("GET", "/me", &cookies)).await;
+    let set = set_cookies(&response);
+    assert_eq!(json_body(response).await["via"], json!("cookie"), "{set:?}");
+    assert!(
+        set.iter().filter(|c| c.starts_with("remember_me=")).all(|c| !c.starts_with("remember_me=;")),
+        "the good cookie is replaced, never cleared: {set:?}"
+    );
+
+    // A dead session before the live one is still a session hit. (The
+    // cookie login above ended the session `jar` held: log in afresh.)
+    let jar = logged_in(&app).await;
+    let mut dead = logged_in(&app).await;
+    let dead_session = dead.get("session").unwrap_or_default().to_owned();
+    send(&app, &mut dead, "POST", "/logout").await;
+    let cookies = format!("session={dead_session}; session={}", jar.get("session").unwrap_or_default());
+    let response = call(&app, request("GET", "/me", &cookies)).await;
+    assert!(set_cookies(&response).is_empty(), "{:?}", set_cookies(&response));
+    assert_eq!(json_body(response).await["via"], json!("session"));
+}
+
+#[tokio::test]
+async fn after_a_domain_change_the_host_only_twin_is_cleared_and_the_user_stays() {
+    let store = store();
+    let config = Config::builder()
+        .secure(false)
+        .grace_period(Duration::ZERO)
+        .domain(Some("example.com".into()))
+        .build()
+        .unwrap_or_else(|error| panic!("{error}"));
+    let app = app(ExpectedLayer::new(Expected::new(store.clone(), config)));
+    // The host-only cookie from before the deploy; the cookie login sets the
+    // Domain one next to it, and the browser sends both, the older first.
+    let old = logged_in(&app).await.get("remember_me").unwrap_or_default().to_owned();
+    let response = call(&app, request("GET", "/me", &format!("remember_me={old}"))).await;
+    let mut current = Jar::default();
+    current.absorb(&response);
+    let current = current.get("remember_me").unwrap_or_default().to_owned();
+    assert_ne!(current, old);
+
+    let response =
+        call(&app, request("GET", "/me", &format!("remember_me={old}; remember_me={current}"))).await;
+    let set = set_cookies(&response);
+    assert_eq!(response.status(), StatusCode::OK, "not a theft: {set:?}");
+    let auth: Vec<&String> = set.iter().filter(|c| c.starts_with("remember_me=")).collect();
+    assert_eq!(auth.len(), 2, "{set:?}");
+    assert!(
+        auth[0].starts_with("remember_me=;") && !auth[0].contains("Domain"),
+        "host-only removal: {set:?}"
+    );
+    assert!(!auth[1].starts_with("remember_me=;") && auth[1].contains("Domain=example.com"), "{set:?}");
+    assert_eq!(json_body(response).await["via"], json!("cookie"));
+}

@@ -5,4 +5,4 @@
 
 mod support;
 
-expected_demo_kit::scenarios!(support::start());
+expected_demo_kit::scenarios!(support::start);

@@ -295,7 +295,11 @@ pub(crate) struct Jar {
 
 impl Jar {
     pub(crate) fn presented(&self) -> Presented<'_> {
-        Presented { session: self.session.as_deref(), auth: self.auth.as_deref(), ..Presented::default() }
+        Presented {
+            session: self.session.as_deref().into(),
+            auth: self.auth.as_deref().into(),
+            ..Presented::default()
+        }
     }
 
     /// Applies `Set-Cookie`s as a browser would.

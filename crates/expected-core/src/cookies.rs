@@ -22,6 +22,11 @@ pub enum CookieKind {
 pub struct SetCookie {
     kind: CookieKind,
     cookie: Cookie<'static>,
+    /// A removal of the host-only cookie of the name while the configuration
+    /// names a `Domain` ([`SetCookie::remove_host_only`]): it targets another
+    /// cookie than the configured one, so it neither replaces nor is replaced
+    /// by a `Set-Cookie` with the configured attributes.
+    host_only_removal: bool,
 }
 
 impl SetCookie {
@@ -44,7 +49,8 @@ impl SetCookie {
 
     /// Sets the session cookie.
     pub fn session(value: &SessionCookie, config: &Config) -> Self {
-        Self { kind: CookieKind::Session, cookie: Self::base(CookieKind::Session, value.encode(), config) }
+        let cookie = Self::base(CookieKind::Session, value.encode(), config);
+        Self { kind: CookieKind::Session, cookie, host_only_removal: false }
     }
 
     /// Sets the auth cookie, for the cookie max age.
@@ -59,7 +65,7 @@ impl SetCookie {
         let mut cookie = Self::base(CookieKind::Auth, value.encode(), config);
         let max_age = max_age.min(config.max_age()).max(time::Duration::SECOND);
         cookie.set_max_age(max_age);
-        Self { kind: CookieKind::Auth, cookie }
+        Self { kind: CookieKind::Auth, cookie, host_only_removal: false }
     }
 
     /// Removes a cookie: empty value, `Max-Age=0` and an expiry in the past,
@@ -67,7 +73,69 @@ impl SetCookie {
     pub fn remove(kind: CookieKind, config: &Config) -> Self {
         let mut cookie = Self::base(kind, String::new(), config);
         cookie.make_removal();
-        Self { kind, cookie }
+        Self { kind, cookie, host_only_removal: false }
+    }
+
+    /// Removes the **host-only** cookie of the name: [`SetCookie::remove`]
+    /// without the `Domain`. Browsers keep a host-only cookie and a `Domain`
+    /// cookie of one name and path apart, and a removal only matches the one
+    /// whose attributes it repeats, so once a `Domain` is configured the
+    /// cookies set before it (host-only) need this removal of their own. It
+    /// never touches the `Domain` cookie. Without a configured `Domain` it is
+    /// [`SetCookie::remove`].
+    pub fn remove_host_only(kind: CookieKind, config: &Config) -> Self {
+        let mut removal = Self::remove(kind, config);
+        removal.host_only_removal = config.domain().is_some();
+        removal.cookie.unset_domain();
+        removal
+    }
+
+    /// Every removal that clears the cookie wherever this configuration
+    /// could have put it: the host-only one first when a `Domain` is
+    /// configured ([`SetCookie::remove_host_only`]), then the configured one.
+    ///
+    /// A cookie of the name under a `Domain` the configuration does not name
+    /// (a sibling subdomain's, or one from before the `Domain` changed) or
+    /// under another `Path` cannot be cleared: the browser never says where a
+    /// cookie it sends was set.
+    pub fn removals(kind: CookieKind, config: &Config) -> Vec<Self> {
+        let mut removals = Vec::with_capacity(2);
+        if config.domain().is_some() {
+            removals.push(Self::remove_host_only(kind, config));
+        }
+        removals.push(Self::remove(kind, config));
+        removals
+    }
+
+    /// [`SetCookie::removals`] of the session cookie, then of the auth cookie.
+    pub fn remove_all(config: &Config) -> Vec<Self> {
+        let mut removals = Self::removals(CookieKind::Session, config);
+        removals.extend(Self::removals(CookieKind::Auth, config));
+        removals
+    }
+
+    /// Whether this removes the host-only cookie of the name while a `Domain`
+    /// is configured ([`SetCookie::remove_host_only`]): a stale twin, not the
+    /// cookie the configuration sets.
+    pub fn is_host_only_removal(&self) -> bool {
+        self.host_only_removal
+    }
+
+    /// Whether `self` and `other` target the same browser cookie (same kind,
+    /// and both or neither the host-only removal), so that the later one
+    /// replaces the earlier in a response.
+    pub(crate) fn same_target(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.host_only_removal == other.host_only_removal
+    }
+
+    /// Adds `cookies` to `response`, each replacing an earlier `Set-Cookie`
+    /// of the same target ([`SetCookie::same_target`]), so that a response
+    /// never carries two for one browser cookie.
+    pub(crate) fn merge_into(response: &mut Vec<Self>, cookies: impl IntoIterator<Item = Self>) {
+        for cookie in cookies {
+            response.retain(|earlier| !earlier.same_target(&cookie));
+            response.push(cookie);
+        }
     }
 
     /// Which cookie this sets or removes.
@@ -108,6 +176,7 @@ impl fmt::Debug for SetCookie {
         f.debug_struct("SetCookie")
             .field("kind", &self.kind)
             .field("removal", &self.is_removal())
+            .field("host_only_removal", &self.host_only_removal)
             .finish_non_exhaustive()
     }
 }
@@ -125,23 +194,165 @@ pub enum HeaderError {
     Oversize(usize),
 }
 
-/// The two cookies' raw values as a request carried them.
+/// Most values of one cookie name read from a request; later ones are
+/// ignored.
+///
+/// A browser sends one value per cookie of the name it holds for the request's
+/// host and path: one normally, two after a deploy added (or changed) a
+/// `Domain`, more when a sibling subdomain planted its own. Four covers those
+/// cases while bounding the store reads a request can cost (one per
+/// well-formed value). Browsers send the cookies of the longest `Path` first,
+/// and of equal paths the oldest first.
+pub const MAX_VALUES_PER_NAME: usize = 4;
+
+/// The raw values a request carried for one cookie name: none, one, or up to
+/// [`MAX_VALUES_PER_NAME`], in the order the request sent them, without
+/// repeats. Borrowed, and `Copy`, like [`Presented`](crate::Presented).
+///
+/// Its `Debug` form shows how many values there are, never a value (they are
+/// bearer credentials).
+#[derive(Clone, Copy, Default)]
+pub struct CookieValues<'a> {
+    values: [&'a str; MAX_VALUES_PER_NAME],
+    len: usize,
+}
+
+impl<'a> CookieValues<'a> {
+    /// No value.
+    pub const NONE: Self = Self { values: [""; MAX_VALUES_PER_NAME], len: 0 };
+
+    /// One value.
+    pub fn one(value: &'a str) -> Self {
+        let mut values = Self::NONE;
+        values.push(value);
+        values
+    }
+
+    /// Adds `value` after the others, unless it is already there or
+    /// [`MAX_VALUES_PER_NAME`] values are: answers whether it was added.
+    pub fn push(&mut self, value: &'a str) -> bool {
+        if self.len == MAX_VALUES_PER_NAME || self.as_slice().contains(&value) {
+            return false;
+        }
+        self.values[self.len] = value;
+        self.len += 1;
+        true
+    }
+
+    /// The values, in request order.
+    pub fn as_slice(&self) -> &[&'a str] {
+        &self.values[..self.len]
+    }
+
+    /// The values, in request order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a str> + '_ {
+        self.as_slice().iter().copied()
+    }
+
+    /// The first value, if any.
+    pub fn first(&self) -> Option<&'a str> {
+        self.as_slice().first().copied()
+    }
+
+    /// How many values there are.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there is no value.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl PartialEq for CookieValues<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for CookieValues<'_> {}
+
+impl fmt::Debug for CookieValues<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CookieValues({} values)", self.len)
+    }
+}
+
+impl<'a> From<&'a str> for CookieValues<'a> {
+    fn from(value: &'a str) -> Self {
+        Self::one(value)
+    }
+}
+
+impl<'a> From<Option<&'a str>> for CookieValues<'a> {
+    fn from(value: Option<&'a str>) -> Self {
+        value.into_iter().collect()
+    }
+}
+
+impl<'a> From<&'a [String]> for CookieValues<'a> {
+    fn from(values: &'a [String]) -> Self {
+        values.iter().map(String::as_str).collect()
+    }
+}
+
+impl<'a> From<&'a Vec<String>> for CookieValues<'a> {
+    fn from(values: &'a Vec<String>) -> Self {
+        values.as_slice().into()
+    }
+}
+
+impl<'a> FromIterator<&'a str> for CookieValues<'a> {
+    /// The first [`MAX_VALUES_PER_NAME`] distinct values; the rest are
+    /// ignored.
+    fn from_iter<I: IntoIterator<Item = &'a str>>(iter: I) -> Self {
+        let mut values = Self::NONE;
+        for value in iter {
+            if values.len == MAX_VALUES_PER_NAME {
+                break;
+            }
+            values.push(value);
+        }
+        values
+    }
+}
+
+/// The two cookies' raw values as a request carried them, each name's in
+/// request order, at most [`MAX_VALUES_PER_NAME`] of each, without repeats.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PresentedCookies {
-    /// The session cookie's value.
-    pub session: Option<String>,
-    /// The auth cookie's value.
-    pub auth: Option<String>,
+    /// The session cookie's values.
+    pub session: Vec<String>,
+    /// The auth cookie's values.
+    pub auth: Vec<String>,
+}
+
+impl PresentedCookies {
+    /// The session cookie's values, borrowed for [`Presented`](crate::Presented).
+    pub fn session_values(&self) -> CookieValues<'_> {
+        self.session.as_slice().into()
+    }
+
+    /// The auth cookie's values, borrowed for [`Presented`](crate::Presented).
+    pub fn auth_values(&self) -> CookieValues<'_> {
+        self.auth.as_slice().into()
+    }
 }
 
 /// Reads the session and auth cookies from the raw values of a request's
 /// `Cookie` headers, whatever HTTP library carried them.
 ///
 /// Headers adding up to more than [`MAX_COOKIE_HEADER_BYTES`] are refused
-/// unread. When a name appears more than once (a cookie set for a parent
-/// domain as well, say) the first is taken, which browsers send for the most
-/// specific path; `__Host-` names rule that out. Values that are not UTF-8 are
-/// skipped.
+/// unread. **Every** value of each name is kept, in request order, up to
+/// [`MAX_VALUES_PER_NAME`] distinct ones (more are ignored): a browser holding
+/// a host-only and a `Domain` cookie of one name, or one a sibling subdomain
+/// planted for a longer `Path`, sends them all, and which one is good is for
+/// the engine to find out ([`Expected::authenticate`](crate::Expected::authenticate)),
+/// not for the order to decide. `__Host-` names rule the planted ones out.
+/// Header values that are not UTF-8 are skipped. Values are not checked here:
+/// one over [`MAX_COOKIE_VALUE_BYTES`](crate::credential::MAX_COOKIE_VALUE_BYTES)
+/// is kept, so that the engine answers it `Malformed` and clears it.
 pub fn read_cookie_headers<'a>(
     values: impl IntoIterator<Item = &'a [u8]>,
     config: &Config,
@@ -155,15 +366,15 @@ pub fn read_cookie_headers<'a>(
     for header in values {
         let Ok(text) = std::str::from_utf8(header) else { continue };
         for cookie in Cookie::split_parse(text).flatten() {
-            let slot = if cookie.name() == config.session_cookie_name() {
+            let list = if cookie.name() == config.session_cookie_name() {
                 &mut found.session
             } else if cookie.name() == config.auth_cookie_name() {
                 &mut found.auth
             } else {
                 continue;
             };
-            if slot.is_none() {
-                *slot = Some(cookie.value().to_owned());
+            if list.len() < MAX_VALUES_PER_NAME && !list.iter().any(|seen| seen == cookie.value()) {
+                list.push(cookie.value().to_owned());
             }
         }
     }
@@ -196,18 +407,73 @@ mod tests {
     }
 
     #[test]
-    fn cookie_headers_are_bounded_and_the_first_of_duplicates_wins() {
+    fn cookie_headers_are_bounded_and_every_value_of_a_name_is_kept() {
         let config = Config::default();
         let headers: [&[u8]; 3] = [b"remember_me=first; x=1", b"\xff\xfe", b"remember_me=second; session=s"];
         let found = read_cookie_headers(headers, &config);
         assert_eq!(
             found,
-            Ok(PresentedCookies { session: Some("s".into()), auth: Some("first".into()) }),
-            "non-UTF-8 headers are skipped, the first duplicate wins"
+            Ok(PresentedCookies { session: vec!["s".into()], auth: vec!["first".into(), "second".into()] }),
+            "non-UTF-8 headers are skipped, every value of a name is kept in request order"
         );
         let big = vec![b'a'; MAX_COOKIE_HEADER_BYTES + 1];
         let oversize = read_cookie_headers([big.as_slice()], &config);
         assert_eq!(oversize, Err(HeaderError::Oversize(MAX_COOKIE_HEADER_BYTES + 1)));
+    }
+
+    #[test]
+    fn repeated_values_are_bounded_per_name_without_repeats() {
+        let config = Config::default();
+        let header = "session=a; remember_me=1; session=a; remember_me=2; remember_me=3; remember_me=2; \
+                      remember_me=4; remember_me=5; session=b";
+        let found = read_cookie_headers([header.as_bytes()], &config).unwrap_or_default();
+        assert_eq!(found.session, ["a", "b"], "a repeated value is read once");
+        assert_eq!(found.auth, ["1", "2", "3", "4"], "at most {MAX_VALUES_PER_NAME}, the first ones");
+        let values = found.auth_values();
+        assert_eq!((values.len(), values.first()), (4, Some("1")));
+        assert_eq!(format!("{values:?}"), "CookieValues(4 values)", "Debug shows no value");
+
+        let collected: CookieValues<'_> = ["x", "y", "x", "z", "w", "v"].into_iter().collect();
+        assert_eq!(collected.as_slice(), ["x", "y", "z", "w"]);
+        assert_eq!(CookieValues::from(None::<&str>), CookieValues::NONE);
+        assert_eq!(CookieValues::from(Some("x")), CookieValues::one("x"));
+    }
+
+    #[test]
+    fn removals_clear_the_host_only_twin_when_a_domain_is_configured()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let plain = Config::default();
+        let removals = SetCookie::removals(CookieKind::Auth, &plain);
+        assert_eq!(removals.len(), 1, "without a Domain, one removal covers the cookie");
+        assert!(!removals[0].is_host_only_removal());
+        assert_eq!(SetCookie::remove_all(&plain).len(), 2);
+
+        let domain = Config::builder().domain(Some("example.com".into())).build()?;
+        let removals = SetCookie::removals(CookieKind::Auth, &domain);
+        let headers: Vec<String> = removals.iter().map(SetCookie::header_value).collect();
+        assert_eq!(headers.len(), 2, "{headers:?}");
+        assert!(removals[0].is_host_only_removal() && removals[0].is_removal());
+        assert!(!headers[0].contains("Domain"), "host-only first: {headers:?}");
+        assert!(headers[1].contains("Domain=example.com"), "then the configured one: {headers:?}");
+        for header in &headers {
+            assert!(header.starts_with("remember_me=;") && header.contains("Max-Age=0"), "{header}");
+            assert!(header.contains("Path=/"), "{header}");
+        }
+        assert_eq!(SetCookie::remove_all(&domain).len(), 4);
+
+        // The host-only removal and a set with the configured attributes are
+        // two browser cookies: one never replaces the other in a response.
+        let value = AuthCookie {
+            username: Username::new("alice")?,
+            serial: Serial::from_bytes([1; 16]),
+            token: Token::from_bytes([2; 32]),
+        };
+        let mut response = SetCookie::removals(CookieKind::Auth, &domain);
+        SetCookie::merge_into(&mut response, [SetCookie::auth(&value, &domain)]);
+        let kept: Vec<(bool, bool)> =
+            response.iter().map(|c| (c.is_host_only_removal(), c.is_removal())).collect();
+        assert_eq!(kept, [(true, true), (false, false)], "the set replaced the configured removal only");
+        Ok(())
     }
 
     #[test]

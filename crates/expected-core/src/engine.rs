@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::clock::{Clock, SystemClock, to_store_precision};
 use crate::config::Config;
-use crate::cookies::{CookieKind, SetCookie};
+use crate::cookies::{CookieKind, CookieValues, PresentedCookies, SetCookie};
 use crate::credential::{AuthCookie, CookieError, SessionCookie};
 use crate::protocol::{self, Judgement, SessionJudgement};
 use crate::record::{AuthMethod, ClientMeta, Login, SessionData, SessionRecord, SessionUser};
@@ -22,14 +22,36 @@ const ATTEMPTS: usize = 4;
 
 /// What the client presented with a request: the raw values of the two
 /// cookies, and who it is.
+///
+/// Each cookie can come with several values: a browser sends every cookie of
+/// the name it holds for the request's host and path (a host-only one and a
+/// `Domain` one after a deploy added a `Domain`, or one a sibling subdomain
+/// planted). The engine judges them all; see [`Expected::authenticate`].
+/// One value converts with `.into()`:
+///
+/// ```
+/// # use expected_core::Presented;
+/// let value: Option<&str> = Some("1.YWxpY2U.AwMD");
+/// let presented = Presented { session: value.into(), ..Presented::default() };
+/// assert_eq!(presented.session.len(), 1);
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Presented<'a> {
-    /// The session cookie's value, if the request carried one.
-    pub session: Option<&'a str>,
-    /// The auth cookie's value, if the request carried one.
-    pub auth: Option<&'a str>,
+    /// The session cookie's values (none when the request carried none).
+    pub session: CookieValues<'a>,
+    /// The auth cookie's values (none when the request carried none).
+    pub auth: CookieValues<'a>,
     /// The client's address and user agent.
     pub client: Client<'a>,
+}
+
+impl<'a> Presented<'a> {
+    /// What a request presented: the cookie values as
+    /// [`read_cookie_headers`](crate::cookies::read_cookie_headers) read
+    /// them, and the client.
+    pub fn from_cookies(cookies: &'a PresentedCookies, client: Client<'a>) -> Self {
+        Self { session: cookies.session_values(), auth: cookies.auth_values(), client }
+    }
 }
 
 /// The client behind a request, borrowed from it.
@@ -386,8 +408,47 @@ impl<S> fmt::Debug for Expected<S> {
     }
 }
 
+/// Clears both cookies, in every form the configuration could have set them
+/// (the host-only twins too, when a `Domain` is configured).
 fn remove_both(config: &Config) -> Vec<SetCookie> {
-    vec![SetCookie::remove(CookieKind::Session, config), SetCookie::remove(CookieKind::Auth, config)]
+    SetCookie::remove_all(config)
+}
+
+/// How strongly one presented auth value claims a request, to pick among
+/// several ([`Expected::authenticate`]). Ordered weakest first.
+///
+/// A value that authenticates beats every other. Of those, the one whose
+/// login was used last wins (after a `Domain` change a device can hold two
+/// logins; the one it used last is the one it goes on with), and of one
+/// login the current token beats the previous one (the grace value of a twin
+/// that was just rotated). Of the values that do not authenticate, the one
+/// acted on is the one whose action matters most: an inconsistent record
+/// fails the request closed, a replay is a theft (a real one: nothing else
+/// authenticates), an expired login is deleted, an unknown one just cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Claim {
+    Unknown,
+    Expired,
+    Theft,
+    Inconsistent,
+    Authenticates { last_used_at: OffsetDateTime, current: bool },
+}
+
+impl Claim {
+    fn of(judgement: &Judgement, login: Option<&Login>) -> Self {
+        match (judgement, login) {
+            (Judgement::Current, Some(login)) => {
+                Self::Authenticates { last_used_at: login.last_used_at, current: true }
+            }
+            (Judgement::Grace { .. }, Some(login)) => {
+                Self::Authenticates { last_used_at: login.last_used_at, current: false }
+            }
+            (Judgement::Inconsistent, _) => Self::Inconsistent,
+            (Judgement::Theft, _) => Self::Theft,
+            (Judgement::Expired, _) => Self::Expired,
+            (Judgement::Unknown | Judgement::Current | Judgement::Grace { .. }, _) => Self::Unknown,
+        }
+    }
 }
 
 impl<S: Store> Expected<S> {
@@ -461,49 +522,125 @@ impl<S: Store> Expected<S> {
     /// with it). Otherwise the auth cookie decides; an anonymous session
     /// presented with an auth cookie is superseded by what the auth cookie
     /// comes to (its cookie is replaced or cleared, its record left to expire).
+    ///
+    /// **Several values of one name** (`docs/protocol.md` §3.5, §6): the session
+    /// values are tried in request order and the first that names a live
+    /// user's session wins; a visitor's session counts only when no user's
+    /// does. Then every well-formed auth value is judged, read-only, before
+    /// anything is acted on: a current or grace one wins (of several, the one
+    /// whose login was used last; of one login, the current token), so a
+    /// stale or planted value next to a good one causes no theft, no logout
+    /// and no removal of the good cookie. Only when none authenticates is the
+    /// strongest of the others acted on (a replay as a theft, an expired login
+    /// deleted, an unknown one cleared). The cookie login runs once, on the
+    /// chosen value: at most one rotation per request.
     pub async fn authenticate(&self, presented: &Presented<'_>) -> Authentication {
         let now = self.now();
+        let config = &self.config;
         let mut cookies = Vec::new();
         let mut session_problem = None;
-        if let Some(value) = presented.session {
+        let mut visitor = None;
+        for value in presented.session.iter() {
             match SessionCookie::parse(value) {
-                Err(error) => session_problem = Some(Outcome::Malformed(CookieKind::Session, error)),
+                Err(error) => {
+                    session_problem.get_or_insert(Outcome::Malformed(CookieKind::Session, error));
+                }
                 Ok(cookie) => match self.session_hit(&cookie, now).await {
                     Err(error) => return unavailable(error),
                     Ok(Some(session)) if session.user.is_some() => {
                         if let Some(auth) = Authenticated::new(session) {
+                            // No cookie changes, not even for the values
+                            // that missed: nothing tells which attributes
+                            // they were set with, and a removal could match
+                            // this live one.
                             return Authentication { outcome: Outcome::Session(auth), cookies };
                         }
                     }
-                    Ok(Some(anonymous)) if presented.auth.is_none() => {
-                        return Authentication { outcome: Outcome::AnonymousSession(anonymous), cookies };
+                    // A later value may still be a user's session, which
+                    // wins over a visitor's.
+                    Ok(Some(anonymous)) => {
+                        visitor.get_or_insert(anonymous);
                     }
-                    Ok(Some(_)) => {}
                     Ok(None) => {}
                 },
             }
-            // Whatever happens next, this session cookie is dead: replaced on
-            // a cookie login, cleared otherwise.
-            cookies.push(SetCookie::remove(CookieKind::Session, &self.config));
         }
-        let Some(value) = presented.auth else {
+        if let Some(anonymous) = visitor.filter(|_| presented.auth.is_empty()) {
+            return Authentication { outcome: Outcome::AnonymousSession(anonymous), cookies };
+        }
+        if !presented.session.is_empty() {
+            // Whatever happens next, these session cookies are dead: replaced
+            // on a cookie login, cleared otherwise.
+            cookies.extend(SetCookie::removals(CookieKind::Session, config));
+        }
+        if presented.auth.is_empty() {
             return Authentication { outcome: session_problem.unwrap_or(Outcome::Anonymous), cookies };
-        };
-        let cookie = match AuthCookie::parse(value) {
-            Ok(cookie) => cookie,
-            Err(error) => {
-                cookies.push(SetCookie::remove(CookieKind::Auth, &self.config));
-                return Authentication { outcome: Outcome::Malformed(CookieKind::Auth, error), cookies };
+        }
+        let mut parsed = Vec::with_capacity(presented.auth.len());
+        let mut malformed = None;
+        for value in presented.auth.iter() {
+            match AuthCookie::parse(value) {
+                Ok(cookie) => parsed.push(cookie),
+                Err(error) => {
+                    malformed.get_or_insert(error);
+                }
+            }
+        }
+        let cookie = match self.choose_auth(parsed, now).await {
+            Err(error) => return unavailable(error),
+            Ok(Some(cookie)) => cookie,
+            Ok(None) => {
+                SetCookie::merge_into(&mut cookies, SetCookie::removals(CookieKind::Auth, config));
+                let outcome =
+                    malformed.map_or(Outcome::Anonymous, |e| Outcome::Malformed(CookieKind::Auth, e));
+                return Authentication { outcome, cookies };
             }
         };
         match self.cookie_login(&cookie, presented.client.meta(), now).await {
             Err(error) => unavailable(error),
             Ok((outcome, set)) => {
-                cookies.retain(|c| !set.iter().any(|s| s.kind() == c.kind()));
-                cookies.extend(set);
+                if outcome.authenticated().is_some() && presented.auth.len() > 1 {
+                    // The values that lost may include the host-only twin
+                    // left from before a `Domain` was configured: clear it.
+                    // The winner is set again below with the configured
+                    // attributes, so this cannot lose it.
+                    SetCookie::merge_into(&mut cookies, self.host_only_twin(CookieKind::Auth));
+                }
+                SetCookie::merge_into(&mut cookies, set);
                 Authentication { outcome, cookies }
             }
         }
+    }
+
+    /// The removal of the host-only cookie of `kind`, when a `Domain` is
+    /// configured (without one there is no such twin to tell apart).
+    fn host_only_twin(&self, kind: CookieKind) -> Option<SetCookie> {
+        self.config.domain().map(|_| SetCookie::remove_host_only(kind, &self.config))
+    }
+
+    /// Which of several well-formed auth values the cookie login acts on:
+    /// each is judged against its stored login first, read-only, and the
+    /// strongest claim wins ([`Claim`]). With one value there is nothing to
+    /// choose and nothing is read (the cookie login judges it itself).
+    async fn choose_auth(
+        &self,
+        mut parsed: Vec<AuthCookie>,
+        now: OffsetDateTime,
+    ) -> Result<Option<AuthCookie>, StoreError> {
+        if parsed.len() <= 1 {
+            return Ok(parsed.pop());
+        }
+        let mut best: Option<(Claim, usize)> = None;
+        for (index, cookie) in parsed.iter().enumerate() {
+            let login = self.store.get_login(&cookie.username, &cookie.serial).await?;
+            let claim =
+                Claim::of(&protocol::judge(cookie, login.as_ref(), now, &self.config), login.as_ref());
+            // Strictly stronger only: of equal claims the first sent wins.
+            if best.as_ref().is_none_or(|(strongest, _)| claim > *strongest) {
+                best = Some((claim, index));
+            }
+        }
+        Ok(best.and_then(|(_, index)| parsed.into_iter().nth(index)))
     }
 
     async fn session_hit(
@@ -769,8 +906,21 @@ impl<S: Store> Expected<S> {
                 if self.store.create_session(&session).await? == Inserted::AlreadyExists {
                     continue;
                 }
-                if presented.auth.is_some() {
-                    cookies.push(SetCookie::remove(CookieKind::Auth, config));
+                if !presented.auth.is_empty() {
+                    cookies.extend(SetCookie::removals(CookieKind::Auth, config));
+                }
+            }
+            // Several values of a name: one may be the host-only twin left
+            // from before a `Domain` was configured. The cookies just set
+            // replace the configured ones; clear the twins (first, so that a
+            // browser that takes them for one cookie keeps the new value).
+            for (kind, values) in
+                [(CookieKind::Session, presented.session), (CookieKind::Auth, presented.auth)]
+            {
+                if values.len() > 1 && cookies.iter().any(|c| c.kind() == kind && !c.is_removal()) {
+                    if let Some(twin) = self.host_only_twin(kind) {
+                        cookies.insert(0, twin);
+                    }
                 }
             }
             // The data now lives in the new session: only then does the
@@ -811,12 +961,15 @@ impl<S: Store> Expected<S> {
         Ok(())
     }
 
-    /// Ends what a request presented: its session (and the login that opened
-    /// it), and the login its auth cookie names if the cookie proves it (the
-    /// current token, or the previous one inside the grace window) or the
-    /// login has expired anyway. A presented *anonymous* session is left to
-    /// the caller ([`Forgotten::anonymous`]): a login deletes it only once
-    /// the session that carries its data exists.
+    /// Ends what a request presented: its sessions (and the logins that
+    /// opened them), and each login an auth value names if the value proves
+    /// it (the current token, or the previous one inside the grace window) or
+    /// the login has expired anyway. With several values of a name, each one
+    /// that proves itself counts (a device that holds two cookies after a
+    /// `Domain` change logs both out); a value that proves nothing (stale,
+    /// planted, replayed) ends nothing. A presented *anonymous* session is
+    /// left to the caller ([`Forgotten::anonymous`]): a login deletes it only
+    /// once the session that carries its data exists.
     async fn forget(
         &self,
         presented: &Presented<'_>,
@@ -824,46 +977,54 @@ impl<S: Store> Expected<S> {
         cause: EndCause,
     ) -> Result<Forgotten, StoreError> {
         let mut forgotten = Forgotten::default();
-        let mut ended = Vec::new();
-        let mut owner = None;
-        if let Some(cookie) = presented.session.and_then(|value| SessionCookie::parse(value).ok()) {
+        // The logins that ended, by user, so that each user's hook hears of
+        // theirs in one event.
+        let mut ended: Vec<(Username, Vec<Serial>)> = Vec::new();
+        let mut note =
+            |username: &Username, serial: Serial| match ended.iter_mut().find(|(u, _)| u == username) {
+                Some((_, serials)) => serials.push(serial),
+                None => ended.push((username.clone(), vec![serial])),
+            };
+        // Every value that proves itself ends what it names: the session ids
+        // are bearer secrets, and the auth values must prove their login
+        // below. What a stale or planted value names is left alone.
+        for value in presented.session.iter() {
+            let Ok(cookie) = SessionCookie::parse(value) else { continue };
             let digest = cookie.id.digest();
             let stored = self.store.get_session(cookie.username.as_ref(), &digest).await?;
-            if let Some(session) = stored.filter(|s| s.digest.matches(&cookie.id)) {
-                match &session.user {
-                    None => {
+            let Some(session) = stored.filter(|s| s.digest.matches(&cookie.id)) else { continue };
+            match &session.user {
+                None => {
+                    // The visitor's session whose data a login carries: the
+                    // first live one, as `authenticate` picks it.
+                    if forgotten.anonymous.as_ref().is_none_or(|(_, data)| data.is_none()) {
                         let live = session.is_live(now);
                         forgotten.anonymous = Some((session.digest, live.then_some(session.data)));
                     }
-                    Some(user) => {
-                        self.store.delete_session(Some(&user.username), &session.digest).await?;
-                        if let Some(serial) = user.login {
-                            if self.store.delete_login(&user.username, &serial).await? {
-                                ended.push(serial);
-                            }
+                }
+                Some(user) => {
+                    self.store.delete_session(Some(&user.username), &session.digest).await?;
+                    if let Some(serial) = user.login {
+                        if self.store.delete_login(&user.username, &serial).await? {
+                            note(&user.username, serial);
                         }
-                        owner = Some(user.username.clone());
                     }
                 }
             }
         }
-        if let Some(cookie) = presented.auth.and_then(|value| AuthCookie::parse(value).ok()) {
+        for value in presented.auth.iter() {
+            let Ok(cookie) = AuthCookie::parse(value) else { continue };
             let login = self.store.get_login(&cookie.username, &cookie.serial).await?;
             let proven = matches!(
                 protocol::judge(&cookie, login.as_ref(), now, &self.config),
                 Judgement::Current | Judgement::Grace { .. } | Judgement::Expired
             );
             if proven && self.store.delete_login(&cookie.username, &cookie.serial).await? {
-                if owner.as_ref().is_some_and(|owner| owner != &cookie.username) {
-                    self.ended(&cookie.username, vec![cookie.serial], cause).await;
-                } else {
-                    ended.push(cookie.serial);
-                    owner = Some(cookie.username.clone());
-                }
+                note(&cookie.username, cookie.serial);
             }
         }
-        if let Some(owner) = owner {
-            self.ended(&owner, ended, cause).await;
+        for (username, serials) in ended {
+            self.ended(&username, serials, cause).await;
         }
         Ok(forgotten)
     }

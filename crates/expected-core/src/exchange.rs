@@ -27,7 +27,9 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, MutexGuard};
 
-use crate::cookies::{CookieKind, SetCookie};
+use crate::config::Config;
+use crate::cookies::{CookieKind, PresentedCookies, SetCookie};
+use crate::credential::SessionCookie;
 use crate::engine::{Client, Device, EngineError, Expected, Outcome, Presented, TheftReport};
 use crate::record::{AuthMethod, ClientMeta, SessionData, SessionRecord};
 use crate::secret::{Serial, Username};
@@ -193,23 +195,40 @@ struct Loaded {
 struct State {
     loaded: Option<Loaded>,
     cookies: Vec<SetCookie>,
-    /// The cookie values the client holds once this response is applied.
-    session_cookie: Option<String>,
-    auth_cookie: Option<String>,
+    /// The cookie values that count once this response is applied: what the
+    /// request presented, narrowed to the winner once authentication found
+    /// one, replaced by what this exchange set, emptied by what it cleared.
+    /// A later login or logout in the same exchange acts on these.
+    session_cookie: Vec<String>,
+    auth_cookie: Vec<String>,
 }
 
 impl State {
-    /// Applies `Set-Cookie`s, each replacing an earlier one of its kind.
+    /// Applies `Set-Cookie`s, each replacing an earlier one for the same
+    /// browser cookie.
     fn apply(&mut self, cookies: Vec<SetCookie>) {
         for cookie in cookies {
-            let value = (!cookie.is_removal()).then(|| cookie.value().to_owned());
-            match cookie.kind() {
-                CookieKind::Session => self.session_cookie = value,
-                CookieKind::Auth => self.auth_cookie = value,
+            let held = match cookie.kind() {
+                CookieKind::Session => &mut self.session_cookie,
+                CookieKind::Auth => &mut self.auth_cookie,
+            };
+            if !cookie.is_removal() {
+                *held = vec![cookie.value().to_owned()];
+            } else if !cookie.is_host_only_removal() {
+                held.clear();
             }
-            self.cookies.retain(|earlier| earlier.kind() != cookie.kind());
-            self.cookies.push(cookie);
+            // A host-only removal next to a configured `Domain` clears a
+            // stale twin, not the value this exchange goes on with.
+            SetCookie::merge_into(&mut self.cookies, [cookie]);
         }
+    }
+
+    /// Keeps only the session value that names `session`: the winner of
+    /// several, so that a later login or logout acts on it alone.
+    fn narrow_session(&mut self, session: &SessionRecord) {
+        self.session_cookie.retain(|value| {
+            SessionCookie::parse(value).is_ok_and(|cookie| session.digest.matches(&cookie.id))
+        });
     }
 
     fn presented(&self, client: &ClientMeta) -> OwnedPresented {
@@ -243,14 +262,12 @@ impl<S> std::fmt::Debug for Exchange<S> {
 }
 
 impl<S: Store> Exchange<S> {
-    /// An exchange for a request that carried these two cookies' values:
-    /// nothing is read from the store yet.
-    pub fn new(
-        engine: Arc<Expected<S>>,
-        session_cookie: Option<String>,
-        auth_cookie: Option<String>,
-        client: ClientMeta,
-    ) -> Self {
+    /// An exchange for a request that carried these cookie values (every
+    /// value of each name, as
+    /// [`read_cookie_headers`](crate::cookies::read_cookie_headers) reads
+    /// them): nothing is read from the store yet.
+    pub fn new(engine: Arc<Expected<S>>, cookies: PresentedCookies, client: ClientMeta) -> Self {
+        let PresentedCookies { session: session_cookie, auth: auth_cookie } = cookies;
         let state = State { loaded: None, cookies: Vec::new(), session_cookie, auth_cookie };
         Self { engine, client, state: Mutex::new(state) }
     }
@@ -277,7 +294,10 @@ impl<S: Store> Exchange<S> {
                 _ => None,
             };
             let current = match result.outcome.session() {
-                Some(session) => Current::Stored(session.clone()),
+                Some(session) => {
+                    state.narrow_session(session);
+                    Current::Stored(session.clone())
+                }
                 None => Current::Empty,
             };
             let failure = match result.outcome {
@@ -442,8 +462,7 @@ impl<S: Store> Exchange<S> {
             None => {
                 loaded.current = Current::Empty;
                 loaded.dirty = false;
-                let removal = SetCookie::remove(CookieKind::Session, self.engine.config());
-                state.apply(vec![removal]);
+                state.apply(SetCookie::removals(CookieKind::Session, self.engine.config()));
             }
         }
         Ok(())
@@ -604,14 +623,15 @@ impl<S: Store> Exchange<S> {
     }
 }
 
-fn remove_both(config: &crate::Config) -> Vec<SetCookie> {
-    vec![SetCookie::remove(CookieKind::Session, config), SetCookie::remove(CookieKind::Auth, config)]
+/// Clears both cookies, host-only twins included.
+fn remove_both(config: &Config) -> Vec<SetCookie> {
+    SetCookie::remove_all(config)
 }
 
 /// A `Presented` that owns its strings, to cross an `.await`.
 struct OwnedPresented {
-    session: Option<String>,
-    auth: Option<String>,
+    session: Vec<String>,
+    auth: Vec<String>,
     ip: Option<std::net::IpAddr>,
     user_agent: Option<String>,
 }
@@ -619,8 +639,8 @@ struct OwnedPresented {
 impl OwnedPresented {
     fn borrowed(&self) -> Presented<'_> {
         Presented {
-            session: self.session.as_deref(),
-            auth: self.auth.as_deref(),
+            session: self.session.as_slice().into(),
+            auth: self.auth.as_slice().into(),
             client: Client { ip: self.ip, user_agent: self.user_agent.as_deref() },
         }
     }

@@ -49,7 +49,7 @@
 //! let auth_value = auth_cookie.map(|c| c.value().to_owned());
 //!
 //! // Later, her session is gone but the auth cookie logs her back in:
-//! let request = Presented { auth: auth_value.as_deref(), ..Presented::default() };
+//! let request = Presented { auth: auth_value.as_deref().into(), ..Presented::default() };
 //! let result = engine.authenticate(&request).await;
 //! match &result.outcome {
 //!     Outcome::CookieLogin(auth) => assert_eq!(auth.username(), &alice),
@@ -115,7 +115,7 @@ pub mod http;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigBuilder, ConfigError};
-pub use cookies::{CookieKind, SetCookie};
+pub use cookies::{CookieKind, CookieValues, SetCookie};
 pub use credential::{AuthCookie, CookieError, SessionCookie};
 pub use engine::{
     Authenticated, Authentication, Cleaned, Client, Device, EndCause, EngineError, Expected, Hooks,

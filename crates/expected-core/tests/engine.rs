@@ -38,7 +38,11 @@ struct Jar {
 
 impl Jar {
     fn presented(&self) -> Presented<'_> {
-        Presented { session: self.session.as_deref(), auth: self.auth.as_deref(), ..Presented::default() }
+        Presented {
+            session: self.session.as_deref().into(),
+            auth: self.auth.as_deref().into(),
+            ..Presented::default()
+        }
     }
     fn apply(&mut self, cookies: &[SetCookie]) {
         for cookie in cookies {
@@ -80,7 +84,7 @@ async fn malformed_auth_cookies_are_typed_cleared_and_change_nothing() {
         ("1.%%%.AAAA.AAAA", |e| matches!(e, CookieError::BadEncoding(_))),
     ];
     for (value, expected) in cases {
-        let result = engine.authenticate(&Presented { auth: Some(value), ..Presented::default() }).await;
+        let result = engine.authenticate(&Presented { auth: value.into(), ..Presented::default() }).await;
         match &result.outcome {
             Outcome::Malformed(CookieKind::Auth, error) => assert!(expected(error), "{value:.40}: {error:?}"),
             other => panic!("{value:.40}: expected Malformed, got {other:?}"),
@@ -97,13 +101,16 @@ async fn malformed_auth_cookies_are_typed_cleared_and_change_nothing() {
 async fn malformed_session_cookie_falls_through_to_the_auth_cookie() {
     let (engine, _, _) = setup();
     let jar = register(&engine, "alice", true).await;
-    let garbage = Presented { session: Some("not-a-session"), ..Presented::default() };
+    let garbage = Presented { session: "not-a-session".into(), ..Presented::default() };
     let result = engine.authenticate(&garbage).await;
     assert!(matches!(result.outcome, Outcome::Malformed(CookieKind::Session, _)), "{:?}", result.outcome);
     assert!(result.cookies.iter().all(|c| c.is_removal() && c.kind() == CookieKind::Session));
 
-    let with_auth =
-        Presented { session: Some("not-a-session"), auth: jar.auth.as_deref(), ..Presented::default() };
+    let with_auth = Presented {
+        session: "not-a-session".into(),
+        auth: jar.auth.as_deref().into(),
+        ..Presented::default()
+    };
     let result = engine.authenticate(&with_auth).await;
     assert!(matches!(result.outcome, Outcome::CookieLogin(_)), "{:?}", result.outcome);
     let kinds: Vec<_> = result.cookies.iter().map(|c| (c.kind(), c.is_removal())).collect();
@@ -221,7 +228,11 @@ async fn register_cycles_a_fixated_session_and_replaces_this_devices_login() {
     let planted =
         SessionCookie { username: Some(user("alice")), id: ChaChaTokens::from_os().session_id() }.encode();
     let registration = engine
-        .register(&user("alice"), false, &Presented { session: Some(&planted), ..Presented::default() })
+        .register(
+            &user("alice"),
+            false,
+            &Presented { session: planted.as_str().into(), ..Presented::default() },
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let issued =
@@ -235,7 +246,7 @@ async fn logout_needs_proof_to_delete_a_login() {
     let jar = register(&engine, "alice", true).await;
     let cookie = AuthCookie::parse(jar.auth.as_deref().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
     let forged = AuthCookie { token: ChaChaTokens::from_os().token(), ..cookie }.encode();
-    let cleared = engine.logout(&Presented { auth: Some(&forged), ..Presented::default() }).await;
+    let cleared = engine.logout(&Presented { auth: forged.as_str().into(), ..Presented::default() }).await;
     assert_eq!(cleared.map(|c| c.len()).unwrap_or_default(), 2, "logout always clears both cookies");
     assert_eq!(login_count(&store, "alice").await, 1, "an unproven cookie deletes nothing");
 
@@ -362,7 +373,7 @@ async fn http_headers_in_and_out() {
     let cookies =
         expected_core::http::presented_cookies(&request, engine.config()).unwrap_or_else(|e| panic!("{e}"));
     let result =
-        engine.authenticate(&Presented { auth: cookies.auth.as_deref(), ..Presented::default() }).await;
+        engine.authenticate(&Presented { auth: cookies.auth_values(), ..Presented::default() }).await;
     assert_eq!(result.outcome.username().map(Username::as_str), Some("zoë.o'brien"));
     let mut response = HeaderMap::new();
     expected_core::http::append_set_cookies(&mut response, &result.cookies);

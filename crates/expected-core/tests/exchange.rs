@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use expected_conformance::{Flaky, Operation};
+use expected_core::cookies::PresentedCookies;
 use expected_core::exchange::{AuthError, SessionError};
 use expected_core::time::Duration;
 use expected_core::{
@@ -34,7 +35,13 @@ fn value(cookies: &[SetCookie], kind: CookieKind) -> Option<String> {
 }
 
 fn begin(s: &Setup, session: Option<String>, auth: Option<String>) -> Exchange<DynStore> {
-    Exchange::new(s.engine.clone(), session, auth, ClientMeta::new(None, Some("test")))
+    let cookies =
+        PresentedCookies { session: session.into_iter().collect(), auth: auth.into_iter().collect() };
+    begin_with(s, cookies)
+}
+
+fn begin_with(s: &Setup, cookies: PresentedCookies) -> Exchange<DynStore> {
+    Exchange::new(s.engine.clone(), cookies, ClientMeta::new(None, Some("test")))
 }
 
 fn alice() -> Username {

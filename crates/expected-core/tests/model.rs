@@ -155,8 +155,10 @@ impl World {
                 }
                 let i = device.index(self.devices.len());
                 let current = self.devices[i].tokens.last().cloned();
-                let cleared =
-                    self.engine.logout(&Presented { auth: current.as_deref(), ..Presented::default() }).await;
+                let cleared = self
+                    .engine
+                    .logout(&Presented { auth: current.as_deref().into(), ..Presented::default() })
+                    .await;
                 assert_eq!(cleared.map(|c| c.len()).unwrap_or_default(), 2);
                 // The current token proves the login unless it had expired
                 // (then it is deleted anyway).
@@ -204,8 +206,10 @@ impl World {
             }
         };
         let Some(value) = value else { return };
-        let result =
-            self.engine.authenticate(&Presented { auth: Some(&value), ..Presented::default() }).await;
+        let result = self
+            .engine
+            .authenticate(&Presented { auth: value.as_str().into(), ..Presented::default() })
+            .await;
         let now = self.now();
         let d = &self.devices[i];
         let current = d.tokens.last().cloned();

@@ -33,6 +33,12 @@ pub mod env {
     /// however often it is used, in seconds. Default: the library's (365
     /// days).
     pub const LOGIN_LIFETIME_SECS: &str = "EXPECTED_LOGIN_LIFETIME_SECS";
+    /// The cookies' `Domain` attribute, to share them with subdomains.
+    /// Default none: host-only cookies. Setting it on a running deployment is
+    /// the "Domain change" the engine survives: browsers then send the old
+    /// host-only cookies next to the new ones, and the engine picks the good
+    /// value and clears the host-only twin.
+    pub const COOKIE_DOMAIN: &str = "EXPECTED_COOKIE_DOMAIN";
 
     /// The default listening address.
     pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
@@ -53,7 +59,8 @@ pub mod env {
   EXPECTED_COOKIE_MAX_AGE_SECS    remember-me lifetime while unused (default 7776000: 90 days)
   EXPECTED_LOGIN_LIFETIME_SECS    longest life of a remembered login, however used (default 31536000: 365 days)
   EXPECTED_FRESH_SECS             how long a typed password opens the security page (default 600)
-  EXPECTED_SECURE_COOKIES         1 (default) or 0 for plain HTTP on a host other than localhost";
+  EXPECTED_SECURE_COOKIES         1 (default) or 0 for plain HTTP on a host other than localhost
+  EXPECTED_COOKIE_DOMAIN          the cookies' Domain, to share them with subdomains (default none: host-only)";
 }
 
 /// Name of the session cookie in the demos.
@@ -172,6 +179,11 @@ impl DemoConfig {
         if let Some(value) = get(env::SECURE_COOKIES) {
             builder = builder.secure(parse_flag(env::SECURE_COOKIES, &value)?);
         }
+        if let Some(value) = get(env::COOKIE_DOMAIN) {
+            // The engine's configuration checks it (visible ASCII, a domain's
+            // characters, never with a `__Host-` name).
+            builder = builder.domain(Some(value.trim().to_owned()));
+        }
         Ok(Self { addr, store: store.trim().to_owned(), engine: builder.build()?, fresh_for })
     }
 
@@ -223,6 +235,7 @@ mod tests {
         let library = Config::default();
         assert_eq!(config.engine.session_absolute_timeout(), library.session_absolute_timeout());
         assert_eq!(config.engine.login_lifetime(), library.login_lifetime());
+        assert_eq!(config.engine.domain(), None, "host-only cookies by default");
         assert_eq!(config.secure_cookies_note(), None, "Secure on loopback needs no note");
         Ok(())
     }
@@ -239,6 +252,7 @@ mod tests {
             (env::FRESH_SECS, "120"),
             (env::SESSION_ABSOLUTE_SECS, "7200"),
             (env::LOGIN_LIFETIME_SECS, "86400"),
+            (env::COOKIE_DOMAIN, " example.com "),
         ])?;
         assert_eq!(config.addr.to_string(), "[::1]:8080");
         assert_eq!(config.store, "memory:");
@@ -249,6 +263,7 @@ mod tests {
         assert_eq!(config.fresh_for, Duration::from_secs(120));
         assert_eq!(config.engine.session_absolute_timeout(), Duration::from_secs(7200));
         assert_eq!(config.engine.login_lifetime(), Duration::from_secs(86400));
+        assert_eq!(config.engine.domain(), Some("example.com"));
         assert!(config.secure_cookies_note().is_some());
         Ok(())
     }
@@ -270,6 +285,7 @@ mod tests {
             (vec![(env::SESSION_ABSOLUTE_SECS, "60")], "absolute timeout"),
             (vec![(env::LOGIN_LIFETIME_SECS, "-5")], "EXPECTED_LOGIN_LIFETIME_SECS"),
             (vec![(env::LOGIN_LIFETIME_SECS, "60")], "login lifetime"),
+            (vec![(env::COOKIE_DOMAIN, "exa mple.com")], "not a valid domain"),
         ] {
             match config(&vars) {
                 Ok(_) => panic!("{vars:?} was accepted"),

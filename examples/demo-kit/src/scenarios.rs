@@ -4,14 +4,18 @@
 //! another user).
 //!
 //! An adapter calls [`scenarios!`](crate::scenarios!) once in a test file
-//! with an expression that starts its demo (a future answering a
+//! with the function that starts its demo over a
+//! [`Backend`](crate::testing::Backend) (answering a future of a
 //! [`DemoServer`]); it expands to one `#[test]` per case of [`cases`], each
-//! on its own server, so a failure names the scenario that broke.
+//! on its own server over the backend that case needs (most run on
+//! [`Backend::new`](crate::testing::Backend::new), the `Domain` change on
+//! [`Backend::with_cookie_domain`](crate::testing::Backend::with_cookie_domain)),
+//! so a failure names the scenario that broke.
 //!
 //! ```ignore
 //! // tests/scenarios.rs of an adapter
-//! async fn start() -> expected_demo_kit::testing::TestServer { /* … */ }
-//! expected_demo_kit::scenarios!(start());
+//! async fn start(backend: Backend) -> expected_demo_kit::testing::TestServer { /* … */ }
+//! expected_demo_kit::scenarios!(start);
 //! ```
 
 use std::future::Future;
@@ -77,9 +81,9 @@ where
 }
 
 /// Expands to one `#[test]` per scenario of [`cases`], each starting its own
-/// server with `$start` (an expression, evaluated once per test inside the
-/// test's tokio runtime, whose value is a future answering a
-/// [`DemoServer`]).
+/// server with `$start` (a function, called once per test inside the test's
+/// tokio runtime with the [`Backend`](crate::testing::Backend) the scenario
+/// runs on, answering a future of a [`DemoServer`]).
 #[macro_export]
 macro_rules! scenarios {
     ($start:expr) => {
@@ -87,12 +91,14 @@ macro_rules! scenarios {
     };
 }
 
-/// The one list of scenarios, and what is made of it.
+/// The one list of scenarios, by the [`Backend`](crate::testing::Backend)
+/// constructor each runs on, and what is made of it.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __scenarios {
     (@list $mode:ident $args:tt) => {
         $crate::__scenarios! { @ $mode $args
+          new => [
             healthz_answers_200,
             login_without_remember_me,
             login_with_remember_me,
@@ -122,18 +128,28 @@ macro_rules! __scenarios {
             html_visitor_theme_survives_login,
             html_security_page_needs_a_fresh_password,
             html_logout_others_from_the_devices_page,
+            repeated_cookie_names_judge_every_value,
+            a_sibling_planted_cookie_does_not_break_the_api,
+          ],
+          with_cookie_domain => [
+            a_cookie_domain_change_keeps_the_user_logged_in,
+          ],
         }
     };
-    (@tests [$start:expr] $($case:ident),* $(,)?) => {
-        $(
+    (@tests [$start:expr] $($backend:ident => [$($case:ident),* $(,)?]),* $(,)?) => {
+        $($(
             #[test]
             fn $case() {
-                $crate::__private::run(stringify!($case), || $start, $crate::scenarios::cases::$case);
+                $crate::__private::run(
+                    stringify!($case),
+                    || ($start)($crate::testing::Backend::$backend()),
+                    $crate::scenarios::cases::$case,
+                );
             }
-        )*
+        )*)*
     };
-    (@names [] $($case:ident),* $(,)?) => {
-        &[$(stringify!($case)),*]
+    (@names [] $($backend:ident => [$($case:ident),* $(,)?]),* $(,)?) => {
+        &[$($(stringify!($case)),*),*]
     };
 }
 
@@ -185,6 +201,117 @@ impl Jar {
                 _ => {}
             }
         }
+    }
+}
+
+/// A browser's cookies for one host, kept apart as browsers keep them: by
+/// name, `Domain` (or none: host-only) and `Path`. Unlike [`Jar`], it holds
+/// several cookies of one name, the way a browser does after a deploy added a
+/// `Domain` or a sibling subdomain planted one for a longer `Path`, and sends
+/// every one that applies to a request: the longest `Path` first, then the
+/// oldest (a replaced cookie keeps its place, RFC 6265 §5.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrowserJar {
+    cookies: Vec<HeldCookie>,
+    /// The `User-Agent` this browser sends.
+    pub user_agent: Option<String>,
+}
+
+/// One cookie a [`BrowserJar`] holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldCookie {
+    /// Its name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+    /// Its `Domain`; `None` for a host-only cookie.
+    pub domain: Option<String>,
+    /// Its `Path`.
+    pub path: String,
+    /// Whether it outlives the browser session (it had a `Max-Age`).
+    pub persistent: bool,
+}
+
+impl BrowserJar {
+    /// The cookies `jar` holds, as host-only cookies for `Path=/` (what a
+    /// deployment without a `Domain` sets), and its user agent.
+    pub fn host_only(jar: &Jar) -> Self {
+        let mut browser = Self { user_agent: jar.user_agent.clone(), ..Self::default() };
+        for (name, value, persistent) in
+            [(SESSION_COOKIE, &jar.session, false), (AUTH_COOKIE, &jar.remember, true)]
+        {
+            if let Some(value) = value {
+                let path = "/".to_owned();
+                browser.store(HeldCookie {
+                    name: name.into(),
+                    value: value.clone(),
+                    domain: None,
+                    path,
+                    persistent,
+                });
+            }
+        }
+        browser
+    }
+
+    /// An empty jar sending `user_agent`.
+    pub fn with_agent(user_agent: &str) -> Self {
+        Self { user_agent: Some(user_agent.to_owned()), ..Self::default() }
+    }
+
+    /// Stores `cookie`, replacing the one of its name, domain and path in
+    /// place, or removes that one when `cookie` has no value.
+    pub fn store(&mut self, cookie: HeldCookie) {
+        let same = |held: &HeldCookie| {
+            held.name == cookie.name && held.domain == cookie.domain && held.path == cookie.path
+        };
+        if cookie.value.is_empty() {
+            self.cookies.retain(|held| !same(held));
+        } else if let Some(held) = self.cookies.iter_mut().find(|held| same(held)) {
+            *held = cookie;
+        } else {
+            self.cookies.push(cookie);
+        }
+    }
+
+    /// Applies a response's `Set-Cookie`s, as a browser does.
+    pub fn apply(&mut self, reply: &Reply) {
+        for cookie in &reply.set_cookies {
+            let removed = cookie.value().is_empty() || cookie.max_age().is_some_and(|age| age.is_zero());
+            self.store(HeldCookie {
+                name: cookie.name().to_owned(),
+                value: if removed { String::new() } else { cookie.value().to_owned() },
+                domain: cookie.domain().map(str::to_owned),
+                path: cookie.path().unwrap_or("/").to_owned(),
+                persistent: cookie.max_age().is_some() || cookie.expires().is_some(),
+            });
+        }
+    }
+
+    /// The browser restarts: the cookies without a `Max-Age` are gone.
+    pub fn restart(&mut self) {
+        self.cookies.retain(|held| held.persistent);
+    }
+
+    /// The cookies of `name` it holds, oldest first.
+    pub fn held(&self, name: &str) -> Vec<&HeldCookie> {
+        self.cookies.iter().filter(|held| held.name == name).collect()
+    }
+
+    /// The `Cookie` header it sends with a request for `path`, if any.
+    pub fn cookie_header(&self, path: &str) -> Option<String> {
+        let mut sent: Vec<&HeldCookie> = self
+            .cookies
+            .iter()
+            .filter(|held| {
+                let prefix = held.path.trim_end_matches('/');
+                path == held.path || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+            })
+            .collect();
+        // Stable: of equal paths, the oldest stays first.
+        sent.sort_by_key(|held| std::cmp::Reverse(held.path.len()));
+        let pairs: Vec<String> = sent.iter().map(|held| format!("{}={}", held.name, held.value)).collect();
+        (!pairs.is_empty()).then(|| pairs.join("; "))
     }
 }
 
@@ -355,6 +482,30 @@ impl Client {
         jar.apply(&reply);
         reply
     }
+
+    /// `GET path` with a hand-made `Cookie` header (none when `cookies` is
+    /// empty), applying nothing.
+    pub async fn get_with_cookies(&self, path: &str, cookies: &str) -> Reply {
+        let headers = match HeaderValue::from_str(cookies) {
+            Ok(value) if !cookies.is_empty() => vec![("cookie", value)],
+            Ok(_) => Vec::new(),
+            Err(error) => panic!("bad Cookie header {cookies:?}: {error}"),
+        };
+        self.send(Method::GET, path, &Jar::default(), None, &headers).await
+    }
+
+    /// `GET path` as `browser` sends it, applying the cookies to it.
+    pub async fn browse(&self, path: &str, browser: &mut BrowserJar) -> Reply {
+        let jar = Jar { user_agent: browser.user_agent.clone(), ..Jar::default() };
+        let headers = match browser.cookie_header(path).map(|header| HeaderValue::from_str(&header)) {
+            Some(Ok(value)) => vec![("cookie", value)],
+            Some(Err(error)) => panic!("bad Cookie header: {error}"),
+            None => Vec::new(),
+        };
+        let reply = self.send(Method::GET, path, &jar, None, &headers).await;
+        browser.apply(&reply);
+        reply
+    }
 }
 
 /// Percent-encodes `text` for an `application/x-www-form-urlencoded` body.
@@ -507,8 +658,8 @@ pub mod cases {
     use serde_json::json;
 
     use super::{
-        Client, DemoServer, Jar, Reply, assert_clears, assert_error, assert_me, assert_no_cookies,
-        assert_sets, form_encode, note, redirect_target,
+        BrowserJar, Client, DemoServer, HeldCookie, Jar, Reply, assert_clears, assert_error, assert_me,
+        assert_no_cookies, assert_sets, form_encode, note, redirect_target,
     };
     use crate::api::{self, LoginInfo, LoginResponse, LogoutOthersResponse, Me, ViaName, error};
     use crate::config::{AUTH_COOKIE, SESSION_COOKIE};
@@ -1779,5 +1930,156 @@ pub mod cases {
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text());
         assert!(reply.text().contains("Signed out"), "{}", reply.text());
         assert_no_cookies(&reply);
+    }
+
+    /// The `Set-Cookie`s of `name` in `reply`: (value, `Domain`), in order.
+    fn cookies_named(reply: &Reply, name: &str) -> Vec<(String, Option<String>)> {
+        reply
+            .set_cookies
+            .iter()
+            .filter(|cookie| cookie.name() == name)
+            .map(|cookie| (cookie.value().to_owned(), cookie.domain().map(str::to_owned)))
+            .collect()
+    }
+
+    /// `GET /api/me` as `browser`, asserting alice, via `via`.
+    async fn alice_in(client: &Client, browser: &mut BrowserJar, via: ViaName) -> Reply {
+        let reply = client.browse("/api/me", browser).await;
+        assert_me(&reply, "alice", via);
+        reply
+    }
+
+    /// Asserts that `reply` sets `name` and never clears it.
+    fn assert_replaced_not_cleared(reply: &Reply, name: &str) {
+        let set = cookies_named(reply, name);
+        assert!(!set.is_empty() && set.iter().all(|(value, _)| !value.is_empty()), "{name}: {set:?}");
+    }
+
+    /// Several cookies of one name, as a browser sends them when they were
+    /// set with different `Domain` or `Path` attributes:
+    /// `remember_me=<garbage>; remember_me=<current>` logs in by the cookie
+    /// and replaces the good one, never clears it; `session=<dead>;
+    /// session=<live>` is a session hit with no cookie change; and past the
+    /// grace window a replayed token next to the current one is no theft:
+    /// 200 by the cookie, and alice's other device stays logged in.
+    pub async fn repeated_cookie_names_judge_every_value(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let twins = device(&client, ALICE, true, "scenario/twins").await;
+        let mut other = device(&client, ALICE, true, "scenario/other").await;
+        let current = twins.remember.clone().unwrap_or_default();
+        // The cookie login below rotates the login, which ends this session.
+        let dead = twins.session.clone().unwrap_or_default();
+
+        let reply = client
+            .get_with_cookies("/api/me", &format!("{AUTH_COOKIE}=garbage; {AUTH_COOKIE}={current}"))
+            .await;
+        assert_me(&reply, "alice", ViaName::Cookie);
+        assert_replaced_not_cleared(&reply, AUTH_COOKIE);
+        let live = assert_sets(&reply, SESSION_COOKIE);
+        let rotated = assert_sets(&reply, AUTH_COOKIE);
+
+        let reply = client
+            .get_with_cookies("/api/me", &format!("{SESSION_COOKIE}={dead}; {SESSION_COOKIE}={live}"))
+            .await;
+        assert_me(&reply, "alice", ViaName::Session);
+        assert_no_cookies(&reply);
+
+        tokio::time::sleep(server.grace_period() + Duration::from_millis(300)).await;
+        let reply = client
+            .get_with_cookies("/api/me", &format!("{AUTH_COOKIE}={current}; {AUTH_COOKIE}={rotated}"))
+            .await;
+        assert_me(&reply, "alice", ViaName::Cookie);
+        assert_replaced_not_cleared(&reply, AUTH_COOKIE);
+        me_as(&client, &mut other, "alice", ViaName::Session).await;
+        assert_eq!(logins(&client, &other).await.len(), 2, "nothing revoked");
+    }
+
+    /// A sibling subdomain plants `remember_me` and `session` for
+    /// `Path=/api` under the parent domain: the browser sends them first on
+    /// every `/api` request, and this server cannot clear them (it never
+    /// learns their `Domain`). `/api` keeps working: with the live session a
+    /// session hit, after a browser restart a cookie login, and the real
+    /// cookies are never cleared.
+    pub async fn a_sibling_planted_cookie_does_not_break_the_api(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut browser = BrowserJar::host_only(&device(&client, ALICE, true, "scenario/planted").await);
+        // Well-formed, naming no login: alice's name on a serial nobody has.
+        let planted = format!("1.{}.{}.{}", URL_SAFE_NO_PAD.encode("alice"), "A".repeat(22), "B".repeat(43));
+        for (name, value) in [(AUTH_COOKIE, planted.as_str()), (SESSION_COOKIE, "1.planted")] {
+            browser.store(HeldCookie {
+                name: name.into(),
+                value: value.into(),
+                domain: Some("parent.test".into()),
+                path: "/api".into(),
+                persistent: true,
+            });
+        }
+        let sent = browser.cookie_header("/api/me").unwrap_or_default();
+        assert!(sent.starts_with(&format!("{AUTH_COOKIE}={planted}")), "the planted ones go first: {sent}");
+
+        let reply = alice_in(&client, &mut browser, ViaName::Session).await;
+        assert_no_cookies(&reply);
+
+        browser.restart();
+        let reply = alice_in(&client, &mut browser, ViaName::Cookie).await;
+        assert_replaced_not_cleared(&reply, AUTH_COOKIE);
+        assert_replaced_not_cleared(&reply, SESSION_COOKIE);
+        let real: Vec<_> =
+            browser.held(AUTH_COOKIE).into_iter().filter(|held| held.domain.is_none()).collect();
+        assert_eq!(real.len(), 1, "the real remember-me cookie is still there: {browser:?}");
+
+        let reply = alice_in(&client, &mut browser, ViaName::Session).await;
+        assert_no_cookies(&reply);
+    }
+
+    /// A deploy adds a cookie `Domain` (this server runs with
+    /// [`COOKIE_DOMAIN`](crate::testing::COOKIE_DOMAIN)). The browser holds
+    /// alice's host-only cookies from before; after a restart the host-only
+    /// remember-me cookie logs in and the response sets the `Domain` ones,
+    /// which the browser keeps next to the old one. After the grace window
+    /// and another restart it sends both, the old (now a replayed token)
+    /// first: 200 by the cookie, not a theft; the response clears the
+    /// host-only cookie (a removal without `Domain`) and sets the `Domain`
+    /// one, so the browser is left with the `Domain` cookies alone, which are
+    /// a session hit. Alice's other device is untouched.
+    pub async fn a_cookie_domain_change_keeps_the_user_logged_in(server: Arc<dyn DemoServer>) {
+        let domain = crate::testing::COOKIE_DOMAIN;
+        let client = Client::new(&*server);
+        let mut other = device(&client, ALICE, true, "scenario/other").await;
+        // Before the deploy the same login set host-only cookies.
+        let mut browser = BrowserJar::host_only(&device(&client, ALICE, true, "scenario/domain").await);
+
+        browser.restart();
+        alice_in(&client, &mut browser, ViaName::Cookie).await;
+        let held: Vec<Option<&str>> =
+            browser.held(AUTH_COOKIE).iter().map(|held| held.domain.as_deref()).collect();
+        assert_eq!(held, [None, Some(domain)], "the old host-only cookie and the new Domain one");
+
+        tokio::time::sleep(server.grace_period() + Duration::from_millis(300)).await;
+        browser.restart();
+        let sent = browser.cookie_header("/api/me").unwrap_or_default();
+        assert_eq!(sent.matches(&format!("{AUTH_COOKIE}=")).count(), 2, "{sent}");
+        let reply = alice_in(&client, &mut browser, ViaName::Cookie).await;
+        let set = cookies_named(&reply, AUTH_COOKIE);
+        assert!(
+            set.first().is_some_and(|(value, cookie_domain)| value.is_empty() && cookie_domain.is_none()),
+            "the host-only twin is cleared first: {set:?}"
+        );
+        assert!(
+            set.last().is_some_and(
+                |(value, cookie_domain)| !value.is_empty() && cookie_domain.as_deref() == Some(domain)
+            ),
+            "then the Domain cookie is set: {set:?}"
+        );
+        let held: Vec<Option<&str>> =
+            browser.held(AUTH_COOKIE).iter().map(|held| held.domain.as_deref()).collect();
+        assert_eq!(held, [Some(domain)], "only the Domain cookie is left");
+
+        let reply = alice_in(&client, &mut browser, ViaName::Session).await;
+        assert_no_cookies(&reply);
+        browser.restart();
+        alice_in(&client, &mut browser, ViaName::Cookie).await;
+        me_as(&client, &mut other, "alice", ViaName::Session).await;
+        assert_eq!(logins(&client, &other).await.len(), 2, "nothing revoked");
     }
 }

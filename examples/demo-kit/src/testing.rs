@@ -3,12 +3,13 @@
 //! grace window, a 5 s freshness window, and the seeded accounts.
 //!
 //! An adapter's test binds a listener on an ephemeral port, serves its demo
-//! app over [`Backend::engine`] and [`Backend::state`], and answers a
-//! [`TestServer`]:
+//! app over [`Backend::engine`] and [`Backend::state`] of the backend it is
+//! given (the suite picks it per scenario: [`Backend::new`], or
+//! [`Backend::with_cookie_domain`]), and answers a [`TestServer`]:
 //!
 //! ```ignore
-//! async fn start() -> TestServer {
-//!     let Backend { engine, state, store } = Backend::new();
+//! async fn start(backend: Backend) -> TestServer {
+//!     let Backend { engine, state, store } = backend;
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
 //!     let addr = listener.local_addr().expect("address");
 //!     tokio::spawn(serve(listener, app(engine, state)));
@@ -38,13 +39,29 @@ pub const GRACE: Duration = Duration::from_secs(1);
 /// after it on a busy machine.
 pub const FRESH: Duration = Duration::from_secs(5);
 
+/// The cookie `Domain` of [`config_with_cookie_domain`]. The scenarios'
+/// hand-made jars do not match domains against hosts, so any domain serves;
+/// `.test` is reserved (RFC 6761), so this one names nothing real.
+pub const COOKIE_DOMAIN: &str = "demo.test";
+
 /// The engine configuration of test servers: the demo's cookie names,
-/// `Secure` on (as the demo's default), [`GRACE`].
+/// `Secure` on (as the demo's default), [`GRACE`], host-only cookies.
 pub fn config() -> Config {
+    build(None)
+}
+
+/// [`config`] with the cookie `Domain` [`COOKIE_DOMAIN`]: a deployment after
+/// the "Domain change" (`EXPECTED_COOKIE_DOMAIN`).
+pub fn config_with_cookie_domain() -> Config {
+    build(Some(COOKIE_DOMAIN))
+}
+
+fn build(domain: Option<&str>) -> Config {
     let built = Config::builder()
         .session_cookie_name(SESSION_COOKIE)
         .auth_cookie_name(AUTH_COOKIE)
         .grace_period(GRACE)
+        .domain(domain.map(str::to_owned))
         .build();
     match built {
         Ok(config) => config,
@@ -78,10 +95,21 @@ impl Backend {
     /// A fresh memory store behind [`Flaky`], [`config`], [`accounts`],
     /// [`FRESH`].
     pub fn new() -> Self {
+        Self::with_config(config())
+    }
+
+    /// [`Backend::new`] with [`config_with_cookie_domain`]: the scenarios
+    /// of a deployment whose cookies carry a `Domain`.
+    pub fn with_cookie_domain() -> Self {
+        Self::with_config(config_with_cookie_domain())
+    }
+
+    /// [`Backend::new`] with the engine configuration `config`.
+    pub fn with_config(config: Config) -> Self {
         let store = Arc::new(Flaky::new(MemoryStore::new()));
         let dyn_store: DynStore = store.clone();
         let state = DemoState { accounts: accounts(), fresh_for: FRESH };
-        Self { engine: Expected::new(dyn_store, config()), state, store }
+        Self { engine: Expected::new(dyn_store, config), state, store }
     }
 }
 

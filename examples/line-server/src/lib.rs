@@ -302,7 +302,11 @@ impl<S: Store> Connection<'_, S> {
         let Ok(username) = Username::new(user) else { return err("bad-credentials", "") };
         // Whatever this connection held is ended first: a device never holds
         // two logins.
-        let presented = Presented { session: self.session.as_deref(), auth: None, client: self.client() };
+        let presented = Presented {
+            session: self.session.as_deref().into(),
+            auth: Default::default(),
+            client: self.client(),
+        };
         let registration = match self.engine.register(&username, remember, &presented).await {
             Ok(registration) => registration,
             Err(error) => return unavailable(&error),
@@ -318,7 +322,8 @@ impl<S: Store> Connection<'_, S> {
     }
 
     async fn resume(&mut self, credential: &str) -> Reply {
-        let presented = Presented { session: None, auth: Some(credential), client: self.client() };
+        let presented =
+            Presented { session: Default::default(), auth: credential.into(), client: self.client() };
         let result = self.engine.authenticate(&presented).await;
         let via = match &result.outcome {
             Outcome::CookieLogin(_) => "rotation",
@@ -381,7 +386,7 @@ impl<S: Store> Connection<'_, S> {
         let Some(value) = self.session.as_deref() else {
             return Err(err("not-logged-in", "LOGIN or RESUME first"));
         };
-        let presented = Presented { session: Some(value), auth: None, client: self.client() };
+        let presented = Presented { session: value.into(), auth: Default::default(), client: self.client() };
         match self.engine.authenticate(&presented).await.outcome {
             Outcome::Session(auth) => Ok(auth),
             Outcome::Unavailable(error) => Err(unavailable(&error)),
@@ -446,7 +451,8 @@ impl<S: Store> Connection<'_, S> {
         let Some(value) = self.session.take() else {
             return err("not-logged-in", "LOGIN or RESUME first");
         };
-        let presented = Presented { session: Some(&value), auth: None, client: self.client() };
+        let presented =
+            Presented { session: value.as_str().into(), auth: Default::default(), client: self.client() };
         match self.engine.logout(&presented).await {
             Ok(_) => ok("logged-out"),
             Err(error) => {

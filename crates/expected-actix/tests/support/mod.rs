@@ -9,13 +9,14 @@ use actix_web::HttpServer;
 use expected_actix::ExpectedMiddleware;
 use expected_demo_kit::testing::{Backend, TestServer};
 
-/// Serves the demo on an ephemeral loopback port over a fresh [`Backend`].
+/// Serves the demo on an ephemeral loopback port over `backend` (a fresh
+/// [`Backend`], in the configuration the scenario needs).
 ///
 /// The suites run on a tokio runtime of their own, while actix-web serves on
 /// its own single-threaded system: the server gets a thread with one worker.
 /// The port is bound before this returns, so requests queue until it is up.
-pub(crate) async fn start() -> TestServer {
-    let Backend { engine, state, store } = Backend::new();
+pub(crate) async fn start(backend: Backend) -> TestServer {
+    let Backend { engine, state, store } = backend;
     let listener = match TcpListener::bind("127.0.0.1:0") {
         Ok(listener) => listener,
         Err(error) => panic!("cannot bind a loopback port: {error}"),

@@ -8,9 +8,10 @@ use std::net::SocketAddr;
 use expected_axum::ExpectedLayer;
 use expected_demo_kit::testing::{Backend, TestServer};
 
-/// Serves the demo on an ephemeral loopback port over a fresh [`Backend`].
-pub(crate) async fn start() -> TestServer {
-    let Backend { engine, state, store } = Backend::new();
+/// Serves the demo on an ephemeral loopback port over `backend` (a fresh
+/// [`Backend`], in the configuration the scenario needs).
+pub(crate) async fn start(backend: Backend) -> TestServer {
+    let Backend { engine, state, store } = backend;
     let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
         Ok(listener) => listener,
         Err(error) => panic!("cannot bind a loopback port: {error}"),
