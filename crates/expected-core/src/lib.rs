@@ -94,6 +94,7 @@ pub mod clock;
 pub mod config;
 pub mod cookies;
 pub mod credential;
+pub mod csrf;
 mod engine;
 pub mod exchange;
 pub mod protocol;
@@ -113,6 +114,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use cookies::{CookieKind, SetCookie};
 pub use credential::{AuthCookie, CookieError, SessionCookie};
+pub use csrf::CsrfError;
 pub use engine::{
     Authenticated, Authentication, Cleaned, Client, Device, EndCause, EngineError, Expected, Hooks,
     LoginsEnded, NoHooks, Outcome, Presented, Registration, SignIn, TheftReport,
@@ -122,8 +124,8 @@ pub use exchange::{
 };
 pub use record::{AuthMethod, ClientMeta, Login, PreviousToken, SessionData, SessionRecord, SessionUser};
 pub use secret::{
-    ChaChaTokens, SealedSuccessor, Serial, SessionDigest, SessionId, Token, TokenDigest, TokenSource,
-    Username, UsernameError,
+    ChaChaTokens, OsTokens, SealedSuccessor, Serial, SessionDigest, SessionId, Token, TokenDigest,
+    TokenSource, Username, UsernameError,
 };
 pub use store::{Store, StoreError, StoreErrorKind};
 
