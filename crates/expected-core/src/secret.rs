@@ -291,8 +291,9 @@ const SEAL_SESSION_LABEL: &[u8] = b"expected/v1/seal/session\0";
 fn seal_pad(previous: &Token) -> [u8; 64] {
     let mut pad = [0u8; 64];
     let (token_pad, session_pad) = pad.split_at_mut(32);
-    token_pad
-        .copy_from_slice(&Sha256::new().chain_update(SEAL_TOKEN_LABEL).chain_update(previous.as_bytes()).finalize());
+    token_pad.copy_from_slice(
+        &Sha256::new().chain_update(SEAL_TOKEN_LABEL).chain_update(previous.as_bytes()).finalize(),
+    );
     session_pad.copy_from_slice(
         &Sha256::new().chain_update(SEAL_SESSION_LABEL).chain_update(previous.as_bytes()).finalize(),
     );
