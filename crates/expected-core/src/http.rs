@@ -184,10 +184,11 @@ pub enum CrossSite {
 }
 
 /// Whether `method` is safe in the sense of RFC 9110 (GET, HEAD, OPTIONS,
-/// TRACE): it must not change state, so [`check_origin`] lets it through
-/// from anywhere. Everything else, unknown methods included, is not.
-pub fn is_safe_method(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+/// TRACE; methods are case-sensitive): it must not change state, so
+/// [`check_origin`] lets it through from anywhere. Everything else, unknown
+/// methods included, is not.
+pub fn is_safe_method(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
 }
 
 /// Whether a request may change state, by where the browser says it comes
@@ -202,7 +203,8 @@ pub fn is_safe_method(method: &Method) -> bool {
 /// `same-site` (a sibling subdomain is another origin, and `SameSite` cookies
 /// go along with its requests), `cross-site`, `Origin: null`, another
 /// origin, and a request with neither header (not a current browser, or one
-/// a proxy stripped: refused rather than guessed at).
+/// a proxy stripped: refused rather than guessed at). A header sent twice is
+/// ambiguous, and refused.
 ///
 /// Browsers set both headers themselves; a page cannot forge them. Behind a
 /// reverse proxy, forward the `Host` the browser sent, or `Origin` never
@@ -223,28 +225,30 @@ pub fn is_safe_method(method: &Method) -> bool {
 /// assert_eq!(check_origin(&Method::GET, &uri, &headers), Ok(()));
 /// ```
 pub fn check_origin(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), CrossSite> {
+    // Present but repeated or unreadable: an empty value, which never passes.
+    let value = |name: &str| headers.contains_key(name).then(|| single(headers, name).unwrap_or_default());
+    let host = match headers.get(HOST) {
+        Some(_) => value(HOST.as_str()),
+        None => uri.authority().map(|authority| authority.as_str()),
+    };
+    check_origin_values(method.as_str(), value("sec-fetch-site"), value(ORIGIN.as_str()), host)
+}
+
+/// [`check_origin`] on the request's method and header values, for
+/// frameworks with their own header types (actix-web): each `None` when the
+/// header is absent; pass `Some("")` for one that is present but repeated or
+/// not text. `host` is the `Host` header, or the request URI's authority.
+pub fn check_origin_values(
+    method: &str,
+    sec_fetch_site: Option<&str>,
+    origin: Option<&str>,
+    host: Option<&str>,
+) -> Result<(), CrossSite> {
     if is_safe_method(method) {
         return Ok(());
     }
-    let host = match headers.get(HOST) {
-        Some(_) => single(headers, HOST.as_str()),
-        None => uri.authority().map(|authority| authority.as_str()),
-    };
-    let present = |name: &str| headers.contains_key(name);
-    let site = present("sec-fetch-site").then(|| single(headers, "sec-fetch-site"));
-    let origin = present(ORIGIN.as_str()).then(|| single(headers, ORIGIN.as_str()));
-    judge_origin(site, origin, host)
-}
-
-/// [`check_origin`] on the header values of a state-changing request: each
-/// `None` when absent, `Some(None)` when present but unreadable or repeated.
-fn judge_origin(
-    sec_fetch_site: Option<Option<&str>>,
-    origin: Option<Option<&str>>,
-    host: Option<&str>,
-) -> Result<(), CrossSite> {
     if let Some(site) = sec_fetch_site {
-        let site = site.map(str::trim).unwrap_or_default();
+        let site = site.trim();
         return if site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none") {
             Ok(())
         } else {
@@ -252,8 +256,8 @@ fn judge_origin(
         };
     }
     let Some(origin) = origin else { return Err(CrossSite::Unknown) };
-    match (origin, host) {
-        (Some(origin), Some(host)) if origin_is_host(origin.trim(), host.trim()) => Ok(()),
+    match host {
+        Some(host) if origin_is_host(origin.trim(), host.trim()) => Ok(()),
         _ => Err(CrossSite::Origin),
     }
 }
@@ -424,6 +428,8 @@ mod tests {
         let origin = headers(&[("origin", "https://app.example")]);
         assert_eq!(check_origin(&Method::DELETE, &http2, &origin), Ok(()), "HTTP/2: the URI's authority");
 
+        assert_eq!(check_origin_values("post", None, None, None), Err(CrossSite::Unknown), "case-sensitive");
+        assert_eq!(check_origin_values("POST", Some("same-origin"), None, None), Ok(()));
         for method in [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE] {
             assert_eq!(check_origin(&method, &uri, &headers(&[("sec-fetch-site", "cross-site")])), Ok(()));
         }
