@@ -32,6 +32,12 @@
 //! Adapters (`expected-axum`, `expected-actix`) move cookies in and out; the
 //! core alone serves any other transport, a WebSocket or a line protocol.
 //!
+//! Secrets come from the operating system, one draw each ([`OsTokens`]: safe
+//! across `fork()`), and [`Token`] and [`SessionId`] are wiped when dropped.
+//! For state-changing routes, [`csrf`] keeps a synchronizer token in the
+//! session and `http::check_origin` (feature `http`) refuses requests the
+//! browser does not say come from this origin.
+//!
 //! # Example
 //!
 //! ```

@@ -44,6 +44,13 @@ pub enum UsernameError {
 ///
 /// Any UTF-8 string of 1 to [`MAX_USERNAME_BYTES`] bytes without control
 /// characters: dots, spaces, quotes, `@` and non-ASCII letters are all fine.
+///
+/// **Both cookies carry it, in base64url: readable, not secret.** Anyone who
+/// sees a cookie (a proxy's log of `Cookie` headers, a browser extension, a
+/// shared computer) reads it. When your usernames are e-mail addresses or
+/// otherwise personal, pass an opaque, stable account id (a database key, a
+/// UUID) instead, and map it back to your user yourself; a renamed user then
+/// keeps their logins too.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Username(String);
 
@@ -399,7 +406,8 @@ pub trait TokenSource: Send + Sync + 'static {
 /// forks after building the engine (a pre-forking server, a daemon that
 /// forks to detach) gives each child different secrets, which a generator
 /// seeded once and copied by `fork()` would not. A draw costs a system call
-/// (about a microsecond), a few per login: the store's round trip dwarfs it.
+/// (under a microsecond; a cookie login draws two, about 1.5 µs in
+/// `docs/benchmarks.md`): the store's round trip dwarfs it.
 ///
 /// Should the operating system ever fail to provide randomness (it does not,
 /// on the supported platforms, once booted), the draw panics rather than hand
