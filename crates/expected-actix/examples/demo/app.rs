@@ -56,9 +56,12 @@ pub(crate) fn app(
         .login_page(paths::LOGIN)
         .confirm_password_page(paths::CONFIRM_PASSWORD)
         .fresh_for(state.fresh_for);
-    let api = |path: &str| web::resource(path).wrap(from_fn(csrf_api)).wrap(expected.clone());
+    let api = |path: &str| web::resource(path).wrap(from_fn(csrf_guard::<false>)).wrap(expected.clone());
     let page = |path: &str| {
-        web::resource(path).wrap(from_fn(csrf_pages)).wrap(expected.clone()).wrap(from_fn(outage_as_page))
+        web::resource(path)
+            .wrap(from_fn(csrf_guard::<true>))
+            .wrap(expected.clone())
+            .wrap(from_fn(outage_as_page))
     };
     let session_value = api("/api/session/{key}")
         .app_data(json_config(api::MAX_SESSION_VALUE_BYTES))
@@ -601,58 +604,45 @@ async fn refuse_cross_site(
     Ok(next.call(request).await?.map_into_left_body())
 }
 
-/// The API half of the CSRF rule (the kit's `csrf` module): a logged-in
-/// user's state-changing request presents the session's token in the
-/// `X-CSRF-Token` header, or is refused 403 `invalid_csrf_token`.
-async fn csrf_api(
+/// The CSRF rule (the kit's `csrf` module): a logged-in user's
+/// state-changing request presents the session's token, or is refused. On
+/// the API (`PAGE` false) the token comes in the `X-CSRF-Token` header and a
+/// refusal is 403 `invalid_csrf_token`. On the pages (`PAGE` true) a
+/// logged-in user's page first gets the token (so its forms carry it), the
+/// token comes in the form's `csrf_token` field (or the header), and a
+/// refusal is the 403 "form expired" page.
+async fn csrf_guard<const PAGE: bool>(
     mut request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let (auth, session) = (request.extract::<Auth>().await?, request.extract::<Session>().await?);
     let method = request.method().as_str().to_owned();
-    let refused = match expected_demo_kit::csrf::token_needed(&auth, &session, &method, false).await {
+    let refused = match expected_demo_kit::csrf::token_needed(&auth, &session, &method, PAGE).await {
         Ok(false) => None,
         Ok(true) => {
-            let header = header_value(&request, csrf::HEADER).map(str::to_owned);
-            session.verify_csrf(header.as_deref()).await.err().map(Error::from)
-        }
-        Err(failed) => Some(Error::from(failed)),
-    };
-    match refused {
-        None => Ok(next.call(request).await?.map_into_left_body()),
-        Some(error) => Ok(request.into_response(error.error_response()).map_into_right_body()),
-    }
-}
-
-/// The pages' half: a logged-in user's page gets the session's token (so its
-/// forms carry it), and their state-changing request presents it in the
-/// form's `csrf_token` field (or the header), or is answered the 403 "form
-/// expired" page.
-async fn csrf_pages(
-    mut request: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let (auth, session) = (request.extract::<Auth>().await?, request.extract::<Session>().await?);
-    let method = request.method().as_str().to_owned();
-    let refused = match expected_demo_kit::csrf::token_needed(&auth, &session, &method, true).await {
-        Ok(false) => None,
-        Ok(true) => {
-            let body =
-                request.extract::<web::Bytes>().await.ok().filter(|body| body.len() <= api::MAX_BODY_BYTES);
-            let presented = header_value(&request, csrf::HEADER).map(str::to_owned).or_else(|| {
-                let content_type = header_value(&request, header::CONTENT_TYPE.as_str());
-                expected_demo_kit::csrf::form_token(content_type, body.as_deref().unwrap_or_default())
-            });
-            if let Some(body) = body {
-                // The handler reads the form again.
-                request.set_payload(Payload::from(body));
+            let mut presented = header_value(&request, csrf::HEADER).map(str::to_owned);
+            if PAGE {
+                let body = request.extract::<web::Bytes>().await.ok();
+                let body = body.filter(|body| body.len() <= api::MAX_BODY_BYTES);
+                if presented.is_none() {
+                    let content_type = header_value(&request, header::CONTENT_TYPE.as_str());
+                    presented = expected_demo_kit::csrf::form_token(
+                        content_type,
+                        body.as_deref().unwrap_or_default(),
+                    );
+                }
+                if let Some(body) = body {
+                    // The handler reads the form again.
+                    request.set_payload(Payload::from(body));
+                }
             }
             match session.verify_csrf(presented.as_deref()).await {
                 Ok(()) => None,
-                // A store outage: the middleware's 503, made a page by
-                // `outage_as_page`.
+                // A store outage: the middleware's 503 (made a page by
+                // `outage_as_page`).
                 Err(CsrfError::Session(failed)) => Some(Error::from(failed).error_response()),
-                Err(_) => Some(PageError(html::ErrorPage::FormExpired).error_response()),
+                Err(_) if PAGE => Some(PageError(html::ErrorPage::FormExpired).error_response()),
+                Err(refused) => Some(Error::from(refused).error_response()),
             }
         }
         Err(failed) => Some(Error::from(failed).error_response()),

@@ -63,7 +63,7 @@ pub(crate) fn app(expected: ExpectedLayer, state: DemoState) -> Router {
         .route("/api/confirm-password", post(api_confirm_password))
         .route("/api/sensitive", post(api_sensitive))
         .route("/api/csrf", get(api_csrf))
-        .layer(middleware::from_fn(csrf_api))
+        .layer(middleware::from_fn(csrf_guard::<false>))
         .layer(expected.clone());
     let pages = Router::new()
         .route(paths::HOME, get(home))
@@ -76,7 +76,7 @@ pub(crate) fn app(expected: ExpectedLayer, state: DemoState) -> Router {
         .route(paths::LOGOUT, post(logout))
         .route(paths::LOGOUT_OTHERS, post(logout_others))
         .route(paths::LOGOUT_EVERYWHERE, post(logout_everywhere))
-        .layer(middleware::from_fn(csrf_pages))
+        .layer(middleware::from_fn(csrf_guard::<true>))
         .layer(expected)
         .layer(middleware::map_response(outage_as_page));
     Router::new()
@@ -523,41 +523,44 @@ async fn refuse_cross_site(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// The API half of the CSRF rule (the kit's `csrf` module): a logged-in
-/// user's state-changing request presents the session's token in the
-/// `X-CSRF-Token` header, or is refused 403 `invalid_csrf_token`.
-async fn csrf_api(auth: Auth, session: Session, request: Request, next: Next) -> Response {
-    match csrf::token_needed(&auth, &session, request.method().as_str(), false).await {
-        Ok(false) => next.run(request).await,
-        Ok(true) => match session.verify_csrf(csrf_header(request.headers())).await {
-            Ok(()) => next.run(request).await,
-            Err(refused) => Error::from(refused).into_response(),
-        },
-        Err(failed) => Error::from(failed).into_response(),
-    }
-}
-
-/// The pages' half: a logged-in user's page gets the session's token (so its
-/// forms carry it), and their state-changing request presents it in the
-/// form's `csrf_token` field (or the header), or is answered the 403 "form
-/// expired" page.
-async fn csrf_pages(auth: Auth, session: Session, request: Request, next: Next) -> Response {
-    match csrf::token_needed(&auth, &session, request.method().as_str(), true).await {
+/// The CSRF rule (the kit's `csrf` module): a logged-in user's
+/// state-changing request presents the session's token, or is refused. On
+/// the API (`PAGE` false) the token comes in the `X-CSRF-Token` header and a
+/// refusal is 403 `invalid_csrf_token`. On the pages (`PAGE` true) a
+/// logged-in user's page first gets the token (so its forms carry it), the
+/// token comes in the form's `csrf_token` field (or the header), and a
+/// refusal is the 403 "form expired" page.
+async fn csrf_guard<const PAGE: bool>(
+    auth: Auth,
+    session: Session,
+    request: Request,
+    next: Next,
+) -> Response {
+    match csrf::token_needed(&auth, &session, request.method().as_str(), PAGE).await {
         Ok(false) => return next.run(request).await,
         Ok(true) => {}
         Err(failed) => return Error::from(failed).into_response(),
     }
     let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, api::MAX_BODY_BYTES).await else {
-        return PageError(html::ErrorPage::BadForm).into_response();
+    let mut presented = csrf_header(&parts.headers).map(str::to_owned);
+    let body = if PAGE {
+        let Ok(body) = axum::body::to_bytes(body, api::MAX_BODY_BYTES).await else {
+            return PageError(html::ErrorPage::BadForm).into_response();
+        };
+        if presented.is_none() {
+            let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok());
+            presented = csrf::form_token(content_type, &body);
+        }
+        // The handler reads the form again.
+        Body::from(body)
+    } else {
+        body
     };
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok());
-    let field = csrf::form_token(content_type, &body);
-    let presented = csrf_header(&parts.headers).map(str::to_owned).or(field);
     match session.verify_csrf(presented.as_deref()).await {
-        Ok(()) => next.run(Request::from_parts(parts, Body::from(body))).await,
-        // A store outage: the layer's 503, made a page by `outage_as_page`.
+        Ok(()) => next.run(Request::from_parts(parts, body)).await,
+        // A store outage: the layer's 503 (made a page by `outage_as_page`).
         Err(CsrfError::Session(failed)) => Error::from(failed).into_response(),
-        Err(_) => PageError(html::ErrorPage::FormExpired).into_response(),
+        Err(_) if PAGE => PageError(html::ErrorPage::FormExpired).into_response(),
+        Err(refused) => Error::from(refused).into_response(),
     }
 }
