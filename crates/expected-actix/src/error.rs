@@ -3,14 +3,15 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use expected_core::http::{auth_failed, session_failed};
-use expected_core::{AuthError, EngineError, SessionError, StoreError};
+use expected_core::http::{auth_failed, csrf_failed, session_failed};
+use expected_core::{AuthError, CsrfError, EngineError, SessionError, StoreError};
 
 /// An error of `expected` in a handler or an extractor, answered with a JSON
 /// body: 401 `{"error":"unauthenticated"}` or `{"error":"unexpected_token"}`,
-/// 403 `{"error":"reauthentication_required"}`, 503
+/// 403 `{"error":"reauthentication_required"}` or
+/// `{"error":"invalid_csrf_token"}`, 503
 /// `{"error":"store_unavailable"}`, 413 `{"error":"session_too_large"}`, …
-/// (see [`auth_failed`] and [`session_failed`]).
+/// (see [`auth_failed`], [`session_failed`] and [`csrf_failed`]).
 ///
 /// Every error of the [`Auth`](crate::Auth) and [`Session`](crate::Session)
 /// methods converts into it, so a handler returns
@@ -36,6 +37,10 @@ pub enum Error {
     /// data over the size limit.
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// A state-changing request without its session's CSRF token
+    /// ([`SessionHandle::verify_csrf`](expected_core::SessionHandle::verify_csrf)).
+    #[error(transparent)]
+    Csrf(#[from] CsrfError),
     /// An extractor was used on a route the
     /// [`ExpectedMiddleware`](crate::ExpectedMiddleware) does not wrap: a
     /// programming error, answered 500.
@@ -58,7 +63,12 @@ impl From<EngineError> for Error {
 impl Error {
     /// Whether this is a store failure (answered 503).
     pub fn is_store_failure(&self) -> bool {
-        matches!(self, Self::Auth(AuthError::Store(_)) | Self::Session(SessionError::Store(_)))
+        matches!(
+            self,
+            Self::Auth(AuthError::Store(_))
+                | Self::Session(SessionError::Store(_))
+                | Self::Csrf(CsrfError::Session(SessionError::Store(_)))
+        )
     }
 
     /// The status and JSON body, as core's `http` policy says (`None` for a
@@ -67,6 +77,7 @@ impl Error {
         let (status, body) = match self {
             Self::Auth(error) => auth_failed(error),
             Self::Session(error) => session_failed(error),
+            Self::Csrf(error) => csrf_failed(error),
             Self::MissingMiddleware => return None,
         };
         let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -122,6 +122,40 @@
 //!   one fail with an error, the cookies still reach the client on the error's
 //!   response.
 //!
+//! # CSRF
+//!
+//! `SameSite=Lax` cookies (the default) keep other sites from posting as the
+//! user, but not a sibling subdomain, which is the same site. Refuse
+//! state-changing requests that do not come from your origin with
+//! [`check_origin_values`] (in a middleware of yours, answering 403), and
+//! check the session's synchronizer token ([`csrf`]) on the routes that
+//! change state: forms carry it in a hidden field, `fetch` in the
+//! `X-CSRF-Token` header ([`csrf::HEADER`]); a missing or wrong one is a
+//! [`CsrfError`], which [`Error`] answers 403
+//! `{"error":"invalid_csrf_token"}`.
+//!
+//! ```
+//! use actix_web::{HttpRequest, HttpResponse, web};
+//! use expected_actix::{Error, Session, csrf};
+//!
+//! async fn page(session: Session) -> Result<HttpResponse, Error> {
+//!     let token = session.csrf_token().await?; // made on first use
+//!     let field = csrf::FORM_FIELD;
+//!     Ok(HttpResponse::Ok().content_type("text/html").body(format!(r#"<form method="post" action="/note">
+//!         <input type="hidden" name="{field}" value="{token}"><button>Save</button></form>"#)))
+//! }
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Note { csrf_token: Option<String> }
+//!
+//! async fn save(session: Session, request: HttpRequest, note: web::Form<Note>) -> Result<&'static str, Error> {
+//!     // A script's `fetch` sends the header, the form the field.
+//!     let header = request.headers().get(csrf::HEADER).and_then(|value| value.to_str().ok());
+//!     session.verify_csrf(header.or(note.csrf_token.as_deref())).await?;
+//!     Ok("saved")
+//! }
+//! ```
+//!
 //! # Your user type
 //!
 //! `expected` knows usernames, not users. Load yours with an extractor of your
@@ -167,8 +201,9 @@ pub mod testing;
 
 pub use error::Error;
 pub use expected_core;
+pub use expected_core::csrf::{self, CsrfError};
 pub use expected_core::guard::safe_next;
-pub use expected_core::http::OnStoreError;
+pub use expected_core::http::{CrossSite, OnStoreError, check_origin_values};
 pub use expected_core::{AuthError, AuthMethod, CurrentUser, SessionError, Via};
 pub use extract::{Auth, AuthUser, FreshLogin, FreshUser, LoginRequired, PageRejection, Session};
 pub use middleware::{ExpectedMiddleware, ExpectedService};

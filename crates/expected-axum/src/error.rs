@@ -2,16 +2,17 @@
 //! [`http`](expected_core::http) policy says.
 
 use axum::response::{IntoResponse, Response};
-use expected_core::http::{auth_failed, session_failed};
-use expected_core::{AuthError, EngineError, SessionError, StoreError};
+use expected_core::http::{auth_failed, csrf_failed, session_failed};
+use expected_core::{AuthError, CsrfError, EngineError, SessionError, StoreError};
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, StatusCode};
 
 /// An error of `expected` in a handler or an extractor, answered with a JSON
 /// body: 401 `{"error":"unauthenticated"}` or `{"error":"unexpected_token"}`,
-/// 403 `{"error":"reauthentication_required"}`, 503
+/// 403 `{"error":"reauthentication_required"}` or
+/// `{"error":"invalid_csrf_token"}`, 503
 /// `{"error":"store_unavailable"}`, 413 `{"error":"session_too_large"}`, …
-/// (see [`auth_failed`] and [`session_failed`]).
+/// (see [`auth_failed`], [`session_failed`] and [`csrf_failed`]).
 ///
 /// Every error of the [`Auth`](crate::Auth) and [`Session`](crate::Session)
 /// methods converts into it, so a handler returns
@@ -37,6 +38,10 @@ pub enum Error {
     /// data over the size limit.
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// A state-changing request without its session's CSRF token
+    /// ([`SessionHandle::verify_csrf`](expected_core::SessionHandle::verify_csrf)).
+    #[error(transparent)]
+    Csrf(#[from] CsrfError),
     /// An extractor was used on a route the [`ExpectedLayer`](crate::ExpectedLayer)
     /// does not wrap: a programming error, answered 500.
     #[error("ExpectedLayer is not installed on this route")]
@@ -58,7 +63,12 @@ impl From<EngineError> for Error {
 impl Error {
     /// Whether this is a store failure (answered 503).
     pub fn is_store_failure(&self) -> bool {
-        matches!(self, Self::Auth(AuthError::Store(_)) | Self::Session(SessionError::Store(_)))
+        matches!(
+            self,
+            Self::Auth(AuthError::Store(_))
+                | Self::Session(SessionError::Store(_))
+                | Self::Csrf(CsrfError::Session(SessionError::Store(_)))
+        )
     }
 }
 
@@ -67,6 +77,7 @@ impl IntoResponse for Error {
         let (status, body) = match &self {
             Self::Auth(error) => auth_failed(error),
             Self::Session(error) => session_failed(error),
+            Self::Csrf(error) => csrf_failed(error),
             Self::MissingLayer => {
                 tracing::error!("expected-axum extractor used on a route without ExpectedLayer");
                 let text = HeaderValue::from_static("text/plain; charset=utf-8");

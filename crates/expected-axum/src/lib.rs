@@ -107,6 +107,38 @@
 //!   ([`safe_next`]); use the same check on the `next` a login form sends
 //!   back.
 //!
+//! # CSRF
+//!
+//! `SameSite=Lax` cookies (the default) keep other sites from posting as the
+//! user, but not a sibling subdomain, which is the same site. Refuse
+//! state-changing requests that do not come from your origin with
+//! [`check_origin`] (in a middleware of yours, answering 403), and check the
+//! session's synchronizer token ([`csrf`]) on the routes that change state:
+//! forms carry it in a hidden field, `fetch` in the `X-CSRF-Token` header
+//! ([`csrf_header`]); a missing or wrong one is a [`CsrfError`], which
+//! [`Error`] answers 403 `{"error":"invalid_csrf_token"}`.
+//!
+//! ```
+//! use axum::{Form, http::HeaderMap, response::Html};
+//! use expected_axum::{Error, Session, csrf, csrf_header};
+//!
+//! async fn page(session: Session) -> Result<Html<String>, Error> {
+//!     let token = session.csrf_token().await?; // made on first use
+//!     let field = csrf::FORM_FIELD;
+//!     Ok(Html(format!(r#"<form method="post" action="/note">
+//!         <input type="hidden" name="{field}" value="{token}"><button>Save</button></form>"#)))
+//! }
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Note { csrf_token: Option<String> }
+//!
+//! async fn save(session: Session, headers: HeaderMap, Form(note): Form<Note>) -> Result<&'static str, Error> {
+//!     // A script's `fetch` sends the header, the form the field.
+//!     session.verify_csrf(csrf_header(&headers).or(note.csrf_token.as_deref())).await?;
+//!     Ok("saved")
+//! }
+//! ```
+//!
 //! # Your user type
 //!
 //! `expected` knows usernames, not users. Load yours with an extractor of your
@@ -144,8 +176,9 @@ pub mod testing;
 
 pub use error::Error;
 pub use expected_core;
+pub use expected_core::csrf::{self, CsrfError};
 pub use expected_core::guard::safe_next;
-pub use expected_core::http::OnStoreError;
+pub use expected_core::http::{CrossSite, OnStoreError, check_origin, csrf_header};
 pub use expected_core::{AuthError, AuthMethod, CurrentUser, SessionError, Via};
 pub use extract::{Auth, AuthUser, FreshLogin, FreshUser, LoginRequired, PageRejection, Session};
 pub use layer::{ExpectedLayer, ExpectedService};

@@ -13,8 +13,8 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_main};
 use expected_core::protocol::{self, Judgement};
 use expected_core::{
-    AuthCookie, ChaChaTokens, ClientMeta, Config, Login, SessionCookie, SessionData, SetCookie, TokenSource,
-    Username,
+    AuthCookie, ChaChaTokens, ClientMeta, Config, Login, OsTokens, SessionCookie, SessionData, SetCookie,
+    TokenSource, Username,
 };
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
@@ -174,6 +174,11 @@ fn reference(c: &mut Criterion) {
     let tokens = ChaChaTokens::from_seed([9; 32]);
     c.bench_function("draw_token_and_session_id", |b| {
         b.iter(|| (tokens.token(), tokens.session_id()));
+    });
+
+    // The engine's default: one system call per secret.
+    c.bench_function("draw_token_and_session_id_os", |b| {
+        b.iter(|| (OsTokens.token(), OsTokens.session_id()));
     });
 }
 

@@ -13,7 +13,7 @@ use crate::cookies::{CookieKind, CookieValues, PresentedCookies, SetCookie};
 use crate::credential::{AuthCookie, CookieError, SessionCookie};
 use crate::protocol::{self, Judgement, SessionJudgement};
 use crate::record::{AuthMethod, ClientMeta, Login, SessionData, SessionRecord, SessionUser};
-use crate::secret::{ChaChaTokens, Serial, SessionDigest, SessionId, TokenSource, Username};
+use crate::secret::{OsTokens, Serial, SessionDigest, SessionId, TokenSource, Username};
 use crate::store::{Confirmation, Deleted, Inserted, Keep, Rotated, Store, StoreError, StoreErrorKind};
 
 /// How many times a create retries with fresh random keys, and a cookie login
@@ -404,7 +404,10 @@ pub struct Expected<S> {
 
 impl<S> fmt::Debug for Expected<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Expected").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Expected")
+            .field("config", &self.config)
+            .field("tokens", &self.tokens.name())
+            .finish_non_exhaustive()
     }
 }
 
@@ -452,14 +455,14 @@ impl Claim {
 }
 
 impl<S: Store> Expected<S> {
-    /// An engine over `store`, with the system clock, ChaCha20 tokens seeded
-    /// from the OS, and no hooks.
+    /// An engine over `store`, with the system clock, every secret drawn
+    /// from the operating system ([`OsTokens`]: fork-safe), and no hooks.
     pub fn new(store: S, config: Config) -> Self {
         Self {
             store,
             config,
             clock: Arc::new(SystemClock),
-            tokens: Arc::new(ChaChaTokens::from_os()),
+            tokens: Arc::new(OsTokens),
             hooks: Arc::new(NoHooks),
         }
     }
@@ -505,6 +508,12 @@ impl<S: Store> Expected<S> {
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// The token source, for the other secrets of a request (the CSRF
+    /// token).
+    pub(crate) fn tokens(&self) -> &dyn TokenSource {
+        &*self.tokens
     }
 
     /// The engine's current time, in store precision.

@@ -776,6 +776,12 @@ impl<S: Store> SessionHandle<S> {
         Self(exchange)
     }
 
+    /// The exchange behind the handle (the CSRF helper draws from its
+    /// engine's token source).
+    pub(crate) fn exchange(&self) -> &Exchange<S> {
+        &self.0
+    }
+
     /// Reads a value.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         self.0.get(key).await

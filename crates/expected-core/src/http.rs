@@ -10,11 +10,12 @@
 //! assert!(cookies.auth.is_empty());
 //! ```
 
-use http::StatusCode;
-use http::header::{COOKIE, HeaderMap, HeaderValue, USER_AGENT};
+use http::header::{COOKIE, HOST, HeaderMap, HeaderValue, ORIGIN, USER_AGENT};
+use http::{Method, StatusCode, Uri};
 
 use crate::config::Config;
 use crate::cookies::SetCookie;
+use crate::csrf::CsrfError;
 use crate::exchange::{AuthError, SessionError, Unauthenticated};
 use crate::store::StoreError;
 
@@ -129,6 +130,163 @@ pub fn client_ip(trusted_header: Option<&str>, peer: Option<std::net::IpAddr>) -
     trusted_header.and_then(|text| text.rsplit(',').next()).and_then(|last| last.trim().parse().ok()).or(peer)
 }
 
+/// The body of the 403 answer to a request refused as cross-site
+/// ([`check_origin`]).
+pub const CROSS_SITE_JSON: &str = r#"{"error":"cross_site_request"}"#;
+
+/// The body of the 403 answer to a missing or wrong CSRF token
+/// ([`csrf_failed`]).
+pub const INVALID_CSRF_TOKEN_JSON: &str = r#"{"error":"invalid_csrf_token"}"#;
+
+/// The status and JSON body answering `error`: 403 `invalid_csrf_token`
+/// for a token that is missing or wrong (or a request without a session, for
+/// an application that refuses those), as a session failure otherwise (503
+/// for the store).
+pub fn csrf_failed(error: &CsrfError) -> (StatusCode, &'static str) {
+    match error {
+        CsrfError::Session(error) => session_failed(error),
+        _ => (StatusCode::FORBIDDEN, INVALID_CSRF_TOKEN_JSON),
+    }
+}
+
+/// The CSRF token a script sent in the [`csrf::HEADER`](crate::csrf::HEADER)
+/// header, when there is exactly one and it is text.
+pub fn csrf_header(headers: &HeaderMap) -> Option<&str> {
+    single(headers, crate::csrf::HEADER)
+}
+
+/// The one value of header `name`: `None` when it is missing, repeated
+/// (ambiguous) or not visible ASCII.
+fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    value.to_str().ok()
+}
+
+/// Why [`check_origin`] refused a state-changing request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CrossSite {
+    /// `Sec-Fetch-Site` says `same-site`, `cross-site` or something else
+    /// than `same-origin` and `none` (or is repeated).
+    #[error("Sec-Fetch-Site says the request comes from elsewhere")]
+    FetchSite,
+    /// No `Sec-Fetch-Site`, and an `Origin` of another host (or `null`, or
+    /// repeated), or no host to compare it with.
+    #[error("the Origin is not this host")]
+    Origin,
+    /// Neither header: nothing shows where the request comes from.
+    #[error("neither Sec-Fetch-Site nor Origin says where the request comes from")]
+    Unknown,
+}
+
+/// Whether `method` is safe in the sense of RFC 9110 (GET, HEAD, OPTIONS,
+/// TRACE; methods are case-sensitive): it must not change state, so
+/// [`check_origin`] lets it through from anywhere. Everything else, unknown
+/// methods included, is not.
+pub fn is_safe_method(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
+}
+
+/// Whether a request may change state, by where the browser says it comes
+/// from: the HTTP half of CSRF protection (the [`csrf`](crate::csrf) token is
+/// the other).
+///
+/// Safe methods always pass. Any other request passes only with
+/// `Sec-Fetch-Site: same-origin` or `none` (typed in, a bookmark), or,
+/// without `Sec-Fetch-Site` (browsers from before 2020-2023), with an
+/// `Origin` whose host and port are this request's (`Host`, else the URI's
+/// authority, as HTTP/2 carries it). Everything else is refused:
+/// `same-site` (a sibling subdomain is another origin, and `SameSite` cookies
+/// go along with its requests), `cross-site`, `Origin: null`, another
+/// origin, and a request with neither header (not a current browser, or one
+/// a proxy stripped: refused rather than guessed at). A header sent twice is
+/// ambiguous, and refused.
+///
+/// Browsers set both headers themselves; a page cannot forge them. Behind a
+/// reverse proxy, forward the `Host` the browser sent, or `Origin` never
+/// matches (only browsers without `Sec-Fetch-Site` care).
+///
+/// ```
+/// use expected_core::http::{CrossSite, check_origin};
+/// use http::{HeaderMap, Method, Uri};
+///
+/// let uri: Uri = "/logout".parse().unwrap();
+/// let mut headers = HeaderMap::new();
+/// headers.insert("host", "app.example".parse().unwrap());
+/// assert_eq!(check_origin(&Method::POST, &uri, &headers), Err(CrossSite::Unknown));
+/// headers.insert("origin", "https://app.example".parse().unwrap());
+/// assert_eq!(check_origin(&Method::POST, &uri, &headers), Ok(()));
+/// headers.insert("sec-fetch-site", "same-site".parse().unwrap());
+/// assert_eq!(check_origin(&Method::POST, &uri, &headers), Err(CrossSite::FetchSite));
+/// assert_eq!(check_origin(&Method::GET, &uri, &headers), Ok(()));
+/// ```
+pub fn check_origin(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), CrossSite> {
+    // Present but repeated or unreadable: an empty value, which never passes.
+    let value = |name: &str| headers.contains_key(name).then(|| single(headers, name).unwrap_or_default());
+    let host = match headers.get(HOST) {
+        Some(_) => value(HOST.as_str()),
+        None => uri.authority().map(|authority| authority.as_str()),
+    };
+    check_origin_values(method.as_str(), value("sec-fetch-site"), value(ORIGIN.as_str()), host)
+}
+
+/// [`check_origin`] on the request's method and header values, for
+/// frameworks with their own header types (actix-web): each `None` when the
+/// header is absent; pass `Some("")` for one that is present but repeated or
+/// not text. `host` is the `Host` header, or the request URI's authority.
+pub fn check_origin_values(
+    method: &str,
+    sec_fetch_site: Option<&str>,
+    origin: Option<&str>,
+    host: Option<&str>,
+) -> Result<(), CrossSite> {
+    if is_safe_method(method) {
+        return Ok(());
+    }
+    if let Some(site) = sec_fetch_site {
+        let site = site.trim();
+        return if site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none") {
+            Ok(())
+        } else {
+            Err(CrossSite::FetchSite)
+        };
+    }
+    let Some(origin) = origin else { return Err(CrossSite::Unknown) };
+    match host {
+        Some(host) if origin_is_host(origin.trim(), host.trim()) => Ok(()),
+        _ => Err(CrossSite::Origin),
+    }
+}
+
+/// Whether the serialized origin `scheme://host[:port]` names `host`
+/// (`name[:port]`), letters in any case and the scheme's default port
+/// written or not.
+fn origin_is_host(origin: &str, host: &str) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else { return false };
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "https" => "443",
+        "http" => "80",
+        _ => return false,
+    };
+    let split = |text: &str| -> (String, String) {
+        let text = text.to_ascii_lowercase();
+        // An IPv6 literal's colons are inside the brackets.
+        let port_at = text.rfind(':').filter(|&at| !text[at..].contains(']'));
+        match port_at {
+            Some(at) => (text[..at].to_owned(), text[at + 1..].to_owned()),
+            None => (text.clone(), default.to_owned()),
+        }
+    };
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@']) || host.is_empty() {
+        return false;
+    }
+    split(authority) == split(host)
+}
+
 pub use crate::cookies::{HeaderError, MAX_COOKIE_HEADER_BYTES, PresentedCookies};
 
 /// Reads every value of the session and auth cookies from the `Cookie`
@@ -204,6 +362,96 @@ mod tests {
         assert_eq!(store_failed(&outage), (StatusCode::SERVICE_UNAVAILABLE, STORE_UNAVAILABLE_JSON));
         let too_large = SessionError::TooLarge { size: 10, limit: 2 };
         assert_eq!(session_failed(&too_large).0, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn only_same_origin_requests_change_state() {
+        let uri: Uri = "/logout".parse().unwrap_or_default();
+        let host = ("host", "app.example:8443");
+        let post =
+            |pairs: &[(&'static str, &'static str)]| check_origin(&Method::POST, &uri, &headers(pairs));
+        assert_eq!(post(&[host, ("sec-fetch-site", "same-origin")]), Ok(()));
+        assert_eq!(post(&[host, ("sec-fetch-site", " None ")]), Ok(()), "typed in or bookmarked");
+        for site in ["same-site", "cross-site", "", "bogus"] {
+            let refused = check_origin(&Method::POST, &uri, &{
+                let mut map = headers(&[host, ("origin", "https://app.example:8443")]);
+                map.insert(
+                    "sec-fetch-site",
+                    HeaderValue::from_str(site).unwrap_or(HeaderValue::from_static("")),
+                );
+                map
+            });
+            assert_eq!(refused, Err(CrossSite::FetchSite), "{site:?}: the header decides, Origin or not");
+        }
+        assert_eq!(
+            post(&[host, ("sec-fetch-site", "same-origin"), ("sec-fetch-site", "same-origin")]),
+            Err(CrossSite::FetchSite),
+            "repeated: ambiguous"
+        );
+        assert_eq!(post(&[host]), Err(CrossSite::Unknown), "header-less requests no longer pass");
+        assert_eq!(post(&[host, ("origin", "https://app.example:8443")]), Ok(()));
+        assert_eq!(post(&[host, ("origin", "HTTPS://App.Example:8443")]), Ok(()), "any letter case");
+        for origin in [
+            "https://app.example",
+            "https://evil.example:8443",
+            "https://app.example:8443.evil.example",
+            "https://sub.app.example:8443",
+            "null",
+            "app.example:8443",
+            "https://app.example:8443/path",
+            "https://user@app.example:8443",
+            "ftp://app.example:8443",
+        ] {
+            let mut map = headers(&[host]);
+            map.insert("origin", HeaderValue::from_static(origin));
+            assert_eq!(check_origin(&Method::POST, &uri, &map), Err(CrossSite::Origin), "{origin}");
+        }
+        let default_port = [("host", "app.example"), ("origin", "https://app.example:443")];
+        assert_eq!(post(&default_port), Ok(()), "the default port, written or not");
+        assert_eq!(post(&[("host", "app.example:443"), ("origin", "https://app.example")]), Ok(()));
+        assert_eq!(
+            post(&[("host", "app.example"), ("origin", "http://app.example:443")]),
+            Err(CrossSite::Origin)
+        );
+        assert_eq!(post(&[("host", "[::1]:3000"), ("origin", "http://[::1]:3000")]), Ok(()));
+        assert_eq!(post(&[("host", "[::1]"), ("origin", "http://[::1]:80")]), Ok(()));
+        assert_eq!(post(&[("origin", "https://app.example")]), Err(CrossSite::Origin), "no host to compare");
+        let http2: Uri = "https://app.example/logout".parse().unwrap_or_default();
+        let origin = headers(&[("origin", "https://app.example")]);
+        assert_eq!(check_origin(&Method::DELETE, &http2, &origin), Ok(()), "HTTP/2: the URI's authority");
+
+        assert_eq!(check_origin_values("post", None, None, None), Err(CrossSite::Unknown), "case-sensitive");
+        assert_eq!(check_origin_values("POST", Some("same-origin"), None, None), Ok(()));
+        for method in [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE] {
+            assert_eq!(check_origin(&method, &uri, &headers(&[("sec-fetch-site", "cross-site")])), Ok(()));
+        }
+        for method in
+            [Method::PUT, Method::PATCH, Method::DELETE, Method::from_bytes(b"PURGE").unwrap_or_default()]
+        {
+            assert_eq!(check_origin(&method, &uri, &headers(&[host])), Err(CrossSite::Unknown), "{method}");
+        }
+    }
+
+    #[test]
+    fn the_csrf_header_is_read_once() {
+        assert_eq!(csrf_header(&headers(&[("x-csrf-token", "abc")])), Some("abc"));
+        assert_eq!(csrf_header(&headers(&[("X-CSRF-Token", "a"), ("x-csrf-token", "b")])), None, "ambiguous");
+        assert_eq!(csrf_header(&HeaderMap::new()), None);
+        assert_eq!(csrf_failed(&CsrfError::Mismatch), (StatusCode::FORBIDDEN, INVALID_CSRF_TOKEN_JSON));
+        assert_eq!(csrf_failed(&CsrfError::NoSession).0, StatusCode::FORBIDDEN);
+        let outage = CsrfError::Session(SessionError::Store(StoreError::new(
+            crate::StoreErrorKind::Unavailable,
+            "down",
+        )));
+        assert_eq!(csrf_failed(&outage).0, StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

@@ -32,6 +32,12 @@
 //! Adapters (`expected-axum`, `expected-actix`) move cookies in and out; the
 //! core alone serves any other transport, a WebSocket or a line protocol.
 //!
+//! Secrets come from the operating system, one draw each ([`OsTokens`]: safe
+//! across `fork()`), and [`Token`] and [`SessionId`] are wiped when dropped.
+//! For state-changing routes, [`csrf`] keeps a synchronizer token in the
+//! session and `http::check_origin` (feature `http`) refuses requests the
+//! browser does not say come from this origin.
+//!
 //! # Example
 //!
 //! ```
@@ -96,6 +102,7 @@ pub mod clock;
 pub mod config;
 pub mod cookies;
 pub mod credential;
+pub mod csrf;
 mod engine;
 pub mod exchange;
 pub mod protocol;
@@ -117,6 +124,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use cookies::{CookieKind, CookieValues, SetCookie};
 pub use credential::{AuthCookie, CookieError, SessionCookie};
+pub use csrf::CsrfError;
 pub use engine::{
     Authenticated, Authentication, Cleaned, Client, Device, EndCause, EngineError, Expected, Hooks,
     LoginsEnded, NoHooks, Outcome, Presented, Registration, SignIn, TheftReport,
@@ -126,8 +134,8 @@ pub use exchange::{
 };
 pub use record::{AuthMethod, ClientMeta, Login, PreviousToken, SessionData, SessionRecord, SessionUser};
 pub use secret::{
-    ChaChaTokens, SealedSuccessor, Serial, SessionDigest, SessionId, Token, TokenDigest, TokenSource,
-    Username, UsernameError,
+    ChaChaTokens, OsTokens, SealedSuccessor, Serial, SessionDigest, SessionId, Token, TokenDigest,
+    TokenSource, Username, UsernameError,
 };
 pub use store::{Store, StoreError, StoreErrorKind};
 

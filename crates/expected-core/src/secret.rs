@@ -3,7 +3,9 @@
 //! ([`TokenDigest`], [`SessionDigest`], [`SealedSuccessor`]).
 //!
 //! Secrets never reach a store: only their SHA-256 digests do, and digests are
-//! compared in constant time.
+//! compared in constant time. [`Token`] and [`SessionId`] overwrite their
+//! bytes with zeros when dropped ([`zeroize`]); fresh ones come from
+//! [`OsTokens`], the operating system's random source, one draw per secret.
 
 use std::fmt;
 use std::sync::Mutex;
@@ -11,9 +13,10 @@ use std::sync::Mutex;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{RngCore, SeedableRng};
+use rand_core::{OsRng, RngCore, SeedableRng, TryRngCore};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Longest username accepted, in bytes of UTF-8.
 ///
@@ -41,6 +44,13 @@ pub enum UsernameError {
 ///
 /// Any UTF-8 string of 1 to [`MAX_USERNAME_BYTES`] bytes without control
 /// characters: dots, spaces, quotes, `@` and non-ASCII letters are all fine.
+///
+/// **Both cookies carry it, in base64url: readable, not secret.** Anyone who
+/// sees a cookie (a proxy's log of `Cookie` headers, a browser extension, a
+/// shared computer) reads it. When your usernames are e-mail addresses or
+/// otherwise personal, pass an opaque, stable account id (a database key, a
+/// UUID) instead, and map it back to your user yourself; a renamed user then
+/// keeps their logins too.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Username(String);
 
@@ -129,8 +139,11 @@ pub(crate) fn decode_fixed<const N: usize>(text: &str) -> Result<[u8; N], Decode
     if text.len() != N.div_ceil(3) * 4 - (3 - N % 3) % 3 {
         return Err(error);
     }
-    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| error)?;
-    bytes.try_into().map_err(|_| error)
+    let mut bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| error)?;
+    let fixed = <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| error);
+    // The decoded bytes may be a token or a session id: leave no copy behind.
+    bytes.zeroize();
+    fixed
 }
 
 /// Implements the shared surface of a fixed-size, base64url-rendered value.
@@ -191,7 +204,7 @@ macro_rules! digest_type {
         impl $digest {
             /// The SHA-256 digest of `secret`.
             pub fn of(secret: &$secret) -> Self {
-                Self(Sha256::digest(secret.0).into())
+                Self(Sha256::digest(&secret.0).into())
             }
 
             /// Whether `secret` hashes to this digest, compared in constant time.
@@ -250,13 +263,22 @@ impl fmt::Display for Serial {
 
 /// The one-use secret of a login: 256 random bits, replaced on every cookie
 /// login. Only its [`TokenDigest`] is stored.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Its bytes are overwritten with zeros when it is dropped, so a freed token
+/// does not linger in the heap or on the stack for a later memory disclosure
+/// (a core dump, a swap file, a read past a buffer). Every clone is a copy
+/// wiped on its own drop. The base64 text of a cookie that carries it (the
+/// `String`s of [`AuthCookie::encode`](crate::AuthCookie::encode), of
+/// [`SetCookie`](crate::SetCookie) and of the HTTP headers) is not wiped.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct Token([u8; 32]);
 fixed_bytes!(Token, 32);
 
 /// The secret that names a server-side session: 256 random bits. Only its
 /// [`SessionDigest`] is stored.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Wiped when dropped, like [`Token`].
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct SessionId([u8; 32]);
 fixed_bytes!(SessionId, 32);
 
@@ -276,10 +298,12 @@ const SEAL_SESSION_LABEL: &[u8] = b"expected/v1/seal/session\0";
 fn seal_pad(previous: &Token) -> [u8; 64] {
     let mut pad = [0u8; 64];
     let (token_pad, session_pad) = pad.split_at_mut(32);
-    token_pad
-        .copy_from_slice(&Sha256::new().chain_update(SEAL_TOKEN_LABEL).chain_update(previous.0).finalize());
-    session_pad
-        .copy_from_slice(&Sha256::new().chain_update(SEAL_SESSION_LABEL).chain_update(previous.0).finalize());
+    token_pad.copy_from_slice(
+        &Sha256::new().chain_update(SEAL_TOKEN_LABEL).chain_update(previous.as_bytes()).finalize(),
+    );
+    session_pad.copy_from_slice(
+        &Sha256::new().chain_update(SEAL_SESSION_LABEL).chain_update(previous.as_bytes()).finalize(),
+    );
     pad
 }
 
@@ -301,12 +325,14 @@ stored_value!(SealedSuccessor);
 impl SealedSuccessor {
     /// Seals `token` and `session` under `previous`.
     pub fn seal(previous: &Token, token: &Token, session: &SessionId) -> Self {
-        let pad = seal_pad(previous);
+        let mut pad = seal_pad(previous);
         let mut out = [0u8; 64];
         for (i, byte) in out.iter_mut().enumerate() {
             let plain = if i < 32 { token.0[i] } else { session.0[i - 32] };
             *byte = plain ^ pad[i];
         }
+        // The pad opens the seal: as secret as what it seals.
+        pad.zeroize();
         Self(out)
     }
 
@@ -314,14 +340,16 @@ impl SealedSuccessor {
     /// when `previous` is the token it was sealed under: callers check the
     /// opened values against the stored digests.
     pub fn open(&self, previous: &Token) -> (Token, SessionId) {
-        let pad = seal_pad(previous);
-        let mut token = [0u8; 32];
-        let mut session = [0u8; 32];
+        let mut pad = seal_pad(previous);
+        // Opened straight into the wiped-on-drop types: no plain copy left.
+        let mut token = Token([0; 32]);
+        let mut session = SessionId([0; 32]);
         for i in 0..32 {
-            token[i] = self.0[i] ^ pad[i];
-            session[i] = self.0[32 + i] ^ pad[32 + i];
+            token.0[i] = self.0[i] ^ pad[i];
+            session.0[i] = self.0[32 + i] ^ pad[32 + i];
         }
-        (Token(token), SessionId(session))
+        pad.zeroize();
+        (token, session)
     }
 }
 
@@ -333,39 +361,80 @@ impl fmt::Debug for SealedSuccessor {
 
 /// Where fresh serials, tokens and session ids come from.
 ///
-/// Injected into the engine so tests can be deterministic; production code
-/// uses [`ChaChaTokens`], seeded from the operating system.
+/// Injected into the engine ([`Expected::with_tokens`](crate::Expected::with_tokens))
+/// so tests can be deterministic. The default, [`OsTokens`], draws every
+/// secret from the operating system.
 pub trait TokenSource: Send + Sync + 'static {
     /// Fills `buf` with unpredictable bytes.
     fn fill(&self, buf: &mut [u8]);
 
     /// A fresh serial.
     fn serial(&self) -> Serial {
-        let mut bytes = [0u8; 16];
-        self.fill(&mut bytes);
-        Serial(bytes)
+        let mut serial = Serial([0; 16]);
+        self.fill(&mut serial.0);
+        serial
     }
 
     /// A fresh token.
     fn token(&self) -> Token {
-        let mut bytes = [0u8; 32];
-        self.fill(&mut bytes);
-        Token(bytes)
+        // Filled in place: no plain copy of the secret outlives the call.
+        let mut token = Token([0; 32]);
+        self.fill(&mut token.0);
+        token
     }
 
     /// A fresh session id.
     fn session_id(&self) -> SessionId {
-        let mut bytes = [0u8; 32];
-        self.fill(&mut bytes);
-        SessionId(bytes)
+        let mut id = SessionId([0; 32]);
+        self.fill(&mut id.0);
+        id
+    }
+
+    /// The source's type name, for the engine's `Debug` (so logs and tests
+    /// can tell which source an engine draws from).
+    fn name(&self) -> &'static str {
+        std::any::type_name::<Self>()
     }
 }
 
-/// ChaCha20, the default [`TokenSource`].
+/// The operating system's random source (`getrandom(2)` on Linux, `getentropy`
+/// on macOS, `ProcessPrng` on Windows, through `rand_core::OsRng`): the
+/// default [`TokenSource`].
+///
+/// Every serial, token and session id is its own draw from the kernel. The
+/// process keeps no generator state, so nothing can repeat: a process that
+/// forks after building the engine (a pre-forking server, a daemon that
+/// forks to detach) gives each child different secrets, which a generator
+/// seeded once and copied by `fork()` would not. A draw costs a system call
+/// (under a microsecond; a cookie login draws two, about 1.5 µs in
+/// `docs/benchmarks.md`): the store's round trip dwarfs it.
+///
+/// Should the operating system ever fail to provide randomness (it does not,
+/// on the supported platforms, once booted), the draw panics rather than hand
+/// out a guessable secret.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OsTokens;
+
+impl TokenSource for OsTokens {
+    fn fill(&self, buf: &mut [u8]) {
+        if let Err(error) = OsRng.try_fill_bytes(buf) {
+            panic!("the operating system's random source failed: {error}");
+        }
+    }
+}
+
+/// ChaCha20, seeded once: deterministic from [`ChaChaTokens::from_seed`], for
+/// tests and benchmarks.
+///
+/// **Not for production.** Its state lives in the process: a process that
+/// forks after creating it hands both children the same generator, and they
+/// issue the same tokens and session ids. Use [`OsTokens`] (the engine's
+/// default).
 pub struct ChaChaTokens(Mutex<ChaCha20Rng>);
 
 impl ChaChaTokens {
-    /// Seeded from the operating system's random source.
+    /// Seeded from the operating system's random source, once (see the type's
+    /// docs: not fork-safe).
     pub fn from_os() -> Self {
         Self(Mutex::new(ChaCha20Rng::from_os_rng()))
     }
@@ -459,5 +528,48 @@ mod tests {
         assert_eq!(a.token(), b.token());
         let os = ChaChaTokens::from_os();
         assert_ne!(os.token(), os.token());
+    }
+
+    /// What `fork()` does to a source, without forking (the crate forbids
+    /// `unsafe`): it copies the process, generator state included. Two
+    /// copies of one ChaCha state issue the same secrets; `OsTokens` has no
+    /// state to copy (it is zero-sized), and copies of it draw apart.
+    #[test]
+    fn the_os_source_keeps_no_state_a_fork_could_copy() {
+        let (parent, child) = (ChaChaTokens::from_seed([5; 32]), ChaChaTokens::from_seed([5; 32]));
+        assert_eq!(parent.session_id(), child.session_id(), "a copied state repeats itself");
+
+        assert_eq!(std::mem::size_of::<OsTokens>(), 0, "no state in the process");
+        let parent = OsTokens;
+        let child = parent;
+        let drawn = [parent.token(), child.token(), parent.token(), child.token()];
+        for (i, a) in drawn.iter().enumerate() {
+            for b in &drawn[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_ne!(parent.serial(), child.serial());
+        assert_ne!(parent.session_id(), child.session_id());
+        assert!(OsTokens.name().ends_with("OsTokens"), "{}", OsTokens.name());
+    }
+
+    /// Tokens and session ids wipe their bytes when dropped. Watching the
+    /// freed memory would take `unsafe`, so this checks that the types
+    /// implement `ZeroizeOnDrop` (a compile-time fact: without the derive
+    /// this does not build) and that their `zeroize` clears them.
+    #[test]
+    fn secrets_are_wiped_when_dropped() {
+        fn wiped_on_drop<T: ZeroizeOnDrop + Zeroize>() {}
+        wiped_on_drop::<Token>();
+        wiped_on_drop::<SessionId>();
+
+        let mut token = Token::from_bytes([7; 32]);
+        let digest = token.digest();
+        token.zeroize();
+        assert_eq!(token.as_bytes(), &[0; 32]);
+        assert!(!digest.matches(&token), "the digest was taken before, and is a copy");
+        let mut id = SessionId::from_bytes([8; 32]);
+        id.zeroize();
+        assert_eq!(id.as_bytes(), &[0; 32]);
     }
 }

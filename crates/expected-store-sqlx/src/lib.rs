@@ -252,7 +252,10 @@
 //! Anonymous sessions are cleaned like any other. On PostgreSQL a batch skips
 //! rows being written (`FOR UPDATE SKIP LOCKED`) and rechecks `expires_at` on
 //! rows changed meanwhile; on MySQL a batch locks its logins (`SELECT … FOR
-//! UPDATE`) before deleting exactly those and their sessions.
+//! UPDATE`) before deleting exactly those and their sessions, binding two
+//! values per login, so a MySQL batch is at most
+//! [`MySqlStore::MAX_BATCH`] (32 767) whatever `with_batch_size` asks: MySQL
+//! takes at most 65 535 placeholders in a statement.
 //!
 //! # Errors and concurrency
 //!

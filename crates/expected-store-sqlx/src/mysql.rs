@@ -95,6 +95,10 @@ impl Sql {
     }
 }
 
+/// The most placeholders one prepared statement takes: the protocol counts
+/// them in 16 bits, and the server refuses more ("too many placeholders").
+const MAX_PLACEHOLDERS: u32 = u16::MAX as u32;
+
 /// The [`Store`](expected_core::Store) on MySQL 8 or MariaDB 10.5+.
 ///
 /// Cheap to clone: clones share the pool.
@@ -125,10 +129,17 @@ impl MySqlStore {
         Ok(Self::new(pool))
     }
 
+    /// The largest batch: a batch of expired logins is deleted by one
+    /// statement that binds `now` and each login's username and serial, so
+    /// `1 + 2 × batch` placeholders, of which MySQL and MariaDB take at most
+    /// 65 535.
+    pub const MAX_BATCH: u32 = (MAX_PLACEHOLDERS - 1) / 2;
+
     /// Sets how many rows one cleaning statement deletes at most (default
-    /// [`DEFAULT_BATCH`]; at least 1).
+    /// [`DEFAULT_BATCH`]; at least 1, at most [`MySqlStore::MAX_BATCH`], to
+    /// which a larger setting is lowered).
     pub fn with_batch_size(mut self, batch: u32) -> Self {
-        self.batch = batch.max(1);
+        self.batch = batch.clamp(1, Self::MAX_BATCH);
         self.sql = Arc::new(Sql::new(&self.tables, self.batch));
         self
     }

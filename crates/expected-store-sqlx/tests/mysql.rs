@@ -71,3 +71,39 @@ impl support::Backend for MySql {
 }
 
 support::suite!(MySql);
+
+/// A cleaning batch never binds more placeholders than MySQL and MariaDB take
+/// (65 535), whatever the batch size: 33 000 expired logins, with the batch
+/// size asked at its largest, are one batch of `MySqlStore::MAX_BATCH` and
+/// one of the rest, not one statement of 66 001 placeholders that the server
+/// refuses.
+#[test]
+fn cleaning_stays_under_the_placeholder_limit() {
+    const LOGINS: u32 = 33_000;
+    let name = "cleaning_stays_under_the_placeholder_limit";
+    expected_conformance::run(support::Fresh::new(MySql), name, |store| async move {
+        use expected_core::Store as _;
+        use support::SqlStore as _;
+
+        assert_eq!(MySqlStore::MAX_BATCH, 32_767);
+        let store = (*store).clone().with_batch_size(u32::MAX);
+        // 0..100 000 from five cross-joined digit tables (MySQL and MariaDB
+        // alike), each a login expired long ago.
+        let digits = (0..10).map(|d| format!("SELECT {d} AS d")).collect::<Vec<_>>().join(" UNION ALL ");
+        let numbers = (0..5).map(|i| format!("({digits}) AS t{i}")).collect::<Vec<_>>().join(" CROSS JOIN ");
+        let n = "t0.d + 10 * t1.d + 100 * t2.d + 1000 * t3.d + 10000 * t4.d";
+        let logins = store.tables().logins().to_owned();
+        store
+            .execute(format!(
+                "INSERT INTO `{logins}` (username, serial, token, created_at, last_used_at, expires_at, authenticated_at) \
+                 SELECT 'bulk', UNHEX(LPAD(HEX({n}), 32, '0')), UNHEX(REPEAT('00', 32)), 0, 0, 1, 0 \
+                 FROM {numbers} WHERE {n} < {LOGINS}"
+            ))
+            .await;
+        assert_eq!(store.integers("SELECT COUNT(*) FROM expected_logins").await, [i64::from(LOGINS)]);
+        let now = expected_core::time::OffsetDateTime::now_utc();
+        let expired = store.delete_expired_logins(now).await.unwrap_or_else(|e| panic!("cleaning: {e}"));
+        assert_eq!(expired.len(), LOGINS as usize);
+        assert_eq!(store.integers("SELECT COUNT(*) FROM expected_logins").await, [0]);
+    });
+}

@@ -50,8 +50,18 @@ pub mod error {
     pub const SESSION_TOO_LARGE: &str = "session_too_large";
     /// 404: no such login (of the caller's), or no such route.
     pub const NOT_FOUND: &str = "not_found";
-    /// 403: a state-changing request sent from another site.
+    /// 403: a state-changing request that does not come from this origin
+    /// (see `expected_core::http::check_origin`): another site, a sibling
+    /// subdomain, or neither `Sec-Fetch-Site` nor `Origin` to tell.
     pub const CROSS_SITE_REQUEST: &str = "cross_site_request";
+    /// 403: a logged-in user's state-changing request without their
+    /// session's CSRF token (`X-CSRF-Token`, from `GET /api/csrf`, or the
+    /// pages' hidden `csrf_token` field), or with another one.
+    pub const INVALID_CSRF_TOKEN: &str = "invalid_csrf_token";
+    /// 429: too many failed password attempts from this address or for this
+    /// username (see [`LIMITS`](crate::LIMITS)), or every password check is
+    /// busy; `Retry-After` says when to try again.
+    pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
     /// 503: the store is down; nothing was changed, cookies included.
     pub const STORE_UNAVAILABLE: &str = "store_unavailable";
     /// 500: anything else.
@@ -160,6 +170,26 @@ pub struct SessionView {
     pub data: SessionData,
 }
 
+impl SessionView {
+    /// The application's data of `data`: without the CSRF token the library
+    /// keeps there (`GET /api/csrf` hands that out).
+    pub fn new(mut data: SessionData) -> Self {
+        data.remove(expected_core::csrf::SESSION_KEY);
+        Self { data }
+    }
+}
+
+/// `GET /api/csrf` → 200: the logged-in user's CSRF token, for the
+/// `X-CSRF-Token` header of their state-changing requests. Made on first use
+/// and kept for the session's life; a new session (a cookie login after the
+/// old one expired) has a new one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsrfView {
+    /// The token.
+    pub token: String,
+}
+
 /// `POST /api/confirm-password`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfirmPasswordRequest {
@@ -240,16 +270,6 @@ impl Health {
     }
 }
 
-/// Whether a state-changing request came from another site, by its
-/// `Sec-Fetch-Site` header (which every current browser sends and no page can
-/// forge). SameSite=Lax cookies already keep other sites from acting as the
-/// user; this also stops them logging the user in to an account of theirs
-/// (login CSRF). Requests without the header (curl, old browsers) pass.
-pub fn is_cross_site(method: &str, sec_fetch_site: Option<&str>) -> bool {
-    let safe = matches!(method, "GET" | "HEAD" | "OPTIONS");
-    !safe && sec_fetch_site.is_some_and(|site| site.trim().eq_ignore_ascii_case("cross-site"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,15 +319,5 @@ mod tests {
             })
         );
         Ok(())
-    }
-
-    #[test]
-    fn only_cross_site_state_changes_are_refused() {
-        assert!(is_cross_site("POST", Some("cross-site")));
-        assert!(is_cross_site("DELETE", Some("Cross-Site")));
-        assert!(!is_cross_site("GET", Some("cross-site")), "navigations are fine");
-        assert!(!is_cross_site("POST", Some("same-origin")));
-        assert!(!is_cross_site("POST", Some("none")), "typed in or bookmarked");
-        assert!(!is_cross_site("POST", None));
     }
 }

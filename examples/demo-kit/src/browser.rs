@@ -15,7 +15,8 @@
 //! 5. After the grace window the victim restarts again and comes back: the
 //!    theft alert. Then both browsers are logged out.
 //! 6. Fresh logins on two browsers; one revokes the other on the devices
-//!    page, and the other is logged out on its next request.
+//!    page (whose forms all carry the session's CSRF token), and the other
+//!    is logged out on its next request.
 //! 7. The other logs in again; "sign out other devices" on the first one's
 //!    devices page logs it out, and the first stays.
 //!
@@ -300,6 +301,11 @@ pub async fn run(base_url: &str, adapter: &str, grace: Duration) -> Result<Vec<P
     phone.goto(&devices).await?;
     let rows = phone.count("#devices tbody tr").await?;
     ensure(rows == 2, || format!("two devices listed, not {rows}"))?;
+    let forms = phone.count("form[method=post]").await?;
+    let guarded = phone.count("form[method=post] input[name=csrf_token]").await?;
+    ensure(forms > 2 && guarded == forms, || {
+        format!("every form carries the CSRF token: {guarded} of {forms}")
+    })?;
     flow.shot(&phone, "devices-two").await?;
     phone.click("#devices tbody tr:not(.current) button[data-revoke]").await?;
     phone.wait_count("#devices tbody tr", 1).await?;

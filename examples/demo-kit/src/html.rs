@@ -177,21 +177,38 @@ impl Theme {
     }
 }
 
-/// What every page shows whoever asks: the theme, and the path the theme
-/// buttons come back to.
+/// What every page shows whoever asks: the theme, the path the theme
+/// buttons come back to, and the hidden CSRF field every form carries.
 #[derive(Debug, Clone)]
 struct Frame {
     theme: Theme,
     here: String,
+    /// `<input type="hidden" name="csrf_token" …>` when the session holds a
+    /// token (a logged-in user's: the demos make it before the page), else
+    /// empty.
+    csrf: String,
 }
 
 impl Frame {
     fn new(data: &SessionData, here: impl Into<String>) -> Self {
-        Self { theme: Theme::of(data), here: here.into() }
+        Self { theme: Theme::of(data), here: here.into(), csrf: csrf_field(data) }
     }
 
     fn plain() -> Self {
-        Self { theme: Theme::Light, here: paths::HOME.to_owned() }
+        Self { theme: Theme::Light, here: paths::HOME.to_owned(), csrf: String::new() }
+    }
+}
+
+/// The hidden field carrying the session's CSRF token (kept under
+/// `expected_core::csrf::SESSION_KEY`), if `data` holds one.
+pub fn csrf_field(data: &SessionData) -> String {
+    match data.get(expected_core::csrf::SESSION_KEY).and_then(|token| token.as_str()) {
+        Some(token) => format!(
+            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+            expected_core::csrf::FORM_FIELD,
+            escape(token)
+        ),
+        None => String::new(),
     }
 }
 
@@ -262,8 +279,9 @@ dl.facts dd { margin: 0; }
 /// back to `frame.here`.
 fn theme_form(frame: &Frame) -> String {
     let mut form = format!(
-        "<form class=\"theme\" method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"next\" value=\"{}\">",
+        "<form class=\"theme\" method=\"post\" action=\"{}\">{}<input type=\"hidden\" name=\"next\" value=\"{}\">",
         paths::THEME,
+        frame.csrf,
         escape(&frame.here)
     );
     for theme in [Theme::Light, Theme::Dark] {
@@ -300,12 +318,13 @@ fn layout(title: &str, frame: &Frame, user: Option<&Username>, body: &str) -> St
             page,
             "<nav><a href=\"{}\">Home</a><a href=\"{}\">Devices</a><a href=\"{}\">Security</a></nav>\
              <span class=\"muted\">{}</span>\
-             <form class=\"inline\" method=\"post\" action=\"{}\"><button class=\"secondary small\">Log out</button></form>",
+             <form class=\"inline\" method=\"post\" action=\"{}\">{}<button class=\"secondary small\">Log out</button></form>",
             paths::HOME,
             paths::DEVICES,
             paths::SECURITY,
             escape(user.as_str()),
-            paths::LOGOUT
+            paths::LOGOUT,
+            frame.csrf
         );
     }
     page.push_str(&theme_form(frame));
@@ -365,7 +384,7 @@ pub fn login_page(data: &SessionData, username: &str, alert: Option<Alert>, next
     let _ = write!(
         body,
         "<section class=\"card\"><h1>Sign in</h1>\
-         <form id=\"login-form\" method=\"post\" action=\"{}\">{}\
+         <form id=\"login-form\" method=\"post\" action=\"{}\">{csrf}{}\
          <label for=\"username\">Username</label>\
          <input type=\"text\" id=\"username\" name=\"username\" value=\"{}\" autocomplete=\"username\" required autofocus>\
          <label for=\"password\">Password</label>\
@@ -376,7 +395,8 @@ pub fn login_page(data: &SessionData, username: &str, alert: Option<Alert>, next
          </form></section>",
         paths::LOGIN,
         next_field(next),
-        escape(username)
+        escape(username),
+        csrf = frame.csrf,
     );
     let _ = write!(
         body,
@@ -532,13 +552,14 @@ pub fn home_page(data: &SessionData, user: &CurrentUser, fresh_for: Duration, no
         body,
         "<div class=\"actions\"><a class=\"button secondary\" href=\"{}\">Devices</a>\
          <a class=\"button secondary\" href=\"{}\">Security</a>\
-         <form class=\"inline\" method=\"post\" action=\"{}\"><button class=\"secondary\">Log out</button></form>\
-         <form class=\"inline\" method=\"post\" action=\"{}\"><button class=\"danger\">Log out everywhere</button></form>\
+         <form class=\"inline\" method=\"post\" action=\"{}\">{csrf}<button class=\"secondary\">Log out</button></form>\
+         <form class=\"inline\" method=\"post\" action=\"{}\">{csrf}<button class=\"danger\">Log out everywhere</button></form>\
          </div></section>",
         paths::DEVICES,
         paths::SECURITY,
         paths::LOGOUT,
-        paths::LOGOUT_EVERYWHERE
+        paths::LOGOUT_EVERYWHERE,
+        csrf = frame.csrf,
     );
     layout("Home", &frame, Some(&user.username), &body)
 }
@@ -566,7 +587,7 @@ pub fn confirm_password_page(
         "<section class=\"card\"><h1>Confirm your password</h1>\
          <p>That page needs your password, typed on this device in the last {}. A remember-me \
          sign-in never counts, nor does an older password.</p>\
-         <form id=\"confirm-form\" method=\"post\" action=\"{}\">{}\
+         <form id=\"confirm-form\" method=\"post\" action=\"{}\">{csrf}{}\
          <p>Signed in as <strong>{}</strong>.</p>\
          <label for=\"password\">Password</label>\
          <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus>\
@@ -576,7 +597,8 @@ pub fn confirm_password_page(
         paths::CONFIRM_PASSWORD,
         next_field(next),
         escape(username.as_str()),
-        paths::HOME
+        paths::HOME,
+        csrf = frame.csrf,
     );
     layout("Confirm your password", &frame, Some(username), &body)
 }
@@ -604,7 +626,7 @@ pub fn security_page(
          <dt>Two-step sign-in</dt><dd>off <span class=\"muted\">(not in this demo)</span></dd>\
          </dl>\
          <div class=\"actions\"><a class=\"button secondary\" href=\"{}\">Devices</a>\
-         <form class=\"inline\" method=\"post\" action=\"{}\"><button class=\"danger\">Log out everywhere</button></form>\
+         <form class=\"inline\" method=\"post\" action=\"{}\">{csrf}<button class=\"danger\">Log out everywhere</button></form>\
          </div></section>",
         duration_words(fresh_for),
         ago(user.authenticated_at, now),
@@ -613,6 +635,7 @@ pub fn security_page(
         if user.login.is_some() { "remembered" } else { "not remembered" },
         paths::DEVICES,
         paths::LOGOUT_EVERYWHERE,
+        csrf = frame.csrf,
     );
     layout("Security", &frame, Some(&user.username), &body)
 }
@@ -716,7 +739,7 @@ pub fn devices_page(
                  <div class=\"muted ua\" title=\"{agent}\">{agent}</div>\
                  <div class=\"muted\">login <code>{short}</code></div></td>\
                  <td class=\"ip\">{ip}</td><td>{created}</td><td>{used}</td>\
-                 <td><form method=\"post\" action=\"{action}\">\
+                 <td><form method=\"post\" action=\"{action}\">{csrf}\
                  <button class=\"danger small\" data-revoke=\"{serial_attr}\">Revoke</button></form></td></tr>",
                 serial_attr = escape(&serial),
                 class = if device.current { " class=\"current\"" } else { "" },
@@ -727,6 +750,7 @@ pub fn devices_page(
                 created = when(device.created_at),
                 used = when(device.last_used_at),
                 action = escape(&paths::revoke(&serial)),
+                csrf = frame.csrf,
             );
         }
         body.push_str("</tbody></table>");
@@ -739,14 +763,15 @@ pub fn devices_page(
     }
     let _ = write!(
         body,
-        "<div class=\"actions\"><form method=\"post\" action=\"{}\">\
+        "<div class=\"actions\"><form method=\"post\" action=\"{}\">{csrf}\
          <button class=\"secondary\" id=\"logout-others\">Sign out other devices</button></form>\
-         <form method=\"post\" action=\"{}\">\
+         <form method=\"post\" action=\"{}\">{csrf}\
          <button class=\"danger\" id=\"logout-everywhere\">Log out everywhere</button></form></div>\
          <p class=\"muted\">“Sign out other devices” ends every other session and remembered login \
          of yours, and keeps this one: what to do after changing a password.</p></section>",
         paths::LOGOUT_OTHERS,
-        paths::LOGOUT_EVERYWHERE
+        paths::LOGOUT_EVERYWHERE,
+        csrf = frame.csrf,
     );
     layout("Devices", &frame, Some(username), &body)
 }
@@ -772,6 +797,11 @@ pub enum ErrorPage {
     SignedOut,
     /// 413: the session holds too much data to take more.
     SessionFull,
+    /// 403: a logged-in user's form without their session's CSRF token (a
+    /// form from before the session changed, or from another site).
+    FormExpired,
+    /// 429: too many failed password attempts (send `Retry-After` with it).
+    TooManyAttempts,
     /// 500: anything else.
     Internal,
 }
@@ -785,6 +815,8 @@ impl ErrorPage {
             Self::NoSuchDevice | Self::NotFound => 404,
             Self::SignedOut => 401,
             Self::SessionFull => 413,
+            Self::FormExpired => 403,
+            Self::TooManyAttempts => 429,
             Self::Internal => 500,
         }
     }
@@ -801,6 +833,16 @@ impl ErrorPage {
             Self::NotFound => ("Not found", "There is no page here."),
             Self::SignedOut => ("Signed out", "You were signed out meanwhile: sign in again."),
             Self::SessionFull => ("Too much data", "Your session holds too much data to take more."),
+            Self::FormExpired => (
+                "This form has expired",
+                "Your session changed since this page was shown (or the form came from another site), \
+                 so nothing was done. Go back, reload the page and try again.",
+            ),
+            Self::TooManyAttempts => (
+                "Too many attempts",
+                "Too many wrong passwords were tried from here or for this account. Wait a few minutes \
+                 and try again.",
+            ),
             Self::Internal => ("Something went wrong", "That did not work. Try again in a moment."),
         }
     }
@@ -979,6 +1021,36 @@ mod tests {
         );
         assert!(confirm.contains("name=\"next\" value=\"/security\""), "{confirm}");
         assert!(security_page(&data, &typed, fresh, now).contains("id=\"security\""));
+        Ok(())
+    }
+
+    /// Every POST form of a page carries the session's CSRF token, escaped,
+    /// when the session has one, and none does when it has none.
+    #[test]
+    fn every_form_carries_the_csrf_token() -> Result<(), Box<dyn std::error::Error>> {
+        let mut data = SessionData::new();
+        data.insert(expected_core::csrf::SESSION_KEY.to_owned(), "tok\"en".into());
+        let fresh = Duration::from_secs(600);
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let mut alice = user("alice", Via::Session, AuthMethod::Password, now)?;
+        alice.login = Some(Serial::from_bytes([7; 16]));
+        let field = "<input type=\"hidden\" name=\"csrf_token\" value=\"tok&quot;en\">";
+        for page in [
+            home_page(&data, &alice, fresh, now),
+            devices_page(&data, &alice.username, &[device(None), device(Some("x"))], None),
+            login_page(&data, "", None, "/"),
+            confirm_password_page(&data, &alice.username, "/security", fresh, false),
+            security_page(&data, &alice, fresh, now),
+        ] {
+            let forms = page.matches("<form ").count();
+            assert!(forms >= 2, "{page}");
+            assert_eq!(page.matches(field).count(), forms, "one token per form: {page}");
+            for form in page.split("<form ").skip(1) {
+                assert!(form.split("</form>").next().is_some_and(|inner| inner.contains(field)), "{form}");
+            }
+        }
+        let without = home_page(&SessionData::new(), &alice, fresh, now);
+        assert!(!without.contains("csrf_token"), "no token in the session, none in the page");
         Ok(())
     }
 

@@ -128,6 +128,9 @@ macro_rules! __scenarios {
             html_visitor_theme_survives_login,
             html_security_page_needs_a_fresh_password,
             html_logout_others_from_the_devices_page,
+            csrf_tokens_guard_a_users_state_changes,
+            password_attempts_are_throttled,
+            responses_about_the_user_are_not_cached,
             repeated_cookie_names_judge_every_value,
             a_sibling_planted_cookie_does_not_break_the_api,
           ],
@@ -156,7 +159,8 @@ macro_rules! __scenarios {
 /// The names of every scenario, in order.
 pub const SCENARIOS: &[&str] = crate::__scenarios! { @list names [] };
 
-/// One device's cookies, as a browser would keep them.
+/// One device's cookies, as a browser would keep them, and the CSRF token
+/// its page would hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Jar {
     /// The session cookie's value.
@@ -165,6 +169,10 @@ pub struct Jar {
     pub remember: Option<String>,
     /// The `User-Agent` this device sends.
     pub user_agent: Option<String>,
+    /// The session's CSRF token, sent as `X-CSRF-Token` with every
+    /// state-changing request ([`Client::login`] and [`Client::csrf`] fetch
+    /// it; a logged-in user's state-changing requests need it).
+    pub csrf: Option<String>,
 }
 
 impl Jar {
@@ -173,9 +181,10 @@ impl Jar {
         Self { user_agent: Some(user_agent.to_owned()), ..Self::default() }
     }
 
-    /// This jar without its session cookie, as after a browser restart.
+    /// This jar without its session cookie, as after a browser restart
+    /// (and so without the session's CSRF token).
     pub fn without_session(&self) -> Self {
-        Self { session: None, ..self.clone() }
+        Self { session: None, csrf: None, ..self.clone() }
     }
 
     /// The `Cookie` header this jar sends, if any.
@@ -361,11 +370,15 @@ impl Reply {
     }
 }
 
-/// An HTTP client for one server.
+/// An HTTP client for one server, sending what a browser's same-origin
+/// request carries: `Sec-Fetch-Site: same-origin` on state-changing requests
+/// (unless a request brings its own `Sec-Fetch-Site` or `Origin`, or the
+/// client is [`bare`](Client::bare)), and the jar's CSRF token.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    fetch_metadata: bool,
 }
 
 /// A request body: its content type and bytes.
@@ -381,7 +394,24 @@ impl Client {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_else(|error| panic!("cannot build an HTTP client: {error}"));
-        Self { http, base: server.base_url() }
+        Self { http, base: server.base_url(), fetch_metadata: true }
+    }
+
+    /// This client without the `Sec-Fetch-Site` a browser adds: a script
+    /// (curl) or a browser from before Fetch Metadata.
+    pub fn bare(&self) -> Self {
+        Self { fetch_metadata: false, ..self.clone() }
+    }
+
+    /// `GET /api/csrf` with `jar`, applying its cookies and keeping the
+    /// token in `jar` when it answers 200.
+    pub async fn csrf(&self, jar: &mut Jar) -> Reply {
+        let reply = self.get("/api/csrf", jar).await;
+        jar.apply(&reply);
+        if reply.status == StatusCode::OK {
+            jar.csrf = Some(reply.json::<crate::api::CsrfView>().token);
+        }
+        reply
     }
 
     /// Sends a request with `jar`'s cookies and user agent, plus `headers`.
@@ -403,6 +433,14 @@ impl Client {
         }
         if let Some(agent) = &jar.user_agent {
             request = request.header(reqwest::header::USER_AGENT, agent.as_str());
+        }
+        let given = |wanted: &str| headers.iter().any(|(name, _)| name.eq_ignore_ascii_case(wanted));
+        let safe = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
+        if !safe && self.fetch_metadata && !given("sec-fetch-site") && !given("origin") {
+            request = request.header("sec-fetch-site", "same-origin");
+        }
+        if let Some(token) = jar.csrf.as_deref().filter(|_| !safe && !given(expected_core::csrf::HEADER)) {
+            request = request.header(expected_core::csrf::HEADER, token);
         }
         for (name, value) in headers {
             match HeaderName::from_bytes(name.as_bytes()) {
@@ -468,11 +506,18 @@ impl Client {
         self.send(Method::POST, path, jar, Some(body), &[]).await
     }
 
-    /// `POST /api/login`, applying the cookies to `jar`.
+    /// `POST /api/login`, applying the cookies to `jar`; once logged in,
+    /// fetches the new session's CSRF token into `jar` (as the page of a
+    /// script would).
     pub async fn login(&self, jar: &mut Jar, username: &str, password: &str, remember: bool) -> Reply {
         let body = serde_json::json!({ "username": username, "password": password, "remember": remember });
         let reply = self.post_json("/api/login", jar, &body).await;
         jar.apply(&reply);
+        if reply.status == StatusCode::OK {
+            jar.csrf = None;
+            let token = self.csrf(jar).await;
+            assert_eq!(token.status, StatusCode::OK, "GET /api/csrf after the login: {}", token.text());
+        }
         reply
     }
 
@@ -561,6 +606,15 @@ pub fn assert_sets(reply: &Reply, name: &str) -> String {
     }
     assert_eq!(reply.header("cache-control"), Some("no-store"), "a response setting cookies is not cached");
     cookie.value().to_owned()
+}
+
+/// The CSRF token a page's forms carry (their hidden `csrf_token` field),
+/// if they carry one.
+pub fn page_csrf(reply: &Reply) -> Option<String> {
+    let marker = format!("name=\"{}\" value=\"", expected_core::csrf::FORM_FIELD);
+    let text = reply.text();
+    let rest = text.split_once(&marker)?.1;
+    rest.split_once('"').map(|(token, _)| token.to_owned())
 }
 
 /// Asserts that `reply` clears cookie `name`.
@@ -659,7 +713,7 @@ pub mod cases {
 
     use super::{
         BrowserJar, Client, DemoServer, HeldCookie, Jar, Reply, assert_clears, assert_error, assert_me,
-        assert_no_cookies, assert_sets, form_encode, note, redirect_target,
+        assert_no_cookies, assert_sets, form_encode, note, page_csrf, redirect_target,
     };
     use crate::api::{self, LoginInfo, LoginResponse, LogoutOthersResponse, Me, ViaName, error};
     use crate::config::{AUTH_COOKIE, SESSION_COOKIE};
@@ -1233,30 +1287,59 @@ pub mod cases {
         assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
     }
 
-    /// A state-changing request sent by another site (`Sec-Fetch-Site:
-    /// cross-site`) is refused with 403 `cross_site_request` before anything
-    /// happens: a cross-site login sets no cookie (no login CSRF), a
-    /// cross-site logout leaves the session alone. Same-origin requests and
-    /// cross-site GETs pass.
+    /// A state-changing request that does not come from the demo's origin
+    /// is refused with 403 `cross_site_request` before anything happens:
+    /// `Sec-Fetch-Site: cross-site` or `same-site` (a sibling subdomain),
+    /// and, without `Sec-Fetch-Site`, an `Origin` of another host, `Origin:
+    /// null`, or no `Origin` either (curl, a stripped request). A cross-site
+    /// login sets no cookie (no login CSRF), a refused logout leaves the
+    /// session alone. `Sec-Fetch-Site: same-origin` or `none`, an `Origin`
+    /// of this host without it, and GETs from anywhere pass.
     pub async fn cross_site_state_changes_are_refused(server: Arc<dyn DemoServer>) {
         let client = Client::new(&*server);
         let mut jar = device(&client, ALICE, true, "scenario/csrf").await;
-        let cross = || [("sec-fetch-site", HeaderValue::from_static("cross-site"))];
+        let header = |name: &'static str, value: &'static str| (name, HeaderValue::from_static(value));
+        let here = server.base_url();
+        let here = HeaderValue::from_str(&here).unwrap_or_else(|error| panic!("{here}: {error}"));
         let login = br#"{"username":"bob","password":"bob-secret","remember":true}"#.to_vec();
-        let reply = client
-            .send(Method::POST, "/api/login", &Jar::default(), Some(("application/json", login)), &cross())
-            .await;
-        assert_error(&reply, StatusCode::FORBIDDEN, error::CROSS_SITE_REQUEST);
-        assert_no_cookies(&reply);
-        for path in ["/api/logout", "/api/logout-everywhere", "/logout"] {
-            let reply = client.send(Method::POST, path, &jar, None, &cross()).await;
+        let refusals: [(&str, Vec<(&str, HeaderValue)>); 6] = [
+            ("cross-site", vec![header("sec-fetch-site", "cross-site")]),
+            ("same-site", vec![header("sec-fetch-site", "same-site"), ("origin", here.clone())]),
+            ("another origin", vec![header("origin", "http://evil.example")]),
+            ("another port", vec![header("origin", "http://127.0.0.1:1")]),
+            ("a null origin", vec![header("origin", "null")]),
+            ("no header at all", vec![]),
+        ];
+        let bare = client.bare();
+        for (what, headers) in &refusals {
+            note(what);
+            let body = Some(("application/json", login.clone()));
+            let reply = bare.send(Method::POST, "/api/login", &Jar::default(), body, headers).await;
             assert_error(&reply, StatusCode::FORBIDDEN, error::CROSS_SITE_REQUEST);
             assert_no_cookies(&reply);
+            for path in ["/api/logout", "/api/logout-everywhere", "/logout"] {
+                let reply = bare.send(Method::POST, path, &jar, None, headers).await;
+                assert_error(&reply, StatusCode::FORBIDDEN, error::CROSS_SITE_REQUEST);
+                assert_no_cookies(&reply);
+            }
         }
-        let reply = client.send(Method::GET, "/api/me", &jar, None, &cross()).await;
+        let reply =
+            bare.send(Method::GET, "/api/me", &jar, None, &[header("sec-fetch-site", "cross-site")]).await;
         assert_me(&reply, "alice", ViaName::Session);
-        let same = [("sec-fetch-site", HeaderValue::from_static("same-origin"))];
-        let reply = client.send(Method::POST, "/api/logout", &jar, None, &same).await;
+        assert_me(&bare.send(Method::GET, "/api/me", &jar, None, &[]).await, "alice", ViaName::Session);
+
+        let body = || Some(("application/json", b"\"dark\"".to_vec()));
+        for (what, headers) in [
+            ("none", vec![header("sec-fetch-site", "none")]),
+            ("this origin", vec![("origin", here.clone())]),
+            ("same-origin", vec![header("sec-fetch-site", "same-origin")]),
+        ] {
+            note(what);
+            let reply = bare.send(Method::PUT, "/api/session/theme", &jar, body(), &headers).await;
+            assert_eq!(reply.status, StatusCode::NO_CONTENT, "{what}: {}", reply.text());
+        }
+        let same = [header("sec-fetch-site", "same-origin")];
+        let reply = bare.send(Method::POST, "/api/logout", &jar, None, &same).await;
         assert_eq!(reply.status, StatusCode::NO_CONTENT);
         jar.apply(&reply);
         assert_eq!(jar.cookie_header(), None);
@@ -1645,6 +1728,8 @@ pub mod cases {
         let client = Client::new(&*server);
         let mut phone = device(&client, ALICE, true, "scenario/confirm").await.without_session();
         me_as(&client, &mut phone, "alice", ViaName::Cookie).await;
+        // The cookie login's new session has a new CSRF token.
+        assert_eq!(client.csrf(&mut phone).await.status, StatusCode::OK);
         let reply = client.post("/api/sensitive", &phone).await;
         assert_error(&reply, StatusCode::FORBIDDEN, error::REAUTHENTICATION_REQUIRED);
         assert_no_cookies(&reply);
@@ -1680,6 +1765,7 @@ pub mod cases {
         );
         let mut restarted = phone.without_session();
         let cookie = me_as(&client, &mut restarted, "alice", ViaName::Cookie).await;
+        assert_eq!(client.csrf(&mut restarted).await.status, StatusCode::OK);
         assert_eq!(cookie.authenticated_at, confirmed.authenticated_at, "the login keeps the confirmation");
         let reply = client.post("/api/sensitive", &restarted).await;
         assert_error(&reply, StatusCode::FORBIDDEN, error::REAUTHENTICATION_REQUIRED);
@@ -1753,6 +1839,7 @@ pub mod cases {
         // is nothing else to end.
         let mut restarted = phone.without_session();
         me_as(&client, &mut restarted, "alice", ViaName::Cookie).await;
+        assert_eq!(client.csrf(&mut restarted).await.status, StatusCode::OK);
         let reply = client.post("/api/logout-others", &restarted).await;
         assert_eq!(reply.json::<LogoutOthersResponse>(), LogoutOthersResponse { logins: 0, sessions: 0 });
         me_as(&client, &mut restarted, "alice", ViaName::Session).await;
@@ -1852,6 +1939,9 @@ pub mod cases {
             "{text}"
         );
         remembered.apply(&reply);
+        // The page's forms carry the new session's CSRF token.
+        remembered.csrf = page_csrf(&reply);
+        assert!(remembered.csrf.is_some(), "{text}");
         let reply = client.get(paths::SECURITY, &remembered).await;
         let (page, next) = redirect_target(&reply);
         assert_eq!((page.as_str(), next.as_deref()), (paths::CONFIRM_PASSWORD, Some(paths::SECURITY)));
@@ -2081,5 +2171,162 @@ pub mod cases {
         alice_in(&client, &mut browser, ViaName::Cookie).await;
         me_as(&client, &mut other, "alice", ViaName::Session).await;
         assert_eq!(logins(&client, &other).await.len(), 2, "nothing revoked");
+    }
+
+    /// A logged-in user's state-changing requests need their session's CSRF
+    /// token. `GET /api/csrf` hands it out (the same token for the session's
+    /// life, 401 for a visitor); `/api/session` does not show it. Without
+    /// it, with a wrong one or with another user's: 403
+    /// `invalid_csrf_token` and nothing changes; with it: done. The pages'
+    /// forms carry it in a hidden field, and a form without it answers the
+    /// 403 "form expired" page. A cookie login's new session has a new
+    /// token: the old one is refused, and the refusal still hands out the
+    /// rotated cookies. A visitor's requests need none.
+    pub async fn csrf_tokens_guard_a_users_state_changes(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut phone = device(&client, ALICE, true, "scenario/phone").await;
+        let mut laptop = device(&client, ALICE, true, "scenario/laptop").await;
+        let bob = device(&client, BOB, true, "scenario/bob").await;
+        let Some(token) = phone.csrf.clone() else { panic!("the login fetched no token") };
+        assert_eq!(token.len(), 43, "{token}");
+        let reply = client.csrf(&mut phone).await;
+        assert_eq!(reply.json::<api::CsrfView>().token, token, "one token for the session's life");
+        assert_no_cookies(&reply);
+        assert_ne!(laptop.csrf, phone.csrf, "each session its own");
+        let reply = client.get("/api/csrf", &Jar::default()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        let data = session_data(&client, &mut phone).await;
+        assert!(!data.to_string().contains(&token), "/api/session keeps the token to itself: {data}");
+
+        let forged = [None, Some("A".repeat(43)), Some(token[..42].to_owned()), bob.csrf.clone()];
+        for presented in forged {
+            note(&format!("{presented:?}"));
+            let jar = Jar { csrf: presented, ..phone.clone() };
+            let reply = client.post("/api/logout-others", &jar).await;
+            assert_error(&reply, StatusCode::FORBIDDEN, error::INVALID_CSRF_TOKEN);
+            assert_no_cookies(&reply);
+            let reply = client.put_json("/api/session/theme", &jar, &json!("dark")).await;
+            assert_error(&reply, StatusCode::FORBIDDEN, error::INVALID_CSRF_TOKEN);
+        }
+        me_as(&client, &mut laptop, "alice", ViaName::Session).await;
+        assert_eq!(session_data(&client, &mut phone).await, json!({}), "nothing was written");
+
+        // The pages: every form carries the token; a form without it is refused.
+        let page = client.get(paths::DEVICES, &phone).await;
+        assert_eq!(page_csrf(&page).as_deref(), Some(token.as_str()), "{}", page.text());
+        let formless = Jar { csrf: None, ..phone.clone() };
+        let reply = client.post_form(paths::LOGOUT_OTHERS, &formless, &[]).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
+        assert!(reply.header("content-type").unwrap_or_default().starts_with("text/html"));
+        assert!(reply.text().contains("This form has expired"), "{}", reply.text());
+        me_as(&client, &mut laptop, "alice", ViaName::Session).await;
+        let field = [(expected_core::csrf::FORM_FIELD, token.as_str())];
+        let reply = client.post_form(paths::LOGOUT_OTHERS, &formless, &field).await;
+        assert_eq!(redirect_target(&reply).0, paths::DEVICES, "the hidden field is enough");
+        let reply = client.me(&mut laptop).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+
+        // A cookie login's session has a new token: the old one is refused,
+        // and the refusal still sets the rotated cookies.
+        let mut restarted = Jar { csrf: Some(token.clone()), ..phone.without_session() };
+        let reply = client.post("/api/logout", &restarted).await;
+        assert_error(&reply, StatusCode::FORBIDDEN, error::INVALID_CSRF_TOKEN);
+        assert_sets(&reply, SESSION_COOKIE);
+        assert_sets(&reply, AUTH_COOKIE);
+        restarted.apply(&reply);
+        assert_eq!(client.csrf(&mut restarted).await.status, StatusCode::OK);
+        assert_ne!(restarted.csrf.as_deref(), Some(token.as_str()));
+        me_as(&client, &mut restarted, "alice", ViaName::Session).await;
+        let reply = client.post("/api/logout", &restarted).await;
+        assert_no_content(&reply);
+
+        // Visitors need no token: the origin check covers them.
+        let mut visitor = Jar::with_agent("scenario/visitor");
+        let reply = client.post_form(paths::THEME, &visitor, &[("theme", "dark"), ("next", "/")]).await;
+        assert_eq!(redirect_target(&reply).0, "/");
+        visitor.apply(&reply);
+        let reply = client.put_json("/api/session/cart", &visitor, &json!([1])).await;
+        assert_no_content(&reply);
+    }
+
+    /// Password attempts are throttled ([`LIMITS`](crate::LIMITS): 5
+    /// failures per username, 20 per client IP, in 15 minutes). After 5
+    /// wrong passwords for alice, her next attempt answers 429
+    /// `too_many_attempts` with `Retry-After` (seconds, within the window),
+    /// even with the right password, no cookie set, through the API and the
+    /// form; other users still log in, and a right password forgives their
+    /// own failures. An address that rotates usernames is stopped by its
+    /// own limit: past 20 failures, every attempt from it is refused, the
+    /// password confirmation too.
+    pub async fn password_attempts_are_throttled(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let limits = crate::LIMITS;
+        let retry_after = |reply: &Reply| {
+            let secs: u64 = reply.header("retry-after").and_then(|value| value.parse().ok()).unwrap_or(0);
+            assert!((1..=limits.window.as_secs()).contains(&secs), "Retry-After {secs}");
+        };
+        let mut bob = device(&client, BOB, true, "scenario/bob").await;
+        let mut failures = 0;
+        for _ in 0..limits.per_username {
+            let reply = client.login(&mut Jar::default(), ALICE.0, "wrong", false).await;
+            assert_error(&reply, StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS);
+            failures += 1;
+        }
+        let reply = client.login(&mut Jar::default(), ALICE.0, ALICE.1, true).await;
+        assert_error(&reply, StatusCode::TOO_MANY_REQUESTS, error::TOO_MANY_ATTEMPTS);
+        retry_after(&reply);
+        assert_no_cookies(&reply);
+        let fields = [("username", ALICE.0), ("password", ALICE.1), ("next", "/")];
+        let reply = client.post_form(paths::LOGIN, &Jar::default(), &fields).await;
+        assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.text());
+        assert!(reply.text().contains("Too many attempts"), "{}", reply.text());
+        retry_after(&reply);
+        assert_no_cookies(&reply);
+
+        // Bob: one failure, then his right password, which forgives it.
+        let reply = client.login(&mut Jar::default(), BOB.0, "wrong", false).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS);
+        failures += 1;
+        assert_eq!(client.login(&mut Jar::default(), BOB.0, BOB.1, false).await.status, StatusCode::OK);
+
+        // One address rotating usernames: stopped at its own limit.
+        let mut i = 0;
+        while failures < limits.per_ip {
+            let reply = client.login(&mut Jar::default(), &format!("guess{i}"), "wrong", false).await;
+            assert_error(&reply, StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS);
+            (failures, i) = (failures + 1, i + 1);
+        }
+        let reply = client.login(&mut Jar::default(), &format!("guess{i}"), "wrong", false).await;
+        assert_error(&reply, StatusCode::TOO_MANY_REQUESTS, error::TOO_MANY_ATTEMPTS);
+        retry_after(&reply);
+        let reply = client.login(&mut Jar::default(), BOB.0, BOB.1, false).await;
+        assert_error(&reply, StatusCode::TOO_MANY_REQUESTS, error::TOO_MANY_ATTEMPTS);
+        let reply = confirm(&client, &bob, BOB.1).await;
+        assert_error(&reply, StatusCode::TOO_MANY_REQUESTS, error::TOO_MANY_ATTEMPTS);
+        retry_after(&reply);
+        me_as(&client, &mut bob, "bob", ViaName::Session).await;
+    }
+
+    /// Every response that depends on who is logged in says `Cache-Control:
+    /// no-store` and `Vary: Cookie`, a session hit that sets no cookie
+    /// included: `/api/me`, `/api/logins` (IPs and user agents), `/api/csrf`,
+    /// `/api/session` and the pages, so no cache keeps one user's answer for
+    /// another.
+    pub async fn responses_about_the_user_are_not_cached(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let jar = device(&client, ALICE, true, "scenario/cache").await;
+        for path in ["/api/me", "/api/logins", "/api/csrf", "/api/session", "/", paths::DEVICES] {
+            note(path);
+            let reply = client.get(path, &jar).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+            assert_no_cookies(&reply);
+            assert_eq!(reply.header("cache-control"), Some("no-store"));
+            let vary: Vec<&str> =
+                reply.headers.get_all("vary").iter().filter_map(|v| v.to_str().ok()).collect();
+            assert!(
+                vary.iter().flat_map(|v| v.split(',')).any(|name| name.trim().eq_ignore_ascii_case("cookie")),
+                "Vary: {vary:?}"
+            );
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use expected_core::{DynStore, Expected};
 use tokio::task::JoinHandle;
 
-use crate::{Accounts, DemoConfig, DemoState, open_store, redact};
+use crate::{Accounts, DemoConfig, DemoState, Passwords, open_store, redact};
 
 /// A demo, started up and ready to serve: the settings, the accounts, the
 /// adapter's layer or middleware over the engine, and that engine's cleaner.
@@ -18,6 +18,9 @@ pub struct Demo<A> {
     pub config: DemoConfig,
     /// The seeded demo users.
     pub accounts: Arc<Accounts>,
+    /// The guard in front of them: one for the whole server, so every
+    /// worker counts the same failures.
+    pub passwords: Arc<Passwords>,
     /// The adapter (axum's `ExpectedLayer`, actix's `ExpectedMiddleware`):
     /// one, so one engine, shared by every route and worker.
     pub expected: A,
@@ -54,7 +57,8 @@ impl<A> Demo<A> {
         }
         let expected = adapter(Expected::new(store, config.engine.clone()));
         let cleaner = engine(&expected).clone().spawn_cleaner();
-        Ok(Self { config, accounts, expected, cleaner })
+        let passwords = Arc::new(Passwords::new(accounts.clone()));
+        Ok(Self { config, accounts, passwords, expected, cleaner })
     }
 
     /// Exit status 1 for a server that cannot listen on the address.
@@ -73,9 +77,14 @@ impl<A> Demo<A> {
         );
     }
 
-    /// What the handlers share: the accounts and the freshness window.
+    /// What the handlers share: the accounts, their guard and the freshness
+    /// window.
     pub fn state(&self) -> DemoState {
-        DemoState { accounts: self.accounts.clone(), fresh_for: self.config.fresh_for }
+        DemoState {
+            accounts: self.accounts.clone(),
+            passwords: self.passwords.clone(),
+            fresh_for: self.config.fresh_for,
+        }
     }
 
     /// Stops the cleaner once the server has stopped, and answers the exit

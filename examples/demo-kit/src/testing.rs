@@ -26,7 +26,7 @@ use expected_core::{Config, DynStore, Expected};
 use expected_store_memory::MemoryStore;
 
 use crate::DemoState;
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, Passwords};
 use crate::config::{AUTH_COOKIE, SESSION_COOKIE};
 use crate::scenarios::DemoServer;
 
@@ -108,7 +108,10 @@ impl Backend {
     pub fn with_config(config: Config) -> Self {
         let store = Arc::new(Flaky::new(MemoryStore::new()));
         let dyn_store: DynStore = store.clone();
-        let state = DemoState { accounts: accounts(), fresh_for: FRESH };
+        // A throttle per server: scenarios running side by side in one
+        // process must not count each other's failures.
+        let passwords = Arc::new(Passwords::new(accounts()));
+        let state = DemoState { accounts: accounts(), passwords, fresh_for: FRESH };
         Self { engine: Expected::new(dyn_store, config), state, store }
     }
 }

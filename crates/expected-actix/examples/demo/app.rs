@@ -5,10 +5,8 @@
 //! Also compiled into `tests/scenarios.rs` and `tests/browser.rs`, which
 //! serve it in-process.
 
-use std::sync::Arc;
-
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
-use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, ResponseError};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType, HeaderValue};
@@ -17,15 +15,15 @@ use actix_web::{App, HttpRequest, HttpResponse, Route, guard, web};
 use expected_actix::expected_core::time::OffsetDateTime;
 use expected_actix::expected_core::{EngineError, Serial, StoreError, Username};
 use expected_actix::{
-    Auth, AuthError, AuthUser, Error, ExpectedMiddleware, FreshLogin, FreshUser, LoginRequired, Session,
-    SessionError, safe_next,
+    Auth, AuthError, AuthUser, CsrfError, Error, ExpectedMiddleware, FreshLogin, FreshUser, LoginRequired,
+    Session, SessionError, check_origin_values, csrf, safe_next,
 };
 use expected_demo_kit::api::{
-    self, ConfirmPasswordRequest, ErrorBody, Health, LoginInfo, LoginRequest, LoginResponse,
+    self, ConfirmPasswordRequest, CsrfView, ErrorBody, Health, LoginInfo, LoginRequest, LoginResponse,
     LogoutOthersResponse, Me, SessionView, error,
 };
 use expected_demo_kit::html::{self, Alert, Theme, paths};
-use expected_demo_kit::{Accounts, DemoState};
+use expected_demo_kit::{DemoState, Passwords, Refused};
 use serde::Deserialize;
 
 /// The app: the JSON API under `/api`, the pages, `/healthz`.
@@ -37,8 +35,11 @@ use serde::Deserialize;
 /// confirm-password pages, and `state.fresh_for` is how recent a password
 /// the security page and `/api/sensitive` want. Bodies are limited to
 /// [`api::MAX_BODY_BYTES`] (a session value to
-/// [`api::MAX_SESSION_VALUE_BYTES`]), and state-changing requests from
-/// other sites are refused.
+/// [`api::MAX_SESSION_VALUE_BYTES`]), state-changing requests from
+/// other origins are refused, and a logged-in user's state-changing
+/// requests need their session's CSRF token (see the kit's `csrf` module).
+/// Password checks are throttled and hashed on a bounded pool
+/// (`state.passwords`).
 pub(crate) fn app(
     expected: ExpectedMiddleware,
     state: DemoState,
@@ -55,8 +56,13 @@ pub(crate) fn app(
         .login_page(paths::LOGIN)
         .confirm_password_page(paths::CONFIRM_PASSWORD)
         .fresh_for(state.fresh_for);
-    let api = |path: &str| web::resource(path).wrap(expected.clone());
-    let page = |path: &str| web::resource(path).wrap(expected.clone()).wrap(from_fn(outage_as_page));
+    let api = |path: &str| web::resource(path).wrap(from_fn(csrf_guard::<false>)).wrap(expected.clone());
+    let page = |path: &str| {
+        web::resource(path)
+            .wrap(from_fn(csrf_guard::<true>))
+            .wrap(expected.clone())
+            .wrap(from_fn(outage_as_page))
+    };
     let session_value = api("/api/session/{key}")
         .app_data(json_config(api::MAX_SESSION_VALUE_BYTES))
         .route(web::put().to(api_session_put))
@@ -76,6 +82,7 @@ pub(crate) fn app(
         .service(session_value)
         .service(api("/api/confirm-password").route(web::post().to(api_confirm_password)))
         .service(api("/api/sensitive").route(web::post().to(api_sensitive)))
+        .service(api("/api/csrf").route(get().to(api_csrf)))
         .service(page(paths::HOME).route(get().to(home)))
         .service(page(paths::LOGIN).route(get().to(login_page)).route(web::post().to(login)))
         .service(page(paths::THEME).route(web::post().to(set_theme)))
@@ -124,6 +131,8 @@ enum ApiError {
     Code(StatusCode, &'static str),
     Expected(Error),
     Rejected(actix_web::Error),
+    /// 429 `too_many_attempts` with `Retry-After`.
+    Refused(Refused),
 }
 
 impl std::fmt::Display for ApiError {
@@ -132,6 +141,7 @@ impl std::fmt::Display for ApiError {
             Self::Code(_, code) => f.write_str(code),
             Self::Expected(error) => std::fmt::Display::fmt(error, f),
             Self::Rejected(error) => std::fmt::Display::fmt(error, f),
+            Self::Refused(refused) => std::fmt::Display::fmt(refused, f),
         }
     }
 }
@@ -142,6 +152,7 @@ impl ResponseError for ApiError {
             Self::Code(status, _) => *status,
             Self::Expected(error) => error.status_code(),
             Self::Rejected(error) => error.as_response_error().status_code(),
+            Self::Refused(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -150,6 +161,9 @@ impl ResponseError for ApiError {
             Self::Code(status, code) => HttpResponse::build(*status).json(ErrorBody::new(code)),
             Self::Expected(error) => error.error_response(),
             Self::Rejected(error) => error.error_response(),
+            Self::Refused(refused) => HttpResponse::TooManyRequests()
+                .insert_header(retry_after(*refused))
+                .json(ErrorBody::new(error::TOO_MANY_ATTEMPTS)),
         }
     }
 }
@@ -160,18 +174,32 @@ impl<E: Into<Error>> From<E> for ApiError {
     }
 }
 
-/// Checks a password off the async workers (Argon2 is CPU-bound).
-async fn check_password(accounts: Arc<Accounts>, username: String, password: String) -> Option<Username> {
-    web::block(move || accounts.verify(&username, &password)).await.ok().flatten()
+/// The `Retry-After` header of a refused password check.
+fn retry_after(refused: Refused) -> (header::HeaderName, HeaderValue) {
+    (header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs()))
+}
+
+/// Checks a password for the client of `request`: throttled, and hashed on
+/// the kit's bounded pool, off the async workers (Argon2 is CPU-bound).
+async fn check_password(
+    passwords: &Passwords,
+    request: &HttpRequest,
+    username: &str,
+    password: &str,
+) -> Result<Option<Username>, Refused> {
+    let ip = request.peer_addr().map(|peer| peer.ip());
+    passwords.check(ip, username, password).await
 }
 
 async fn api_login(
     state: web::Data<DemoState>,
+    request: HttpRequest,
     auth: Auth,
     body: web::Json<LoginRequest>,
 ) -> Result<web::Json<LoginResponse>, ApiError> {
     let body = body.into_inner();
-    let Some(user) = check_password(state.accounts.clone(), body.username, body.password).await else {
+    let checked = check_password(&state.passwords, &request, &body.username, &body.password).await;
+    let Some(user) = checked.map_err(ApiError::Refused)? else {
         return Err(ApiError::Code(StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS));
     };
     auth.register(&user, body.remember).await?;
@@ -214,7 +242,12 @@ async fn api_logout_others(auth: Auth) -> Result<web::Json<LogoutOthersResponse>
 }
 
 async fn api_session(session: Session) -> Result<web::Json<SessionView>, ApiError> {
-    Ok(web::Json(SessionView { data: session.data().await? }))
+    Ok(web::Json(SessionView::new(session.data().await?)))
+}
+
+/// The logged-in user's CSRF token, for scripts (made on first use).
+async fn api_csrf(_: AuthUser, session: Session) -> Result<web::Json<CsrfView>, ApiError> {
+    Ok(web::Json(CsrfView { token: session.csrf_token().await? }))
 }
 
 /// The `{key}` of a session route, if it is one (see [`api::is_session_key`]).
@@ -246,12 +279,14 @@ async fn api_session_delete(
 
 async fn api_confirm_password(
     state: web::Data<DemoState>,
+    request: HttpRequest,
     AuthUser(user): AuthUser,
     auth: Auth,
     body: web::Json<ConfirmPasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let password = body.into_inner().password;
-    if check_password(state.accounts.clone(), user.username.to_string(), password).await.is_none() {
+    let checked = check_password(&state.passwords, &request, user.username.as_str(), &password).await;
+    if checked.map_err(ApiError::Refused)?.is_none() {
         return Err(ApiError::Code(StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS));
     }
     auth.confirm_password().await?;
@@ -269,6 +304,14 @@ async fn api_sensitive(FreshUser(_): FreshUser) -> HttpResponse {
 /// An HTML page with its status.
 fn html_page(status: StatusCode, page: String) -> HttpResponse {
     HttpResponse::build(status).content_type(ContentType::html()).body(page)
+}
+
+/// The 429 page of a refused password check, with `Retry-After`.
+fn too_many_attempts(refused: Refused) -> HttpResponse {
+    let mut page = html_page(StatusCode::TOO_MANY_REQUESTS, html::ErrorPage::TooManyAttempts.render());
+    let (name, value) = retry_after(refused);
+    page.headers_mut().insert(name, value);
+    page
 }
 
 /// A `303 See Other` to `path`.
@@ -364,6 +407,7 @@ struct LoginForm {
 
 async fn login(
     state: web::Data<DemoState>,
+    request: HttpRequest,
     auth: Auth,
     session: Session,
     form: Result<web::Form<LoginForm>, actix_web::Error>,
@@ -373,7 +417,11 @@ async fn login(
     };
     let next = next_or_home(form.next.as_deref()).to_owned();
     let typed = form.username.clone();
-    let Some(user) = check_password(state.accounts.clone(), form.username, form.password).await else {
+    let checked = match check_password(&state.passwords, &request, &form.username, &form.password).await {
+        Ok(checked) => checked,
+        Err(refused) => return Ok(too_many_attempts(refused)),
+    };
+    let Some(user) = checked else {
         let data = session.data().await?;
         let page = html::login_page(&data, &typed, Some(Alert::InvalidCredentials), &next);
         return Ok(html_page(StatusCode::UNAUTHORIZED, page));
@@ -443,6 +491,7 @@ struct ConfirmForm {
 
 async fn confirm_password(
     state: web::Data<DemoState>,
+    request: HttpRequest,
     LoginRequired(user): LoginRequired,
     auth: Auth,
     session: Session,
@@ -452,7 +501,12 @@ async fn confirm_password(
         return Err(PageError(html::ErrorPage::BadForm));
     };
     let next = next_or_home(form.next.as_deref()).to_owned();
-    if check_password(state.accounts.clone(), user.username.to_string(), form.password).await.is_none() {
+    let checked =
+        match check_password(&state.passwords, &request, user.username.as_str(), &form.password).await {
+            Ok(checked) => checked,
+            Err(refused) => return Ok(too_many_attempts(refused)),
+        };
+    if checked.is_none() {
         let data = session.data().await?;
         let page = html::confirm_password_page(&data, &user.username, &next, state.fresh_for, true);
         return Ok(html_page(StatusCode::UNAUTHORIZED, page));
@@ -520,16 +574,81 @@ async fn not_found(request: HttpRequest) -> HttpResponse {
     }
 }
 
-/// Refuses state-changing requests another site sent (see
-/// [`api::is_cross_site`]).
+/// The one value of header `name`: `None` when absent, `Some("")` when
+/// repeated or not text (which the origin rule refuses).
+fn header_value<'a>(request: &'a ServiceRequest, name: &str) -> Option<&'a str> {
+    let mut values = request.headers().get_all(name);
+    let first = values.next()?;
+    if values.next().is_some() {
+        return Some("");
+    }
+    Some(first.to_str().unwrap_or_default())
+}
+
+/// Refuses state-changing requests that do not come from this origin (see
+/// [`check_origin_values`]).
 async fn refuse_cross_site(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let site = request.headers().get("sec-fetch-site").and_then(|value| value.to_str().ok());
-    if api::is_cross_site(request.method().as_str(), site) {
+    let host = match request.headers().contains_key(header::HOST) {
+        true => header_value(&request, header::HOST.as_str()),
+        false => request.uri().authority().map(|authority| authority.as_str()),
+    };
+    let site = header_value(&request, "sec-fetch-site");
+    let origin = header_value(&request, header::ORIGIN.as_str());
+    if check_origin_values(request.method().as_str(), site, origin, host).is_err() {
         let refused = ApiError::Code(StatusCode::FORBIDDEN, error::CROSS_SITE_REQUEST).error_response();
         return Ok(request.into_response(refused).map_into_right_body());
     }
     Ok(next.call(request).await?.map_into_left_body())
+}
+
+/// The CSRF rule (the kit's `csrf` module): a logged-in user's
+/// state-changing request presents the session's token, or is refused. On
+/// the API (`PAGE` false) the token comes in the `X-CSRF-Token` header and a
+/// refusal is 403 `invalid_csrf_token`. On the pages (`PAGE` true) a
+/// logged-in user's page first gets the token (so its forms carry it), the
+/// token comes in the form's `csrf_token` field (or the header), and a
+/// refusal is the 403 "form expired" page.
+async fn csrf_guard<const PAGE: bool>(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let (auth, session) = (request.extract::<Auth>().await?, request.extract::<Session>().await?);
+    let method = request.method().as_str().to_owned();
+    let refused = match expected_demo_kit::csrf::token_needed(&auth, &session, &method, PAGE).await {
+        Ok(false) => None,
+        Ok(true) => {
+            let mut presented = header_value(&request, csrf::HEADER).map(str::to_owned);
+            if PAGE {
+                let body = request.extract::<web::Bytes>().await.ok();
+                let body = body.filter(|body| body.len() <= api::MAX_BODY_BYTES);
+                if presented.is_none() {
+                    let content_type = header_value(&request, header::CONTENT_TYPE.as_str());
+                    presented = expected_demo_kit::csrf::form_token(
+                        content_type,
+                        body.as_deref().unwrap_or_default(),
+                    );
+                }
+                if let Some(body) = body {
+                    // The handler reads the form again.
+                    request.set_payload(Payload::from(body));
+                }
+            }
+            match session.verify_csrf(presented.as_deref()).await {
+                Ok(()) => None,
+                // A store outage: the middleware's 503 (made a page by
+                // `outage_as_page`).
+                Err(CsrfError::Session(failed)) => Some(Error::from(failed).error_response()),
+                Err(_) if PAGE => Some(PageError(html::ErrorPage::FormExpired).error_response()),
+                Err(refused) => Some(Error::from(refused).error_response()),
+            }
+        }
+        Err(failed) => Some(Error::from(failed).error_response()),
+    };
+    match refused {
+        None => Ok(next.call(request).await?.map_into_left_body()),
+        Some(response) => Ok(request.into_response(response).map_into_right_body()),
+    }
 }

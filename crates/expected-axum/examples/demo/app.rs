@@ -4,11 +4,11 @@
 //! Also compiled into `tests/scenarios.rs` and `tests/browser.rs`, which
 //! serve it in-process.
 
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Body;
 use axum::extract::rejection::{FormRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -17,15 +17,15 @@ use axum::{Form, Json, Router};
 use expected_axum::expected_core::time::OffsetDateTime;
 use expected_axum::expected_core::{EngineError, Serial, StoreError, Username};
 use expected_axum::{
-    Auth, AuthError, AuthUser, Error, ExpectedLayer, FreshLogin, FreshUser, LoginRequired, Session,
-    SessionError, safe_next,
+    Auth, AuthError, AuthUser, CsrfError, Error, ExpectedLayer, FreshLogin, FreshUser, LoginRequired,
+    Session, SessionError, check_origin, csrf_header, safe_next,
 };
 use expected_demo_kit::api::{
-    self, ConfirmPasswordRequest, ErrorBody, Health, LoginInfo, LoginRequest, LoginResponse,
+    self, ConfirmPasswordRequest, CsrfView, ErrorBody, Health, LoginInfo, LoginRequest, LoginResponse,
     LogoutOthersResponse, Me, SessionView, error,
 };
 use expected_demo_kit::html::{self, Alert, Theme, paths};
-use expected_demo_kit::{Accounts, DemoState};
+use expected_demo_kit::{DemoState, Passwords, Refused, csrf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -37,8 +37,11 @@ use serde::de::DeserializeOwned;
 /// confirm-password pages, and `state.fresh_for` is how recent a password
 /// the security page and `/api/sensitive` want. Bodies are limited to
 /// [`api::MAX_BODY_BYTES`] (a session value to
-/// [`api::MAX_SESSION_VALUE_BYTES`]), and state-changing requests from
-/// other sites are refused.
+/// [`api::MAX_SESSION_VALUE_BYTES`]), state-changing requests from
+/// other origins are refused, and a logged-in user's state-changing
+/// requests need their session's CSRF token (see the kit's `csrf` module).
+/// Password checks are throttled and hashed on a bounded pool
+/// (`state.passwords`).
 pub(crate) fn app(expected: ExpectedLayer, state: DemoState) -> Router {
     let expected = expected
         .login_page(paths::LOGIN)
@@ -59,6 +62,8 @@ pub(crate) fn app(expected: ExpectedLayer, state: DemoState) -> Router {
         .route("/api/session/{key}", session_value)
         .route("/api/confirm-password", post(api_confirm_password))
         .route("/api/sensitive", post(api_sensitive))
+        .route("/api/csrf", get(api_csrf))
+        .layer(middleware::from_fn(csrf_guard::<false>))
         .layer(expected.clone());
     let pages = Router::new()
         .route(paths::HOME, get(home))
@@ -71,6 +76,7 @@ pub(crate) fn app(expected: ExpectedLayer, state: DemoState) -> Router {
         .route(paths::LOGOUT, post(logout))
         .route(paths::LOGOUT_OTHERS, post(logout_others))
         .route(paths::LOGOUT_EVERYWHERE, post(logout_everywhere))
+        .layer(middleware::from_fn(csrf_guard::<true>))
         .layer(expected)
         .layer(middleware::map_response(outage_as_page));
     Router::new()
@@ -90,6 +96,8 @@ pub(crate) fn app(expected: ExpectedLayer, state: DemoState) -> Router {
 enum ApiError {
     Code(StatusCode, &'static str),
     Expected(Error),
+    /// 429 `too_many_attempts` with `Retry-After`.
+    Refused(Refused),
 }
 
 impl IntoResponse for ApiError {
@@ -97,8 +105,17 @@ impl IntoResponse for ApiError {
         match self {
             Self::Code(status, code) => (status, Json(ErrorBody::new(code))).into_response(),
             Self::Expected(error) => error.into_response(),
+            Self::Refused(refused) => {
+                let body = Json(ErrorBody::new(error::TOO_MANY_ATTEMPTS));
+                (StatusCode::TOO_MANY_REQUESTS, [retry_after(refused)], body).into_response()
+            }
         }
     }
+}
+
+/// The `Retry-After` header of a refused password check.
+fn retry_after(refused: Refused) -> (header::HeaderName, HeaderValue) {
+    (header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs()))
 }
 
 impl<E: Into<Error>> From<E> for ApiError {
@@ -126,17 +143,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Checks a password off the async workers (Argon2 is CPU-bound).
-async fn check_password(accounts: Arc<Accounts>, username: String, password: String) -> Option<Username> {
-    tokio::task::spawn_blocking(move || accounts.verify(&username, &password)).await.ok().flatten()
+/// Checks a password for a client at `peer`: throttled, and hashed on the
+/// kit's bounded pool, off the async workers (Argon2 is CPU-bound).
+async fn check_password(
+    passwords: &Passwords,
+    peer: SocketAddr,
+    username: &str,
+    password: &str,
+) -> Result<Option<Username>, Refused> {
+    let ip: IpAddr = peer.ip();
+    passwords.check(Some(ip), username, password).await
 }
 
 async fn api_login(
     State(state): State<DemoState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     auth: Auth,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let Some(user) = check_password(state.accounts, body.username, body.password).await else {
+    let checked = check_password(&state.passwords, peer, &body.username, &body.password).await;
+    let Some(user) = checked.map_err(ApiError::Refused)? else {
         return Err(ApiError::Code(StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS));
     };
     auth.register(&user, body.remember).await?;
@@ -185,7 +211,12 @@ async fn api_logout_others(auth: Auth) -> Result<Json<LogoutOthersResponse>, Api
 }
 
 async fn api_session(session: Session) -> Result<Json<SessionView>, ApiError> {
-    Ok(Json(SessionView { data: session.data().await? }))
+    Ok(Json(SessionView::new(session.data().await?)))
+}
+
+/// The logged-in user's CSRF token, for scripts (made on first use).
+async fn api_csrf(_: AuthUser, session: Session) -> Result<Json<CsrfView>, ApiError> {
+    Ok(Json(CsrfView { token: session.csrf_token().await? }))
 }
 
 /// The `{key}` of a session route, if it is one (see [`api::is_session_key`]).
@@ -217,11 +248,13 @@ async fn api_session_delete(
 
 async fn api_confirm_password(
     State(state): State<DemoState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     AuthUser(user): AuthUser,
     auth: Auth,
     ApiJson(body): ApiJson<ConfirmPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    if check_password(state.accounts, user.username.to_string(), body.password).await.is_none() {
+    let checked = check_password(&state.passwords, peer, user.username.as_str(), &body.password).await;
+    if checked.map_err(ApiError::Refused)?.is_none() {
         return Err(ApiError::Code(StatusCode::UNAUTHORIZED, error::INVALID_CREDENTIALS));
     }
     auth.confirm_password().await?;
@@ -244,6 +277,12 @@ impl IntoResponse for PageError {
         let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Html(self.0.render())).into_response()
     }
+}
+
+/// The 429 page of a refused password check, with `Retry-After`.
+fn too_many_attempts(refused: Refused) -> Response {
+    let page = html::ErrorPage::TooManyAttempts;
+    (StatusCode::TOO_MANY_REQUESTS, [retry_after(refused)], Html(page.render())).into_response()
 }
 
 /// `expected`'s errors as pages (see the kit's `ErrorPage` conversions).
@@ -314,6 +353,7 @@ struct LoginForm {
 
 async fn login(
     State(state): State<DemoState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     auth: Auth,
     session: Session,
     form: Result<Form<LoginForm>, FormRejection>,
@@ -323,7 +363,11 @@ async fn login(
     };
     let next = next_or_home(form.next.as_deref()).to_owned();
     let typed = form.username.clone();
-    let Some(user) = check_password(state.accounts, form.username, form.password).await else {
+    let checked = match check_password(&state.passwords, peer, &form.username, &form.password).await {
+        Ok(checked) => checked,
+        Err(refused) => return Ok(too_many_attempts(refused)),
+    };
+    let Some(user) = checked else {
         let data = session.data().await?;
         let page = html::login_page(&data, &typed, Some(Alert::InvalidCredentials), &next);
         return Ok((StatusCode::UNAUTHORIZED, Html(page)).into_response());
@@ -398,6 +442,7 @@ struct ConfirmForm {
 
 async fn confirm_password(
     State(state): State<DemoState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     LoginRequired(user): LoginRequired,
     auth: Auth,
     session: Session,
@@ -407,7 +452,11 @@ async fn confirm_password(
         return Err(PageError(html::ErrorPage::BadForm));
     };
     let next = next_or_home(form.next.as_deref()).to_owned();
-    if check_password(state.accounts, user.username.to_string(), form.password).await.is_none() {
+    let checked = match check_password(&state.passwords, peer, user.username.as_str(), &form.password).await {
+        Ok(checked) => checked,
+        Err(refused) => return Ok(too_many_attempts(refused)),
+    };
+    if checked.is_none() {
         let data = session.data().await?;
         let page = html::confirm_password_page(&data, &user.username, &next, state.fresh_for, true);
         return Ok((StatusCode::UNAUTHORIZED, Html(page)).into_response());
@@ -465,12 +514,53 @@ async fn not_found(request: Request) -> Response {
     }
 }
 
-/// Refuses state-changing requests another site sent (see
-/// [`api::is_cross_site`]).
+/// Refuses state-changing requests that do not come from this origin (see
+/// [`check_origin`]).
 async fn refuse_cross_site(request: Request, next: Next) -> Response {
-    let site = request.headers().get("sec-fetch-site").and_then(|value| value.to_str().ok());
-    if api::is_cross_site(request.method().as_str(), site) {
+    if check_origin(request.method(), request.uri(), request.headers()).is_err() {
         return ApiError::Code(StatusCode::FORBIDDEN, error::CROSS_SITE_REQUEST).into_response();
     }
     next.run(request).await
+}
+
+/// The CSRF rule (the kit's `csrf` module): a logged-in user's
+/// state-changing request presents the session's token, or is refused. On
+/// the API (`PAGE` false) the token comes in the `X-CSRF-Token` header and a
+/// refusal is 403 `invalid_csrf_token`. On the pages (`PAGE` true) a
+/// logged-in user's page first gets the token (so its forms carry it), the
+/// token comes in the form's `csrf_token` field (or the header), and a
+/// refusal is the 403 "form expired" page.
+async fn csrf_guard<const PAGE: bool>(
+    auth: Auth,
+    session: Session,
+    request: Request,
+    next: Next,
+) -> Response {
+    match csrf::token_needed(&auth, &session, request.method().as_str(), PAGE).await {
+        Ok(false) => return next.run(request).await,
+        Ok(true) => {}
+        Err(failed) => return Error::from(failed).into_response(),
+    }
+    let (parts, body) = request.into_parts();
+    let mut presented = csrf_header(&parts.headers).map(str::to_owned);
+    let body = if PAGE {
+        let Ok(body) = axum::body::to_bytes(body, api::MAX_BODY_BYTES).await else {
+            return PageError(html::ErrorPage::BadForm).into_response();
+        };
+        if presented.is_none() {
+            let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok());
+            presented = csrf::form_token(content_type, &body);
+        }
+        // The handler reads the form again.
+        Body::from(body)
+    } else {
+        body
+    };
+    match session.verify_csrf(presented.as_deref()).await {
+        Ok(()) => next.run(Request::from_parts(parts, body)).await,
+        // A store outage: the layer's 503 (made a page by `outage_as_page`).
+        Err(CsrfError::Session(failed)) => Error::from(failed).into_response(),
+        Err(_) if PAGE => PageError(html::ErrorPage::FormExpired).into_response(),
+        Err(refused) => Error::from(refused).into_response(),
+    }
 }
