@@ -7,10 +7,10 @@ use expected_core::protocol;
 use expected_core::store::{Deleted, Inserted, Rotation};
 use expected_core::time::{Duration, OffsetDateTime};
 use expected_core::{
-    AuthCookie, AuthMethod, Authentication, ChaChaTokens, ClientMeta, Config, CookieKind, Expected, Hooks,
-    Login, LoginsEnded, ManualClock, Outcome, Presented, Registration, Serial, SessionCookie, SessionData,
-    SessionDigest, SessionId, SessionRecord, SessionUser, SetCookie, SignIn, Store, TheftReport, Token,
-    TokenSource, Username,
+    AuthCookie, AuthMethod, Authentication, ChaChaTokens, Client, ClientMeta, Config, CookieKind, Expected,
+    GraceRefusal, Hooks, Login, LoginsEnded, ManualClock, Outcome, Presented, Registration, Serial,
+    SessionCookie, SessionData, SessionDigest, SessionId, SessionRecord, SessionUser, SetCookie, SignIn,
+    Store, TheftReport, Token, TokenSource, Username,
 };
 
 /// Asserts that an [`Outcome`](expected_core::Outcome) matches a pattern:
@@ -218,6 +218,7 @@ pub(crate) struct Recorder(Arc<Mutex<Events>>);
 #[derive(Clone, Default)]
 struct Events {
     thefts: Vec<TheftReport>,
+    refusals: Vec<GraceRefusal>,
     ended: Vec<LoginsEnded>,
     sign_ins: Vec<SignIn>,
 }
@@ -229,6 +230,10 @@ impl Recorder {
 
     pub(crate) fn reports(&self) -> Vec<TheftReport> {
         self.events().thefts.clone()
+    }
+
+    pub(crate) fn refusals(&self) -> Vec<GraceRefusal> {
+        self.events().refusals.clone()
     }
 
     /// Every `on_logins_ended` event, serials sorted.
@@ -245,6 +250,10 @@ impl Recorder {
 impl Hooks for Recorder {
     async fn on_theft(&self, report: &TheftReport) {
         self.events().thefts.push(report.clone());
+    }
+
+    async fn on_grace_refused(&self, refusal: &GraceRefusal) {
+        self.events().refusals.push(refusal.clone());
     }
 
     async fn on_logins_ended(&self, event: &LoginsEnded) {
@@ -389,6 +398,24 @@ pub(crate) async fn visit<S: Store>(engine: &Expected<S>, jar: &mut Jar) -> Auth
     let result = engine.authenticate(&jar.presented()).await;
     jar.apply(&result.cookies);
     result
+}
+
+/// [`visit`] from `client` (its address and user agent).
+pub(crate) async fn visit_from<S: Store>(
+    engine: &Expected<S>,
+    jar: &mut Jar,
+    client: &ClientMeta,
+) -> Authentication {
+    let user_agent = client.user_agent.as_deref();
+    let presented = Presented { client: Client { ip: client.ip, user_agent }, ..jar.presented() };
+    let result = engine.authenticate(&presented).await;
+    jar.apply(&result.cookies);
+    result
+}
+
+/// A client at `ip` sending `user_agent`.
+pub(crate) fn client_at(ip: [u8; 4], user_agent: &str) -> ClientMeta {
+    ClientMeta::new(Some(ip.into()), Some(user_agent))
 }
 
 /// Session data from a JSON object literal.

@@ -192,8 +192,8 @@ pub(crate) use bind_session;
 /// `classify` (its transient errors), `username` and `owner` (how a username
 /// and a session's owner are bound) and a store type with `pool`,
 /// `sql.common` and `batch` fields and `rotate`, `remove_login`,
-/// `remove_user`, `confirm` and `expire_logins` methods, to the row decoders,
-/// the shared methods and the `Store` impl.
+/// `remove_user`, `confirm`, `expire_logins` and `create_grace` methods, to
+/// the row decoders, the shared methods and the `Store` impl.
 macro_rules! store_impl {
     ($store:ty) => {
         fn login_row(row: &<Db as sqlx::Database>::Row) -> Result<$crate::codec::LoginRow, sqlx::Error> {
@@ -321,6 +321,17 @@ macro_rules! store_impl {
                 session: &expected_core::SessionRecord,
             ) -> Result<expected_core::store::Inserted, expected_core::StoreError> {
                 self.insert_session(session).await
+            }
+
+            async fn create_grace_session(
+                &self,
+                session: &expected_core::SessionRecord,
+            ) -> Result<expected_core::store::GraceInserted, expected_core::StoreError> {
+                if session.login().is_none() {
+                    // No login can exist for a session that names none.
+                    return Ok(expected_core::store::GraceInserted::LoginGone);
+                }
+                self.create_grace(session).await
             }
 
             async fn get_session(
@@ -514,13 +525,16 @@ impl TxSql {
                 p(10),
                 p(11)
             )),
+            // Every session of the login but the new one: the bound one and
+            // every one it opened (a grace session, a cycled one, a copy).
             rotate_delete_old: text(format!(
-                "DELETE FROM {sessions} WHERE username = {} AND digest <> {} AND digest = \
-                 (SELECT session_digest FROM {logins} WHERE username = {} AND serial = {})",
+                "DELETE FROM {sessions} WHERE username = {} AND digest <> {} AND (login_serial = {} \
+                 OR digest = (SELECT session_digest FROM {logins} WHERE username = {} AND serial = {}))",
                 p(1),
                 p(2),
                 p(3),
-                p(4)
+                p(4),
+                p(5)
             )),
             rotate_bind: text(format!(
                 "UPDATE {logins} SET session_digest = {} WHERE username = {} AND serial = {}",
@@ -557,8 +571,8 @@ impl TxSql {
 }
 
 /// Expands, in the MySQL and SQLite modules (whose store has `sql.tx` and a
-/// `begin` method opening a write transaction), to `rotate` and
-/// `remove_user` as transactions.
+/// `begin` method opening a write transaction), to `rotate`, `create_grace`
+/// and `remove_user` as transactions.
 #[cfg(any(feature = "mysql", feature = "sqlite"))]
 macro_rules! tx_impl {
     ($store:ty) => {
@@ -617,6 +631,7 @@ macro_rules! tx_impl {
                     sqlx::query($crate::common::sql(&self.sql.tx.rotate_delete_old))
                         .bind(user)
                         .bind(session.digest)
+                        .bind(serial)
                         .bind(user)
                         .bind(serial)
                         .execute(&mut *tx)
@@ -629,6 +644,52 @@ macro_rules! tx_impl {
                         .await?;
                     tx.commit().await?;
                     Ok(Rotated::Rotated)
+                })
+                .await
+            }
+
+            /// A grace session for a login that still exists, in one write
+            /// transaction: binding it to the login first (on MySQL the row
+            /// lock orders a racing delete of the login before or after us;
+            /// SQLite serializes writers), then the insert, which a duplicate
+            /// key rolls back with the binding.
+            async fn create_grace(
+                &self,
+                session: &expected_core::SessionRecord,
+            ) -> Result<expected_core::store::GraceInserted, expected_core::StoreError> {
+                use expected_core::store::GraceInserted;
+                let values = $crate::codec::SessionValues::of(session)?;
+                let Some(serial) = values.login_serial else { return Ok(GraceInserted::LoginGone) };
+                $crate::error::retry(classify, || async {
+                    let mut tx = self.begin().await?;
+                    let bound = sqlx::query($crate::common::sql(&self.sql.tx.rotate_bind))
+                        .bind(values.digest)
+                        .bind(owner(values.owner))
+                        .bind(serial)
+                        .execute(&mut *tx)
+                        .await?;
+                    if bound.rows_affected() == 0 {
+                        tx.rollback().await?;
+                        return Ok(GraceInserted::LoginGone);
+                    }
+                    let insert = sqlx::query($crate::common::sql(&self.sql.common.insert_session));
+                    let inserted = $crate::common::bind_session!(insert, owner(values.owner), &values)
+                        .execute(&mut *tx)
+                        .await;
+                    match inserted {
+                        Ok(done) if done.rows_affected() > 0 => {}
+                        Ok(_) => {
+                            tx.rollback().await?;
+                            return Ok(GraceInserted::AlreadyExists);
+                        }
+                        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                            tx.rollback().await?;
+                            return Ok(GraceInserted::AlreadyExists);
+                        }
+                        Err(error) => return Err(error.into()),
+                    }
+                    tx.commit().await?;
+                    Ok(GraceInserted::Created)
                 })
                 .await
             }
