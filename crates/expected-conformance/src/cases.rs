@@ -769,16 +769,7 @@ pub async fn concurrent_revocation_and_rotation_leave_nothing<S: Store>(store: A
             let store = store.clone();
             tokio::spawn(async move { store.rotate_login(&rotation).await })
         };
-        let revoke = {
-            let (store, alice, serial) = (store.clone(), alice.clone(), fresh.login.serial);
-            tokio::spawn(async move {
-                if round % 2 == 0 {
-                    store.delete_login(&alice, &serial).await.map(|_| ())
-                } else {
-                    store.delete_user(&alice).await.map(|_| ())
-                }
-            })
-        };
+        let revoke = spawn_revocation(&store, &alice, fresh.login.serial, round);
         let rotated = rotate.await.expect("task").expect("a racing rotation must not fail");
         revoke.await.expect("task").expect("a racing revocation must not fail");
         assert!(
@@ -928,16 +919,7 @@ pub async fn concurrent_revocation_and_grace_session_leave_nothing<S: Store>(sto
             let (store, grace) = (store.clone(), grace.clone());
             tokio::spawn(async move { store.create_grace_session(&grace).await })
         };
-        let revoke = {
-            let (store, alice, serial) = (store.clone(), alice.clone(), fresh.login.serial);
-            tokio::spawn(async move {
-                if round % 2 == 0 {
-                    store.delete_login(&alice, &serial).await.map(|_| ())
-                } else {
-                    store.delete_user(&alice).await.map(|_| ())
-                }
-            })
-        };
+        let revoke = spawn_revocation(&store, &alice, fresh.login.serial, round);
         let created = create.await.expect("task").expect("a racing create_grace_session must not fail");
         revoke.await.expect("task").expect("a racing revocation must not fail");
         assert!(
@@ -1981,17 +1963,9 @@ pub async fn engine_polling_thief_is_caught_at_the_next_rotation<S: Store>(store
 pub async fn engine_grace_from_another_network_is_refused_without_revoking<S: Store>(store: Arc<S>) {
     let (clock, hooks, engine) = heard_engine(&store, config());
     let alice = user("alice");
-    let (jar, _, serial) = remembered(&engine, &alice).await;
     let wifi = client_at([192, 0, 2, 10], "Phone/1");
     let mobile = client_at([198, 51, 100, 20], "Phone/1");
-    clock.advance(Duration::hours(1));
-    let stale = jar.without_session();
-    let mut winner = stale.clone();
-    assert_outcome!(
-        visit_from(&engine, &mut winner, &wifi).await.outcome,
-        Outcome::CookieLogin(_),
-        "the first use of the auth cookie rotates"
-    );
+    let (stale, winner, serial) = rotated_once(&engine, &clock, &alice, &wifi).await;
     let rotated = login_at(&*store, &alice, &serial).await;
 
     clock.advance(Duration::seconds(2));
@@ -2027,14 +2001,7 @@ pub async fn engine_grace_from_another_network_is_refused_without_revoking<S: St
 
     for binding in [GraceBinding::UserAgent, GraceBinding::Off] {
         let (clock, engine) = engine_over(&store, config_with(|c| c.grace_binding(binding)));
-        let (jar, _, _) = remembered(&engine, &alice).await;
-        clock.advance(Duration::hours(1));
-        let stale = jar.without_session();
-        assert_outcome!(
-            visit_from(&engine, &mut stale.clone(), &wifi).await.outcome,
-            Outcome::CookieLogin(_),
-            "{binding:?}: the first use rotates"
-        );
+        let (stale, _, _) = rotated_once(&engine, &clock, &alice, &wifi).await;
         clock.advance(Duration::seconds(2));
         // UserAgent ignores the network; Off ignores the user agent too.
         let presenter = if binding == GraceBinding::Off {
@@ -2055,16 +2022,10 @@ pub async fn engine_grace_from_another_network_is_refused_without_revoking<S: St
 pub async fn engine_grace_fallback_session_ends_at_the_next_rotation<S: Store>(store: Arc<S>) {
     let (clock, engine) = engine_over(&store, config());
     let alice = user("alice");
-    let (jar, _, serial) = remembered(&engine, &alice).await;
-    clock.advance(Duration::hours(1));
-    let stale = jar.without_session();
-    let mut winner = stale.clone();
-    let result = visit(&engine, &mut winner).await;
-    let Outcome::CookieLogin(won) = &result.outcome else {
-        panic!("the first use of the auth cookie rotates, got {:?}", result.outcome)
-    };
+    let (stale, winner, serial) = rotated_once(&engine, &clock, &alice, &ClientMeta::default()).await;
+    let won = winner.session_cookie().id.digest();
     assert!(
-        engine.delete_session(Some(&alice), &won.session().digest).await.expect("delete_session"),
+        engine.delete_session(Some(&alice), &won).await.expect("delete_session"),
         "the winner's session is deleted"
     );
 
@@ -2075,7 +2036,7 @@ pub async fn engine_grace_fallback_session_ends_at_the_next_rotation<S: Store>(s
         panic!("the previous token in grace authenticates, got {:?}", result.outcome)
     };
     let fallback = fallback.session().clone();
-    assert_ne!(fallback.digest, won.session().digest, "the fallback is a fresh session");
+    assert_ne!(fallback.digest, won, "the fallback is a fresh session");
     assert_eq!(late.auth, winner.auth, "the late request still gets the winner's token");
     assert_eq!(fallback.login(), Some(serial), "the fallback session is opened by the login");
     assert_kept(&*store, &fallback, "the fallback session is stored").await;

@@ -39,10 +39,12 @@
 //!   `(username, serial)` (unknown and foreign users, unicode and dotted
 //!   usernames, many logins per user), the rotation's compare-and-swap (stale
 //!   token, unknown login, occupied session digest) storing its new session
-//!   exactly as given and never changing the login's `authenticated_at`,
-//!   deletion ending every session the login opened, `delete_user` and
-//!   `delete_expired_logins` reporting exactly the serials and keys they
-//!   deleted, cleaning exactly at the cutoff.
+//!   exactly as given, ending every other session of the login and never
+//!   changing the login's `authenticated_at`, grace sessions created and
+//!   bound only while their login exists, deletion ending every session the
+//!   login opened, `delete_user` and `delete_expired_logins` reporting
+//!   exactly the serials and keys they deleted, cleaning exactly at the
+//!   cutoff.
 //! - **Sessions**, a user's and an anonymous visitor's (`user: None`): exact
 //!   round trips (nested data, method and `authenticated_at` to the
 //!   microsecond), keys `(owner, digest)` never mixing users' and anonymous
@@ -57,12 +59,15 @@
 //!   kept session and login stay (the kept login's other sessions go), exact
 //!   counts and serials, with or without a kept login.
 //! - **Concurrency**: 50 racing rotations of one login with exactly one
-//!   winner, racing deletes and creates, revocations racing rotations, and
-//!   `delete_user_except` racing rotations of another device: no session of a
-//!   revoked login survives.
+//!   winner, racing deletes and creates, revocations racing rotations and
+//!   grace sessions, and `delete_user_except` racing rotations of another
+//!   device: no session of a revoked login survives.
 //! - **Engine flows** run over the store (`engine_*`): register and session
 //!   hits, cookie login (a `Remembered` session carrying the login's
-//!   `authenticated_at`, made `Password` by `confirm_password`), grace, theft
+//!   `authenticated_at`, made `Password` by `confirm_password`), grace (bound
+//!   to the rotating client: a polling thief with both cookies caught at the
+//!   victim's next cookie login, the same browser on another network refused
+//!   without revoking, a fallback session ended by the next rotation), theft
 //!   wiping every login and session of that user and of no other, logout
 //!   (ending the session's data), remote logout, logout everywhere, logout of
 //!   the other devices, the login cap, anonymous visitors (their data carried

@@ -413,6 +413,43 @@ pub(crate) async fn visit_from<S: Store>(
     result
 }
 
+/// Spawns a revocation of the login `serial` of `name` racing something
+/// else: `delete_login` in even rounds, `delete_user` in odd ones.
+pub(crate) fn spawn_revocation<S: Store>(
+    store: &Arc<S>,
+    name: &Username,
+    serial: Serial,
+    round: usize,
+) -> tokio::task::JoinHandle<Result<(), expected_core::StoreError>> {
+    let (store, name) = (store.clone(), name.clone());
+    tokio::spawn(async move {
+        if round % 2 == 0 {
+            store.delete_login(&name, &serial).await.map(|_| ())
+        } else {
+            store.delete_user(&name).await.map(|_| ())
+        }
+    })
+}
+
+/// A remembered login of `name` whose auth cookie `client` used an hour
+/// after the password login, its session cookie gone: a cookie login. Answers
+/// the jar still holding the replaced token (no session cookie), the
+/// winner's jar and the login's serial.
+pub(crate) async fn rotated_once<S: Store>(
+    engine: &Expected<S>,
+    clock: &ManualClock,
+    name: &Username,
+    client: &ClientMeta,
+) -> (Jar, Jar, Serial) {
+    let (jar, _, serial) = remembered(engine, name).await;
+    clock.advance(Duration::hours(1));
+    let stale = jar.without_session();
+    let mut winner = stale.clone();
+    let result = visit_from(engine, &mut winner, client).await;
+    assert_outcome!(result.outcome, Outcome::CookieLogin(_), "the first use of the auth cookie rotates");
+    (stale, winner, serial)
+}
+
 /// A client at `ip` sending `user_agent`.
 pub(crate) fn client_at(ip: [u8; 4], user_agent: &str) -> ClientMeta {
     ClientMeta::new(Some(ip.into()), Some(user_agent))

@@ -612,21 +612,9 @@ macro_rules! tx_impl {
                         tx.rollback().await?;
                         return Ok(if exists.is_some() { Rotated::NotCurrent } else { Rotated::NotFound });
                     }
-                    let insert = sqlx::query($crate::common::sql(&self.sql.common.insert_session));
-                    let inserted = $crate::common::bind_session!(insert, owner(session.owner), &session)
-                        .execute(&mut *tx)
-                        .await;
-                    match inserted {
-                        Ok(done) if done.rows_affected() > 0 => {}
-                        Ok(_) => {
-                            tx.rollback().await?;
-                            return Ok(Rotated::SessionExists);
-                        }
-                        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                            tx.rollback().await?;
-                            return Ok(Rotated::SessionExists);
-                        }
-                        Err(error) => return Err(error.into()),
+                    if !self.insert_session_in(&mut tx, &session).await? {
+                        tx.rollback().await?;
+                        return Ok(Rotated::SessionExists);
                     }
                     sqlx::query($crate::common::sql(&self.sql.tx.rotate_delete_old))
                         .bind(user)
@@ -646,6 +634,25 @@ macro_rules! tx_impl {
                     Ok(Rotated::Rotated)
                 })
                 .await
+            }
+
+            /// Inserts a session inside `tx`: `false` when its key is taken
+            /// (a duplicate key, or nothing inserted), for the caller to roll
+            /// back.
+            async fn insert_session_in(
+                &self,
+                tx: &mut sqlx::Transaction<'static, Db>,
+                values: &$crate::codec::SessionValues<'_>,
+            ) -> Result<bool, sqlx::Error> {
+                let insert = sqlx::query($crate::common::sql(&self.sql.common.insert_session));
+                match $crate::common::bind_session!(insert, owner(values.owner), values)
+                    .execute(&mut **tx)
+                    .await
+                {
+                    Ok(done) => Ok(done.rows_affected() > 0),
+                    Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Ok(false),
+                    Err(error) => Err(error),
+                }
             }
 
             /// A grace session for a login that still exists, in one write
@@ -672,21 +679,9 @@ macro_rules! tx_impl {
                         tx.rollback().await?;
                         return Ok(GraceInserted::LoginGone);
                     }
-                    let insert = sqlx::query($crate::common::sql(&self.sql.common.insert_session));
-                    let inserted = $crate::common::bind_session!(insert, owner(values.owner), &values)
-                        .execute(&mut *tx)
-                        .await;
-                    match inserted {
-                        Ok(done) if done.rows_affected() > 0 => {}
-                        Ok(_) => {
-                            tx.rollback().await?;
-                            return Ok(GraceInserted::AlreadyExists);
-                        }
-                        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                            tx.rollback().await?;
-                            return Ok(GraceInserted::AlreadyExists);
-                        }
-                        Err(error) => return Err(error.into()),
+                    if !self.insert_session_in(&mut tx, &values).await? {
+                        tx.rollback().await?;
+                        return Ok(GraceInserted::AlreadyExists);
                     }
                     tx.commit().await?;
                     Ok(GraceInserted::Created)
