@@ -1984,6 +1984,12 @@ pub async fn engine_grace_from_another_network_is_refused_without_revoking<S: St
     assert_eq!(hooks.refusals(), vec![refusal.clone()], "the refusal hook is called once");
     assert!(hooks.reports().is_empty() && hooks.ended().is_empty(), "nothing is revoked");
     assert_eq!(login_at(&*store, &alice, &serial).await, rotated, "the login is left exactly as rotated");
+    engine.logout(&presented_from(&stale, &mobile)).await.expect("logout");
+    assert_eq!(
+        login_at(&*store, &alice, &serial).await,
+        rotated,
+        "a logout presenting the previous token from another network proves nothing and ends no login"
+    );
     assert_outcome!(
         visit_from(&engine, &mut winner.clone(), &wifi).await.outcome,
         Outcome::Session(_),

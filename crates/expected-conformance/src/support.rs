@@ -400,15 +400,19 @@ pub(crate) async fn visit<S: Store>(engine: &Expected<S>, jar: &mut Jar) -> Auth
     result
 }
 
-/// [`visit`] from `client` (its address and user agent).
+/// What `jar` presents from `client` (its address and user agent).
+pub(crate) fn presented_from<'a>(jar: &'a Jar, client: &'a ClientMeta) -> Presented<'a> {
+    let user_agent = client.user_agent.as_deref();
+    Presented { client: Client { ip: client.ip, user_agent }, ..jar.presented() }
+}
+
+/// [`visit`] from `client`.
 pub(crate) async fn visit_from<S: Store>(
     engine: &Expected<S>,
     jar: &mut Jar,
     client: &ClientMeta,
 ) -> Authentication {
-    let user_agent = client.user_agent.as_deref();
-    let presented = Presented { client: Client { ip: client.ip, user_agent }, ..jar.presented() };
-    let result = engine.authenticate(&presented).await;
+    let result = engine.authenticate(&presented_from(jar, client)).await;
     jar.apply(&result.cookies);
     result
 }

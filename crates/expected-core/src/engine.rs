@@ -892,9 +892,10 @@ impl<S: Store> Expected<S> {
     /// current token, or the previous one inside the grace window from the
     /// client the rotation recorded) or the login has expired anyway. A
     /// refused grace or a theft judgement proves nothing: a logout from
-    /// there must not end the device that holds the current token. A presented *anonymous* session is left to
-    /// the caller ([`Forgotten::anonymous`]): a login deletes it only once
-    /// the session that carries its data exists.
+    /// there must not end the device that holds the current token. A
+    /// presented *anonymous* session is left to the caller
+    /// ([`Forgotten::anonymous`]): a login deletes it only once the session
+    /// that carries its data exists.
     async fn forget(
         &self,
         presented: &Presented<'_>,
