@@ -7,12 +7,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use expected_core::protocol::apply_rotation;
-use expected_core::store::{Confirmation, Deleted, ExpiredLogin, Inserted, Keep, Rotated};
+use expected_core::protocol::{apply_rotation, remembered_user};
+use expected_core::store::{Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated};
 use expected_core::time::Duration;
 use expected_core::{
-    AuthCookie, AuthMethod, ClientMeta, EndCause, Login, Outcome, PreviousToken, SealedSuccessor,
-    SessionCookie, SessionData, SessionRecord, SessionUser, Store, TokenSource,
+    AuthCookie, AuthMethod, ClientMeta, EndCause, GraceBinding, Login, Outcome, PreviousToken,
+    SealedSuccessor, SessionCookie, SessionData, SessionRecord, SessionUser, Store, TheftCause, TokenSource,
 };
 use serde_json::json;
 
@@ -769,16 +769,7 @@ pub async fn concurrent_revocation_and_rotation_leave_nothing<S: Store>(store: A
             let store = store.clone();
             tokio::spawn(async move { store.rotate_login(&rotation).await })
         };
-        let revoke = {
-            let (store, alice, serial) = (store.clone(), alice.clone(), fresh.login.serial);
-            tokio::spawn(async move {
-                if round % 2 == 0 {
-                    store.delete_login(&alice, &serial).await.map(|_| ())
-                } else {
-                    store.delete_user(&alice).await.map(|_| ())
-                }
-            })
-        };
+        let revoke = spawn_revocation(&store, &alice, fresh.login.serial, round);
         let rotated = rotate.await.expect("task").expect("a racing rotation must not fail");
         revoke.await.expect("task").expect("a racing revocation must not fail");
         assert!(
@@ -793,6 +784,160 @@ pub async fn concurrent_revocation_and_rotation_leave_nothing<S: Store>(store: A
         for digest in [fresh.session.digest, id.digest()] {
             let left = session_at(&*store, Some(&alice), &digest).await;
             assert_eq!(left, None, "round {round}: a session of a revoked login survived the race");
+        }
+    }
+}
+
+// ------------------------------------------------- rotations and grace
+
+/// A rotation ends every session the login opened (its bound one and every
+/// one with `session.user.login == Some(serial)`: a grace session, a cycled
+/// one, a copy kept alive elsewhere), all but its new one; sessions of other
+/// logins, sessions without a login, other users' and anonymous sessions
+/// stay.
+pub async fn rotate_ends_every_session_of_the_login<S: Store>(store: Arc<S>) {
+    let now = now();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let fresh = fresh_login(&alice, now);
+    let other = fresh_login(&alice, now);
+    created(&*store, &fresh).await;
+    created(&*store, &other).await;
+    let serial = fresh.login.serial;
+    let opened = [opened_by(&alice, serial, now), opened_by(&alice, serial, now)];
+    let plain = plain_session(&alice, now);
+    let bobs_of_same_serial = opened_by(&bob, serial, now);
+    let anonymous = anonymous_session(now);
+    for session in opened.iter().chain([&plain, &bobs_of_same_serial, &anonymous]) {
+        insert_session(&*store, session).await;
+    }
+
+    let (rotation, _, _) = rotation_for(&fresh, after(now, 60));
+    assert_eq!(
+        store.rotate_login(&rotation).await.expect("rotate_login"),
+        Rotated::Rotated,
+        "a rotation expecting the current digest rotates"
+    );
+    assert_gone(&*store, &fresh.session, "a rotation ends the login's old bound session").await;
+    for session in &opened {
+        assert_gone(&*store, session, "a rotation ends every other session the login opened").await;
+    }
+    assert_kept(&*store, &rotation.session, "a rotation keeps its own new session").await;
+    assert_kept(&*store, &other.session, "a rotation leaves the sessions of the user's other logins").await;
+    assert_kept(&*store, &plain, "a rotation leaves the user's sessions that no login opened").await;
+    assert_kept(&*store, &bobs_of_same_serial, "a rotation leaves another user's sessions").await;
+    assert_kept(&*store, &anonymous, "a rotation leaves anonymous sessions").await;
+}
+
+/// `create_grace_session` creates the session exactly as given and binds it
+/// to its login (`login.session`, nothing else of the login changes) while
+/// the login exists; answers `AlreadyExists` for a taken key and `LoginGone`
+/// for a login that is gone or a session naming none, writing nothing; and
+/// the session it made ends with the login's next rotation.
+pub async fn grace_session_needs_its_login<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let fresh = remembered_login(&alice, now);
+    created(&*store, &fresh).await;
+    let serial = fresh.login.serial;
+    let mut grace = session_of(Some(remembered_user(&fresh.login)), after(now, 5));
+    grace.expires_at = with_micros(grace.expires_at, 7);
+
+    assert_eq!(
+        store.create_grace_session(&grace).await.expect("create_grace_session"),
+        GraceInserted::Created,
+        "a grace session for a login that exists is created"
+    );
+    assert_kept(&*store, &grace, "the grace session is stored exactly as given").await;
+    let bound = Login { session: Some(grace.digest), ..fresh.login.clone() };
+    assert_eq!(
+        login_at(&*store, &alice, &serial).await,
+        Some(bound),
+        "the grace session becomes the login's bound session, and nothing else of the login changes"
+    );
+    assert_kept(&*store, &fresh.session, "creating a grace session deletes no session").await;
+
+    let taken = SessionRecord { data: data(json!({"other": true})), ..grace.clone() };
+    assert_eq!(
+        store.create_grace_session(&taken).await.expect("create_grace_session"),
+        GraceInserted::AlreadyExists,
+        "a grace session under a taken key is refused"
+    );
+    assert_kept(&*store, &grace, "a refused grace session overwrites nothing").await;
+
+    let stray = fresh_login(&alice, now);
+    let orphan = session_of(Some(remembered_user(&stray.login)), now);
+    assert_eq!(
+        store.create_grace_session(&orphan).await.expect("create_grace_session"),
+        GraceInserted::LoginGone,
+        "a grace session for a login that does not exist is refused"
+    );
+    assert_gone(&*store, &orphan, "a grace session refused for its missing login is not stored").await;
+    assert_eq!(login_at(&*store, &alice, &stray.login.serial).await, None, "no login is created either");
+    let unbound = plain_session(&alice, now);
+    assert_eq!(
+        store.create_grace_session(&unbound).await.expect("create_grace_session"),
+        GraceInserted::LoginGone,
+        "a grace session naming no login is refused"
+    );
+    assert_gone(&*store, &unbound, "a session naming no login is not stored").await;
+
+    let current = Fresh { login: login_at(&*store, &alice, &serial).await.expect("the login"), ..fresh };
+    let (rotation, _, _) = rotation_for(&current, after(now, 60));
+    assert_eq!(store.rotate_login(&rotation).await.expect("rotate_login"), Rotated::Rotated, "it rotates");
+    assert_gone(&*store, &grace, "a grace session ends at its login's next rotation").await;
+    assert!(
+        store.delete_login(&alice, &serial).await.expect("delete_login"),
+        "the rotated login is still there to delete"
+    );
+    let after_delete = session_of(Some(remembered_user(&current.login)), now);
+    assert_eq!(
+        store.create_grace_session(&after_delete).await.expect("create_grace_session"),
+        GraceInserted::LoginGone,
+        "once the login is deleted, no grace session is created for it"
+    );
+    assert_gone(&*store, &after_delete, "nor stored").await;
+}
+
+/// `create_grace_session` racing revocations of its login (20 rounds each of
+/// `delete_login` and `delete_user`, half of them with the login's bound
+/// session still stored): once the login is gone, no grace session of it is
+/// left, whichever finished first.
+pub async fn concurrent_revocation_and_grace_session_leave_nothing<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    for round in 0..40 {
+        let fresh = remembered_login(&alice, now);
+        if round % 4 < 2 {
+            created(&*store, &fresh).await;
+        } else {
+            // The bound session is gone already, as when a grace request
+            // falls back to a fresh session.
+            insert_login(&*store, &fresh.login).await;
+        }
+        let grace = session_of(Some(remembered_user(&fresh.login)), now);
+        let create = {
+            let (store, grace) = (store.clone(), grace.clone());
+            tokio::spawn(async move { store.create_grace_session(&grace).await })
+        };
+        let revoke = spawn_revocation(&store, &alice, fresh.login.serial, round);
+        let created = create.await.expect("task").expect("a racing create_grace_session must not fail");
+        revoke.await.expect("task").expect("a racing revocation must not fail");
+        assert!(
+            matches!(created, GraceInserted::Created | GraceInserted::LoginGone),
+            "round {round}: a grace session racing a revocation is created or finds no login, got {created:?}"
+        );
+        assert_eq!(
+            login_at(&*store, &alice, &fresh.login.serial).await,
+            None,
+            "round {round}: the revoked login is gone"
+        );
+        for session in [&grace, &fresh.session] {
+            assert_gone(
+                &*store,
+                session,
+                &format!("round {round}: a session of a revoked login survived the race"),
+            )
+            .await;
         }
     }
 }
@@ -1731,6 +1876,189 @@ pub async fn engine_theft_after_grace_window<S: Store>(store: Arc<S>) {
     assert!(
         visit(&engine, &mut stolen.clone()).await.outcome.theft_detected(),
         "the grace window ends at 30 s exactly"
+    );
+}
+
+/// A thief who copied both cookies polls with its own user agent, keeping the
+/// victim's session alive; the victim's browser then makes a cookie login,
+/// which ends that session. The thief's next request presents the previous
+/// token inside the grace window from another user agent than the rotation
+/// recorded: theft, not grace. Every login and session of the user ends, the
+/// victim's new ones included, and the report names both clients.
+pub async fn engine_polling_thief_is_caught_at_the_next_rotation<S: Store>(store: Arc<S>) {
+    let (clock, hooks, engine) = heard_engine(&store, config());
+    let (alice, bob) = (user("alice"), user("bob"));
+    let (victim, registration) = register(&engine, &alice, true).await;
+    let (laptop, laptop_registration) = register(&engine, &alice, true).await;
+    let (bobs, _) = register(&engine, &bob, true).await;
+    let victim_client = client_at([198, 51, 100, 7], "Mozilla/5.0 (victim)");
+    let thief_client = client_at([203, 0, 113, 66], "curl/8.5 (thief)");
+
+    let mut thief = victim.clone();
+    for _ in 0..3 {
+        clock.advance(Duration::minutes(5));
+        assert_outcome!(
+            visit_from(&engine, &mut thief, &thief_client).await.outcome,
+            Outcome::Session(_),
+            "the thief's copy of the session cookie is a session hit while the session lives"
+        );
+    }
+    let mut restarted = victim.without_session();
+    assert_outcome!(
+        visit_from(&engine, &mut restarted, &victim_client).await.outcome,
+        Outcome::CookieLogin(_),
+        "the victim's browser, its session cookie lost, makes a cookie login"
+    );
+    clock.advance(Duration::seconds(3));
+    let result = visit_from(&engine, &mut thief, &thief_client).await;
+    let Outcome::Theft(report) = &result.outcome else {
+        panic!(
+            "the thief's next poll (the previous token, another user agent) must be theft, got {:?}",
+            result.outcome
+        )
+    };
+    let serials = sorted(vec![
+        registration.serial.expect("remembered"),
+        laptop_registration.serial.expect("remembered"),
+    ]);
+    assert_eq!(
+        (report.cause, &report.client, &report.recorded),
+        (TheftCause::ForeignClient, &thief_client, &victim_client),
+        "the report names the presenter and the client the rotation recorded"
+    );
+    assert_eq!(
+        summary(&report.deleted),
+        (2, 2, serials),
+        "theft deletes both of alice's logins and both live sessions (the victim's new one included)"
+    );
+    assert_eq!(hooks.reports(), vec![report.clone()], "the theft hook is called once");
+    assert!(hooks.refusals().is_empty(), "a theft is no refused grace");
+    assert_eq!(
+        (thief.session.as_ref(), thief.auth.as_ref()),
+        (None, None),
+        "the thief's cookies are cleared"
+    );
+    assert!(
+        visit_from(&engine, &mut restarted.clone(), &victim_client).await.outcome.authenticated().is_none(),
+        "the victim's new session ended with the theft"
+    );
+    assert_outcome!(
+        visit_from(&engine, &mut restarted.without_session(), &victim_client).await.outcome,
+        Outcome::UnknownLogin,
+        "the victim's rotated login ended with the theft"
+    );
+    assert_outcome!(
+        visit(&engine, &mut laptop.without_session()).await.outcome,
+        Outcome::UnknownLogin,
+        "every other login of the user ended too"
+    );
+    assert_outcome!(visit(&engine, &mut bobs.clone()).await.outcome, Outcome::Session(_), "bob is untouched");
+}
+
+/// The previous token inside the grace window, from the rotation's user
+/// agent but another network, gets no grace and revokes nothing: both
+/// cookies cleared, the hook told, the login and the winner's session kept.
+/// From the rotation's own /24 it converges; with `GraceBinding::UserAgent`
+/// the network does not matter, and with `Off` nothing does.
+pub async fn engine_grace_from_another_network_is_refused_without_revoking<S: Store>(store: Arc<S>) {
+    let (clock, hooks, engine) = heard_engine(&store, config());
+    let alice = user("alice");
+    let wifi = client_at([192, 0, 2, 10], "Phone/1");
+    let mobile = client_at([198, 51, 100, 20], "Phone/1");
+    let (stale, winner, serial) = rotated_once(&engine, &clock, &alice, &wifi).await;
+    let rotated = login_at(&*store, &alice, &serial).await;
+
+    clock.advance(Duration::seconds(2));
+    let mut moved = stale.clone();
+    let result = visit_from(&engine, &mut moved, &mobile).await;
+    let Outcome::GraceRefused(refusal) = &result.outcome else {
+        panic!("the previous token from another network must be refused grace, got {:?}", result.outcome)
+    };
+    assert_eq!(
+        (&refusal.username, refusal.serial, &refusal.client, &refusal.recorded),
+        (&alice, serial, &mobile, &wifi),
+        "the refusal names the login, the presenter and the client the rotation recorded"
+    );
+    assert!(result.outcome.authenticated().is_none(), "a refused grace authenticates nobody");
+    assert_eq!((moved.session.as_ref(), moved.auth.as_ref()), (None, None), "both cookies are cleared");
+    assert_eq!(hooks.refusals(), vec![refusal.clone()], "the refusal hook is called once");
+    assert!(hooks.reports().is_empty() && hooks.ended().is_empty(), "nothing is revoked");
+    assert_eq!(login_at(&*store, &alice, &serial).await, rotated, "the login is left exactly as rotated");
+    engine.logout(&presented_from(&stale, &mobile)).await.expect("logout");
+    assert_eq!(
+        login_at(&*store, &alice, &serial).await,
+        rotated,
+        "a logout presenting the previous token from another network proves nothing and ends no login"
+    );
+    assert_outcome!(
+        visit_from(&engine, &mut winner.clone(), &wifi).await.outcome,
+        Outcome::Session(_),
+        "the winner's session still works"
+    );
+
+    let mut same_network = stale.clone();
+    let result = visit_from(&engine, &mut same_network, &client_at([192, 0, 2, 99], "Phone/1")).await;
+    assert_outcome!(result.outcome, Outcome::Grace(_), "the rotation's /24 and user agent get grace");
+    assert_eq!(
+        (&same_network.session, &same_network.auth),
+        (&winner.session, &winner.auth),
+        "and converge on the winner's cookies"
+    );
+
+    for binding in [GraceBinding::UserAgent, GraceBinding::Off] {
+        let (clock, engine) = engine_over(&store, config_with(|c| c.grace_binding(binding)));
+        let (stale, _, _) = rotated_once(&engine, &clock, &alice, &wifi).await;
+        clock.advance(Duration::seconds(2));
+        // UserAgent ignores the network; Off ignores the user agent too.
+        let presenter = if binding == GraceBinding::Off {
+            client_at([203, 0, 113, 1], "Other/2")
+        } else {
+            mobile.clone()
+        };
+        assert_outcome!(
+            visit_from(&engine, &mut stale.clone(), &presenter).await.outcome,
+            Outcome::Grace(_),
+            "{binding:?}: grace for {presenter:?}"
+        );
+    }
+}
+
+/// When the winning rotation's session is gone, a grace request opens a
+/// fresh session bound to the login, and the login's next rotation ends it.
+pub async fn engine_grace_fallback_session_ends_at_the_next_rotation<S: Store>(store: Arc<S>) {
+    let (clock, engine) = engine_over(&store, config());
+    let alice = user("alice");
+    let (stale, winner, serial) = rotated_once(&engine, &clock, &alice, &ClientMeta::default()).await;
+    let won = winner.session_cookie().id.digest();
+    assert!(
+        engine.delete_session(Some(&alice), &won).await.expect("delete_session"),
+        "the winner's session is deleted"
+    );
+
+    clock.advance(Duration::seconds(2));
+    let mut late = stale.clone();
+    let result = visit(&engine, &mut late).await;
+    let Outcome::Grace(fallback) = &result.outcome else {
+        panic!("the previous token in grace authenticates, got {:?}", result.outcome)
+    };
+    let fallback = fallback.session().clone();
+    assert_ne!(fallback.digest, won, "the fallback is a fresh session");
+    assert_eq!(late.auth, winner.auth, "the late request still gets the winner's token");
+    assert_eq!(fallback.login(), Some(serial), "the fallback session is opened by the login");
+    assert_kept(&*store, &fallback, "the fallback session is stored").await;
+    let login = login_at(&*store, &alice, &serial).await.expect("the login exists");
+    assert_eq!(login.session, Some(fallback.digest), "the fallback session is bound to the login");
+
+    clock.advance(Duration::minutes(1));
+    assert_outcome!(
+        visit(&engine, &mut winner.without_session()).await.outcome,
+        Outcome::CookieLogin(_),
+        "the current token rotates again"
+    );
+    assert_gone(&*store, &fallback, "the login's next rotation ends the fallback session").await;
+    assert!(
+        visit(&engine, &mut late.only_session()).await.outcome.authenticated().is_none(),
+        "the fallback session's cookie no longer works"
     );
 }
 

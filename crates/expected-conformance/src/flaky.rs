@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use expected_core::store::{
-    Confirmation, Deleted, ExpiredLogin, Inserted, Keep, Rotated, Rotation, StoreErrorKind,
+    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation, StoreErrorKind,
 };
 use expected_core::time::OffsetDateTime;
 use expected_core::{Login, Serial, SessionDigest, SessionRecord, Store, StoreError, Username};
@@ -25,6 +25,7 @@ pub enum Operation {
     ConfirmPassword,
     DeleteExpiredLogins,
     CreateSession,
+    CreateGraceSession,
     GetSession,
     SaveSession,
     TouchSession,
@@ -37,7 +38,7 @@ const OPERATIONS: usize = Operation::ALL.len();
 
 impl Operation {
     /// Every operation, in the order of the [`Store`] trait.
-    pub const ALL: [Operation; 15] = [
+    pub const ALL: [Operation; 16] = [
         Self::CreateLogin,
         Self::GetLogin,
         Self::RotateLogin,
@@ -48,6 +49,7 @@ impl Operation {
         Self::ConfirmPassword,
         Self::DeleteExpiredLogins,
         Self::CreateSession,
+        Self::CreateGraceSession,
         Self::GetSession,
         Self::SaveSession,
         Self::TouchSession,
@@ -142,6 +144,10 @@ impl<S: Store> Store for Flaky<S> {
     async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError> {
         self.check(Operation::CreateSession)?;
         self.inner.create_session(session).await
+    }
+    async fn create_grace_session(&self, session: &SessionRecord) -> Result<GraceInserted, StoreError> {
+        self.check(Operation::CreateGraceSession)?;
+        self.inner.create_grace_session(session).await
     }
     async fn get_session(
         &self,

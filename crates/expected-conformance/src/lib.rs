@@ -39,10 +39,12 @@
 //!   `(username, serial)` (unknown and foreign users, unicode and dotted
 //!   usernames, many logins per user), the rotation's compare-and-swap (stale
 //!   token, unknown login, occupied session digest) storing its new session
-//!   exactly as given and never changing the login's `authenticated_at`,
-//!   deletion ending every session the login opened, `delete_user` and
-//!   `delete_expired_logins` reporting exactly the serials and keys they
-//!   deleted, cleaning exactly at the cutoff.
+//!   exactly as given, ending every other session of the login and never
+//!   changing the login's `authenticated_at`, grace sessions created and
+//!   bound only while their login exists, deletion ending every session the
+//!   login opened, `delete_user` and `delete_expired_logins` reporting
+//!   exactly the serials and keys they deleted, cleaning exactly at the
+//!   cutoff.
 //! - **Sessions**, a user's and an anonymous visitor's (`user: None`): exact
 //!   round trips (nested data, method and `authenticated_at` to the
 //!   microsecond), keys `(owner, digest)` never mixing users' and anonymous
@@ -57,12 +59,15 @@
 //!   kept session and login stay (the kept login's other sessions go), exact
 //!   counts and serials, with or without a kept login.
 //! - **Concurrency**: 50 racing rotations of one login with exactly one
-//!   winner, racing deletes and creates, revocations racing rotations, and
-//!   `delete_user_except` racing rotations of another device: no session of a
-//!   revoked login survives.
+//!   winner, racing deletes and creates, revocations racing rotations and
+//!   grace sessions, and `delete_user_except` racing rotations of another
+//!   device: no session of a revoked login survives.
 //! - **Engine flows** run over the store (`engine_*`): register and session
 //!   hits, cookie login (a `Remembered` session carrying the login's
-//!   `authenticated_at`, made `Password` by `confirm_password`), grace, theft
+//!   `authenticated_at`, made `Password` by `confirm_password`), grace (bound
+//!   to the rotating client: a polling thief with both cookies caught at the
+//!   victim's next cookie login, the same browser on another network refused
+//!   without revoking, a fallback session ended by the next rotation), theft
 //!   wiping every login and session of that user and of no other, logout
 //!   (ending the session's data), remote logout, logout everywhere, logout of
 //!   the other devices, the login cap, anonymous visitors (their data carried
@@ -215,6 +220,9 @@ macro_rules! __cases {
             concurrent_deletes_have_one_winner,
             concurrent_creates_have_one_winner,
             concurrent_revocation_and_rotation_leave_nothing,
+            rotate_ends_every_session_of_the_login,
+            grace_session_needs_its_login,
+            concurrent_revocation_and_grace_session_leave_nothing,
             anonymous_session_round_trips,
             anonymous_and_user_sessions_never_mix,
             anonymous_session_save_touch_delete,
@@ -235,6 +243,9 @@ macro_rules! __cases {
             engine_concurrent_cookie_logins_converge,
             engine_theft_revokes_that_user_only,
             engine_theft_after_grace_window,
+            engine_polling_thief_is_caught_at_the_next_rotation,
+            engine_grace_from_another_network_is_refused_without_revoking,
+            engine_grace_fallback_session_ends_at_the_next_rotation,
             engine_foreign_username_never_authenticates,
             engine_expired_login_is_deleted,
             engine_logout_ends_this_device_only,

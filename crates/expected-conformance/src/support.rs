@@ -7,10 +7,10 @@ use expected_core::protocol;
 use expected_core::store::{Deleted, Inserted, Rotation};
 use expected_core::time::{Duration, OffsetDateTime};
 use expected_core::{
-    AuthCookie, AuthMethod, Authentication, ChaChaTokens, ClientMeta, Config, CookieKind, Expected, Hooks,
-    Login, LoginsEnded, ManualClock, Outcome, Presented, Registration, Serial, SessionCookie, SessionData,
-    SessionDigest, SessionId, SessionRecord, SessionUser, SetCookie, SignIn, Store, TheftReport, Token,
-    TokenSource, Username,
+    AuthCookie, AuthMethod, Authentication, ChaChaTokens, Client, ClientMeta, Config, CookieKind, Expected,
+    GraceRefusal, Hooks, Login, LoginsEnded, ManualClock, Outcome, Presented, Registration, Serial,
+    SessionCookie, SessionData, SessionDigest, SessionId, SessionRecord, SessionUser, SetCookie, SignIn,
+    Store, TheftReport, Token, TokenSource, Username,
 };
 
 /// Asserts that an [`Outcome`](expected_core::Outcome) matches a pattern:
@@ -218,6 +218,7 @@ pub(crate) struct Recorder(Arc<Mutex<Events>>);
 #[derive(Clone, Default)]
 struct Events {
     thefts: Vec<TheftReport>,
+    refusals: Vec<GraceRefusal>,
     ended: Vec<LoginsEnded>,
     sign_ins: Vec<SignIn>,
 }
@@ -229,6 +230,10 @@ impl Recorder {
 
     pub(crate) fn reports(&self) -> Vec<TheftReport> {
         self.events().thefts.clone()
+    }
+
+    pub(crate) fn refusals(&self) -> Vec<GraceRefusal> {
+        self.events().refusals.clone()
     }
 
     /// Every `on_logins_ended` event, serials sorted.
@@ -245,6 +250,10 @@ impl Recorder {
 impl Hooks for Recorder {
     async fn on_theft(&self, report: &TheftReport) {
         self.events().thefts.push(report.clone());
+    }
+
+    async fn on_grace_refused(&self, refusal: &GraceRefusal) {
+        self.events().refusals.push(refusal.clone());
     }
 
     async fn on_logins_ended(&self, event: &LoginsEnded) {
@@ -393,6 +402,65 @@ pub(crate) async fn visit<S: Store>(engine: &Expected<S>, jar: &mut Jar) -> Auth
     let result = engine.authenticate(&jar.presented()).await;
     jar.apply(&result.cookies);
     result
+}
+
+/// What `jar` presents from `client` (its address and user agent).
+pub(crate) fn presented_from<'a>(jar: &'a Jar, client: &'a ClientMeta) -> Presented<'a> {
+    let user_agent = client.user_agent.as_deref();
+    Presented { client: Client { ip: client.ip, user_agent }, ..jar.presented() }
+}
+
+/// [`visit`] from `client`.
+pub(crate) async fn visit_from<S: Store>(
+    engine: &Expected<S>,
+    jar: &mut Jar,
+    client: &ClientMeta,
+) -> Authentication {
+    let result = engine.authenticate(&presented_from(jar, client)).await;
+    jar.apply(&result.cookies);
+    result
+}
+
+/// Spawns a revocation of the login `serial` of `name` racing something
+/// else: `delete_login` in even rounds, `delete_user` in odd ones.
+pub(crate) fn spawn_revocation<S: Store>(
+    store: &Arc<S>,
+    name: &Username,
+    serial: Serial,
+    round: usize,
+) -> tokio::task::JoinHandle<Result<(), expected_core::StoreError>> {
+    let (store, name) = (store.clone(), name.clone());
+    tokio::spawn(async move {
+        if round % 2 == 0 {
+            store.delete_login(&name, &serial).await.map(|_| ())
+        } else {
+            store.delete_user(&name).await.map(|_| ())
+        }
+    })
+}
+
+/// A remembered login of `name` whose auth cookie `client` used an hour
+/// after the password login, its session cookie gone: a cookie login. Answers
+/// the jar still holding the replaced token (no session cookie), the
+/// winner's jar and the login's serial.
+pub(crate) async fn rotated_once<S: Store>(
+    engine: &Expected<S>,
+    clock: &ManualClock,
+    name: &Username,
+    client: &ClientMeta,
+) -> (Jar, Jar, Serial) {
+    let (jar, _, serial) = remembered(engine, name).await;
+    clock.advance(Duration::hours(1));
+    let stale = jar.without_session();
+    let mut winner = stale.clone();
+    let result = visit_from(engine, &mut winner, client).await;
+    assert_outcome!(result.outcome, Outcome::CookieLogin(_), "the first use of the auth cookie rotates");
+    (stale, winner, serial)
+}
+
+/// A client at `ip` sending `user_agent`.
+pub(crate) fn client_at(ip: [u8; 4], user_agent: &str) -> ClientMeta {
+    ClientMeta::new(Some(ip.into()), Some(user_agent))
 }
 
 /// Session data from a JSON object literal.

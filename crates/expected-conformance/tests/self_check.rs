@@ -85,6 +85,7 @@ async fn call_each(store: &Flaky<MemoryStore>) -> Vec<(Operation, bool)> {
         (Operation::ConfirmPassword, down(store.confirm_password(&confirmation).await)),
         (Operation::DeleteExpiredLogins, down(store.delete_expired_logins(now).await)),
         (Operation::CreateSession, down(store.create_session(&session).await)),
+        (Operation::CreateGraceSession, down(store.create_grace_session(&session).await)),
         (Operation::GetSession, down(store.get_session(None, &digest).await)),
         (Operation::SaveSession, down(store.save_session(&session).await)),
         (Operation::TouchSession, down(store.touch_session(None, &digest, now).await)),

@@ -54,7 +54,7 @@ impl Fixture {
         let session = protocol::new_session(Some(owner), &id, SessionData::new(), registered, &config);
         let (login, cookie) =
             protocol::new_login(&user, serial, tokens.token(), &session, client.clone(), registered, &config);
-        assert_eq!(protocol::judge(&cookie, Some(&login), now, &config), Judgement::Current);
+        assert_eq!(protocol::judge(&cookie, Some(&login), &client, now, &config), Judgement::Current);
 
         let mut rotated = login.clone();
         let (rotation, _) = protocol::rotation(
@@ -69,7 +69,7 @@ impl Fixture {
         protocol::apply_rotation(&mut rotated, &rotation);
         let later = now + time::Duration::seconds(1);
         assert!(matches!(
-            protocol::judge(&cookie, Some(&rotated), later, &config),
+            protocol::judge(&cookie, Some(&rotated), &client, later, &config),
             Judgement::Grace { session: Some(_), .. }
         ));
 
@@ -85,12 +85,16 @@ fn steps(c: &mut Criterion) {
     });
 
     c.bench_function("judge_current", |b| {
-        b.iter(|| protocol::judge(black_box(&f.cookie), Some(black_box(&f.login)), f.now, &f.config));
+        b.iter(|| {
+            protocol::judge(black_box(&f.cookie), Some(black_box(&f.login)), &f.client, f.now, &f.config)
+        });
     });
 
     let later = f.now + time::Duration::seconds(1);
     c.bench_function("judge_grace", |b| {
-        b.iter(|| protocol::judge(black_box(&f.cookie), Some(black_box(&f.rotated)), later, &f.config));
+        b.iter(|| {
+            protocol::judge(black_box(&f.cookie), Some(black_box(&f.rotated)), &f.client, later, &f.config)
+        });
     });
 
     let token = f.tokens.token();
@@ -128,7 +132,7 @@ fn whole_path(c: &mut Criterion) {
     c.bench_function("cookie_login_pure_path", |b| {
         b.iter(|| {
             let cookie = AuthCookie::parse(black_box(&f.value)).unwrap_or_else(|e| panic!("{e}"));
-            let judgement = protocol::judge(&cookie, Some(black_box(&f.login)), f.now, &f.config);
+            let judgement = protocol::judge(&cookie, Some(black_box(&f.login)), &f.client, f.now, &f.config);
             assert!(judgement == Judgement::Current);
             let token = f.tokens.token();
             let id = f.tokens.session_id();

@@ -81,6 +81,64 @@ pub enum ConfigError {
     DurationTooLarge(&'static str),
 }
 
+/// Which clients the grace window serves (`ConfigBuilder::grace_binding`).
+///
+/// A rotation records the client that made it (`Login::client`: its IP and
+/// `User-Agent`). A request that presents the token that rotation replaced,
+/// inside the grace window, is judged against that client: a concurrent
+/// request or a retried lost response comes from the same browser, while a
+/// thief who copied the cookies and polls with them comes from another one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GraceBinding {
+    /// The default. Grace only for the same `User-Agent` from an IP in the
+    /// same /24 (IPv4) or /48 (IPv6) as the rotation recorded. Another
+    /// `User-Agent` is theft (another browser holds this device's previous
+    /// token). The same `User-Agent` from another network gets no grace (its
+    /// cookies are cleared), but nothing is revoked: a network change (Wi-Fi
+    /// to mobile) is the commonest cause of a lost response.
+    #[default]
+    Client,
+    /// Grace for the same `User-Agent`, from any address; another
+    /// `User-Agent` is theft. For clients whose address changes between
+    /// requests (some mobile carriers, privacy relays).
+    UserAgent,
+    /// Grace for whoever presents the previous token inside the window: the
+    /// behaviour before 0.2. A thief who holds both cookies and replays them
+    /// within the window of every rotation is then never detected.
+    Off,
+}
+
+impl GraceBinding {
+    /// `client`, `user-agent` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::UserAgent => "user-agent",
+            Self::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for GraceBinding {
+    type Err = UnknownGraceBinding;
+
+    /// `client`, `user-agent` or `off`, in any letter case.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "client" => Ok(Self::Client),
+            "user-agent" => Ok(Self::UserAgent),
+            "off" => Ok(Self::Off),
+            _ => Err(UnknownGraceBinding(text.to_owned())),
+        }
+    }
+}
+
+/// A [`GraceBinding`] name that is none of `client`, `user-agent`, `off`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a grace binding (client, user-agent or off)")]
+pub struct UnknownGraceBinding(pub String);
+
 /// The engine's configuration. Build one with [`Config::builder`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -96,6 +154,7 @@ pub struct Config {
     pub(crate) login_lifetime: Duration,
     pub(crate) max_session_data_bytes: usize,
     pub(crate) grace_period: Duration,
+    pub(crate) grace_binding: GraceBinding,
     pub(crate) cleaner_period: Duration,
     pub(crate) max_logins_per_user: Option<NonZeroUsize>,
 }
@@ -123,6 +182,7 @@ impl Config {
     /// | login lifetime (from its password login, however often used) | 365 days |
     /// | session data limit (serialized JSON) | 64 KiB |
     /// | grace period | 30 seconds |
+    /// | grace binding (who may use the grace window) | [`GraceBinding::Client`] |
     /// | cleaner period | 1 day |
     /// | logins per user | 20 (the least recently used is evicted) |
     pub fn builder() -> ConfigBuilder {
@@ -182,6 +242,10 @@ impl Config {
     pub fn grace_period(&self) -> Duration {
         self.grace_period
     }
+    /// Which clients the grace window serves.
+    pub fn grace_binding(&self) -> GraceBinding {
+        self.grace_binding
+    }
     /// How often the background cleaner runs.
     pub fn cleaner_period(&self) -> Duration {
         self.cleaner_period
@@ -232,6 +296,7 @@ impl Default for ConfigBuilder {
                 login_lifetime: Duration::from_secs(365 * 24 * 3600),
                 max_session_data_bytes: 64 * 1024,
                 grace_period: Duration::from_secs(30),
+                grace_binding: GraceBinding::Client,
                 cleaner_period: Duration::from_secs(24 * 3600),
                 max_logins_per_user: NonZeroUsize::new(20),
             },
@@ -314,6 +379,13 @@ impl ConfigBuilder {
     /// disables the grace window.
     pub fn grace_period(mut self, grace: Duration) -> Self {
         self.settings.grace_period = grace;
+        self
+    }
+    /// Which clients the grace window serves (default
+    /// [`GraceBinding::Client`]: the same `User-Agent` from the same network
+    /// as the rotation).
+    pub fn grace_binding(mut self, binding: GraceBinding) -> Self {
+        self.settings.grace_binding = binding;
         self
     }
     /// How often the background cleaner runs.
@@ -435,6 +507,7 @@ mod tests {
         assert_eq!(config.same_site(), SameSite::Lax);
         assert_eq!(config.cookie_max_age(), Duration::from_secs(90 * 86400));
         assert_eq!(config.grace_period(), Duration::from_secs(30));
+        assert_eq!(config.grace_binding(), GraceBinding::Client);
         assert_eq!(config.cleaner_period(), Duration::from_secs(86400));
         assert_eq!(config.session_absolute_timeout(), Duration::from_secs(12 * 3600));
         assert_eq!(config.login_lifetime(), Duration::from_secs(365 * 86400));
@@ -540,5 +613,14 @@ mod tests {
         assert!(config.is_ok(), "{config:?}");
         let no_grace = Config::builder().grace_period(Duration::ZERO).build();
         assert!(no_grace.is_ok(), "a zero grace period disables the window");
+    }
+
+    #[test]
+    fn grace_bindings_parse_by_name() {
+        for binding in [GraceBinding::Client, GraceBinding::UserAgent, GraceBinding::Off] {
+            assert_eq!(binding.as_str().parse(), Ok(binding), "{binding:?} round-trips");
+        }
+        assert_eq!(" User-Agent ".parse(), Ok(GraceBinding::UserAgent), "any case, trimmed");
+        assert_eq!("ip".parse::<GraceBinding>(), Err(UnknownGraceBinding("ip".into())));
     }
 }

@@ -11,10 +11,12 @@ use crate::clock::{Clock, SystemClock, to_store_precision};
 use crate::config::Config;
 use crate::cookies::{CookieKind, CookieValues, PresentedCookies, SetCookie};
 use crate::credential::{AuthCookie, CookieError, SessionCookie};
-use crate::protocol::{self, Judgement, SessionJudgement};
+use crate::protocol::{self, Judgement, SessionJudgement, TheftCause};
 use crate::record::{AuthMethod, ClientMeta, Login, SessionData, SessionRecord, SessionUser};
 use crate::secret::{OsTokens, Serial, SessionDigest, SessionId, TokenSource, Username};
-use crate::store::{Confirmation, Deleted, Inserted, Keep, Rotated, Store, StoreError, StoreErrorKind};
+use crate::store::{
+    Confirmation, Deleted, GraceInserted, Inserted, Keep, Rotated, Store, StoreError, StoreErrorKind,
+};
 
 /// How many times a create retries with fresh random keys, and a cookie login
 /// re-reads after losing a race, before giving up.
@@ -114,10 +116,34 @@ pub struct TheftReport {
     pub serial: Serial,
     /// What was deleted.
     pub deleted: Deleted,
+    /// Why the cookie was taken for a replayed copy.
+    pub cause: TheftCause,
     /// The client that presented the old token: the thief or the victim,
     /// whichever came second.
     pub client: ClientMeta,
+    /// The client the login recorded at its last use. For
+    /// [`TheftCause::ForeignClient`], the rotation that replaced the
+    /// presented token: one of the two holds a copy of the other's cookie.
+    pub recorded: ClientMeta,
     /// When it was detected.
+    pub at: OffsetDateTime,
+}
+
+/// A request presented the previous token inside the grace window with the
+/// `User-Agent` the rotation recorded, from another network
+/// ([`GraceBinding::Client`](crate::GraceBinding::Client)): it got no
+/// successor and its cookies were cleared, and nothing was revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraceRefusal {
+    /// Whose login.
+    pub username: Username,
+    /// Which login (device).
+    pub serial: Serial,
+    /// The client that presented the previous token.
+    pub client: ClientMeta,
+    /// The client the winning rotation recorded.
+    pub recorded: ClientMeta,
+    /// When.
     pub at: OffsetDateTime,
 }
 
@@ -152,6 +178,11 @@ pub enum Outcome {
     /// A replayed old token: every login and session of the user was deleted,
     /// the theft hook was called, the cookies are cleared.
     Theft(TheftReport),
+    /// The previous token inside the grace window from the rotation's
+    /// `User-Agent` but another network: not authenticated, no successor
+    /// handed out, the cookies cleared, nothing revoked, the
+    /// [`Hooks::on_grace_refused`] hook called.
+    GraceRefused(GraceRefusal),
     /// The user-validity hook refused the user: their logins and sessions were
     /// deleted, the cookies are cleared.
     UserRejected(Username),
@@ -172,6 +203,7 @@ impl Outcome {
             | Self::UnknownLogin
             | Self::ExpiredLogin
             | Self::Theft(_)
+            | Self::GraceRefused(_)
             | Self::UserRejected(_)
             | Self::Unavailable(_) => None,
         }
@@ -195,6 +227,7 @@ impl Outcome {
             | Self::UnknownLogin
             | Self::ExpiredLogin
             | Self::Theft(_)
+            | Self::GraceRefused(_)
             | Self::UserRejected(_)
             | Self::Unavailable(_) => None,
         }
@@ -352,6 +385,14 @@ pub trait Hooks: Send + Sync + 'static {
         let _ = report;
     }
 
+    /// Called after a request presented the previous token inside the grace
+    /// window from the rotation's `User-Agent` but another network, and was
+    /// refused (nothing revoked): log it, or tell the user if it repeats.
+    /// The default does nothing (the engine also emits a `tracing` warning).
+    async fn on_grace_refused(&self, refusal: &GraceRefusal) {
+        let _ = refusal;
+    }
+
     /// Consulted on every cookie login (and grace): answer `Ok(false)` for a
     /// disabled or deleted account, and its logins are dropped. An error fails
     /// closed, like a store error. The default accepts everyone.
@@ -371,6 +412,9 @@ impl<H: Hooks + ?Sized> Hooks for Arc<H> {
     }
     async fn on_theft(&self, report: &TheftReport) {
         (**self).on_theft(report).await;
+    }
+    async fn on_grace_refused(&self, refusal: &GraceRefusal) {
+        (**self).on_grace_refused(refusal).await;
     }
     async fn is_user_valid(&self, username: &Username) -> Result<bool, StoreError> {
         (**self).is_user_valid(username).await
@@ -427,11 +471,14 @@ fn remove_both(config: &Config) -> Vec<SetCookie> {
 /// that was just rotated). Of the values that do not authenticate, the one
 /// acted on is the one whose action matters most: an inconsistent record
 /// fails the request closed, a replay is a theft (a real one: nothing else
-/// authenticates), an expired login is deleted, an unknown one just cleared.
+/// authenticates), a refused grace (this device's own previous token, from
+/// another network) clears the cookies and revokes nothing, an expired login
+/// is deleted, an unknown one just cleared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Claim {
     Unknown,
     Expired,
+    GraceRefused,
     Theft,
     Inconsistent,
     Authenticates { last_used_at: OffsetDateTime, current: bool },
@@ -447,7 +494,8 @@ impl Claim {
                 Self::Authenticates { last_used_at: login.last_used_at, current: false }
             }
             (Judgement::Inconsistent, _) => Self::Inconsistent,
-            (Judgement::Theft, _) => Self::Theft,
+            (Judgement::Theft { .. }, _) => Self::Theft,
+            (Judgement::GraceRefused { .. }, _) => Self::GraceRefused,
             (Judgement::Expired, _) => Self::Expired,
             (Judgement::Unknown | Judgement::Current | Judgement::Grace { .. }, _) => Self::Unknown,
         }
@@ -595,7 +643,8 @@ impl<S: Store> Expected<S> {
                 }
             }
         }
-        let cookie = match self.choose_auth(parsed, now).await {
+        let client = presented.client.meta();
+        let cookie = match self.choose_auth(parsed, &client, now).await {
             Err(error) => return unavailable(error),
             Ok(Some(cookie)) => cookie,
             Ok(None) => {
@@ -605,7 +654,7 @@ impl<S: Store> Expected<S> {
                 return Authentication { outcome, cookies };
             }
         };
-        match self.cookie_login(&cookie, presented.client.meta(), now).await {
+        match self.cookie_login(&cookie, client, now).await {
             Err(error) => unavailable(error),
             Ok((outcome, set)) => {
                 if outcome.authenticated().is_some() && presented.auth.len() > 1 {
@@ -634,6 +683,7 @@ impl<S: Store> Expected<S> {
     async fn choose_auth(
         &self,
         mut parsed: Vec<AuthCookie>,
+        client: &ClientMeta,
         now: OffsetDateTime,
     ) -> Result<Option<AuthCookie>, StoreError> {
         if parsed.len() <= 1 {
@@ -642,8 +692,8 @@ impl<S: Store> Expected<S> {
         let mut best: Option<(Claim, usize)> = None;
         for (index, cookie) in parsed.iter().enumerate() {
             let login = self.store.get_login(&cookie.username, &cookie.serial).await?;
-            let claim =
-                Claim::of(&protocol::judge(cookie, login.as_ref(), now, &self.config), login.as_ref());
+            let judgement = protocol::judge(cookie, login.as_ref(), client, now, &self.config);
+            let claim = Claim::of(&judgement, login.as_ref());
             // Strictly stronger only: of equal claims the first sent wins.
             if best.as_ref().is_none_or(|(strongest, _)| claim > *strongest) {
                 best = Some((claim, index));
@@ -698,7 +748,7 @@ impl<S: Store> Expected<S> {
         let mut user_checked = false;
         for _ in 0..ATTEMPTS {
             let login = self.store.get_login(&cookie.username, &cookie.serial).await?;
-            match protocol::judge(cookie, login.as_ref(), now, config) {
+            match protocol::judge(cookie, login.as_ref(), &client, now, config) {
                 Judgement::Unknown => return Ok((Outcome::UnknownLogin, clear())),
                 Judgement::Expired => {
                     if self.store.delete_login(&cookie.username, &cookie.serial).await? {
@@ -706,9 +756,27 @@ impl<S: Store> Expected<S> {
                     }
                     return Ok((Outcome::ExpiredLogin, clear()));
                 }
-                Judgement::Theft => {
-                    let report = self.revoke_after_theft(cookie, client, now).await?;
+                Judgement::Theft { cause, recorded } => {
+                    let report = self.revoke_after_theft(cookie, cause, client, recorded, now).await?;
                     return Ok((Outcome::Theft(report), clear()));
+                }
+                Judgement::GraceRefused { recorded } => {
+                    let refusal = GraceRefusal {
+                        username: cookie.username.clone(),
+                        serial: cookie.serial,
+                        client,
+                        recorded,
+                        at: now,
+                    };
+                    tracing::warn!(
+                        user = %refusal.username,
+                        serial = %refusal.serial,
+                        ip = ?refusal.client.ip,
+                        recorded_ip = ?refusal.recorded.ip,
+                        "previous remember-me token from another network inside the grace window: refused"
+                    );
+                    self.hooks.on_grace_refused(&refusal).await;
+                    return Ok((Outcome::GraceRefused(refusal), clear()));
                 }
                 Judgement::Inconsistent => {
                     return Err(StoreError::corrupt(
@@ -753,7 +821,10 @@ impl<S: Store> Expected<S> {
                     }
                     let serial = cookie.serial;
                     let Some(login) = login else { return Ok((Outcome::UnknownLogin, clear())) };
-                    let (session, id) = self.grace_session(&login, session, now).await?;
+                    let Some((session, id)) = self.grace_session(&login, session, now).await? else {
+                        // Revoked between the read and the grace session.
+                        return Ok((Outcome::UnknownLogin, clear()));
+                    };
                     let next = AuthCookie { username: cookie.username.clone(), serial, token };
                     let session_cookie = SessionCookie { username: Some(cookie.username.clone()), id };
                     let cookies = vec![
@@ -774,26 +845,31 @@ impl<S: Store> Expected<S> {
     }
 
     /// The session a grace request joins: the one the winning rotation opened
-    /// if it is still there, else a fresh one opened by the same login (which
-    /// `delete_login` also ends).
+    /// if it is still there, else a fresh one opened by the same login, which
+    /// its next rotation and `delete_login` end. `None` when the login is
+    /// gone by then: the fresh session is created only while the login
+    /// exists, in one store step, so a revocation racing this leaves no
+    /// session that would slide on for ever.
     async fn grace_session(
         &self,
         login: &Login,
         bound: Option<SessionId>,
         now: OffsetDateTime,
-    ) -> Result<(SessionRecord, SessionId), StoreError> {
+    ) -> Result<Option<(SessionRecord, SessionId)>, StoreError> {
         if let Some(id) = bound {
             let found = self.store.get_session(Some(&login.username), &id.digest()).await?;
             if let Some(session) = found.filter(|session| session.is_live(now)) {
-                return Ok((session, id));
+                return Ok(Some((session, id)));
             }
         }
         for _ in 0..ATTEMPTS {
             let id = self.tokens.session_id();
             let user = protocol::remembered_user(login);
             let session = protocol::new_session(Some(user), &id, SessionData::new(), now, &self.config);
-            if self.store.create_session(&session).await? == Inserted::Created {
-                return Ok((session, id));
+            match self.store.create_grace_session(&session).await? {
+                GraceInserted::Created => return Ok(Some((session, id))),
+                GraceInserted::LoginGone => return Ok(None),
+                GraceInserted::AlreadyExists => {}
             }
         }
         Err(StoreError::new(StoreErrorKind::Backend, "session id collisions"))
@@ -812,7 +888,9 @@ impl<S: Store> Expected<S> {
     async fn revoke_after_theft(
         &self,
         cookie: &AuthCookie,
+        cause: TheftCause,
         client: ClientMeta,
+        recorded: ClientMeta,
         now: OffsetDateTime,
     ) -> Result<TheftReport, StoreError> {
         let deleted = self.store.delete_user(&cookie.username).await?;
@@ -821,15 +899,19 @@ impl<S: Store> Expected<S> {
             username: cookie.username.clone(),
             serial: cookie.serial,
             deleted,
+            cause,
             client,
+            recorded,
             at: now,
         };
         tracing::warn!(
             user = %report.username,
             serial = %report.serial,
+            cause = report.cause.as_str(),
             logins = report.deleted.logins,
             sessions = report.deleted.sessions,
             ip = ?report.client.ip,
+            recorded_ip = ?report.recorded.ip,
             "replayed remember-me cookie: every login and session of the user revoked"
         );
         self.hooks.on_theft(&report).await;
@@ -972,13 +1054,15 @@ impl<S: Store> Expected<S> {
 
     /// Ends what a request presented: its sessions (and the logins that
     /// opened them), and each login an auth value names if the value proves
-    /// it (the current token, or the previous one inside the grace window) or
-    /// the login has expired anyway. With several values of a name, each one
-    /// that proves itself counts (a device that holds two cookies after a
-    /// `Domain` change logs both out); a value that proves nothing (stale,
-    /// planted, replayed) ends nothing. A presented *anonymous* session is
-    /// left to the caller ([`Forgotten::anonymous`]): a login deletes it only
-    /// once the session that carries its data exists.
+    /// it (the current token, or the previous one inside the grace window from
+    /// the client the rotation recorded) or the login has expired anyway.
+    /// With several values of a name, each one that proves itself counts (a
+    /// device that holds two cookies after a `Domain` change logs both out);
+    /// a value that proves nothing (stale, planted, replayed, a refused grace
+    /// or a theft judgement) ends nothing: a logout from there must not end
+    /// the device that holds the current token. A presented *anonymous*
+    /// session is left to the caller ([`Forgotten::anonymous`]): a login
+    /// deletes it only once the session that carries its data exists.
     async fn forget(
         &self,
         presented: &Presented<'_>,
@@ -1025,7 +1109,7 @@ impl<S: Store> Expected<S> {
             let Ok(cookie) = AuthCookie::parse(value) else { continue };
             let login = self.store.get_login(&cookie.username, &cookie.serial).await?;
             let proven = matches!(
-                protocol::judge(&cookie, login.as_ref(), now, &self.config),
+                protocol::judge(&cookie, login.as_ref(), &presented.client.meta(), now, &self.config),
                 Judgement::Current | Judgement::Grace { .. } | Judgement::Expired
             );
             if proven && self.store.delete_login(&cookie.username, &cookie.serial).await? {

@@ -17,7 +17,8 @@
 //! - rotation is one atomic compare-and-swap in the store;
 //! - a **grace window** (30 s by default) lets concurrent requests and lost
 //!   responses converge on the winner's cookies instead of being mistaken for
-//!   theft;
+//!   theft, for the client that rotated only ([`GraceBinding`]): another
+//!   browser presenting the replaced token is a thief;
 //! - a store failure fails closed and changes nothing;
 //! - stores prove themselves against the published `expected-conformance`
 //!   suite.
@@ -121,17 +122,18 @@ pub mod guard;
 pub mod http;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, ConfigBuilder, ConfigError};
+pub use config::{Config, ConfigBuilder, ConfigError, GraceBinding, UnknownGraceBinding};
 pub use cookies::{CookieKind, CookieValues, SetCookie};
 pub use credential::{AuthCookie, CookieError, SessionCookie};
 pub use csrf::CsrfError;
 pub use engine::{
-    Authenticated, Authentication, Cleaned, Client, Device, EndCause, EngineError, Expected, Hooks,
-    LoginsEnded, NoHooks, Outcome, Presented, Registration, SignIn, TheftReport,
+    Authenticated, Authentication, Cleaned, Client, Device, EndCause, EngineError, Expected, GraceRefusal,
+    Hooks, LoginsEnded, NoHooks, Outcome, Presented, Registration, SignIn, TheftReport,
 };
 pub use exchange::{
     AuthError, AuthHandle, CurrentUser, Exchange, SessionError, SessionHandle, Unauthenticated, Via,
 };
+pub use protocol::TheftCause;
 pub use record::{AuthMethod, ClientMeta, Login, PreviousToken, SessionData, SessionRecord, SessionUser};
 pub use secret::{
     ChaChaTokens, OsTokens, SealedSuccessor, Serial, SessionDigest, SessionId, Token, TokenDigest,

@@ -5,13 +5,40 @@
 //! source. The [engine](crate::Expected) reads the inputs and applies the
 //! results; tests drive these functions directly.
 
+use std::net::IpAddr;
+
 use time::OffsetDateTime;
 
-use crate::config::Config;
+use crate::config::{Config, GraceBinding};
 use crate::credential::{AuthCookie, SessionCookie};
 use crate::record::{AuthMethod, ClientMeta, Login, PreviousToken, SessionData, SessionRecord, SessionUser};
 use crate::secret::{SealedSuccessor, Serial, SessionId, Token, Username};
 use crate::store::Rotation;
+
+/// Why a presented auth cookie is taken for a replayed copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TheftCause {
+    /// The token is neither the current one nor the previous one inside the
+    /// grace window: a stale copy, a token two or more rotations old, or a
+    /// forged one.
+    StaleToken,
+    /// The previous token inside the grace window, from another `User-Agent`
+    /// than the client the rotation recorded: another browser holds this
+    /// device's previous token ([`GraceBinding::Client`] and
+    /// [`GraceBinding::UserAgent`]).
+    ForeignClient,
+}
+
+impl TheftCause {
+    /// `stale_token` or `foreign_client`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StaleToken => "stale_token",
+            Self::ForeignClient => "foreign_client",
+        }
+    }
+}
 
 /// What a presented auth cookie is worth against the stored login.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +50,8 @@ pub enum Judgement {
     Expired,
     /// The presented token is the current one: rotate it.
     Current,
-    /// The presented token is the previous one, inside the grace window: the
+    /// The presented token is the previous one, inside the grace window, from
+    /// the client the rotation recorded (as the [`GraceBinding`] asks): the
     /// request is authenticated without another rotation, and the client gets
     /// the successor credentials, opened from the seal.
     Grace {
@@ -32,22 +60,47 @@ pub enum Judgement {
         /// The session the rotation opened, if the login is still bound to it.
         session: Option<SessionId>,
     },
-    /// The serial is known but the token is neither current nor previous inside
-    /// the grace window: somebody replayed an old cookie. Every login and
-    /// session of the user is deleted.
-    Theft,
+    /// The presented token is the previous one, inside the grace window, with
+    /// the `User-Agent` the rotation recorded but from another network
+    /// ([`GraceBinding::Client`]): no successor is handed out and nothing is
+    /// revoked. The same browser after a network change (Wi-Fi to mobile)
+    /// is the likely presenter, and revoking for it would log a phone out
+    /// everywhere; a thief with a copied browser profile is the unlikely one,
+    /// and gets nothing.
+    GraceRefused {
+        /// The client the winning rotation recorded (`Login::client`).
+        recorded: ClientMeta,
+    },
+    /// The serial is known but the token is a replayed copy ([`TheftCause`]).
+    /// Every login and session of the user is deleted.
+    Theft {
+        /// Why it is theft.
+        cause: TheftCause,
+        /// The client the login recorded at its last use (for
+        /// [`TheftCause::ForeignClient`], the winning rotation's).
+        recorded: ClientMeta,
+    },
     /// The seal of the previous token did not open to the current token: the
     /// store returned a record that was not written atomically. Treated as a
     /// store failure (fail closed).
     Inconsistent,
 }
 
-/// Judges `cookie` against the login the store returned for its username and
-/// serial.
+/// Judges `cookie`, presented by `client`, against the login the store
+/// returned for its username and serial.
 ///
 /// Digests are compared in constant time. A login whose username differs from
-/// the cookie's never authenticates (it is [`Judgement::Unknown`]).
-pub fn judge(cookie: &AuthCookie, login: Option<&Login>, now: OffsetDateTime, config: &Config) -> Judgement {
+/// the cookie's never authenticates (it is [`Judgement::Unknown`]). The
+/// previous token inside the grace window is judged against the client the
+/// rotation recorded, as [`Config::grace_binding`] asks
+/// ([`client_match`]).
+pub fn judge(
+    cookie: &AuthCookie,
+    login: Option<&Login>,
+    client: &ClientMeta,
+    now: OffsetDateTime,
+    config: &Config,
+) -> Judgement {
     let Some(login) = login else {
         return Judgement::Unknown;
     };
@@ -60,8 +113,18 @@ pub fn judge(cookie: &AuthCookie, login: Option<&Login>, now: OffsetDateTime, co
     if login.token.matches(&cookie.token) {
         return Judgement::Current;
     }
+    let theft = |cause| Judgement::Theft { cause, recorded: login.client.clone() };
     match &login.previous {
         Some(previous) if previous.digest.matches(&cookie.token) && in_grace(previous, now, config) => {
+            // Checked before the seal is opened: a client that gets no
+            // successor has no business seeing it.
+            match client_match(&login.client, client, config.grace_binding()) {
+                ClientMatch::Same => {}
+                ClientMatch::OtherNetwork => {
+                    return Judgement::GraceRefused { recorded: login.client.clone() };
+                }
+                ClientMatch::OtherAgent => return theft(TheftCause::ForeignClient),
+            }
             let (token, session) = previous.sealed.open(&cookie.token);
             if !login.token.matches(&token) {
                 return Judgement::Inconsistent;
@@ -69,7 +132,50 @@ pub fn judge(cookie: &AuthCookie, login: Option<&Login>, now: OffsetDateTime, co
             let bound = login.session.is_some_and(|digest| digest.matches(&session));
             Judgement::Grace { token, session: bound.then_some(session) }
         }
-        _ => Judgement::Theft,
+        _ => theft(TheftCause::StaleToken),
+    }
+}
+
+/// How a client presenting the previous token compares with the client the
+/// rotation recorded, under a [`GraceBinding`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientMatch {
+    /// The client the binding asks for: grace.
+    Same,
+    /// The same `User-Agent` from another network ([`GraceBinding::Client`]
+    /// only): no grace, no revocation.
+    OtherNetwork,
+    /// Another `User-Agent`: theft.
+    OtherAgent,
+}
+
+/// Compares the client that presents the previous token (`presenter`) with
+/// the one the rotation recorded (`recorded`), as `binding` asks.
+///
+/// User agents are compared exactly, as [`ClientMeta::new`] keeps them (cut
+/// and stripped of control characters the same way on both sides), so two
+/// clients that send none match. Networks are compared by [`same_network`].
+pub fn client_match(recorded: &ClientMeta, presenter: &ClientMeta, binding: GraceBinding) -> ClientMatch {
+    match binding {
+        GraceBinding::Off => ClientMatch::Same,
+        _ if recorded.user_agent != presenter.user_agent => ClientMatch::OtherAgent,
+        GraceBinding::UserAgent => ClientMatch::Same,
+        _ if !same_network(recorded.ip, presenter.ip) => ClientMatch::OtherNetwork,
+        _ => ClientMatch::Same,
+    }
+}
+
+/// Whether two client addresses are on the same network: the same /24 for
+/// IPv4, the same /48 for IPv6 (an IPv4-mapped IPv6 address counts as the
+/// IPv4 one). Two unknown addresses match (a transport that has none, such as
+/// a local socket); a known one never matches an unknown one, nor an IPv4
+/// address an IPv6 one.
+pub fn same_network(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {
+    match (a.map(|ip| ip.to_canonical()), b.map(|ip| ip.to_canonical())) {
+        (None, None) => true,
+        (Some(IpAddr::V4(a)), Some(IpAddr::V4(b))) => a.octets()[..3] == b.octets()[..3],
+        (Some(IpAddr::V6(a)), Some(IpAddr::V6(b))) => a.segments()[..3] == b.segments()[..3],
+        _ => false,
     }
 }
 
@@ -253,6 +359,18 @@ mod tests {
         time::macros::datetime!(2030-01-01 0:00 UTC) + Duration::seconds(seconds)
     }
 
+    /// The client of every request in these tests but the binding ones: no
+    /// address, no user agent (what the rotations below record too).
+    fn nobody() -> ClientMeta {
+        ClientMeta::default()
+    }
+
+    /// A stale or forged token's judgement, for a login last used by
+    /// [`nobody`].
+    fn stale() -> Judgement {
+        Judgement::Theft { cause: TheftCause::StaleToken, recorded: nobody() }
+    }
+
     fn setup() -> (Config, AuthCookie, Login) {
         let config = Config::default();
         let user = Username::new("alice").unwrap_or_else(|e| panic!("{e}"));
@@ -278,20 +396,105 @@ mod tests {
     #[test]
     fn current_token_rotates_and_previous_gets_grace_then_theft() {
         let (config, cookie, mut login) = setup();
-        assert_eq!(judge(&cookie, Some(&login), at(1), &config), Judgement::Current);
+        assert_eq!(judge(&cookie, Some(&login), &nobody(), at(1), &config), Judgement::Current);
         let id = SessionId::from_bytes([3; 32]);
         let (rotation, next) =
             rotation(&cookie, &login, Token::from_bytes([4; 32]), &id, ClientMeta::default(), at(1), &config);
         apply_rotation(&mut login, &rotation);
-        assert_eq!(judge(&next, Some(&login), at(2), &config), Judgement::Current);
+        assert_eq!(judge(&next, Some(&login), &nobody(), at(2), &config), Judgement::Current);
         assert_eq!(
-            judge(&cookie, Some(&login), at(30), &config),
+            judge(&cookie, Some(&login), &nobody(), at(30), &config),
             Judgement::Grace { token: next.token.clone(), session: Some(id) }
         );
         // The window is open at its end: 30 s after the rotation it is over.
-        assert_eq!(judge(&cookie, Some(&login), at(31), &config), Judgement::Theft);
+        assert_eq!(judge(&cookie, Some(&login), &nobody(), at(31), &config), stale());
         let forged = AuthCookie { token: Token::from_bytes([5; 32]), ..cookie.clone() };
-        assert_eq!(judge(&forged, Some(&login), at(2), &config), Judgement::Theft);
+        assert_eq!(judge(&forged, Some(&login), &nobody(), at(2), &config), stale());
+    }
+
+    /// A login rotated at 1 s by `winner`, and the cookie with the token
+    /// that rotation replaced.
+    fn rotated_by(winner: &ClientMeta, config: &Config) -> (AuthCookie, Login, Token) {
+        let (_, cookie, mut login) = setup();
+        let id = SessionId::from_bytes([3; 32]);
+        let token = Token::from_bytes([4; 32]);
+        let (rotation, _) = rotation(&cookie, &login, token.clone(), &id, winner.clone(), at(1), config);
+        apply_rotation(&mut login, &rotation);
+        (cookie, login, token)
+    }
+
+    fn client(ip: &str, agent: &str) -> ClientMeta {
+        ClientMeta::new(ip.parse().ok(), Some(agent))
+    }
+
+    #[test]
+    fn grace_is_for_the_client_the_rotation_recorded() {
+        let config = Config::default();
+        let phone = client("203.0.113.7", "Phone/1");
+        let (cookie, login, token) = rotated_by(&phone, &config);
+        let grace = Judgement::Grace { token, session: Some(SessionId::from_bytes([3; 32])) };
+        let judged = |presenter: &ClientMeta| judge(&cookie, Some(&login), presenter, at(2), &config);
+        assert_eq!(judged(&phone), grace, "the rotating client itself converges");
+        assert_eq!(judged(&client("203.0.113.250", "Phone/1")), grace, "the same /24 is the same network");
+        assert_eq!(
+            judged(&client("198.51.100.7", "Phone/1")),
+            Judgement::GraceRefused { recorded: phone.clone() },
+            "the same user agent from another network is refused, not theft"
+        );
+        assert_eq!(
+            judged(&client("203.0.113.7", "Thief/9")),
+            Judgement::Theft { cause: TheftCause::ForeignClient, recorded: phone.clone() },
+            "another user agent with the previous token is theft, even from the same address"
+        );
+        assert_eq!(
+            judged(&ClientMeta::new(phone.ip, None)),
+            Judgement::Theft { cause: TheftCause::ForeignClient, recorded: phone.clone() },
+            "no user agent is another user agent"
+        );
+        // Past the window the previous token is stale whoever presents it.
+        assert_eq!(
+            judge(&cookie, Some(&login), &phone, at(31), &config),
+            Judgement::Theft { cause: TheftCause::StaleToken, recorded: phone.clone() }
+        );
+    }
+
+    #[test]
+    fn the_user_agent_binding_ignores_the_network_and_off_ignores_the_client()
+    -> Result<(), crate::ConfigError> {
+        let phone = client("203.0.113.7", "Phone/1");
+        for (binding, moved, foreign) in
+            [(GraceBinding::UserAgent, true, false), (GraceBinding::Off, true, true)]
+        {
+            let config = Config::builder().grace_binding(binding).build()?;
+            let (cookie, login, _) = rotated_by(&phone, &config);
+            let judged = |presenter: &ClientMeta| judge(&cookie, Some(&login), presenter, at(2), &config);
+            let other_network = judged(&client("198.51.100.7", "Phone/1"));
+            assert_eq!(
+                matches!(other_network, Judgement::Grace { .. }),
+                moved,
+                "{binding:?}: {other_network:?}"
+            );
+            let other_agent = judged(&client("203.0.113.7", "Thief/9"));
+            assert_eq!(
+                matches!(other_agent, Judgement::Grace { .. }),
+                foreign,
+                "{binding:?}: {other_agent:?}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn networks_are_slash_24_and_slash_48() {
+        let ip = |text: &str| text.parse::<IpAddr>().ok();
+        assert!(same_network(ip("192.0.2.1"), ip("192.0.2.254")));
+        assert!(!same_network(ip("192.0.2.1"), ip("192.0.3.1")));
+        assert!(same_network(ip("2001:db8:1::1"), ip("2001:db8:1:ffff::2")));
+        assert!(!same_network(ip("2001:db8:1::1"), ip("2001:db8:2::1")));
+        assert!(same_network(ip("::ffff:192.0.2.1"), ip("192.0.2.9")), "IPv4-mapped is IPv4");
+        assert!(!same_network(ip("192.0.2.1"), ip("2001:db8::1")));
+        assert!(same_network(None, None), "no address on either side");
+        assert!(!same_network(ip("192.0.2.1"), None), "an address never matches none");
     }
 
     #[test]
@@ -308,8 +511,8 @@ mod tests {
             &config,
         );
         apply_rotation(&mut login, &rotation);
-        assert!(matches!(judge(&cookie, Some(&login), at(71), &config), Judgement::Grace { .. }));
-        assert_eq!(judge(&cookie, Some(&login), at(70), &config), Judgement::Theft);
+        assert!(matches!(judge(&cookie, Some(&login), &nobody(), at(71), &config), Judgement::Grace { .. }));
+        assert_eq!(judge(&cookie, Some(&login), &nobody(), at(70), &config), stale());
     }
 
     #[test]
@@ -320,8 +523,12 @@ mod tests {
         let (rotation, _) =
             rotation(&cookie, &login, Token::from_bytes([4; 32]), &id, ClientMeta::default(), at(1), &config);
         apply_rotation(&mut login, &rotation);
-        assert_eq!(judge(&cookie, Some(&login), at(1), &config), Judgement::Theft);
-        assert_eq!(judge(&cookie, Some(&login), at(0), &config), Judgement::Theft, "even on a lagging clock");
+        assert_eq!(judge(&cookie, Some(&login), &nobody(), at(1), &config), stale());
+        assert_eq!(
+            judge(&cookie, Some(&login), &nobody(), at(0), &config),
+            stale(),
+            "even on a lagging clock"
+        );
         Ok(())
     }
 
@@ -330,16 +537,16 @@ mod tests {
         let (config, cookie, login) = setup();
         let mallory =
             AuthCookie { username: Username::new("mallory").unwrap_or_else(|e| panic!("{e}")), ..cookie };
-        assert_eq!(judge(&mallory, Some(&login), at(1), &config), Judgement::Unknown);
-        assert_eq!(judge(&mallory, None, at(1), &config), Judgement::Unknown);
+        assert_eq!(judge(&mallory, Some(&login), &nobody(), at(1), &config), Judgement::Unknown);
+        assert_eq!(judge(&mallory, None, &nobody(), at(1), &config), Judgement::Unknown);
     }
 
     #[test]
     fn logins_expire_after_the_max_age() {
         let (config, cookie, login) = setup();
         let max_age = config.max_age().whole_seconds();
-        assert_eq!(judge(&cookie, Some(&login), at(max_age - 1), &config), Judgement::Current);
-        assert_eq!(judge(&cookie, Some(&login), at(max_age), &config), Judgement::Expired);
+        assert_eq!(judge(&cookie, Some(&login), &nobody(), at(max_age - 1), &config), Judgement::Current);
+        assert_eq!(judge(&cookie, Some(&login), &nobody(), at(max_age), &config), Judgement::Expired);
     }
 
     #[test]
@@ -350,7 +557,7 @@ mod tests {
             rotation(&cookie, &login, Token::from_bytes([4; 32]), &id, ClientMeta::default(), at(1), &config);
         apply_rotation(&mut login, &rotation);
         login.token = Token::from_bytes([7; 32]).digest();
-        assert_eq!(judge(&cookie, Some(&login), at(2), &config), Judgement::Inconsistent);
+        assert_eq!(judge(&cookie, Some(&login), &nobody(), at(2), &config), Judgement::Inconsistent);
     }
 
     #[test]
@@ -422,7 +629,11 @@ mod tests {
         let mut now = day;
         let mut cookie = cookie;
         while now < lifetime {
-            assert_eq!(judge(&cookie, Some(&login), at(now), &config), Judgement::Current, "at {now}");
+            assert_eq!(
+                judge(&cookie, Some(&login), &nobody(), at(now), &config),
+                Judgement::Current,
+                "at {now}"
+            );
             let id = SessionId::from_bytes([3; 32]);
             let token = Token::from_bytes([(now % 250) as u8; 32]);
             let (rotation, next) =
@@ -434,7 +645,7 @@ mod tests {
             cookie = next;
             now += 30 * day;
         }
-        assert_eq!(judge(&cookie, Some(&login), at(lifetime), &config), Judgement::Expired);
+        assert_eq!(judge(&cookie, Some(&login), &nobody(), at(lifetime), &config), Judgement::Expired);
         assert_eq!(login.authenticated_at, at(0), "rotations never change authenticated_at");
     }
 }

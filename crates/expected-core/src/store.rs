@@ -20,7 +20,14 @@
 //!   [`Inserted::AlreadyExists`].
 //! - **Atomic rotation.** [`Store::rotate_login`] is a compare-and-swap on the
 //!   current token digest: of any number of concurrent calls expecting the same
-//!   digest, exactly one answers [`Rotated::Rotated`].
+//!   digest, exactly one answers [`Rotated::Rotated`]. A rotation ends every
+//!   session the login opened (`session.user.login == Some(serial)`) and its
+//!   bound one, all but the new session: one device has one live session per
+//!   rotation, and a copy of an older one stops working.
+//! - **Grace sessions need their login.** [`Store::create_grace_session`]
+//!   creates a session, bound to the login that opens it, only while that
+//!   login exists, in one atomic step: a revocation racing it leaves no
+//!   session behind.
 //! - **No resurrection.** Saving a session that was deleted does not bring it
 //!   back.
 //! - **Exact round trip.** Records read back equal to what was written
@@ -127,6 +134,19 @@ pub enum Inserted {
     AlreadyExists,
 }
 
+/// The result of [`Store::create_grace_session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum GraceInserted {
+    /// The session was created and bound to its login.
+    Created,
+    /// The login that would open the session does not exist (revoked,
+    /// logged out, wiped): nothing was written.
+    LoginGone,
+    /// A session with that key exists: nothing was written.
+    AlreadyExists,
+}
+
 /// A token rotation, applied by [`Store::rotate_login`] only if the login's
 /// current token digest is still `expected`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +164,8 @@ pub struct Rotation {
     /// The new session to create and bind to the login (its `user` is
     /// `username`, with `login` this serial, method
     /// [`Remembered`](crate::AuthMethod::Remembered) and the login's
-    /// `authenticated_at`). The login's old session, if any, is deleted.
+    /// `authenticated_at`). Every other session of the login is deleted: the
+    /// one it was bound to and every one it opened.
     pub session: SessionRecord,
     /// New `last_used_at`.
     pub last_used_at: OffsetDateTime,
@@ -158,7 +179,8 @@ pub struct Rotation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub enum Rotated {
-    /// This call rotated the token, bound the new session and deleted the old.
+    /// This call rotated the token, bound the new session and deleted every
+    /// other session of the login.
     Rotated,
     /// The login exists but its token is no longer `expected`: someone else
     /// rotated first. Nothing was written.
@@ -245,7 +267,10 @@ pub trait Store: Send + Sync + 'static {
     /// Reads a login.
     async fn get_login(&self, username: &Username, serial: &Serial) -> Result<Option<Login>, StoreError>;
 
-    /// The compare-and-swap rotation, with the new session, in one atomic step.
+    /// The compare-and-swap rotation, in one atomic step: the new token, the
+    /// new session created and bound, and every other session of the login
+    /// (its bound one and every one with `session.user.login ==
+    /// Some(serial)`) deleted.
     async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError>;
 
     /// All of a user's logins, in no particular order.
@@ -283,6 +308,16 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a session, anonymous or a user's; never overwrites one with the
     /// same key.
     async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError>;
+
+    /// Creates the session a grace request opens when the winning rotation's
+    /// session is gone, and binds it to the login it names
+    /// (`session.user.login`: the login's `session` becomes its digest), only
+    /// if that login still exists, in one atomic step: a revocation racing it
+    /// either ends the session with its login or finds it never created.
+    /// Nothing else of the login changes. Never overwrites a session with the
+    /// same key ([`GraceInserted::AlreadyExists`], writing nothing). A session
+    /// that names no login answers [`GraceInserted::LoginGone`].
+    async fn create_grace_session(&self, session: &SessionRecord) -> Result<GraceInserted, StoreError>;
 
     /// Reads a session: `owner` is its user's name, or `None` for an
     /// anonymous session.
@@ -349,6 +384,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError> {
         (**self).create_session(session).await
+    }
+    async fn create_grace_session(&self, session: &SessionRecord) -> Result<GraceInserted, StoreError> {
+        (**self).create_grace_session(session).await
     }
     async fn get_session(
         &self,

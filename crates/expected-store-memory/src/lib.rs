@@ -29,7 +29,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use expected_core::protocol::apply_rotation;
 use expected_core::record::AuthMethod;
-use expected_core::store::{Confirmation, Deleted, ExpiredLogin, Inserted, Keep, Rotated, Rotation};
+use expected_core::store::{
+    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation,
+};
 use expected_core::time::OffsetDateTime;
 use expected_core::{Login, Serial, SessionDigest, SessionRecord, Store, StoreError, Username};
 
@@ -151,6 +153,9 @@ impl Store for MemoryStore {
             if let Some(old) = old {
                 user.sessions.remove(&old);
             }
+            // Every other session this login opened goes too (a grace
+            // session, a cycled one, a copy a thief keeps alive).
+            user.sessions.retain(|_, session| session.login() != Some(rotation.serial));
             user.sessions.insert(rotation.session.digest, rotation.session.clone());
             Rotated::Rotated
         }))
@@ -226,6 +231,21 @@ impl Store for MemoryStore {
             }
             sessions.insert(session.digest, session.clone());
             Inserted::Created
+        }))
+    }
+
+    async fn create_grace_session(&self, session: &SessionRecord) -> Result<GraceInserted, StoreError> {
+        let (Some(username), Some(serial)) = (session.username(), session.login()) else {
+            return Ok(GraceInserted::LoginGone);
+        };
+        Ok(self.with_user(username, |user| {
+            let Some(login) = user.logins.get_mut(&serial) else { return GraceInserted::LoginGone };
+            if user.sessions.contains_key(&session.digest) {
+                return GraceInserted::AlreadyExists;
+            }
+            login.session = Some(session.digest);
+            user.sessions.insert(session.digest, session.clone());
+            GraceInserted::Created
         }))
     }
 

@@ -117,7 +117,8 @@
 //! | --- | --- | --- |
 //! | `create_login`, `create_session` | 1 | script: refuse if the key exists, `HSET`, `PEXPIREAT`, index |
 //! | `get_login`, `get_session` | 1 | `HGETALL` |
-//! | `rotate_login` | 1 | script: compare `token`, refuse if the new session exists, delete the bound session, update the login, create the session as given |
+//! | `rotate_login` | 1 | script: compare `token`, refuse if the new session exists, delete the bound session and every session of the user's index whose `login` is the serial, update the login, create the session as given |
+//! | `create_grace_session` | 1 | script: refuse unless the login exists and the session does not, create the session, set the login's `session` |
 //! | `list_logins` | 1 | script: read the user's index and each login |
 //! | `delete_login` | 1 | script: the login, its bound session, every session whose `login` is its serial (even when the login is gone) |
 //! | `delete_user` | 1 | script: everything in the user's two indexes, answering the serials deleted |
@@ -195,7 +196,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use expected_core::protocol::apply_rotation;
-use expected_core::store::{Confirmation, Deleted, ExpiredLogin, Inserted, Keep, Rotated, Rotation};
+use expected_core::store::{
+    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation,
+};
 use expected_core::time::OffsetDateTime;
 use expected_core::{
     AuthMethod, ClientMeta, Login, Serial, SessionDigest, SessionRecord, Store, StoreError, StoreErrorKind,
@@ -836,6 +839,31 @@ impl Store for RedisStore {
             &fields,
         )
         .await
+    }
+
+    async fn create_grace_session(&self, session: &SessionRecord) -> Result<GraceInserted, StoreError> {
+        let (Some(username), Some(serial)) = (session.username(), session.login()) else {
+            // No login can exist for a session that names none.
+            return Ok(GraceInserted::LoginGone);
+        };
+        let keys = self.keys(username);
+        let call = Call::on(&SCRIPTS.create_grace_session, &keys)
+            .key(keys.login(&serial))
+            .key(keys.session(&session.digest))
+            .arg(session.digest.to_base64())
+            .arg(score_of(session.expires_at))
+            .arg(self.expire_at(session.expires_at))
+            .arg(json(&session.digest)?)
+            .args(field_args(&session_fields(session)?));
+        match self.run::<String>(call).await?.as_str() {
+            "created" => Ok(GraceInserted::Created),
+            "login_gone" => Ok(GraceInserted::LoginGone),
+            "exists" => Ok(GraceInserted::AlreadyExists),
+            other => Err(StoreError::new(
+                StoreErrorKind::Backend,
+                format!("grace session script answered {other:?}"),
+            )),
+        }
     }
 
     async fn get_session(

@@ -148,12 +148,30 @@ put(KEYS[1], user_sessions, bucket_sessions, ARGV[3], ARGV[4], ARGV[5], 6, #ARGV
 return 1
 "#;
 
+/// A grace session bound to its login, if the login exists.
+///
+/// `KEYS[1]` login, `KEYS[2]` session; `ARGV[3]` digest, `[4]` score, `[5]`
+/// PEXPIREAT, `[6]` the digest as the login's `session` field (JSON), `[7..]`
+/// the session's field/value pairs. Answers 'created', 'login_gone' or
+/// 'exists', writing nothing but on 'created'. The login keeps its TTL
+/// (`HSET` on an existing key does not touch it).
+const CREATE_GRACE_SESSION: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'login_gone' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'exists' end
+prune_sessions()
+put(KEYS[2], user_sessions, bucket_sessions, ARGV[3], ARGV[4], ARGV[5], 7, #ARGV)
+redis.call('HSET', KEYS[1], 'session', ARGV[6])
+return 'created'
+"#;
+
 /// The compare-and-swap rotation.
 ///
 /// `KEYS[1]` login, `KEYS[2]` new session; `ARGV[3]` serial, `[4]` expected
 /// token (JSON), `[5]` new session digest, `[6]`/`[7]` login score and
 /// PEXPIREAT, `[8]`/`[9]` session score and PEXPIREAT, `[10]` how many ARGV
 /// the login's field/value pairs take, then those pairs, then the session's.
+/// Every session of the login goes (its bound one and every one it opened)
+/// before the new one is written.
 const ROTATE_LOGIN: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'not_found' end
 local token = redis.call('HGET', KEYS[1], 'token')
@@ -162,6 +180,7 @@ if token ~= ARGV[4] then return 'not_current' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'session_exists' end
 local old = unquote(redis.call('HGET', KEYS[1], 'session'))
 if old then drop_session(old) end
+drop_sessions_of(ARGV[3])
 local login_args = tonumber(ARGV[10])
 put(KEYS[1], user_logins, bucket_logins, ARGV[3], ARGV[6], ARGV[7], 11, 10 + login_args)
 put(KEYS[2], user_sessions, bucket_sessions, ARGV[5], ARGV[8], ARGV[9], 11 + login_args, #ARGV)
@@ -286,6 +305,7 @@ return {deleted, math.max(#due, #due_anonymous)}
 pub(crate) struct Scripts {
     pub(crate) create_login: Script,
     pub(crate) create_session: Script,
+    pub(crate) create_grace_session: Script,
     pub(crate) rotate_login: Script,
     pub(crate) list_logins: Script,
     pub(crate) delete_login: Script,
@@ -304,6 +324,7 @@ fn script(body: &str) -> Script {
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     create_login: script(CREATE_LOGIN),
     create_session: script(CREATE_SESSION),
+    create_grace_session: script(CREATE_GRACE_SESSION),
     rotate_login: script(ROTATE_LOGIN),
     list_logins: script(LIST_LOGINS),
     delete_login: script(DELETE_LOGIN),

@@ -200,8 +200,8 @@ pub(crate) use bind_session;
 /// `classify` (its transient errors), `username` and `owner` (how a username
 /// and a session's owner are bound) and a store type with `pool`,
 /// `sql.common` and `batch` fields and `rotate`, `remove_login`,
-/// `remove_user`, `confirm` and `expire_logins` methods, to the row decoders,
-/// the shared methods and the `Store` impl.
+/// `remove_user`, `confirm`, `expire_logins` and `create_grace` methods, to
+/// the row decoders, the shared methods and the `Store` impl.
 macro_rules! store_impl {
     ($store:ty) => {
         fn login_row(row: &<Db as sqlx::Database>::Row) -> Result<$crate::codec::LoginRow, sqlx::Error> {
@@ -355,6 +355,17 @@ macro_rules! store_impl {
                 session: &expected_core::SessionRecord,
             ) -> Result<expected_core::store::Inserted, expected_core::StoreError> {
                 self.insert_session(session).await
+            }
+
+            async fn create_grace_session(
+                &self,
+                session: &expected_core::SessionRecord,
+            ) -> Result<expected_core::store::GraceInserted, expected_core::StoreError> {
+                if session.login().is_none() {
+                    // No login can exist for a session that names none.
+                    return Ok(expected_core::store::GraceInserted::LoginGone);
+                }
+                self.create_grace(session).await
             }
 
             async fn get_session(
@@ -548,13 +559,16 @@ impl TxSql {
                 p(10),
                 p(11)
             )),
+            // Every session of the login but the new one: the bound one and
+            // every one it opened (a grace session, a cycled one, a copy).
             rotate_delete_old: text(format!(
-                "DELETE FROM {sessions} WHERE username = {} AND digest <> {} AND digest = \
-                 (SELECT session_digest FROM {logins} WHERE username = {} AND serial = {})",
+                "DELETE FROM {sessions} WHERE username = {} AND digest <> {} AND (login_serial = {} \
+                 OR digest = (SELECT session_digest FROM {logins} WHERE username = {} AND serial = {}))",
                 p(1),
                 p(2),
                 p(3),
-                p(4)
+                p(4),
+                p(5)
             )),
             rotate_bind: text(format!(
                 "UPDATE {logins} SET session_digest = {} WHERE username = {} AND serial = {}",
@@ -591,8 +605,8 @@ impl TxSql {
 }
 
 /// Expands, in the MySQL and SQLite modules (whose store has `sql.tx` and a
-/// `begin` method opening a write transaction), to `rotate` and
-/// `remove_user` as transactions.
+/// `begin` method opening a write transaction), to `rotate`, `create_grace`
+/// and `remove_user` as transactions.
 #[cfg(any(feature = "mysql", feature = "sqlite"))]
 macro_rules! tx_impl {
     ($store:ty) => {
@@ -632,25 +646,14 @@ macro_rules! tx_impl {
                         tx.rollback().await?;
                         return Ok(if exists.is_some() { Rotated::NotCurrent } else { Rotated::NotFound });
                     }
-                    let insert = sqlx::query($crate::common::sql(&self.sql.common.insert_session));
-                    let inserted = $crate::common::bind_session!(insert, owner(session.owner), &session)
-                        .execute(&mut *tx)
-                        .await;
-                    match inserted {
-                        Ok(done) if done.rows_affected() > 0 => {}
-                        Ok(_) => {
-                            tx.rollback().await?;
-                            return Ok(Rotated::SessionExists);
-                        }
-                        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                            tx.rollback().await?;
-                            return Ok(Rotated::SessionExists);
-                        }
-                        Err(error) => return Err(error.into()),
+                    if !self.insert_session_in(&mut tx, &session).await? {
+                        tx.rollback().await?;
+                        return Ok(Rotated::SessionExists);
                     }
                     sqlx::query($crate::common::sql(&self.sql.tx.rotate_delete_old))
                         .bind(user)
                         .bind(session.digest)
+                        .bind(serial)
                         .bind(user)
                         .bind(serial)
                         .execute(&mut *tx)
@@ -663,6 +666,59 @@ macro_rules! tx_impl {
                         .await?;
                     tx.commit().await?;
                     Ok(Rotated::Rotated)
+                })
+                .await
+            }
+
+            /// Inserts a session inside `tx`: `false` when its key is taken
+            /// (a duplicate key, or nothing inserted), for the caller to roll
+            /// back.
+            async fn insert_session_in(
+                &self,
+                tx: &mut sqlx::Transaction<'static, Db>,
+                values: &$crate::codec::SessionValues<'_>,
+            ) -> Result<bool, sqlx::Error> {
+                let insert = sqlx::query($crate::common::sql(&self.sql.common.insert_session));
+                match $crate::common::bind_session!(insert, owner(values.owner), values)
+                    .execute(&mut **tx)
+                    .await
+                {
+                    Ok(done) => Ok(done.rows_affected() > 0),
+                    Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Ok(false),
+                    Err(error) => Err(error),
+                }
+            }
+
+            /// A grace session for a login that still exists, in one write
+            /// transaction: binding it to the login first (on MySQL the row
+            /// lock orders a racing delete of the login before or after us;
+            /// SQLite serializes writers), then the insert, which a duplicate
+            /// key rolls back with the binding.
+            async fn create_grace(
+                &self,
+                session: &expected_core::SessionRecord,
+            ) -> Result<expected_core::store::GraceInserted, expected_core::StoreError> {
+                use expected_core::store::GraceInserted;
+                let values = $crate::codec::SessionValues::of(session)?;
+                let Some(serial) = values.login_serial else { return Ok(GraceInserted::LoginGone) };
+                $crate::error::retry(classify, || async {
+                    let mut tx = self.begin().await?;
+                    let bound = sqlx::query($crate::common::sql(&self.sql.tx.rotate_bind))
+                        .bind(values.digest)
+                        .bind(owner(values.owner))
+                        .bind(serial)
+                        .execute(&mut *tx)
+                        .await?;
+                    if bound.rows_affected() == 0 {
+                        tx.rollback().await?;
+                        return Ok(GraceInserted::LoginGone);
+                    }
+                    if !self.insert_session_in(&mut tx, &values).await? {
+                        tx.rollback().await?;
+                        return Ok(GraceInserted::AlreadyExists);
+                    }
+                    tx.commit().await?;
+                    Ok(GraceInserted::Created)
                 })
                 .await
             }

@@ -184,7 +184,8 @@
 //! |---------------------------|--------|------------|-----------------|
 //! | `create_login`            | 1 (`INSERT … ON CONFLICT DO NOTHING`) | 1 (as SQLite) | 1 (`INSERT`, duplicate key caught) |
 //! | `get_login`, `list_logins`| 1      | 1          | 1               |
-//! | `rotate_login`            | 6: `BEGIN IMMEDIATE`, CAS `UPDATE`, `INSERT` session, `DELETE` old session, `UPDATE` binding, `COMMIT`; refused: 4 | **1** (see below); +1 read in a lost race | as SQLite, with `BEGIN` |
+//! | `rotate_login`            | 6: `BEGIN IMMEDIATE`, CAS `UPDATE`, `INSERT` session, `DELETE` the login's other sessions, `UPDATE` binding, `COMMIT`; refused: 4 | **1** (see below); +1 read in a lost race | as SQLite, with `BEGIN` |
+//! | `create_grace_session`    | 4: `BEGIN IMMEDIATE`, `UPDATE` binding (0 rows: no login, `ROLLBACK`), `INSERT` session, `COMMIT` | 1 (CTE) | as SQLite, with `BEGIN` |
 //! | `delete_login`            | 4: `BEGIN IMMEDIATE`, 2 `DELETE`s, `COMMIT` | 1 (CTE); +1 if the bound session was not among those deleted | 1 (multi-table `DELETE`); +1 when the login is gone, for the sessions it opened |
 //! | `delete_user`, `delete_user_except` | 5: `BEGIN IMMEDIATE`, `SELECT` the logins, 2 `DELETE`s, `COMMIT` | 1 (CTE); +1 if a deleted login's bound session was not among those deleted | 5, as SQLite, the logins read `FOR UPDATE` |
 //! | `confirm_password`        | 4: `BEGIN IMMEDIATE`, `UPDATE` session, `UPDATE` login, `COMMIT` (3 without a login; unknown session: 3) | 1 (CTE) | 1 (multi-table `UPDATE`) |
@@ -205,14 +206,15 @@
 //! - SQLite runs it as a `BEGIN IMMEDIATE` transaction (writers queue on the
 //!   database lock for the busy timeout): the CAS `UPDATE` (its rows-affected
 //!   count says whether it won), the new session's `INSERT` (a duplicate key
-//!   rolls back and answers `SessionExists`), the `DELETE` of the old bound
-//!   session (read from the still-unchanged `session_digest` column), the
-//!   `UPDATE` binding the new session, `COMMIT`. When the CAS matched
+//!   rolls back and answers `SessionExists`), the `DELETE` of every other
+//!   session of the login (its `login_serial`, and the old bound one, read
+//!   from the still-unchanged `session_digest` column), the `UPDATE` binding
+//!   the new session, `COMMIT`. When the CAS matched
 //!   nothing, one `SELECT` tells `NotCurrent` from `NotFound`, then
 //!   `ROLLBACK`.
 //! - On PostgreSQL, one statement does everything: its CTEs run the
 //!   conditional `UPDATE` (refused if the new session digest is taken), delete
-//!   the old bound session and insert the new one, and report what the
+//!   the login's other sessions and insert the new one, and report what the
 //!   snapshot saw (login found? token current? digest taken?). When the CAS
 //!   matched nothing, that report answers `NotFound`, `NotCurrent` or
 //!   `SessionExists` at once; only when the login looked current but a
@@ -241,6 +243,16 @@
 //! login's bound session and every session with `login_serial` equal to its
 //! serial, even when the login itself is already gone, and
 //! `delete_expired_logins` does the same for every login it deletes.
+//!
+//! **A grace session** (`create_grace_session`) is bound to its login
+//! first: an `UPDATE` of the login's `session_digest`, whose row count says
+//! whether the login exists, then the session's `INSERT`, in one transaction
+//! (one statement on PostgreSQL). The `UPDATE` orders it with a racing
+//! deletion of the login, as a rotation is: the deletion either comes first
+//! (no row: `LoginGone`, nothing written) or waits and then deletes the
+//! session too. On PostgreSQL the deletion's snapshot may not see the new
+//! session, but it returns the login's bound digest, now the grace session's,
+//! and its fresh-snapshot second statement ends it.
 //!
 //! **Confirming the password** writes the session first and the login only
 //! if the session exists (in one statement, or one transaction on SQLite), so

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use expected_core::store::{Confirmation, Deleted, ExpiredLogin, Keep, Rotated, Rotation};
-use expected_core::{AuthMethod, Serial, StoreError, Username};
+use expected_core::store::{Confirmation, Deleted, ExpiredLogin, GraceInserted, Keep, Rotated, Rotation};
+use expected_core::{AuthMethod, Serial, SessionRecord, StoreError, Username};
 use sqlx::Row as _;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -37,6 +37,7 @@ fn owner(owner: Option<&Username>) -> &str {
 struct Sql {
     common: CommonSql,
     rotate: SqlText,
+    grace: SqlText,
     login_exists: SqlText,
     delete_login: SqlText,
     delete_login_sessions: SqlText,
@@ -53,9 +54,9 @@ impl Sql {
         let text = |s: String| -> SqlText { s.into() };
         Self {
             common: CommonSql::new(Backend::Postgres, tables, batch),
-            // One statement: the compare-and-swap, the old bound session's
-            // deletion and the new session's insertion, plus what tells a
-            // refusal apart. All parts see one snapshot; the UPDATE re-checks
+            // One statement: the compare-and-swap, the deletion of every
+            // session of the login (its bound one and every one it opened),
+            // the new session's insertion, plus what tells a refusal apart. All parts see one snapshot; the UPDATE re-checks
             // `token = $3` on the newest row version after waiting for a
             // concurrent rotation, so only one rotation wins.
             // The login's values are $1 to $11, the new session's (in
@@ -72,10 +73,11 @@ impl Sql {
                         client_ip = $10, user_agent = $11 \
                     WHERE username = $1 AND serial = $2 AND token = $3 AND NOT EXISTS (SELECT 1 FROM clash) \
                     RETURNING 1\
-                ), old_session AS (\
+                ), old_sessions AS (\
                     DELETE FROM {sessions} AS s USING {logins} AS l \
                     WHERE EXISTS (SELECT 1 FROM rotated) AND l.username = $1 AND l.serial = $2 \
-                        AND s.username = l.username AND s.digest = l.session_digest \
+                        AND s.username = l.username AND s.digest <> $13 \
+                        AND (s.digest = l.session_digest OR s.login_serial = $2) \
                     RETURNING 1\
                 ), new_session AS (\
                     INSERT INTO {sessions} ({SESSION_COLUMNS}) \
@@ -84,6 +86,28 @@ impl Sql {
                 ) \
                 SELECT EXISTS (SELECT 1 FROM rotated), EXISTS (SELECT 1 FROM current_login), \
                     EXISTS (SELECT 1 FROM current_login WHERE token = $3), EXISTS (SELECT 1 FROM clash)"
+            )),
+            // One statement: bind the new session to its login (the UPDATE
+            // waits for, or is waited for by, a racing delete of the login:
+            // either it finds the login gone, or the delete returns this
+            // session as the bound one, which `remove_login` and
+            // `remove_user` end with a fresh snapshot if theirs missed it),
+            // then insert it, unless its digest is taken. The session's
+            // values are $1 to $8 in SESSION_COLUMNS order, its login's
+            // serial being $3.
+            grace: text(format!(
+                "WITH clash AS (\
+                    SELECT 1 FROM {sessions} WHERE username = $1 AND digest = $2\
+                ), bound AS (\
+                    UPDATE {logins} SET session_digest = $2 \
+                    WHERE username = $1 AND serial = $3 AND NOT EXISTS (SELECT 1 FROM clash) \
+                    RETURNING 1\
+                ), created AS (\
+                    INSERT INTO {sessions} ({SESSION_COLUMNS}) \
+                    SELECT $1, $2, $3, $4, $5, $6::json, $7, $8 FROM bound \
+                    RETURNING 1\
+                ) \
+                SELECT EXISTS (SELECT 1 FROM bound), EXISTS (SELECT 1 FROM clash)"
             )),
             login_exists: text(format!("SELECT 1 FROM {logins} WHERE username = $1 AND serial = $2")),
             delete_login: text(format!(
@@ -296,6 +320,28 @@ impl PgStore {
         })
         .await?;
         Ok(if exists.is_some() { Rotated::NotCurrent } else { Rotated::NotFound })
+    }
+
+    async fn create_grace(&self, session: &SessionRecord) -> Result<GraceInserted, StoreError> {
+        let values = SessionValues::of(session)?;
+        retry(classify, || async {
+            let query = sqlx::query(sql(&self.sql.grace));
+            let row = bind_session!(query, owner(values.owner), &values).fetch_one(&self.pool).await;
+            let row = match row {
+                // The digest was taken after our snapshot: nothing written.
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                    return Ok(GraceInserted::AlreadyExists);
+                }
+                other => other?,
+            };
+            let (created, clash): (bool, bool) = (row.try_get(0)?, row.try_get(1)?);
+            Ok(match (created, clash) {
+                (true, _) => GraceInserted::Created,
+                (false, true) => GraceInserted::AlreadyExists,
+                (false, false) => GraceInserted::LoginGone,
+            })
+        })
+        .await
     }
 
     async fn remove_login(&self, user: &Username, serial: &Serial) -> Result<bool, StoreError> {

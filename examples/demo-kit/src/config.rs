@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use expected_core::{Config, ConfigError};
+use expected_core::{Config, ConfigError, GraceBinding};
 
 /// The environment variables a demo reads, and their defaults.
 pub mod env {
@@ -14,6 +14,11 @@ pub mod env {
     pub const STORE: &str = "EXPECTED_STORE";
     /// Grace window in seconds (`0` disables it). Default 30.
     pub const GRACE_SECS: &str = "EXPECTED_GRACE_SECS";
+    /// Who may use the grace window: `client` (default: the rotation's
+    /// `User-Agent` from its network), `user-agent` (any network) or `off`
+    /// (anyone holding the previous token). See
+    /// [`GraceBinding`](expected_core::GraceBinding).
+    pub const GRACE_BINDING: &str = "EXPECTED_GRACE_BINDING";
     /// Session idle timeout in seconds. Default 1800.
     pub const SESSION_IDLE_SECS: &str = "EXPECTED_SESSION_IDLE_SECS";
     /// Max-Age of the remember-me cookie, and how long an unused login lives,
@@ -54,6 +59,8 @@ pub mod env {
   EXPECTED_STORE                  memory:, sqlite:FILE, postgres://…, mysql://…, redis://…
                                   (default sqlite:expected-demo.db)
   EXPECTED_GRACE_SECS             grace window after a token rotation, 0 to disable (default 30)
+  EXPECTED_GRACE_BINDING          who gets grace: client (default: same browser and network),
+                                  user-agent (same browser, any network) or off (anyone)
   EXPECTED_SESSION_IDLE_SECS      session idle timeout (default 1800)
   EXPECTED_SESSION_ABSOLUTE_SECS  longest life of a session, however active (default 43200: 12 hours)
   EXPECTED_COOKIE_MAX_AGE_SECS    remember-me lifetime while unused (default 7776000: 90 days)
@@ -160,6 +167,14 @@ impl DemoConfig {
         if let Some(value) = get(env::GRACE_SECS) {
             builder = builder.grace_period(parse_secs(env::GRACE_SECS, &value)?);
         }
+        if let Some(value) = get(env::GRACE_BINDING) {
+            let binding = value.parse::<GraceBinding>().map_err(|_| DemoConfigError::Invalid {
+                name: env::GRACE_BINDING,
+                value: value.clone(),
+                expected: "client, user-agent or off",
+            })?;
+            builder = builder.grace_binding(binding);
+        }
         if let Some(value) = get(env::SESSION_IDLE_SECS) {
             builder = builder.session_idle_timeout(parse_secs(env::SESSION_IDLE_SECS, &value)?);
         }
@@ -231,6 +246,7 @@ mod tests {
         assert_eq!(config.engine.auth_cookie_name(), "remember_me");
         assert!(config.engine.secure());
         assert_eq!(config.engine.grace_period(), Duration::from_secs(30));
+        assert_eq!(config.engine.grace_binding(), GraceBinding::Client, "grace for the rotating client");
         assert_eq!(config.fresh_for, Duration::from_secs(600));
         let library = Config::default();
         assert_eq!(config.engine.session_absolute_timeout(), library.session_absolute_timeout());
@@ -246,6 +262,7 @@ mod tests {
             (env::ADDR, "[::1]:8080"),
             (env::STORE, " memory: "),
             (env::GRACE_SECS, "5"),
+            (env::GRACE_BINDING, " User-Agent "),
             (env::SESSION_IDLE_SECS, "60"),
             (env::COOKIE_MAX_AGE_SECS, "3600"),
             (env::SECURE_COOKIES, "0"),
@@ -257,6 +274,7 @@ mod tests {
         assert_eq!(config.addr.to_string(), "[::1]:8080");
         assert_eq!(config.store, "memory:");
         assert_eq!(config.engine.grace_period(), Duration::from_secs(5));
+        assert_eq!(config.engine.grace_binding(), GraceBinding::UserAgent);
         assert_eq!(config.engine.session_idle_timeout(), Duration::from_secs(60));
         assert_eq!(config.engine.cookie_max_age(), Duration::from_secs(3600));
         assert!(!config.engine.secure());
@@ -275,6 +293,7 @@ mod tests {
             (vec![(env::GRACE_SECS, "-1")], "EXPECTED_GRACE_SECS"),
             (vec![(env::SECURE_COOKIES, "maybe")], "EXPECTED_SECURE_COOKIES"),
             (vec![(env::GRACE_SECS, "4000")], "grace period"),
+            (vec![(env::GRACE_BINDING, "ip")], "EXPECTED_GRACE_BINDING=\"ip\": client, user-agent or off"),
             (vec![(env::SESSION_IDLE_SECS, "0")], "longer than zero"),
             (
                 vec![(env::FRESH_SECS, "0")],
@@ -292,6 +311,19 @@ mod tests {
                 Err(error) => assert!(error.to_string().contains(needle), "{error} lacks {needle}"),
             }
         }
+    }
+
+    #[test]
+    fn every_grace_binding_is_read() -> Result<(), DemoConfigError> {
+        for (text, binding) in [
+            ("client", GraceBinding::Client),
+            ("user-agent", GraceBinding::UserAgent),
+            ("off", GraceBinding::Off),
+        ] {
+            let config = config(&[(env::GRACE_BINDING, text)])?;
+            assert_eq!(config.engine.grace_binding(), binding, "{text}");
+        }
+        Ok(())
     }
 
     #[test]

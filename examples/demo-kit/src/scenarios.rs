@@ -105,6 +105,8 @@ macro_rules! __scenarios {
             session_hit_sets_no_cookie,
             cookie_login_after_session_cookie_dropped,
             grace_converges_concurrent_requests,
+            polling_thief_is_caught_at_the_next_rotation,
+            grace_is_for_the_browser_that_rotated,
             theft_after_grace_revokes_every_login,
             remote_revoke_ends_that_device,
             logout_ends_this_device_only,
@@ -173,12 +175,22 @@ pub struct Jar {
     /// state-changing request ([`Client::login`] and [`Client::csrf`] fetch
     /// it; a logged-in user's state-changing requests need it).
     pub csrf: Option<String>,
+    /// The client address this device's requests come from, sent in
+    /// [`CLIENT_IP_HEADER`](crate::testing::CLIENT_IP_HEADER), which test
+    /// servers trust; `None` sends none, and the server sees the loopback
+    /// peer.
+    pub ip: Option<String>,
 }
 
 impl Jar {
     /// An empty jar sending `user_agent`.
     pub fn with_agent(user_agent: &str) -> Self {
         Self { user_agent: Some(user_agent.to_owned()), ..Self::default() }
+    }
+
+    /// This jar sending its requests from `ip` (another network, say).
+    pub fn from_ip(&self, ip: &str) -> Self {
+        Self { ip: Some(ip.to_owned()), ..self.clone() }
     }
 
     /// This jar without its session cookie, as after a browser restart
@@ -441,6 +453,9 @@ impl Client {
         }
         if let Some(token) = jar.csrf.as_deref().filter(|_| !safe && !given(expected_core::csrf::HEADER)) {
             request = request.header(expected_core::csrf::HEADER, token);
+        }
+        if let Some(ip) = &jar.ip {
+            request = request.header(crate::testing::CLIENT_IP_HEADER, ip.as_str());
         }
         for (name, value) in headers {
             match HeaderName::from_bytes(name.as_bytes()) {
@@ -893,6 +908,100 @@ pub mod cases {
         let reply = client.me(&mut converged).await;
         assert_me(&reply, "alice", ViaName::Session);
         assert_no_cookies(&reply);
+    }
+
+    /// Fails the scenario when the requests since `start` took longer than
+    /// the grace window: the scenario would then prove nothing about grace.
+    fn assert_within_grace(server: &dyn DemoServer, start: std::time::Instant) {
+        let took = start.elapsed();
+        assert!(
+            took < server.grace_period(),
+            "the requests took {took:?}, past the {:?} grace window: too slow to test grace",
+            server.grace_period()
+        );
+    }
+
+    /// A thief who copied both of alice's cookies polls `/api/me` with its
+    /// own user agent, from its own network, riding her session. Her browser
+    /// restarts and makes a cookie login, which ends that session. The
+    /// thief's next poll presents the replaced token inside the grace window,
+    /// from another browser than the one that rotated: 401 `unexpected_token`,
+    /// both cookies cleared, and alice is logged out everywhere (her new
+    /// cookies, her other device); bob is untouched.
+    pub async fn polling_thief_is_caught_at_the_next_rotation(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let victim = device(&client, ALICE, true, "scenario/victim").await.from_ip("198.51.100.7");
+        let mut other = device(&client, ALICE, true, "scenario/alice-laptop").await;
+        let mut bob = device(&client, BOB, true, "scenario/bob").await;
+
+        let mut thief = Jar { user_agent: Some("scenario/thief".into()), ..victim.from_ip("203.0.113.66") };
+        for _ in 0..3 {
+            let reply = client.me(&mut thief).await;
+            assert_me(&reply, "alice", ViaName::Session);
+            assert_no_cookies(&reply);
+        }
+        let mut restarted = victim.without_session();
+        let start = std::time::Instant::now();
+        assert_me(&client.me(&mut restarted).await, "alice", ViaName::Cookie);
+        let reply = client.me(&mut thief).await;
+        assert_within_grace(&*server, start);
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNEXPECTED_TOKEN);
+        assert_clears(&reply, SESSION_COOKIE);
+        assert_clears(&reply, AUTH_COOKIE);
+        assert_eq!(thief.cookie_header(), None, "the thief holds nothing any more");
+
+        for (who, jar) in [("alice's restarted browser", &mut restarted), ("alice's laptop", &mut other)] {
+            let reply = client.me(jar).await;
+            assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+            note(&format!("{who}: logged out"));
+        }
+        for jar in [&restarted, &other] {
+            let reply = client.me(&mut jar.without_session()).await;
+            assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        }
+        assert_me(&client.me(&mut bob).await, "bob", ViaName::Session);
+        assert_eq!(logins(&client, &bob).await.len(), 1, "bob keeps his login");
+    }
+
+    /// Two tabs of one browser after a restart: the first request rotates,
+    /// the second (the same user agent, the same /24, the old cookie)
+    /// converges on the same cookies through grace. The same browser from
+    /// another network (Wi-Fi to mobile) presenting the old cookie inside the
+    /// window gets 401 `unauthenticated` and its cookies cleared, and nothing
+    /// is revoked: the converged tabs, alice's other device and both logins
+    /// stay.
+    pub async fn grace_is_for_the_browser_that_rotated(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let browser = device(&client, ALICE, true, "scenario/browser").await.from_ip("192.0.2.10");
+        let mut other = device(&client, ALICE, true, "scenario/alice-laptop").await;
+        let restarted = browser.without_session();
+
+        let mut first_tab = restarted.clone();
+        let start = std::time::Instant::now();
+        assert_me(&client.me(&mut first_tab).await, "alice", ViaName::Cookie);
+        let mut second_tab = restarted.from_ip("192.0.2.77");
+        let reply = client.me(&mut second_tab).await;
+        assert_me(&reply, "alice", ViaName::Grace);
+        assert_eq!(
+            (&second_tab.session, &second_tab.remember),
+            (&first_tab.session, &first_tab.remember),
+            "the second tab converges on the first tab's cookies"
+        );
+        let mut moved = restarted.from_ip("198.51.100.20");
+        let reply = client.me(&mut moved).await;
+        assert_within_grace(&*server, start);
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNAUTHENTICATED);
+        assert_clears(&reply, SESSION_COOKIE);
+        assert_clears(&reply, AUTH_COOKIE);
+        assert_eq!(moved.cookie_header(), None, "the refused request's cookies are cleared");
+
+        for jar in [&mut first_tab, &mut second_tab, &mut other] {
+            let reply = client.me(jar).await;
+            assert_me(&reply, "alice", ViaName::Session);
+        }
+        assert_eq!(logins(&client, &first_tab).await.len(), 2, "no login was revoked");
+        let reply = client.me(&mut first_tab.without_session()).await;
+        assert_me(&reply, "alice", ViaName::Cookie);
     }
 
     /// A thief replays alice's remember-me cookie (a cookie login for them);

@@ -71,6 +71,7 @@ impl<A> Demo<A> {
         tracing::info!(
             store = %redact(&self.config.store),
             grace = ?self.config.engine.grace_period(),
+            grace_binding = self.config.engine.grace_binding().as_str(),
             fresh = ?self.config.fresh_for,
             "expected demo ({framework}) on http://{}/ — log in as alice / alice-secret; Ctrl-C stops",
             self.config.addr

@@ -5,7 +5,8 @@
 //! An adapter's test binds a listener on an ephemeral port, serves its demo
 //! app over [`Backend::engine`] and [`Backend::state`] of the backend it is
 //! given (the suite picks it per scenario: [`Backend::new`], or
-//! [`Backend::with_cookie_domain`]), and answers a [`TestServer`]:
+//! [`Backend::with_cookie_domain`]), trusting [`CLIENT_IP_HEADER`] for the
+//! client IP, and answers a [`TestServer`]:
 //!
 //! ```ignore
 //! async fn start(backend: Backend) -> TestServer {
@@ -33,6 +34,13 @@ use crate::scenarios::DemoServer;
 /// The grace window of test servers: short, so that a theft-after-grace
 /// scenario sleeps about a second, not thirty.
 pub const GRACE: Duration = Duration::from_secs(1);
+
+/// The header test servers take the client IP from (set it with the
+/// adapter's `trusted_client_ip_header`): a scenario sends it to play clients
+/// on different networks from one loopback socket
+/// ([`Jar::ip`](crate::scenarios::Jar::ip)). A real deployment trusts it only
+/// behind its own proxy.
+pub const CLIENT_IP_HEADER: &str = "x-forwarded-for";
 
 /// The freshness window of test servers: short, so that a scenario can wait
 /// for a password to go stale, long enough for a login and the requests

@@ -62,6 +62,9 @@ async fn script<W: Write>(out: &mut W, addr: SocketAddr) -> io::Result<()> {
         "A request that raced the laptop's (or lost its reply) presents #1 too, inside the grace window.",
     )?;
     let mut tab = Peer::connect(addr, "tab").await?;
+    // The same client (its name is the user agent): grace is only for the
+    // client the rotation recorded.
+    tab.say(out, "HELLO laptop").await?;
     let reply = tab.say(out, &format!("RESUME {first}")).await?;
     let successor = expect_field(&reply, "OK resumed", "credential")?;
     if successor != second {

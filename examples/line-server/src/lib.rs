@@ -39,13 +39,16 @@
 //! client must keep in place of the one it sent. Presenting the *previous*
 //! credential again within the grace window (a second connection that raced
 //! the first, a reply lost on the way) answers `via=grace` with the same
-//! successor. Presenting it after the window is a replay: the server answers
+//! successor, to the client the rotation recorded: the same `HELLO` name from
+//! the same network. Another name is a thief (`ERR theft-detected`); the same
+//! name from another network gets `ERR grace-refused` and revokes nothing.
+//! Presenting it after the window is a replay: the server answers
 //! `ERR theft-detected user=<user> ...` and every login and session of that
 //! user is revoked, the thief's and the victim's alike.
 //!
 //! Errors: `bad-credentials`, `malformed-credential`, `unknown-login`,
-//! `expired-login`, `theft-detected`, `account-disabled`, `not-logged-in`,
-//! `session-ended`, `bad-device`, `unknown-device`, `usage`,
+//! `expired-login`, `theft-detected`, `grace-refused`, `account-disabled`,
+//! `not-logged-in`, `session-ended`, `bad-device`, `unknown-device`, `usage`,
 //! `unknown-command`, `empty-line`, `line-too-long`, `not-utf8`,
 //! `unavailable`, `internal`. A line over the limit is read to its end and
 //! dropped without ever being held in memory whole; the connection stays
@@ -343,6 +346,13 @@ impl<S: Store> Connection<'_, S> {
                          was replayed: every login of the user is revoked)",
                         report.username, report.serial, report.deleted.logins, report.deleted.sessions
                     ),
+                );
+            }
+            Outcome::GraceRefused(_) => {
+                return err(
+                    "grace-refused",
+                    "(the previous credential came from another network than the one it was \
+                     replaced from: log in with a password)",
                 );
             }
             Outcome::UserRejected(_) => return err("account-disabled", ""),

@@ -13,6 +13,8 @@
 //! Settings come from `EXPECTED_ADDR` (default `127.0.0.1:3000`),
 //! `EXPECTED_STORE` (default `sqlite:expected-demo.db`; also `memory:`,
 //! `postgres://…`, `mysql://…`, `redis://…`), `EXPECTED_GRACE_SECS`,
+//! `EXPECTED_GRACE_BINDING` (`client`, the default: grace only for the
+//! rotating browser on its network; `user-agent`; `off`),
 //! `EXPECTED_SESSION_IDLE_SECS`, `EXPECTED_SESSION_ABSOLUTE_SECS`,
 //! `EXPECTED_COOKIE_MAX_AGE_SECS`, `EXPECTED_LOGIN_LIFETIME_SECS`,
 //! `EXPECTED_FRESH_SECS` (default 600: how long a typed password opens the

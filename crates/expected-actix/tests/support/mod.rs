@@ -6,8 +6,9 @@ mod app;
 use std::net::TcpListener;
 
 use actix_web::HttpServer;
+use actix_web::http::header::HeaderName;
 use expected_actix::ExpectedMiddleware;
-use expected_demo_kit::testing::{Backend, TestServer};
+use expected_demo_kit::testing::{Backend, CLIENT_IP_HEADER, TestServer};
 
 /// Serves the demo on an ephemeral loopback port over `backend` (a fresh
 /// [`Backend`], in the configuration the scenario needs).
@@ -25,7 +26,9 @@ pub(crate) async fn start(backend: Backend) -> TestServer {
         Ok(addr) => addr,
         Err(error) => panic!("no local address: {error}"),
     };
-    let expected = ExpectedMiddleware::new(engine);
+    // Scenarios play clients on other networks through this header.
+    let expected =
+        ExpectedMiddleware::new(engine).trusted_client_ip_header(HeaderName::from_static(CLIENT_IP_HEADER));
     let server = HttpServer::new(move || app::app(expected.clone(), state.clone()))
         .workers(1)
         .disable_signals()

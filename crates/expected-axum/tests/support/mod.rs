@@ -5,8 +5,9 @@ mod app;
 
 use std::net::SocketAddr;
 
+use axum::http::HeaderName;
 use expected_axum::ExpectedLayer;
-use expected_demo_kit::testing::{Backend, TestServer};
+use expected_demo_kit::testing::{Backend, CLIENT_IP_HEADER, TestServer};
 
 /// Serves the demo on an ephemeral loopback port over `backend` (a fresh
 /// [`Backend`], in the configuration the scenario needs).
@@ -20,8 +21,10 @@ pub(crate) async fn start(backend: Backend) -> TestServer {
         Ok(addr) => addr,
         Err(error) => panic!("no local address: {error}"),
     };
-    let service =
-        app::app(ExpectedLayer::new(engine), state).into_make_service_with_connect_info::<SocketAddr>();
+    // Scenarios play clients on other networks through this header.
+    let layer =
+        ExpectedLayer::new(engine).trusted_client_ip_header(HeaderName::from_static(CLIENT_IP_HEADER));
+    let service = app::app(layer, state).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, service).await });
     TestServer::new(addr, store)
 }
