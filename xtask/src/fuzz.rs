@@ -45,6 +45,8 @@ const RUSTFLAGS: &[&str] = &[
 struct Figures {
     executions: u64,
     per_second: u64,
+    /// Edges instrumented in the binary (libFuzzer's 8-bit counters).
+    instrumented: u64,
     coverage: u64,
     features: u64,
     corpus: u64,
@@ -81,13 +83,14 @@ pub(crate) fn run(args: &[String]) -> Result {
         results.push((*target, fuzz_one(&fuzz, &bin_dir, target, seconds)?));
     }
     report(&format!("xtask: fuzzed {seconds} s per target"));
-    report("  target           executions    exec/s   coverage  features  corpus  crashes");
+    report("  target           executions    exec/s   coverage (of edges)  features  corpus  crashes");
     for (target, f) in &results {
         report(&format!(
-            "  {target:<15} {:>11} {:>9} {:>10} {:>9} {:>7} {:>8}",
+            "  {target:<15} {:>11} {:>9} {:>10} {:>9} {:>9} {:>7} {:>8}",
             f.executions,
             f.per_second,
             f.coverage,
+            format!("({})", f.instrumented),
             f.features,
             f.corpus,
             u8::from(f.crashed)
@@ -207,6 +210,10 @@ fn parse(log: &str) -> Figures {
             figures.coverage = after(line, "cov:").unwrap_or(figures.coverage);
             figures.features = after(line, "ft:").unwrap_or(figures.features);
             figures.corpus = after(line, "corp:").unwrap_or(figures.corpus);
+        }
+        // `INFO: Loaded 1 modules   (980 inline 8-bit counters): …`
+        if line.contains("inline 8-bit counters") {
+            figures.instrumented = after(line, "(").unwrap_or(figures.instrumented);
         }
         if let Some(n) = after(line, "stat::number_of_executed_units:") {
             figures.executions = n;

@@ -361,6 +361,7 @@ async fn cookie_logins_survive_postgres_outages() {
         .to_ascii_lowercase()
         .replace('-', "_");
     admin_sql(&mut admin, &format!("CREATE DATABASE {database}")).await;
+    let _dropped = DropDatabase { admin_url: url.clone(), database: database.clone() };
     let (base, _) = url.rsplit_once('/').expect("a database in the URL");
     let db_url = format!("{base}/{database}");
     let pool = PgPoolOptions::new()
@@ -374,8 +375,34 @@ async fn cookie_logins_survive_postgres_outages() {
     let mut chaos = Postgres { admin, database };
     run(&mut chaos, Arc::new(store)).await;
     pool.close().await;
-    let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", chaos.database);
-    chaos.sql(&drop).await;
+}
+
+/// Drops the test database when the test ends, passed or failed.
+struct DropDatabase {
+    admin_url: String,
+    database: String,
+}
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let (url, statement) =
+            (self.admin_url.clone(), format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database));
+        // A runtime of its own, on a thread of its own: this may run inside
+        // the test's runtime, while it unwinds.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let mut admin = PgConnection::connect(&url).await.map_err(std::io::Error::other)?;
+                let query = sqlx::raw_sql(sqlx::AssertSqlSafe(statement));
+                query.execute(&mut admin).await.map_err(std::io::Error::other)?;
+                Ok::<_, std::io::Error>(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop the chaos test's database {}", self.database);
+        }
+    }
 }
 
 // ------------------------------------------------------------ Redis
