@@ -5,16 +5,26 @@
 //!   Chromium and ChromeDriver are installed, then run every test of the
 //!   workspace. This is the README's test command and what CI runs.
 //! - `services`: only the first half of `test`.
-//! - `lint`: `cargo fmt --check`, clippy with warnings denied, rustdoc with
-//!   warnings denied, and cargo-deny's license, ban and source checks
-//!   (installing cargo-deny from crates.io when it is missing).
-//! - `ci`: `lint`, then `test`.
+//! - `lint`: `cargo fmt --check` (the fuzz targets' too), clippy with
+//!   warnings denied, rustdoc with warnings denied, and cargo-deny's license,
+//!   ban and source checks (installing cargo-deny from crates.io when it is
+//!   missing).
+//! - `ci`: `lint`, `test`, then a 5-second smoke of each fuzz target: what
+//!   `.ci/run` does.
 //! - `bench`: the protocol benchmark.
+//! - `fuzz [--seconds N] [TARGET…]`: build the libFuzzer targets of `fuzz/`
+//!   with coverage instrumentation on the stable toolchain (installing a C++
+//!   compiler with apt-get when missing), run each for N seconds (default
+//!   60) and print executions, coverage and crashes. A crash fails it.
+//! - `soak [--cases N]`: the property-based model test with N cases
+//!   (default 100 000; CI runs 256), optimized with debug assertions.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
+
+mod fuzz;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -24,9 +34,14 @@ fn main() -> ExitCode {
         Some("test") => services().and_then(|()| test(&args[1..])),
         Some("services") => services(),
         Some("lint") => lint(),
-        Some("ci") => lint().and_then(|()| services()).and_then(|()| test(&args[1..])),
+        Some("ci") => lint()
+            .and_then(|()| services())
+            .and_then(|()| test(&args[1..]))
+            .and_then(|()| fuzz::run(&["--seconds".to_owned(), fuzz::SMOKE_SECONDS.to_string()])),
         Some("bench") => cargo(&["bench", "-p", "expected-core"]),
-        _ => Err("usage: cargo xtask <test|services|lint|ci|bench> [extra cargo test args]".to_owned()),
+        Some("fuzz") => fuzz::run(&args[1..]),
+        Some("soak") => soak(&args[1..]),
+        _ => Err("usage: cargo xtask <test|services|lint|ci|bench|fuzz|soak> [options]".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -38,12 +53,12 @@ fn main() -> ExitCode {
 }
 
 /// Progress goes to stderr, like cargo's own.
-fn report(line: &str) {
+pub(crate) fn report(line: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-fn run(program: &str, args: &[&str]) -> Result {
+pub(crate) fn run(program: &str, args: &[&str]) -> Result {
     report(&format!("$ {program} {}", args.join(" ")));
     let status =
         Command::new(program).args(args).status().map_err(|e| format!("cannot run {program}: {e}"))?;
@@ -55,6 +70,48 @@ fn cargo(args: &[&str]) -> Result {
     run(&cargo, args)
 }
 
+/// The model test's case count in a soak (CI runs its default, 256).
+const SOAK_CASES: u32 = 100_000;
+
+/// Runs the property-based model test of `expected-core` with many cases
+/// (`PROPTEST_CASES`, which `tests/model.rs` reads), optimized but with
+/// debug assertions and overflow checks on, and reports how long the run
+/// took.
+fn soak(args: &[String]) -> Result {
+    let cases = match args {
+        [] => SOAK_CASES,
+        [flag, n] if flag == "--cases" => n.parse().map_err(|_| format!("--cases {n}: not a number"))?,
+        _ => return Err("usage: cargo xtask soak [--cases N]".to_owned()),
+    };
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let checked = [
+        ("CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS", "true"),
+        ("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true"),
+    ];
+    let args = ["test", "--release", "--locked", "-p", "expected-core", "--test", "model"];
+    let cargo_test = |extra: &[&str], cases: u32| {
+        let mut command = Command::new(&cargo_bin);
+        command.args(args).args(extra).envs(checked).env("PROPTEST_CASES", cases.to_string());
+        command.status().map_err(|e| format!("cannot run cargo test: {e}"))
+    };
+    // Built first, so that the time reported is the run's alone.
+    let built = cargo_test(&["--no-run"], cases)?;
+    if !built.success() {
+        return Err(format!("building the model test failed: {built}"));
+    }
+    report(&format!("$ PROPTEST_CASES={cases} cargo {} (debug assertions, overflow checks)", args.join(" ")));
+    let started = Instant::now();
+    let status = cargo_test(&[], cases)?;
+    if !status.success() {
+        return Err(format!("the soak failed: {status}"));
+    }
+    report(&format!(
+        "xtask: soak passed: {cases} model sequences in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
 fn test(extra: &[String]) -> Result {
     let mut args = vec!["test", "--workspace", "--all-features", "--no-fail-fast"];
     args.extend(extra.iter().map(String::as_str));
@@ -63,6 +120,8 @@ fn test(extra: &[String]) -> Result {
 
 fn lint() -> Result {
     cargo(&["fmt", "--all", "--check"])?;
+    // The fuzz targets are a workspace of their own (docs/fuzzing.md).
+    cargo(&["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"])?;
     cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])?;
     let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     report("$ RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --all-features --no-deps");
@@ -144,7 +203,7 @@ fn reachable(port: u16) -> bool {
     TcpStream::connect_timeout(&address, Duration::from_millis(500)).is_ok()
 }
 
-fn apt_install(packages: &[&str]) -> Result {
+pub(crate) fn apt_install(packages: &[&str]) -> Result {
     // No prompt may wait for an answer: CI has no standard input.
     let mut args =
         vec!["DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", "--no-install-recommends"];

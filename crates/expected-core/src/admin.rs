@@ -56,6 +56,7 @@ pub enum LoginsCommand {
     /// Lists a user's logins, most recently used first.
     List {
         /// The username.
+        #[arg(allow_hyphen_values = true)]
         user: String,
         /// Print a JSON array instead of a table.
         #[arg(long)]
@@ -65,9 +66,11 @@ pub enum LoginsCommand {
     /// with `--all` every login and session of the user.
     Revoke {
         /// The username.
+        #[arg(allow_hyphen_values = true)]
         user: String,
-        /// The login's serial, as `logins list` shows it.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        /// The login's serial, as `logins list` shows it. Base64url: it may
+        /// start with `-`, and is still taken as the serial.
+        #[arg(required_unless_present = "all", conflicts_with = "all", allow_hyphen_values = true)]
         serial: Option<String>,
         /// Every login and session of the user: "log out everywhere".
         #[arg(long)]
@@ -214,6 +217,15 @@ mod tests {
             Ok(AdminCommand::Logins(LoginsCommand::Revoke { all: true, serial: None, .. }))
         ));
         assert!(parse(&["logins", "revoke", "alice"]).is_err(), "a serial or --all is required");
+        let dashed = parse(&["logins", "revoke", "alice", "-8Xq_ab"]);
+        assert!(
+            matches!(&dashed, Ok(AdminCommand::Logins(LoginsCommand::Revoke { serial: Some(s), all: false, .. })) if s == "-8Xq_ab"),
+            "a base64url serial may start with '-': {dashed:?}"
+        );
+        let dashed_user = parse(&["logins", "list", "-bob"]);
+        assert!(
+            matches!(&dashed_user, Ok(AdminCommand::Logins(LoginsCommand::List { user, .. })) if user == "-bob")
+        );
         assert!(parse(&["logins", "revoke", "alice", "AAAA", "--all"]).is_err(), "not both");
         assert!(parse(&["sessions", "count", "extra"]).is_err());
         assert_eq!(parse(&["clean"]).ok(), Some(AdminCommand::Clean));

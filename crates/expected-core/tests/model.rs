@@ -275,8 +275,14 @@ impl World {
     }
 }
 
+/// How many random sequences to run: `PROPTEST_CASES`, 256 by default (CI);
+/// `cargo xtask soak` runs 10 000.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|n| n.trim().parse().ok()).unwrap_or(256)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn the_engine_follows_the_model(seed in any::<u8>(), ops in proptest::collection::vec(op(), 1..60)) {

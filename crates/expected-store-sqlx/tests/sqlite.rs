@@ -38,6 +38,11 @@ impl support::Backend for Sqlite {
                     .filename(path)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
+                    // The pool's first connections switch the new file to WAL
+                    // at once; on a loaded machine the one that waits can
+                    // outlast sqlx's 5 s default and fail the test with
+                    // "database is locked".
+                    .busy_timeout(std::time::Duration::from_secs(30))
             }
             Self::Memory => ":memory:".parse().unwrap_or_else(|e| panic!("{e}")),
         };
