@@ -14,7 +14,6 @@ use expected_core::{AuthHandle, CurrentUser, DynStore, SessionHandle};
 
 use crate::Error;
 use crate::middleware::RequestState;
-use expected_core::guard::{redirect_location, refusal_page};
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -189,9 +188,8 @@ fn page_guard(request: &HttpRequest, fresh: bool) -> LocalFuture<Result<CurrentU
             Ok(user) => return Ok(user),
             Err(error) => error,
         };
-        let options = &state.options;
-        match refusal_page(error, options.login_page, options.confirm_password_page) {
-            Ok(page) => Err(PageRejection::Redirect(redirect_location(page, &asked_for))),
+        match state.options.guards.refusal(error, &asked_for) {
+            Ok(location) => Err(PageRejection::Redirect(location)),
             Err(error) => Err(PageRejection::Error(error.into())),
         }
     })

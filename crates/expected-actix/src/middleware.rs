@@ -19,16 +19,13 @@ use expected_core::{
     AuthError, ClientMeta, Config, CurrentUser, DynStore, Exchange, Expected, SetCookie, Store,
 };
 
-use expected_core::guard::{self, is_page_path};
+use expected_core::guard::{Guards, is_page_path};
 
 /// The middleware's settings, as the extractors read them.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
-    pub(crate) on_store_error: OnStoreError,
+    pub(crate) guards: Guards,
     pub(crate) client_ip_header: Option<HeaderName>,
-    pub(crate) login_page: &'static str,
-    pub(crate) confirm_password_page: &'static str,
-    pub(crate) fresh_for: Duration,
 }
 
 /// What the middleware puts in the request's extensions for the extractors.
@@ -42,8 +39,7 @@ impl RequestState {
     /// A guard's question: the logged-in user, fresh within the configured
     /// time when `fresh`, or why not (under the store-outage policy).
     pub(crate) async fn ask(&self, fresh: bool) -> Result<CurrentUser, AuthError> {
-        let options = &self.options;
-        guard::ask(&self.exchange, fresh.then_some(options.fresh_for), options.on_store_error).await
+        self.options.guards.ask(&self.exchange, fresh).await
     }
 }
 
@@ -82,20 +78,14 @@ impl ExpectedMiddleware {
     pub fn new<S: Store>(engine: Expected<S>) -> Self {
         Self {
             engine: Arc::new(engine.into_dyn()),
-            options: Arc::new(Options {
-                on_store_error: OnStoreError::default(),
-                client_ip_header: None,
-                login_page: "/login",
-                confirm_password_page: "/confirm-password",
-                fresh_for: Duration::from_secs(10 * 60),
-            }),
+            options: Arc::new(Options { guards: Guards::default(), client_ip_header: None }),
         }
     }
 
     /// What to do when the store is unavailable.
     #[must_use]
     pub fn on_store_error(mut self, policy: OnStoreError) -> Self {
-        Arc::make_mut(&mut self.options).on_store_error = policy;
+        Arc::make_mut(&mut self.options).guards.on_store_error = policy;
         self
     }
 
@@ -120,7 +110,7 @@ impl ExpectedMiddleware {
     #[must_use]
     pub fn login_page(mut self, path: &'static str) -> Self {
         assert!(is_page_path(path), "login page {path:?} is not a visible-ASCII path");
-        Arc::make_mut(&mut self.options).login_page = path;
+        Arc::make_mut(&mut self.options).guards.login_page = path;
         self
     }
 
@@ -135,7 +125,7 @@ impl ExpectedMiddleware {
     #[must_use]
     pub fn confirm_password_page(mut self, path: &'static str) -> Self {
         assert!(is_page_path(path), "confirm-password page {path:?} is not a visible-ASCII path");
-        Arc::make_mut(&mut self.options).confirm_password_page = path;
+        Arc::make_mut(&mut self.options).guards.confirm_password_page = path;
         self
     }
 
@@ -143,7 +133,7 @@ impl ExpectedMiddleware {
     /// [`FreshLogin`](crate::FreshLogin) demand (default 10 minutes).
     #[must_use]
     pub fn fresh_for(mut self, max_age: Duration) -> Self {
-        Arc::make_mut(&mut self.options).fresh_for = max_age;
+        Arc::make_mut(&mut self.options).guards.fresh_for = max_age;
         self
     }
 
@@ -279,7 +269,7 @@ where
             }
             let finish = Finish { not_cacheable: authenticated || !cookies.is_empty(), cookies };
             if let AfterHandler::StoreUnavailable { with_cookies } =
-                after_handler(options.on_store_error, authentication_failed, &saved)
+                after_handler(options.guards.on_store_error, authentication_failed, &saved)
             {
                 return match result {
                     Ok(response) => {

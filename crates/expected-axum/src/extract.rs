@@ -13,7 +13,6 @@ use http::{HeaderValue, StatusCode};
 
 use crate::Error;
 use crate::layer::RequestState;
-use expected_core::guard::{redirect_location, refusal_page};
 
 fn state(parts: &Parts) -> Result<RequestState, Error> {
     parts.extensions.get::<RequestState>().cloned().ok_or(Error::MissingLayer)
@@ -166,9 +165,8 @@ async fn page_guard(parts: &Parts, fresh: bool) -> Result<CurrentUser, PageRejec
         Ok(user) => return Ok(user),
         Err(error) => error,
     };
-    let options = &state.options;
-    match refusal_page(error, options.login_page, options.confirm_password_page) {
-        Ok(page) => Err(PageRejection::Redirect(redirect_location(page, asked_for(parts)))),
+    match state.options.guards.refusal(error, asked_for(parts)) {
+        Ok(location) => Err(PageRejection::Redirect(location)),
         Err(error) => Err(PageRejection::Error(error.into())),
     }
 }

@@ -19,16 +19,13 @@ use http::{HeaderMap, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use expected_core::guard::{self, is_page_path};
+use expected_core::guard::{Guards, is_page_path};
 
 /// The layer's settings, as the extractors read them.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
-    pub(crate) on_store_error: OnStoreError,
+    pub(crate) guards: Guards,
     pub(crate) client_ip_header: Option<HeaderName>,
-    pub(crate) login_page: &'static str,
-    pub(crate) confirm_password_page: &'static str,
-    pub(crate) fresh_for: Duration,
 }
 
 /// What the layer puts in the request's extensions for the extractors.
@@ -42,8 +39,7 @@ impl RequestState {
     /// A guard's question: the logged-in user, fresh within the configured
     /// time when `fresh`, or why not (under the store-outage policy).
     pub(crate) async fn ask(&self, fresh: bool) -> Result<CurrentUser, AuthError> {
-        let options = &self.options;
-        guard::ask(&self.exchange, fresh.then_some(options.fresh_for), options.on_store_error).await
+        self.options.guards.ask(&self.exchange, fresh).await
     }
 }
 
@@ -78,20 +74,14 @@ impl ExpectedLayer {
     pub fn new<S: Store>(engine: Expected<S>) -> Self {
         Self {
             engine: Arc::new(engine.into_dyn()),
-            options: Arc::new(Options {
-                on_store_error: OnStoreError::default(),
-                client_ip_header: None,
-                login_page: "/login",
-                confirm_password_page: "/confirm-password",
-                fresh_for: Duration::from_secs(10 * 60),
-            }),
+            options: Arc::new(Options { guards: Guards::default(), client_ip_header: None }),
         }
     }
 
     /// What to do when the store is unavailable.
     #[must_use]
     pub fn on_store_error(mut self, policy: OnStoreError) -> Self {
-        Arc::make_mut(&mut self.options).on_store_error = policy;
+        Arc::make_mut(&mut self.options).guards.on_store_error = policy;
         self
     }
 
@@ -116,7 +106,7 @@ impl ExpectedLayer {
     #[must_use]
     pub fn login_page(mut self, path: &'static str) -> Self {
         assert!(is_page_path(path), "login page {path:?} is not a visible-ASCII path");
-        Arc::make_mut(&mut self.options).login_page = path;
+        Arc::make_mut(&mut self.options).guards.login_page = path;
         self
     }
 
@@ -131,7 +121,7 @@ impl ExpectedLayer {
     #[must_use]
     pub fn confirm_password_page(mut self, path: &'static str) -> Self {
         assert!(is_page_path(path), "confirm-password page {path:?} is not a visible-ASCII path");
-        Arc::make_mut(&mut self.options).confirm_password_page = path;
+        Arc::make_mut(&mut self.options).guards.confirm_password_page = path;
         self
     }
 
@@ -139,7 +129,7 @@ impl ExpectedLayer {
     /// [`FreshLogin`](crate::FreshLogin) demand (default 10 minutes).
     #[must_use]
     pub fn fresh_for(mut self, max_age: Duration) -> Self {
-        Arc::make_mut(&mut self.options).fresh_for = max_age;
+        Arc::make_mut(&mut self.options).guards.fresh_for = max_age;
         self
     }
 
@@ -226,7 +216,7 @@ where
                 tracing::warn!(%error, "session data could not be saved");
             }
             if let AfterHandler::StoreUnavailable { with_cookies } =
-                after_handler(layer.options.on_store_error, authentication_failed, &saved)
+                after_handler(layer.options.guards.on_store_error, authentication_failed, &saved)
             {
                 response = store_unavailable();
                 if with_cookies {

@@ -92,38 +92,65 @@ pub fn is_page_path(page: &str) -> bool {
     !page.is_empty() && page.bytes().all(|byte| byte.is_ascii_graphic())
 }
 
-/// A guard's question: the logged-in user (fresh within `fresh`, when
-/// given), or why not, a store outage counting as not logged in when the
-/// policy treats outages as visitors.
-pub async fn ask<S: Store>(
-    exchange: &Exchange<S>,
-    fresh: Option<Duration>,
-    policy: OnStoreError,
-) -> Result<CurrentUser, AuthError> {
-    let answer = match fresh {
-        Some(max_age) => exchange.require_fresh(max_age).await,
-        None => exchange.require_user().await,
-    };
-    match answer {
-        Err(AuthError::Store(_)) if policy == OnStoreError::Anonymous => {
-            Err(Unauthenticated::NotLoggedIn.into())
+/// What an adapter's route guards demand and where they send refused pages:
+/// the settings its layer or middleware keeps, with the defaults every
+/// adapter shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guards {
+    /// What a store outage comes to (the guards treat the request as a
+    /// visitor's under [`OnStoreError::Anonymous`]).
+    pub on_store_error: OnStoreError,
+    /// Where a page guard sends a browser that is not logged in (default
+    /// `/login`).
+    pub login_page: &'static str,
+    /// Where a page guard sends a logged-in browser whose password entry is
+    /// not recent enough (default `/confirm-password`).
+    pub confirm_password_page: &'static str,
+    /// How recent a password entry the fresh guards demand (default 10
+    /// minutes).
+    pub fresh_for: Duration,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Self {
+            on_store_error: OnStoreError::default(),
+            login_page: "/login",
+            confirm_password_page: "/confirm-password",
+            fresh_for: Duration::from_secs(10 * 60),
         }
-        other => other,
     }
 }
 
-/// Where a page guard sends the browser it refuses: the confirm-password
-/// page when logged in but not freshly, the login page when not logged in;
-/// any other error (a store outage) is answered as it is.
-pub fn refusal_page(
-    error: AuthError,
-    login_page: &'static str,
-    confirm_password_page: &'static str,
-) -> Result<&'static str, AuthError> {
-    match error {
-        AuthError::Unauthenticated(Unauthenticated::ReauthenticationRequired) => Ok(confirm_password_page),
-        AuthError::Unauthenticated(_) => Ok(login_page),
-        other => Err(other),
+impl Guards {
+    /// A guard's question: the logged-in user (fresh within
+    /// [`Guards::fresh_for`] when `fresh`), or why not, a store outage
+    /// counting as not logged in when the policy treats outages as visitors.
+    pub async fn ask<S: Store>(&self, exchange: &Exchange<S>, fresh: bool) -> Result<CurrentUser, AuthError> {
+        let answer =
+            if fresh { exchange.require_fresh(self.fresh_for).await } else { exchange.require_user().await };
+        match answer {
+            Err(AuthError::Store(_)) if self.on_store_error == OnStoreError::Anonymous => {
+                Err(Unauthenticated::NotLoggedIn.into())
+            }
+            other => other,
+        }
+    }
+
+    /// Where a page guard sends the browser it refuses with `error`, having
+    /// asked for `asked_for`: the `Location` of the confirm-password page
+    /// when logged in but not freshly, of the login page when not logged in,
+    /// each with `asked_for` as a [safe](safe_next) `next`; any other error
+    /// (a store outage) is answered as it is.
+    pub fn refusal(&self, error: AuthError, asked_for: &str) -> Result<String, AuthError> {
+        let page = match error {
+            AuthError::Unauthenticated(Unauthenticated::ReauthenticationRequired) => {
+                self.confirm_password_page
+            }
+            AuthError::Unauthenticated(_) => self.login_page,
+            other => return Err(other),
+        };
+        Ok(redirect_location(page, asked_for))
     }
 }
 
@@ -164,6 +191,25 @@ mod tests {
         assert_eq!(redirect_location("/login", "//evil.com"), "/login?next=%2F");
         assert_eq!(redirect_location("/login", "/%0d%0a"), "/login?next=%2F");
         assert_eq!(redirect_location("/login", "/caf%C3%A9"), "/login?next=%2Fcaf%25C3%25A9");
+    }
+
+    #[test]
+    fn refused_pages_go_to_login_or_confirm_and_outages_stay_errors() {
+        let guards = Guards { login_page: "/in", ..Guards::default() };
+        let stale = AuthError::Unauthenticated(Unauthenticated::ReauthenticationRequired);
+        assert_eq!(
+            guards.refusal(stale, "/account").ok().as_deref(),
+            Some("/confirm-password?next=%2Faccount")
+        );
+        let visitor = AuthError::Unauthenticated(Unauthenticated::NotLoggedIn);
+        assert_eq!(
+            guards.refusal(visitor, "//evil.com").ok().as_deref(),
+            Some("/in?next=%2F"),
+            "next made safe"
+        );
+        let outage = AuthError::Store(crate::StoreError::new(crate::StoreErrorKind::Unavailable, "down"));
+        assert!(matches!(guards.refusal(outage, "/"), Err(AuthError::Store(_))), "an outage is no redirect");
+        assert_eq!(Guards::default().fresh_for, Duration::from_secs(600), "the documented default");
     }
 
     #[test]
