@@ -8,7 +8,9 @@
 //! - `lint`: `cargo fmt --check` (the fuzz targets' too), clippy with
 //!   warnings denied, rustdoc with warnings denied, and cargo-deny's license,
 //!   ban and source checks (installing cargo-deny from crates.io when it is
-//!   missing).
+//!   missing), then `cargo package` of every published crate ([`PUBLISHED`]),
+//!   each verified by building it from its tarball, after checking that
+//!   every other workspace member says `publish = false`.
 //! - `ci`: `lint`, `test`, then a 5-second smoke of each fuzz target: what
 //!   `.ci/run` does.
 //! - `bench`: the protocol benchmark.
@@ -18,6 +20,10 @@
 //!   60) and print executions, coverage and crashes. A crash fails it.
 //! - `soak [--cases N]`: the property-based model test with N cases
 //!   (default 100 000; CI runs 256), optimized with debug assertions.
+//! - `package`: only the `cargo package` step of `lint`.
+//! - `capacity [--users N]`: the measurement behind `docs/operating.md`
+//!   (bytes per login and session on each store, what a cleaning pass
+//!   costs), optimized, after `services`.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -41,7 +47,10 @@ fn main() -> ExitCode {
         Some("bench") => cargo(&["bench", "-p", "expected-core"]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak(&args[1..]),
-        _ => Err("usage: cargo xtask <test|services|lint|ci|bench|fuzz|soak> [options]".to_owned()),
+        Some("package") => package(),
+        Some("capacity") => services().and_then(|()| capacity(&args[1..])),
+        _ => Err("usage: cargo xtask <test|services|lint|ci|bench|fuzz|soak|package|capacity> [options]"
+            .to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,6 +121,42 @@ fn soak(args: &[String]) -> Result {
     Ok(())
 }
 
+/// Users registered per store by `capacity` unless `--users` says otherwise.
+const CAPACITY_USERS: u32 = 10_000;
+
+/// Runs the ignored measurement `capacity` of `expected-demo-kit`
+/// (`examples/demo-kit/tests/capacity.rs`), optimized: N users' logins and
+/// sessions on every store, their size, and one cleaning pass over N expired
+/// logins. Its figures are the ones `docs/operating.md` quotes.
+fn capacity(args: &[String]) -> Result {
+    let users = match args {
+        [] => CAPACITY_USERS,
+        [flag, n] if flag == "--users" => n.parse().map_err(|_| format!("--users {n}: not a number"))?,
+        _ => return Err("usage: cargo xtask capacity [--users N]".to_owned()),
+    };
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let args = [
+        "test",
+        "--release",
+        "--locked",
+        "-p",
+        "expected-demo-kit",
+        "--test",
+        "capacity",
+        "--",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ];
+    report(&format!("$ CAPACITY_USERS={users} cargo {}", args.join(" ")));
+    let status = Command::new(cargo_bin)
+        .args(args)
+        .env("CAPACITY_USERS", users.to_string())
+        .status()
+        .map_err(|e| format!("cannot run cargo test: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("the capacity measurement failed: {status}")) }
+}
+
 fn test(extra: &[String]) -> Result {
     let mut args = vec!["test", "--workspace", "--all-features", "--no-fail-fast"];
     args.extend(extra.iter().map(String::as_str));
@@ -133,7 +178,87 @@ fn lint() -> Result {
     if !status.success() {
         return Err(format!("cargo doc failed: {status}"));
     }
-    deny()
+    deny()?;
+    package()
+}
+
+/// The crates published to crates.io, in no particular order (`cargo
+/// package` orders them). Every other workspace member has `publish = false`.
+const PUBLISHED: &[&str] = &[
+    "expected-core",
+    "expected-store-memory",
+    "expected-store-sqlx",
+    "expected-store-redis",
+    "expected-conformance",
+    "expected-axum",
+    "expected-actix",
+];
+
+/// The workspace members' directories (the `members` globs of the root
+/// manifest: `crates/*`, `examples/*`, `xtask`).
+fn members() -> Result<Vec<std::path::PathBuf>> {
+    let mut members = vec![std::path::PathBuf::from("xtask")];
+    for parent in ["crates", "examples"] {
+        let entries = std::fs::read_dir(parent).map_err(|e| format!("cannot list {parent}: {e}"))?;
+        for entry in entries {
+            let path = entry.map_err(|e| format!("cannot list {parent}: {e}"))?.path();
+            if path.join("Cargo.toml").is_file() {
+                members.push(path);
+            }
+        }
+    }
+    members.sort();
+    Ok(members)
+}
+
+/// `name = "…"` of a manifest's `[package]`.
+fn package_name(manifest: &str) -> Option<&str> {
+    manifest.lines().find_map(|line| {
+        let value = line.strip_prefix("name")?.trim_start().strip_prefix('=')?.trim();
+        value.strip_prefix('"')?.strip_suffix('"')
+    })
+}
+
+/// `cargo package` of every [`PUBLISHED`] crate, together, so that the
+/// crates that depend on each other are verified against one another
+/// through cargo's local overlay registry (no crate needs to be on
+/// crates.io yet). Verifying builds each crate from its tarball (default
+/// features): an include list that leaves out a file the build needs fails
+/// here. Before that, every workspace member is checked to be either in
+/// [`PUBLISHED`] or marked `publish = false`, so a new crate cannot slip
+/// through unchecked.
+fn package() -> Result {
+    let mut unlisted = Vec::new();
+    for member in members()? {
+        let path = member.join("Cargo.toml");
+        let manifest =
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let name = package_name(&manifest).ok_or_else(|| format!("{}: no package name", path.display()))?;
+        let unpublished = manifest.lines().any(|line| line.replace(' ', "") == "publish=false");
+        match (PUBLISHED.contains(&name), unpublished) {
+            (true, true) => return Err(format!("{name} is in PUBLISHED but says publish = false")),
+            (false, false) => unlisted.push(name.to_owned()),
+            _ => {}
+        }
+    }
+    if !unlisted.is_empty() {
+        return Err(format!(
+            "{} neither published (xtask's PUBLISHED) nor `publish = false`",
+            unlisted.join(", ")
+        ));
+    }
+    let mut args = vec!["package", "--locked", "--allow-dirty"];
+    for name in PUBLISHED {
+        args.extend(["-p", name]);
+    }
+    let started = Instant::now();
+    cargo(&args)?;
+    report(&format!(
+        "xtask: {} crates packaged and verified in {:.0} s",
+        PUBLISHED.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
 }
 
 /// cargo-deny's checks that need no network beyond the registry already

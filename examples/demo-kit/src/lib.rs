@@ -19,7 +19,9 @@
 //! - with feature `browser`: module `browser`, the headless Chromium
 //!   end-to-end flow;
 //! - with feature `startup`: `Demo`, what a demo's `main` does before it
-//!   serves.
+//!   serves;
+//! - with feature `minimal`: module `minimal`, the walk the minimal
+//!   examples' tests take through their binaries.
 //!
 //! # The contract
 //!
@@ -85,6 +87,8 @@ mod store;
 
 #[cfg(feature = "browser")]
 pub mod browser;
+#[cfg(feature = "minimal")]
+pub mod minimal;
 #[cfg(feature = "scenarios")]
 pub mod scenarios;
 #[cfg(feature = "scenarios")]
