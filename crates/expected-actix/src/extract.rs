@@ -109,6 +109,15 @@ handle!(Session, SessionHandle);
 ///
 /// Turn it into your own user type with an extractor of yours that loads the
 /// user by name (and refuses the request when the account is gone).
+///
+/// ```
+/// use expected_actix::AuthUser;
+///
+/// // 401 {"error":"unauthenticated"} for visitors.
+/// async fn me(AuthUser(user): AuthUser) -> String {
+///     format!("{} (via {}, by {})", user.username, user.via.as_str(), user.method.as_str())
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthUser(pub CurrentUser);
 
@@ -127,6 +136,18 @@ impl FromRequest for AuthUser {
 /// refused like [`AuthUser`], and with 403
 /// `{"error":"reauthentication_required"}` when logged in but not freshly
 /// (after a cookie login, say). Guard password changes and deletions with it.
+///
+/// ```
+/// use expected_actix::{Auth, Error, FreshUser};
+///
+/// // 403 {"error":"reauthentication_required"} unless the password was typed
+/// // recently on this session (never right after a remember-me login).
+/// async fn delete_account(FreshUser(user): FreshUser, auth: Auth) -> Result<String, Error> {
+///     // … delete user.username's data …
+///     auth.logout_everywhere().await?;
+///     Ok(format!("goodbye {}", user.username))
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FreshUser(pub CurrentUser);
 
@@ -200,6 +221,15 @@ fn page_guard(request: &HttpRequest, fresh: bool) -> LocalFuture<Result<CurrentU
 /// with the page asked for as `next` (`/login?next=%2Faccount%3Ftab%3D2`, only
 /// ever a same-site path: see [`safe_next`](crate::safe_next)); 503 on a
 /// store outage.
+///
+/// ```
+/// use expected_actix::LoginRequired;
+///
+/// // A page: visitors are sent to /login?next=%2Faccount and come back after.
+/// async fn account(LoginRequired(user): LoginRequired) -> String {
+///     format!("{}'s account", user.username)
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginRequired(pub CurrentUser);
 
@@ -219,6 +249,16 @@ impl FromRequest for LoginRequired {
 /// ([`ExpectedMiddleware::confirm_password_page`](crate::ExpectedMiddleware::confirm_password_page))
 /// when logged in, to the login page when not, with the page asked for as
 /// `next`; 503 on a store outage.
+///
+/// ```
+/// use expected_actix::FreshLogin;
+///
+/// // A page that changes credentials: a stale session is sent to
+/// // /confirm-password?next=%2Fsecurity to type the password again.
+/// async fn security(FreshLogin(user): FreshLogin) -> String {
+///     format!("change {}'s password", user.username)
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FreshLogin(pub CurrentUser);
 

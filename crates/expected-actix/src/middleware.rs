@@ -75,6 +75,24 @@ impl ExpectedMiddleware {
     /// A middleware over `engine` (any store): 503 on store outages, the
     /// client IP from the peer address, guards sending browsers to `/login`
     /// and `/confirm-password`, and a password entry fresh for 10 minutes.
+    ///
+    /// ```
+    /// use actix_web::{App, HttpServer, web};
+    /// use expected_actix::ExpectedMiddleware;
+    /// use expected_actix::expected_core::{Config, Expected};
+    /// use expected_store_memory::MemoryStore;
+    ///
+    /// # async fn serve() -> std::io::Result<()> {
+    /// let engine = Expected::new(MemoryStore::new(), Config::default());
+    /// let expected = ExpectedMiddleware::new(engine); // outside the closure: one engine
+    /// HttpServer::new(move || {
+    ///     App::new().wrap(expected.clone()).route("/", web::get().to(|| async { "hello" }))
+    /// })
+    /// .bind(("127.0.0.1", 8080))?
+    /// .run()
+    /// .await
+    /// # }
+    /// ```
     pub fn new<S: Store>(engine: Expected<S>) -> Self {
         Self {
             engine: Arc::new(engine.into_dyn()),
@@ -83,6 +101,16 @@ impl ExpectedMiddleware {
     }
 
     /// What to do when the store is unavailable.
+    ///
+    /// ```
+    /// use expected_actix::{ExpectedMiddleware, OnStoreError};
+    /// # use expected_actix::expected_core::{Config, Expected};
+    /// # let engine = Expected::new(expected_store_memory::MemoryStore::new(), Config::default());
+    ///
+    /// // A public site that stays up while the store is down, everyone a visitor:
+    /// let middleware = ExpectedMiddleware::new(engine).on_store_error(OnStoreError::Anonymous);
+    /// # let _ = middleware;
+    /// ```
     #[must_use]
     pub fn on_store_error(mut self, policy: OnStoreError) -> Self {
         Arc::make_mut(&mut self.options).guards.on_store_error = policy;
@@ -93,6 +121,17 @@ impl ExpectedMiddleware {
     /// a reverse proxy you trust (`X-Forwarded-For`: the last address, the
     /// one your proxy saw; `X-Real-IP`: the address). Only opt in behind such
     /// a proxy: anyone can send the header.
+    ///
+    /// ```
+    /// use actix_web::http::header::HeaderName;
+    /// use expected_actix::ExpectedMiddleware;
+    /// # use expected_actix::expected_core::{Config, Expected};
+    /// # let engine = Expected::new(expected_store_memory::MemoryStore::new(), Config::default());
+    ///
+    /// // Behind a reverse proxy that sets X-Forwarded-For (and drops the client's):
+    /// let middleware = ExpectedMiddleware::new(engine).trusted_client_ip_header(HeaderName::from_static("x-forwarded-for"));
+    /// # let _ = middleware;
+    /// ```
     #[must_use]
     pub fn trusted_client_ip_header(mut self, header: HeaderName) -> Self {
         Arc::make_mut(&mut self.options).client_ip_header = Some(header);
@@ -107,6 +146,28 @@ impl ExpectedMiddleware {
     ///
     /// When `path` is empty or holds anything but visible ASCII (it becomes a
     /// `Location` header).
+    ///
+    /// ```
+    /// use actix_web::http::{StatusCode, header::LOCATION};
+    /// use actix_web::{App, test, web};
+    /// use expected_actix::{ExpectedMiddleware, LoginRequired};
+    /// # use expected_actix::expected_core::{Config, Expected};
+    ///
+    /// # #[actix_web::main] async fn main() {
+    /// # let engine = Expected::new(expected_store_memory::MemoryStore::new(), Config::default());
+    /// async fn account(LoginRequired(user): LoginRequired) -> String {
+    ///     user.username.to_string()
+    /// }
+    ///
+    /// let middleware = ExpectedMiddleware::new(engine).login_page("/signin");
+    /// let app = test::init_service(App::new().wrap(middleware).route("/account", web::get().to(account))).await;
+    /// let request = test::TestRequest::get().uri("/account?tab=devices").to_request();
+    /// let response = test::call_service(&app, request).await;
+    /// assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    /// let location = response.headers().get(LOCATION).and_then(|value| value.to_str().ok());
+    /// assert_eq!(location, Some("/signin?next=%2Faccount%3Ftab%3Ddevices"));
+    /// # }
+    /// ```
     #[must_use]
     pub fn login_page(mut self, path: &'static str) -> Self {
         assert!(is_page_path(path), "login page {path:?} is not a visible-ASCII path");
@@ -122,6 +183,16 @@ impl ExpectedMiddleware {
     /// # Panics
     ///
     /// When `path` is empty or holds anything but visible ASCII.
+    ///
+    /// ```
+    /// use expected_actix::ExpectedMiddleware;
+    /// # use expected_actix::expected_core::{Config, Expected};
+    /// # let engine = Expected::new(expected_store_memory::MemoryStore::new(), Config::default());
+    ///
+    /// // FreshLogin sends stale sessions to /sudo?next=… to type the password again.
+    /// let middleware = ExpectedMiddleware::new(engine).confirm_password_page("/sudo");
+    /// # let _ = middleware;
+    /// ```
     #[must_use]
     pub fn confirm_password_page(mut self, path: &'static str) -> Self {
         assert!(is_page_path(path), "confirm-password page {path:?} is not a visible-ASCII path");
@@ -131,6 +202,17 @@ impl ExpectedMiddleware {
 
     /// How recent a password entry [`FreshUser`](crate::FreshUser) and
     /// [`FreshLogin`](crate::FreshLogin) demand (default 10 minutes).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use expected_actix::ExpectedMiddleware;
+    /// # use expected_actix::expected_core::{Config, Expected};
+    /// # let engine = Expected::new(expected_store_memory::MemoryStore::new(), Config::default());
+    ///
+    /// // FreshUser and FreshLogin: a password typed in the last 5 minutes.
+    /// let middleware = ExpectedMiddleware::new(engine).fresh_for(Duration::from_secs(5 * 60));
+    /// # let _ = middleware;
+    /// ```
     #[must_use]
     pub fn fresh_for(mut self, max_age: Duration) -> Self {
         Arc::make_mut(&mut self.options).guards.fresh_for = max_age;
@@ -139,6 +221,19 @@ impl ExpectedMiddleware {
 
     /// The engine, to call from outside requests (a cleaner, an admin task,
     /// [`testing::login_as`](crate::testing::login_as)).
+    ///
+    /// ```
+    /// use expected_actix::ExpectedMiddleware;
+    /// # use expected_actix::expected_core::{Config, Expected};
+    ///
+    /// # #[actix_web::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let engine = Expected::new(expected_store_memory::MemoryStore::new(), Config::default());
+    /// let middleware = ExpectedMiddleware::new(engine);
+    /// // An admin task, outside any request: one cleaning pass.
+    /// let cleaned = middleware.engine().clean().await?;
+    /// assert_eq!((cleaned.logins, cleaned.sessions), (0, 0));
+    /// # Ok(()) }
+    /// ```
     pub fn engine(&self) -> &Arc<Expected<DynStore>> {
         &self.engine
     }

@@ -71,6 +71,18 @@ impl ExpectedLayer {
     /// A layer over `engine` (any store): 503 on store outages, the client IP
     /// from the peer address, guards sending browsers to `/login` and
     /// `/confirm-password`, and a password entry fresh for 10 minutes.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use expected_axum::ExpectedLayer;
+    /// use expected_axum::expected_core::{Config, Expected};
+    /// use expected_store_memory::MemoryStore;
+    ///
+    /// let engine = Expected::new(MemoryStore::new(), Config::default());
+    /// let app: Router = Router::new()
+    ///     .route("/", get(|| async { "hello" }))
+    ///     .layer(ExpectedLayer::new(engine));
+    /// ```
     pub fn new<S: Store>(engine: Expected<S>) -> Self {
         Self {
             engine: Arc::new(engine.into_dyn()),
@@ -79,6 +91,16 @@ impl ExpectedLayer {
     }
 
     /// What to do when the store is unavailable.
+    ///
+    /// ```
+    /// use expected_axum::{ExpectedLayer, OnStoreError};
+    /// # use expected_axum::expected_core::{Config, Expected};
+    /// # let engine = Expected::new(expected_store_memory::MemoryStore::new(), Config::default());
+    ///
+    /// // A public site that stays up while the store is down, everyone a visitor:
+    /// let layer = ExpectedLayer::new(engine).on_store_error(OnStoreError::Anonymous);
+    /// # let _ = layer;
+    /// ```
     #[must_use]
     pub fn on_store_error(mut self, policy: OnStoreError) -> Self {
         Arc::make_mut(&mut self.options).guards.on_store_error = policy;
@@ -89,6 +111,17 @@ impl ExpectedLayer {
     /// a reverse proxy you trust (`X-Forwarded-For`: the last address, the
     /// one your proxy saw; `X-Real-IP`: the address). Only opt in behind such
     /// a proxy: anyone can send the header.
+    ///
+    /// ```
+    /// use axum::http::HeaderName;
+    /// use expected_axum::ExpectedLayer;
+    /// # use expected_axum::expected_core::{Config, Expected};
+    /// # let engine = Expected::new(expected_store_memory::MemoryStore::new(), Config::default());
+    ///
+    /// // Behind a reverse proxy that sets X-Forwarded-For (and drops the client's):
+    /// let layer = ExpectedLayer::new(engine).trusted_client_ip_header(HeaderName::from_static("x-forwarded-for"));
+    /// # let _ = layer;
+    /// ```
     #[must_use]
     pub fn trusted_client_ip_header(mut self, header: HeaderName) -> Self {
         Arc::make_mut(&mut self.options).client_ip_header = Some(header);
@@ -103,6 +136,30 @@ impl ExpectedLayer {
     ///
     /// When `path` is empty or holds anything but visible ASCII (it becomes a
     /// `Location` header).
+    ///
+    /// ```
+    /// use axum::body::Body;
+    /// use axum::http::{Request, StatusCode, header::LOCATION};
+    /// use axum::{Router, routing::get};
+    /// use expected_axum::{ExpectedLayer, LoginRequired};
+    /// use tower::ServiceExt as _;
+    /// # use expected_axum::expected_core::{Config, Expected};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let engine = Expected::new(expected_store_memory::MemoryStore::new(), Config::default());
+    /// async fn account(LoginRequired(user): LoginRequired) -> String {
+    ///     user.username.to_string()
+    /// }
+    ///
+    /// let app = Router::new()
+    ///     .route("/account", get(account))
+    ///     .layer(ExpectedLayer::new(engine).login_page("/signin"));
+    /// let request = Request::get("/account?tab=devices").body(Body::empty()).unwrap();
+    /// let response = app.oneshot(request).await.unwrap();
+    /// assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    /// assert_eq!(response.headers()[LOCATION], "/signin?next=%2Faccount%3Ftab%3Ddevices");
+    /// # }
+    /// ```
     #[must_use]
     pub fn login_page(mut self, path: &'static str) -> Self {
         assert!(is_page_path(path), "login page {path:?} is not a visible-ASCII path");
@@ -118,6 +175,16 @@ impl ExpectedLayer {
     /// # Panics
     ///
     /// When `path` is empty or holds anything but visible ASCII.
+    ///
+    /// ```
+    /// use expected_axum::ExpectedLayer;
+    /// # use expected_axum::expected_core::{Config, Expected};
+    /// # let engine = Expected::new(expected_store_memory::MemoryStore::new(), Config::default());
+    ///
+    /// // FreshLogin sends stale sessions to /sudo?next=… to type the password again.
+    /// let layer = ExpectedLayer::new(engine).confirm_password_page("/sudo");
+    /// # let _ = layer;
+    /// ```
     #[must_use]
     pub fn confirm_password_page(mut self, path: &'static str) -> Self {
         assert!(is_page_path(path), "confirm-password page {path:?} is not a visible-ASCII path");
@@ -127,6 +194,17 @@ impl ExpectedLayer {
 
     /// How recent a password entry [`FreshUser`](crate::FreshUser) and
     /// [`FreshLogin`](crate::FreshLogin) demand (default 10 minutes).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use expected_axum::ExpectedLayer;
+    /// # use expected_axum::expected_core::{Config, Expected};
+    /// # let engine = Expected::new(expected_store_memory::MemoryStore::new(), Config::default());
+    ///
+    /// // FreshUser and FreshLogin: a password typed in the last 5 minutes.
+    /// let layer = ExpectedLayer::new(engine).fresh_for(Duration::from_secs(5 * 60));
+    /// # let _ = layer;
+    /// ```
     #[must_use]
     pub fn fresh_for(mut self, max_age: Duration) -> Self {
         Arc::make_mut(&mut self.options).guards.fresh_for = max_age;
@@ -135,6 +213,19 @@ impl ExpectedLayer {
 
     /// The engine, to call from outside requests (a cleaner, an admin task,
     /// [`testing::login_as`](crate::testing::login_as)).
+    ///
+    /// ```
+    /// use expected_axum::ExpectedLayer;
+    /// # use expected_axum::expected_core::{Config, Expected};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let engine = Expected::new(expected_store_memory::MemoryStore::new(), Config::default());
+    /// let layer = ExpectedLayer::new(engine);
+    /// // An admin task, outside any request: one cleaning pass.
+    /// let cleaned = layer.engine().clean().await?;
+    /// assert_eq!((cleaned.logins, cleaned.sessions), (0, 0));
+    /// # Ok(()) }
+    /// ```
     pub fn engine(&self) -> &Arc<Expected<DynStore>> {
         &self.engine
     }

@@ -182,3 +182,8 @@ pub use expected_core::http::{CrossSite, OnStoreError, check_origin, csrf_header
 pub use expected_core::{AuthError, AuthMethod, CurrentUser, SessionError, Via};
 pub use extract::{Auth, AuthUser, FreshLogin, FreshUser, LoginRequired, PageRejection, Session};
 pub use layer::{ExpectedLayer, ExpectedService};
+
+/// This crate's README, compiled as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

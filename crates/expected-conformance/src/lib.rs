@@ -279,3 +279,8 @@ macro_rules! __cases {
 
 /// The names of every case, in order.
 pub const CASES: &[&str] = __cases! { @list names };
+
+/// This crate's README, compiled as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

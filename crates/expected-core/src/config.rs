@@ -185,6 +185,18 @@ impl Config {
     /// | grace binding (who may use the grace window) | [`GraceBinding::Client`] |
     /// | cleaner period | 1 day |
     /// | logins per user | 20 (the least recently used is evicted) |
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use expected_core::Config;
+    ///
+    /// let config = Config::builder()
+    ///     .session_idle_timeout(Duration::from_secs(15 * 60))
+    ///     .login_lifetime(Duration::from_secs(90 * 24 * 3600))
+    ///     .build()?;
+    /// assert_eq!(config, Config::builder().session_idle_timeout(Duration::from_secs(900)).login_lifetime(Duration::from_secs(7_776_000)).build()?);
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn builder() -> ConfigBuilder {
         ConfigBuilder::default()
     }
@@ -317,53 +329,147 @@ fn valid_attribute(value: &str) -> bool {
 
 impl ConfigBuilder {
     /// Name of the session cookie.
+    ///
+    /// ```
+    /// use expected_core::Config;
+    ///
+    /// // `__Host-`: only this host, over HTTPS, may set it.
+    /// let config = Config::builder().session_cookie_name("__Host-session").build()?;
+    /// assert_eq!(config.session_cookie_name(), "__Host-session");
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn session_cookie_name(mut self, name: impl Into<String>) -> Self {
         self.settings.session_cookie_name = name.into();
         self
     }
     /// Name of the auth ("remember me") cookie.
+    ///
+    /// ```
+    /// use expected_core::Config;
+    ///
+    /// let config = Config::builder().auth_cookie_name("__Host-remember").build()?;
+    /// assert_eq!(config.auth_cookie_name(), "__Host-remember");
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn auth_cookie_name(mut self, name: impl Into<String>) -> Self {
         self.settings.auth_cookie_name = name.into();
         self
     }
     /// Whether cookies carry the Secure attribute. Turn off only for plain
     /// HTTP during development.
+    ///
+    /// ```
+    /// use expected_core::Config;
+    ///
+    /// // Plain HTTP on a development machine other than localhost:
+    /// let development = std::env::var("APP_ENV").is_ok_and(|env| env == "development");
+    /// let config = Config::builder().secure(!development).build()?;
+    /// # let _ = config;
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn secure(mut self, secure: bool) -> Self {
         self.settings.secure = secure;
         self
     }
     /// The SameSite attribute of both cookies.
+    ///
+    /// ```
+    /// use expected_core::Config;
+    /// use expected_core::cookie::SameSite;
+    ///
+    /// // Not sent on any cross-site request, top-level navigations included:
+    /// let config = Config::builder().same_site(SameSite::Strict).build()?;
+    /// assert_eq!(config.same_site(), SameSite::Strict);
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn same_site(mut self, same_site: SameSite) -> Self {
         self.settings.same_site = same_site;
         self
     }
     /// The Path attribute of both cookies.
+    ///
+    /// ```
+    /// use expected_core::Config;
+    ///
+    /// // An application mounted under /app:
+    /// let config = Config::builder().path("/app").build()?;
+    /// assert_eq!(config.path(), "/app");
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn path(mut self, path: impl Into<String>) -> Self {
         self.settings.path = path.into();
         self
     }
     /// The Domain attribute of both cookies (`None` for host-only cookies).
+    ///
+    /// ```
+    /// use expected_core::Config;
+    ///
+    /// // Shared by example.com and its subdomains (which may then also set them):
+    /// let config = Config::builder().domain(Some("example.com".to_owned())).build()?;
+    /// assert_eq!(config.domain(), Some("example.com"));
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn domain(mut self, domain: Option<String>) -> Self {
         self.settings.domain = domain;
         self
     }
     /// Max-Age of the auth cookie, and how long a login lives unused.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use expected_core::Config;
+    ///
+    /// // Unused for 30 days, a device must log in with its password again.
+    /// let config = Config::builder().cookie_max_age(Duration::from_secs(30 * 24 * 3600)).build()?;
+    /// assert_eq!(config.cookie_max_age(), Duration::from_secs(30 * 24 * 3600));
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn cookie_max_age(mut self, max_age: Duration) -> Self {
         self.settings.cookie_max_age = max_age;
         self
     }
     /// How long a session lives without a request.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use expected_core::Config;
+    ///
+    /// let config = Config::builder().session_idle_timeout(Duration::from_secs(15 * 60)).build()?;
+    /// assert_eq!(config.session_idle_timeout(), Duration::from_secs(900));
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn session_idle_timeout(mut self, idle: Duration) -> Self {
         self.settings.session_idle_timeout = idle;
         self
     }
     /// How long a session lives at most from its creation, however active.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use expected_core::Config;
+    ///
+    /// // A working day; with remember-me, a cookie login then opens a new session.
+    /// let config = Config::builder().session_absolute_timeout(Duration::from_secs(8 * 3600)).build()?;
+    /// assert_eq!(config.session_absolute_timeout(), Duration::from_secs(8 * 3600));
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn session_absolute_timeout(mut self, absolute: Duration) -> Self {
         self.settings.session_absolute_timeout = absolute;
         self
     }
     /// How long a login lives at most from the password login that
     /// registered it, however often it is used.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use expected_core::Config;
+    ///
+    /// // The password at least every 90 days on every device, however often used.
+    /// let config = Config::builder().login_lifetime(Duration::from_secs(90 * 24 * 3600)).build()?;
+    /// assert_eq!(config.login_lifetime(), Duration::from_secs(90 * 24 * 3600));
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn login_lifetime(mut self, lifetime: Duration) -> Self {
         self.settings.login_lifetime = lifetime;
         self
@@ -371,12 +477,30 @@ impl ConfigBuilder {
     /// The largest session data (serialized JSON bytes) a session may hold;
     /// a write past it is refused with
     /// [`SessionError::TooLarge`](crate::exchange::SessionError::TooLarge).
+    ///
+    /// ```
+    /// use expected_core::Config;
+    ///
+    /// let config = Config::builder().max_session_data_bytes(4096).build()?;
+    /// assert_eq!(config.max_session_data_bytes(), 4096);
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn max_session_data_bytes(mut self, max: usize) -> Self {
         self.settings.max_session_data_bytes = max;
         self
     }
     /// How long after a rotation the previous token is still accepted. Zero
     /// disables the grace window.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use expected_core::Config;
+    ///
+    /// // Clients on slow links, whose retries come late:
+    /// let config = Config::builder().grace_period(Duration::from_secs(60)).build()?;
+    /// assert_eq!(config.grace_period(), Duration::from_secs(60));
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn grace_period(mut self, grace: Duration) -> Self {
         self.settings.grace_period = grace;
         self
@@ -384,23 +508,58 @@ impl ConfigBuilder {
     /// Which clients the grace window serves (default
     /// [`GraceBinding::Client`]: the same `User-Agent` from the same network
     /// as the rotation).
+    ///
+    /// ```
+    /// use expected_core::{Config, GraceBinding};
+    ///
+    /// // Clients whose address changes between requests (carrier NAT, relays):
+    /// let config = Config::builder().grace_binding(GraceBinding::UserAgent).build()?;
+    /// assert_eq!(config.grace_binding(), GraceBinding::UserAgent);
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn grace_binding(mut self, binding: GraceBinding) -> Self {
         self.settings.grace_binding = binding;
         self
     }
     /// How often the background cleaner runs.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use expected_core::Config;
+    ///
+    /// let config = Config::builder().cleaner_period(Duration::from_secs(3600)).build()?;
+    /// assert_eq!(config.cleaner_period(), Duration::from_secs(3600));
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn cleaner_period(mut self, period: Duration) -> Self {
         self.settings.cleaner_period = period;
         self
     }
     /// The most logins one user may have (`None` for no limit); registering
     /// one more evicts the least recently used.
+    ///
+    /// ```
+    /// use std::num::NonZeroUsize;
+    /// use expected_core::Config;
+    ///
+    /// let config = Config::builder().max_logins_per_user(NonZeroUsize::new(5)).build()?;
+    /// assert_eq!(config.max_logins_per_user(), NonZeroUsize::new(5));
+    /// # Ok::<(), expected_core::ConfigError>(())
+    /// ```
     pub fn max_logins_per_user(mut self, max: Option<NonZeroUsize>) -> Self {
         self.settings.max_logins_per_user = max;
         self
     }
 
     /// Checks the settings and returns the configuration.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use expected_core::{Config, ConfigError};
+    ///
+    /// let refused = Config::builder().grace_period(Duration::from_secs(3600)).build();
+    /// assert!(matches!(refused, Err(ConfigError::GraceNotShorterThanSession { .. })));
+    /// ```
     pub fn build(self) -> Result<Config, ConfigError> {
         let c = self.settings;
         for name in [&c.session_cookie_name, &c.auth_cookie_name] {

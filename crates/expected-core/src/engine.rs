@@ -516,6 +516,18 @@ impl<S: Store> Expected<S> {
     }
 
     /// Replaces the clock.
+    ///
+    /// ```
+    /// use expected_core::{Config, Expected, ManualClock};
+    /// use expected_store_memory::MemoryStore;
+    ///
+    /// // A test that moves time by hand, past the session's idle timeout, say:
+    /// let clock = ManualClock::starting_now();
+    /// let engine = Expected::new(MemoryStore::new(), Config::default()).with_clock(clock.clone());
+    /// let before = engine.now();
+    /// clock.advance(expected_core::time::Duration::minutes(31));
+    /// assert_eq!(engine.now() - before, expected_core::time::Duration::minutes(31));
+    /// ```
     #[must_use]
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -523,6 +535,16 @@ impl<S: Store> Expected<S> {
     }
 
     /// Replaces the token source.
+    ///
+    /// ```
+    /// use expected_core::{ChaChaTokens, Config, Expected};
+    /// use expected_store_memory::MemoryStore;
+    ///
+    /// // Deterministic secrets, for tests only (`OsTokens`, the default, in production):
+    /// let engine = Expected::new(MemoryStore::new(), Config::default())
+    ///     .with_tokens(ChaChaTokens::from_seed([7; 32]));
+    /// # let _ = engine;
+    /// ```
     #[must_use]
     pub fn with_tokens(mut self, tokens: impl TokenSource) -> Self {
         self.tokens = Arc::new(tokens);
@@ -530,6 +552,24 @@ impl<S: Store> Expected<S> {
     }
 
     /// Sets the application's hooks.
+    ///
+    /// ```
+    /// use expected_core::{Config, Expected, Hooks, TheftReport};
+    /// use expected_store_memory::MemoryStore;
+    ///
+    /// struct Mailer;
+    ///
+    /// #[async_trait::async_trait]
+    /// impl Hooks for Mailer {
+    ///     async fn on_theft(&self, report: &TheftReport) {
+    ///         // Tell the user their sessions were closed: a copied cookie was used.
+    ///         let _ = &report.username;
+    ///     }
+    /// }
+    ///
+    /// let engine = Expected::new(MemoryStore::new(), Config::default()).with_hooks(Mailer);
+    /// # let _ = engine;
+    /// ```
     #[must_use]
     pub fn with_hooks(mut self, hooks: impl Hooks) -> Self {
         self.hooks = Arc::new(hooks);

@@ -82,12 +82,26 @@ fn percent_encode(text: &str) -> String {
 
 /// `page` with `next` (made [safe](safe_next) first) as its `next`
 /// parameter: `/login?next=%2Faccount`.
+///
+/// ```
+/// use expected_core::guard::redirect_location;
+///
+/// assert_eq!(redirect_location("/login", "/a?b=c"), "/login?next=%2Fa%3Fb%3Dc");
+/// assert_eq!(redirect_location("/login", "//evil.com"), "/login?next=%2F");
+/// ```
 pub fn redirect_location(page: &str, next: &str) -> String {
     let separator = if page.contains('?') { '&' } else { '?' };
     format!("{page}{separator}next={}", percent_encode(safe_next(next)))
 }
 
 /// Whether a page path given to the layer is usable as a `Location` header.
+///
+/// ```
+/// use expected_core::guard::is_page_path;
+///
+/// assert!(is_page_path("/signin?lang=fr"));
+/// assert!(!is_page_path("/sign in") && !is_page_path(""));
+/// ```
 pub fn is_page_path(page: &str) -> bool {
     !page.is_empty() && page.bytes().all(|byte| byte.is_ascii_graphic())
 }
@@ -95,6 +109,15 @@ pub fn is_page_path(page: &str) -> bool {
 /// What an adapter's route guards demand and where they send refused pages:
 /// the settings its layer or middleware keeps, with the defaults every
 /// adapter shares.
+///
+/// ```
+/// use std::time::Duration;
+/// use expected_core::guard::Guards;
+///
+/// // What an adapter's `login_page("/signin")` and `fresh_for(…)` keep:
+/// let guards = Guards { login_page: "/signin", fresh_for: Duration::from_secs(300), ..Guards::default() };
+/// assert_eq!(guards.confirm_password_page, "/confirm-password");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Guards {
     /// What a store outage comes to (the guards treat the request as a
@@ -126,6 +149,21 @@ impl Guards {
     /// A guard's question: the logged-in user (fresh within
     /// [`Guards::fresh_for`] when `fresh`), or why not, a store outage
     /// counting as not logged in when the policy treats outages as visitors.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use expected_core::guard::Guards;
+    /// use expected_core::{AuthError, ClientMeta, Config, Exchange, Expected, Unauthenticated};
+    /// use expected_store_memory::MemoryStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let engine = Arc::new(Expected::new(MemoryStore::new(), Config::default()));
+    /// // A request that carries no cookie:
+    /// let exchange = Exchange::new(engine, Default::default(), ClientMeta::default());
+    /// let refused = Guards::default().ask(&exchange, false).await;
+    /// assert!(matches!(refused, Err(AuthError::Unauthenticated(Unauthenticated::NotLoggedIn))));
+    /// # }
+    /// ```
     pub async fn ask<S: Store>(&self, exchange: &Exchange<S>, fresh: bool) -> Result<CurrentUser, AuthError> {
         let answer =
             if fresh { exchange.require_fresh(self.fresh_for).await } else { exchange.require_user().await };
@@ -142,6 +180,16 @@ impl Guards {
     /// when logged in but not freshly, of the login page when not logged in,
     /// each with `asked_for` as a [safe](safe_next) `next`; any other error
     /// (a store outage) is answered as it is.
+    ///
+    /// ```
+    /// use expected_core::guard::Guards;
+    /// use expected_core::{AuthError, Unauthenticated};
+    ///
+    /// let guards = Guards::default();
+    /// let stale = AuthError::Unauthenticated(Unauthenticated::ReauthenticationRequired);
+    /// let location = guards.refusal(stale, "/security").ok();
+    /// assert_eq!(location.as_deref(), Some("/confirm-password?next=%2Fsecurity"));
+    /// ```
     pub fn refusal(&self, error: AuthError, asked_for: &str) -> Result<String, AuthError> {
         let page = match error {
             AuthError::Unauthenticated(Unauthenticated::ReauthenticationRequired) => {

@@ -145,10 +145,10 @@ pub use store::{Store, StoreError, StoreErrorKind};
 /// store: `Expected<DynStore>`.
 pub type DynStore = std::sync::Arc<dyn Store>;
 
-/// The README's examples, compiled and run as doctests so the quick start
-/// stays true.
+/// This crate's README, compiled and run as doctests so that it stays true
+/// (the workspace's README is compiled by `expected-guides`).
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
 /// The `cookie` crate, for [`cookie::SameSite`] and friends.

@@ -310,3 +310,8 @@ impl Store for MemoryStore {
         Ok(count)
     }
 }
+
+/// This crate's README, compiled as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -318,6 +318,16 @@ impl RedisStoreBuilder {
     /// The prefix of every key, so that applications can share a Redis
     /// (default [`DEFAULT_PREFIX`]). Not empty, and without `{` or `}`: the
     /// hash tag that follows it must be the first in the key.
+    ///
+    /// ```no_run
+    /// use expected_store_redis::RedisStore;
+    ///
+    /// # async fn demo() -> Result<(), expected_core::StoreError> {
+    /// // Two applications on one Redis:
+    /// let store = RedisStore::builder().prefix("shop:remember").connect("redis://127.0.0.1:6379").await?;
+    /// assert_eq!(store.prefix(), "shop:remember");
+    /// # Ok(()) }
+    /// ```
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -325,12 +335,39 @@ impl RedisStoreBuilder {
 
     /// How long to wait for an answer before failing with
     /// [`StoreErrorKind::Unavailable`] (default 2 s; `None` waits forever).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use expected_store_redis::RedisStore;
+    ///
+    /// # async fn demo() -> Result<(), expected_core::StoreError> {
+    /// // Fail fast (a 503, no cookie change) rather than hold requests:
+    /// let store = RedisStore::builder()
+    ///     .response_timeout(Some(Duration::from_millis(500)))
+    ///     .connect("redis://127.0.0.1:6379")
+    ///     .await?;
+    /// # let _ = store;
+    /// # Ok(()) }
+    /// ```
     pub fn response_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.response_timeout = timeout;
         self
     }
 
     /// How long one connection attempt may take (default 1 s).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use expected_store_redis::RedisStore;
+    ///
+    /// # async fn demo() -> Result<(), expected_core::StoreError> {
+    /// let store = RedisStore::builder()
+    ///     .connection_timeout(Duration::from_secs(3))
+    ///     .connect("redis://redis.internal:6379")
+    ///     .await?;
+    /// # let _ = store;
+    /// # Ok(()) }
+    /// ```
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.connection_timeout = timeout;
         self
@@ -341,6 +378,15 @@ impl RedisStoreBuilder {
     /// again either way. For a cluster, how many times the cluster client
     /// retries a request (after a redirection, a failover or a lost
     /// connection).
+    ///
+    /// ```no_run
+    /// use expected_store_redis::RedisStore;
+    ///
+    /// # async fn demo() -> Result<(), expected_core::StoreError> {
+    /// let store = RedisStore::builder().reconnect_retries(5).connect("redis://127.0.0.1:6379").await?;
+    /// # let _ = store;
+    /// # Ok(()) }
+    /// ```
     pub fn reconnect_retries(mut self, retries: usize) -> Self {
         self.reconnect_retries = retries;
         self
@@ -350,6 +396,20 @@ impl RedisStoreBuilder {
     /// set it to the worst skew between the application's clocks and
     /// Redis's. Cleaning still deletes exactly the records with
     /// `expires_at <= now`.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use expected_store_redis::RedisStore;
+    ///
+    /// # async fn demo() -> Result<(), expected_core::StoreError> {
+    /// // Application servers whose clocks may run up to 2 s behind Redis's:
+    /// let store = RedisStore::builder()
+    ///     .ttl_margin(Duration::from_secs(2))
+    ///     .connect("redis://127.0.0.1:6379")
+    ///     .await?;
+    /// # let _ = store;
+    /// # Ok(()) }
+    /// ```
     pub fn ttl_margin(mut self, margin: Duration) -> Self {
         self.ttl_margin = margin;
         self
@@ -364,6 +424,15 @@ impl RedisStoreBuilder {
     }
 
     /// Connects to one Redis, waiting for the first connection.
+    ///
+    /// ```no_run
+    /// use expected_store_redis::RedisStore;
+    ///
+    /// # async fn demo() -> Result<(), expected_core::StoreError> {
+    /// let store = RedisStore::builder().connect("redis://:password@127.0.0.1:6379/0").await?;
+    /// # let _ = store;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(self, url: impl IntoConnectionInfo) -> Result<RedisStore, StoreError> {
         self.check()?;
         let client = redis::Client::open(url).map_err(store_error)?;
@@ -374,6 +443,16 @@ impl RedisStoreBuilder {
 
     /// A store for one Redis that connects on first use: never fails for an
     /// unreachable server, only for a bad URL or prefix.
+    ///
+    /// ```no_run
+    /// use expected_store_redis::RedisStore;
+    ///
+    /// # async fn demo() -> Result<(), expected_core::StoreError> {
+    /// // Start serving even while Redis is still coming up (requests answer 503 until it is):
+    /// let store = RedisStore::builder().connect_lazy("redis://127.0.0.1:6379")?;
+    /// # let _ = store;
+    /// # Ok(()) }
+    /// ```
     pub fn connect_lazy(self, url: impl IntoConnectionInfo) -> Result<RedisStore, StoreError> {
         self.check()?;
         let client = redis::Client::open(url).map_err(store_error)?;
@@ -384,12 +463,36 @@ impl RedisStoreBuilder {
 
     /// A store over a connection manager configured by the caller (the
     /// timeout and retry settings of this builder do not apply).
+    ///
+    /// ```no_run
+    /// use expected_store_redis::redis::{self, aio::{ConnectionManager, ConnectionManagerConfig}};
+    /// use expected_store_redis::RedisStore;
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// // A manager the application already has (and shares):
+    /// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+    /// let manager = ConnectionManager::new_with_config(client, ConnectionManagerConfig::new()).await?;
+    /// let store = RedisStore::builder().with_manager(manager)?;
+    /// # let _ = store;
+    /// # Ok(()) }
+    /// ```
     pub fn with_manager(self, manager: ConnectionManager) -> Result<RedisStore, StoreError> {
         self.check()?;
         self.build(Connection::Single(manager))
     }
 
     /// Connects to a Redis Cluster through any of its nodes.
+    ///
+    /// ```no_run
+    /// use expected_store_redis::RedisStore;
+    ///
+    /// # async fn demo() -> Result<(), expected_core::StoreError> {
+    /// let store = RedisStore::builder()
+    ///     .connect_cluster(["redis://node-1:7000", "redis://node-2:7000", "redis://node-3:7000"])
+    ///     .await?;
+    /// assert!(store.is_cluster());
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "cluster")]
     #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
     pub async fn connect_cluster<T: IntoConnectionInfo>(
@@ -409,6 +512,17 @@ impl RedisStoreBuilder {
     }
 
     /// A store over a cluster connection configured by the caller.
+    ///
+    /// ```no_run
+    /// use expected_store_redis::redis::cluster::ClusterClient;
+    /// use expected_store_redis::RedisStore;
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = ClusterClient::builder(["redis://node-1:7000"]).read_from_replicas().build()?;
+    /// let store = RedisStore::builder().with_cluster(client.get_async_connection().await?)?;
+    /// # let _ = store;
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "cluster")]
     #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
     pub fn with_cluster(
@@ -984,3 +1098,8 @@ mod tests {
         Ok(())
     }
 }
+
+/// This crate's README, compiled as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -328,3 +328,8 @@ pub use sqlx;
 
 /// Rows deleted by one cleaning statement unless set otherwise.
 pub const DEFAULT_BATCH: u32 = 1000;
+
+/// This crate's README, compiled as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

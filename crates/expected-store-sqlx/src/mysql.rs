@@ -117,6 +117,19 @@ impl MySqlStore {
     }
 
     /// A store on `pool` with the given table names.
+    ///
+    /// ```no_run
+    /// use expected_store_sqlx::{MySqlStore, Tables};
+    /// use expected_store_sqlx::sqlx::MySqlPool;
+    ///
+    /// # #[cfg(feature = "mysql")]
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = MySqlPool::connect("mysql://app@db/app").await?;
+    /// // Tables `auth_logins`, `auth_sessions` and `auth_migrations`:
+    /// let store = MySqlStore::with_tables(pool, Tables::with_prefix("auth_")?);
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn with_tables(pool: MySqlPool, tables: Tables) -> Self {
         let sql = Arc::new(Sql::new(&tables, DEFAULT_BATCH));
         Self { pool, tables, batch: DEFAULT_BATCH, sql }
@@ -138,6 +151,18 @@ impl MySqlStore {
     /// Sets how many rows one cleaning statement deletes at most (default
     /// [`DEFAULT_BATCH`]; at least 1, at most [`MySqlStore::MAX_BATCH`], to
     /// which a larger setting is lowered).
+    ///
+    /// ```no_run
+    /// use expected_store_sqlx::MySqlStore;
+    ///
+    /// # #[cfg(feature = "mysql")]
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Shorter statements (less lock time per statement), more of them:
+    /// let store = MySqlStore::connect("mysql://app@db/app").await?.with_batch_size(500);
+    /// let cleaned = expected_core::Expected::new(store, Default::default()).clean().await?;
+    /// # let _ = cleaned;
+    /// # Ok(()) }
+    /// ```
     pub fn with_batch_size(mut self, batch: u32) -> Self {
         self.batch = batch.clamp(1, Self::MAX_BATCH);
         self.sql = Arc::new(Sql::new(&self.tables, self.batch));

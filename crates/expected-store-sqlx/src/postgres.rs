@@ -194,6 +194,19 @@ impl PgStore {
     }
 
     /// A store on `pool` with the given table names.
+    ///
+    /// ```no_run
+    /// use expected_store_sqlx::{PgStore, Tables};
+    /// use expected_store_sqlx::sqlx::PgPool;
+    ///
+    /// # #[cfg(feature = "postgres")]
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = PgPool::connect("postgres://app@db/app").await?;
+    /// // Tables `auth_logins`, `auth_sessions` and `auth_migrations`:
+    /// let store = PgStore::with_tables(pool, Tables::with_prefix("auth_")?);
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn with_tables(pool: PgPool, tables: Tables) -> Self {
         let sql = Arc::new(Sql::new(&tables, DEFAULT_BATCH));
         Self { pool, tables, batch: DEFAULT_BATCH, sql }
@@ -208,6 +221,18 @@ impl PgStore {
 
     /// Sets how many rows one cleaning statement deletes at most (default
     /// [`DEFAULT_BATCH`]; at least 1).
+    ///
+    /// ```no_run
+    /// use expected_store_sqlx::PgStore;
+    ///
+    /// # #[cfg(feature = "postgres")]
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Shorter statements (less lock time per statement), more of them:
+    /// let store = PgStore::connect("postgres://app@db/app").await?.with_batch_size(500);
+    /// let cleaned = expected_core::Expected::new(store, Default::default()).clean().await?;
+    /// # let _ = cleaned;
+    /// # Ok(()) }
+    /// ```
     pub fn with_batch_size(mut self, batch: u32) -> Self {
         self.batch = batch.max(1);
         self.sql = Arc::new(Sql::new(&self.tables, self.batch));

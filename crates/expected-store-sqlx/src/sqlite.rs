@@ -112,6 +112,19 @@ impl SqliteStore {
     }
 
     /// A store on `pool` with the given table names.
+    ///
+    /// ```no_run
+    /// use expected_store_sqlx::{SqliteStore, Tables};
+    /// use expected_store_sqlx::sqlx::SqlitePool;
+    ///
+    /// # #[cfg(feature = "sqlite")]
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = SqlitePool::connect("sqlite://app.db").await?;
+    /// // Tables `auth_logins`, `auth_sessions` and `auth_migrations`:
+    /// let store = SqliteStore::with_tables(pool, Tables::with_prefix("auth_")?);
+    /// store.migrate().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn with_tables(pool: SqlitePool, tables: Tables) -> Self {
         let sql = Arc::new(Sql::new(&tables, DEFAULT_BATCH));
         Self { pool, tables, batch: DEFAULT_BATCH, sql }
@@ -132,6 +145,18 @@ impl SqliteStore {
 
     /// Sets how many rows one cleaning statement deletes at most (default
     /// [`DEFAULT_BATCH`]; at least 1).
+    ///
+    /// ```no_run
+    /// use expected_store_sqlx::SqliteStore;
+    ///
+    /// # #[cfg(feature = "sqlite")]
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Shorter statements (less lock time per statement), more of them:
+    /// let store = SqliteStore::connect("sqlite://app.db").await?.with_batch_size(500);
+    /// let cleaned = expected_core::Expected::new(store, Default::default()).clean().await?;
+    /// # let _ = cleaned;
+    /// # Ok(()) }
+    /// ```
     pub fn with_batch_size(mut self, batch: u32) -> Self {
         self.batch = batch.max(1);
         self.sql = Arc::new(Sql::new(&self.tables, self.batch));

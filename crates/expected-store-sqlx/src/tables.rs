@@ -143,11 +143,29 @@ impl Default for Tables {
 impl Tables {
     /// `{prefix}logins`, `{prefix}sessions` and `{prefix}migrations`.
     /// The prefix may be empty.
+    ///
+    /// ```
+    /// use expected_store_sqlx::Tables;
+    ///
+    /// let tables = Tables::with_prefix("auth_")?;
+    /// assert_eq!((tables.logins(), tables.sessions()), ("auth_logins", "auth_sessions"));
+    /// # Ok::<(), expected_store_sqlx::TableNameError>(())
+    /// ```
     pub fn with_prefix(prefix: &str) -> Result<Self, TableNameError> {
         Self::new(format!("{prefix}logins"), format!("{prefix}sessions"), format!("{prefix}migrations"))
     }
 
     /// Three explicit names, which must differ.
+    ///
+    /// ```
+    /// use expected_store_sqlx::Tables;
+    ///
+    /// let tables = Tables::new("remember_logins", "web_sessions", "remember_migrations")?;
+    /// assert_eq!(tables.sessions(), "web_sessions");
+    /// // Lower-case ASCII letters, digits and `_` only:
+    /// assert!(Tables::new("auth.logins", "auth.sessions", "auth.migrations").is_err());
+    /// # Ok::<(), expected_store_sqlx::TableNameError>(())
+    /// ```
     pub fn new(
         logins: impl Into<String>,
         sessions: impl Into<String>,
