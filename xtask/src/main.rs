@@ -79,6 +79,15 @@ fn cargo(args: &[&str]) -> Result {
     run(&cargo, args)
 }
 
+/// A command's only option, `FLAG N` (a count), or `default` without it.
+fn count_option(args: &[String], command: &str, flag: &str, default: u32) -> Result<u32> {
+    match args {
+        [] => Ok(default),
+        [given, n] if given == flag => n.parse().map_err(|_| format!("{flag} {n}: not a number")),
+        _ => Err(format!("usage: cargo xtask {command} [{flag} N]")),
+    }
+}
+
 /// The model test's case count in a soak (CI runs its default, 256).
 const SOAK_CASES: u32 = 100_000;
 
@@ -87,11 +96,7 @@ const SOAK_CASES: u32 = 100_000;
 /// debug assertions and overflow checks on, and reports how long the run
 /// took.
 fn soak(args: &[String]) -> Result {
-    let cases = match args {
-        [] => SOAK_CASES,
-        [flag, n] if flag == "--cases" => n.parse().map_err(|_| format!("--cases {n}: not a number"))?,
-        _ => return Err("usage: cargo xtask soak [--cases N]".to_owned()),
-    };
+    let cases = count_option(args, "soak", "--cases", SOAK_CASES)?;
     let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let checked = [
         ("CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS", "true"),
@@ -129,11 +134,7 @@ const CAPACITY_USERS: u32 = 10_000;
 /// sessions on every store, their size, and one cleaning pass over N expired
 /// logins. Its figures are the ones `docs/operating.md` quotes.
 fn capacity(args: &[String]) -> Result {
-    let users = match args {
-        [] => CAPACITY_USERS,
-        [flag, n] if flag == "--users" => n.parse().map_err(|_| format!("--users {n}: not a number"))?,
-        _ => return Err("usage: cargo xtask capacity [--users N]".to_owned()),
-    };
+    let users = count_option(args, "capacity", "--users", CAPACITY_USERS)?;
     let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let args = [
         "test",
