@@ -309,7 +309,8 @@ fn redis() {
         fill_default("redis", &store, n).await;
         let after = used_memory(&mut connection).await;
         let keys = redis_scan(&mut connection, &pattern).await;
-        let mut bytes = 0_i64;
+        // By kind: `P:{B}:l:…` logins, `P:{B}:s:…` sessions, the rest indexes.
+        let (mut logins, mut sessions, mut indexes) = (0_i64, 0_i64, 0_i64);
         for key in &keys {
             let usage: Option<i64> = redis::cmd("MEMORY")
                 .arg("USAGE")
@@ -319,12 +320,20 @@ fn redis() {
                 .query_async(&mut connection)
                 .await
                 .unwrap();
-            bytes += usage.unwrap_or(0);
+            let kind = key.split_once("}:").and_then(|(_, rest)| rest.get(..2));
+            match kind {
+                Some("l:") => logins += usage.unwrap_or(0),
+                Some("s:") => sessions += usage.unwrap_or(0),
+                _ => indexes += usage.unwrap_or(0),
+            }
         }
         println!(
-            "redis: per user, {:.1} keys, {} B by MEMORY USAGE, {} B of used_memory growth",
+            "redis: per user, {:.1} keys, {} B by MEMORY USAGE (login {} B, session {} B, indexes {} B), {} B of used_memory growth",
             keys.len() as f64 / f64::from(n),
-            per_user(bytes, n),
+            per_user(logins + sessions + indexes, n),
+            per_user(logins, n),
+            per_user(sessions, n),
+            per_user(indexes, n),
             per_user(after - before, n)
         );
         clean_and_report("redis", store, n).await;
