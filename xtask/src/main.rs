@@ -198,11 +198,16 @@ const PUBLISHED: &[&str] = &[
 /// The workspace members' directories (the `members` globs of the root
 /// manifest: `crates/*`, `examples/*`, `xtask`).
 fn members() -> Result<Vec<std::path::PathBuf>> {
-    let mut members = vec![std::path::PathBuf::from("xtask")];
-    for parent in ["crates", "examples"] {
-        let entries = std::fs::read_dir(parent).map_err(|e| format!("cannot list {parent}: {e}"))?;
+    // This crate's own directory is `xtask/` of the workspace.
+    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = xtask.parent().ok_or("xtask has no parent directory")?;
+    let mut members = vec![xtask.to_path_buf()];
+    for parent in ["crates", "examples"].map(|name| root.join(name)) {
+        let parent = parent.as_path();
+        let entries =
+            std::fs::read_dir(parent).map_err(|e| format!("cannot list {}: {e}", parent.display()))?;
         for entry in entries {
-            let path = entry.map_err(|e| format!("cannot list {parent}: {e}"))?.path();
+            let path = entry.map_err(|e| format!("cannot list {}: {e}", parent.display()))?.path();
             if path.join("Cargo.toml").is_file() {
                 members.push(path);
             }
