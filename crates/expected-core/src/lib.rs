@@ -106,6 +106,7 @@ pub mod credential;
 pub mod csrf;
 mod engine;
 pub mod exchange;
+pub mod keys;
 pub mod protocol;
 pub mod record;
 pub mod secret;
@@ -128,11 +129,12 @@ pub use credential::{AuthCookie, CookieError, SessionCookie};
 pub use csrf::CsrfError;
 pub use engine::{
     Authenticated, Authentication, Cleaned, Client, Device, EndCause, EngineError, Expected, GraceRefusal,
-    Hooks, LoginsEnded, NoHooks, Outcome, Presented, Registration, SignIn, TheftReport,
+    Hooks, LoginsEnded, NoHooks, Outcome, Presented, Registration, RollbackHealed, SignIn, TheftReport,
 };
 pub use exchange::{
     AuthError, AuthHandle, CurrentUser, Exchange, SessionError, SessionHandle, Unauthenticated, Via,
 };
+pub use keys::{KeyError, KeyId, TokenKey, TokenKeys};
 pub use protocol::TheftCause;
 pub use record::{AuthMethod, ClientMeta, Login, PreviousToken, SessionData, SessionRecord, SessionUser};
 pub use secret::{
