@@ -21,8 +21,7 @@ use async_trait::async_trait;
 use expected_core::keys::{KeyId, TokenKey, TokenKeys};
 use expected_core::time::Duration;
 use expected_core::{
-    AuthCookie, Config, Expected, GraceRefusal, Hooks, LoginsEnded, Outcome, RollbackHealed, Store,
-    TheftReport,
+    AuthCookie, Config, Expected, GraceRefusal, Hooks, Outcome, RollbackHealed, Store, TheftReport,
 };
 
 use crate::support::{Jar, clock, config_with, engine, outcome_of, register, user, visit};
@@ -125,15 +124,19 @@ fn keyed(steps: u16) -> Config {
     config_with(|builder| builder.token_keys(Some(test_keys())).rollback_steps(steps))
 }
 
-/// Thefts and heals, as the hooks hear them.
+/// Hooks that record thefts and heals: what a rollback test counts. Every
+/// other hook does nothing but a refused grace, which panics (no rollback
+/// test expects one).
 #[derive(Clone, Default)]
-struct Heard(Arc<Mutex<(Vec<TheftReport>, Vec<RollbackHealed>)>>);
+pub struct Heard(Arc<Mutex<(Vec<TheftReport>, Vec<RollbackHealed>)>>);
 
 impl Heard {
-    fn thefts(&self) -> Vec<TheftReport> {
+    /// Every theft reported so far.
+    pub fn thefts(&self) -> Vec<TheftReport> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).0.clone()
     }
-    fn heals(&self) -> Vec<RollbackHealed> {
+    /// Every heal reported so far.
+    pub fn heals(&self) -> Vec<RollbackHealed> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).1.clone()
     }
 }
@@ -147,10 +150,7 @@ impl Hooks for Heard {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).1.push(event.clone());
     }
     async fn on_grace_refused(&self, refusal: &GraceRefusal) {
-        panic!("no grace is refused in the rollback cases: {refusal:?}");
-    }
-    async fn on_logins_ended(&self, event: &LoginsEnded) {
-        let _ = event;
+        panic!("no grace is refused in the rollback tests: {refusal:?}");
     }
 }
 

@@ -41,11 +41,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
+use expected_conformance::rollback::Heard;
 use expected_core::keys::{KeyId, TokenKey, TokenKeys};
-use expected_core::{
-    Config, CookieKind, Expected, Hooks, Outcome, Presented, RollbackHealed, TheftReport, Username,
-};
+use expected_core::{Config, CookieKind, Expected, Outcome, Presented, Username};
 use expected_store_redis::RedisStore;
 use support::cluster::{Cluster, replicated};
 use support::server::cli;
@@ -67,25 +65,6 @@ const MAX_REQUESTS: u64 = 1_000;
 /// One failover run at a time: two 6-node clusters and 64 chains on a
 /// 2-core machine would measure the machine, not the store.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-#[derive(Default)]
-struct Counts {
-    thefts: Mutex<Vec<TheftReport>>,
-    heals: Mutex<Vec<RollbackHealed>>,
-}
-
-#[derive(Clone, Default)]
-struct Heard(Arc<Counts>);
-
-#[async_trait]
-impl Hooks for Heard {
-    async fn on_theft(&self, report: &TheftReport) {
-        self.0.thefts.lock().unwrap_or_else(PoisonError::into_inner).push(report.clone());
-    }
-    async fn on_rollback_healed(&self, event: &RollbackHealed) {
-        self.0.heals.lock().unwrap_or_else(PoisonError::into_inner).push(event.clone());
-    }
-}
 
 /// What a run came to (printed whole through `Debug`).
 #[derive(Debug)]
@@ -346,8 +325,8 @@ async fn run(first_port: u16, fault: Fault, with_keys: bool) -> Result<Report, S
             }
         }
     }
-    let thefts = heard.0.thefts.lock().unwrap_or_else(PoisonError::into_inner).len();
-    let heals = heard.0.heals.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let thefts = heard.thefts().len();
+    let heals = heard.heals();
     let report = Report {
         thefts,
         heals: heals.len(),
