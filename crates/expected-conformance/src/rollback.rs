@@ -6,7 +6,7 @@
 //! [`rollback_tests!`](crate::rollback_tests) once. Every case runs the
 //! engine with [token keys](expected_core::keys), lets devices rotate after
 //! the snapshot, restores it and checks the promise of `docs/protocol.md`
-//! §7: every rotation lost within the bound heals (no theft, every device
+//! §13: every rotation lost within the bound heals (no theft, every device
 //! logs in), a cookie replayed from before the snapshot, or from the lost
 //! window once healed, is still theft, a token stepped ahead without the
 //! key is theft, and more lost rotations than the bound are theft too.

@@ -18,7 +18,7 @@
 //! promoted) is recognised by walking forward at most
 //! [`Config::rollback_steps`](crate::Config::rollback_steps) steps, and the
 //! rotation is re-applied instead of revoking the user. A token *behind* the
-//! store (a replayed copy) is still theft. See `docs/protocol.md` §7 for what
+//! store (a replayed copy) is still theft. See `docs/protocol.md` §13 for what
 //! a thief who holds the key, the database, a cookie or several of them can do.
 //!
 //! Keys come from configuration, never from the store: the current one

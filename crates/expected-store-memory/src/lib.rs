@@ -135,7 +135,7 @@ impl MemoryStore {
     /// Puts a [`snapshot`](Self::snapshot) back, dropping everything written
     /// since: what restoring a backup, or failing over to a replica that
     /// missed the last writes, does to a store. The engine heals the logins
-    /// whose rotations were lost (with token keys; `docs/protocol.md` §7).
+    /// whose rotations were lost (with token keys; `docs/protocol.md` §13).
     pub fn restore(&self, snapshot: &MemorySnapshot) {
         *self.records() = snapshot.0.clone();
     }
