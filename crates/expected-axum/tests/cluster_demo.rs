@@ -20,21 +20,8 @@ use std::net::SocketAddr;
 
 use expected_axum::ExpectedLayer;
 use expected_core::Expected;
-use expected_demo_kit::scenarios::{Client, DemoServer, Jar};
+use expected_demo_kit::scenarios::{Client, Jar, ServedAt};
 use expected_demo_kit::{DEMO_USERS, DemoConfig, DemoConfigError, DemoState, ci, env, open_store, testing};
-
-struct Served {
-    base_url: String,
-}
-
-impl DemoServer for Served {
-    fn base_url(&self) -> String {
-        self.base_url.clone()
-    }
-    fn set_store_down(&self, _: bool) {
-        unreachable!("not used here");
-    }
-}
 
 const KEYS: &str = "demo-1:QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI";
 
@@ -85,7 +72,7 @@ async fn the_demo_serves_on_a_redis_cluster() {
     let service =
         app::app(ExpectedLayer::new(engine), state).into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move { axum::serve(listener, service).await });
-    let client = Client::new(&Served { base_url: format!("http://{addr}") });
+    let client = Client::new(&ServedAt(format!("http://{addr}")));
 
     for (index, (username, password)) in DEMO_USERS.iter().enumerate() {
         let mut jar = Jar::with_agent(&format!("cluster-browser-{index}"));
