@@ -20,6 +20,11 @@
 //!   theft, for the client that rotated only ([`GraceBinding`]): another
 //!   browser presenting the replaced token is a thief;
 //! - a store failure fails closed and changes nothing;
+//! - with [token keys](keys) configured, each successor token is derived
+//!   from its predecessor with a server-held key, so a store that lost its
+//!   last rotations (a failover to a replica that missed them, a restored
+//!   backup) heals instead of raising theft; tokens behind the store are
+//!   still theft (`docs/protocol.md` §13);
 //! - stores prove themselves against the published `expected-conformance`
 //!   suite.
 //!
