@@ -7,7 +7,7 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use expected_core::credential::MAX_COOKIE_VALUE_BYTES;
-use expected_core::{AuthCookie, CookieError, Serial, SessionCookie, SessionId, Token, Username};
+use expected_core::{AuthCookie, CookieError, KeyId, Serial, SessionCookie, SessionId, Token, Username};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -34,7 +34,7 @@ fn parse_text(text: &str) {
         let encoded = cookie.encode();
         assert_eq!(encoded, text, "an accepted auth cookie is what encode writes");
         assert_eq!(AuthCookie::parse(&encoded).as_ref(), Ok(&cookie));
-        assert!(SessionCookie::parse(text).is_err(), "four parts are never a session cookie");
+        assert!(SessionCookie::parse(text).is_err(), "four or five parts are never a session cookie");
     }
     if let Ok(cookie) = session {
         let encoded = cookie.encode();
@@ -54,10 +54,13 @@ fn encode_parts(u: &mut Unstructured<'_>) {
         return;
     };
     let Ok(username) = Username::new(name) else { return };
+    // A key id when the bytes make a valid one (format 2), none otherwise (format 1).
+    let key = <String as Arbitrary>::arbitrary(u).ok().and_then(|id| KeyId::new(id).ok());
     let auth = AuthCookie {
         username: username.clone(),
         serial: Serial::from_bytes(serial),
         token: Token::from_bytes(token),
+        key,
     };
     let value = auth.encode();
     assert!(value.len() <= MAX_COOKIE_VALUE_BYTES, "the longest username still fits the limit");

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use expected_axum::ExpectedLayer;
 use expected_core::{DynStore, Expected, TokenSource as _};
-use expected_demo_kit::scenarios::{Client, DemoServer, Jar};
+use expected_demo_kit::scenarios::{Client, Jar, ServedAt};
 use expected_demo_kit::{DEMO_USERS, DemoConfig, DemoState, ci, testing};
 use expected_store_redis::RedisStore;
 use expected_store_sqlx::PgStore;
@@ -76,21 +76,8 @@ fn demo_config() -> expected_core::Config {
     }
 }
 
-struct Served {
-    base_url: String,
-}
-
-impl DemoServer for Served {
-    fn base_url(&self) -> String {
-        self.base_url.clone()
-    }
-    fn set_store_down(&self, _: bool) {
-        unreachable!("this test takes the real store down");
-    }
-}
-
 /// Serves the demo app over `store` on an ephemeral loopback port.
-async fn serve(store: DynStore) -> Served {
+async fn serve(store: DynStore) -> ServedAt {
     let engine = Expected::new(store, demo_config());
     let passwords = std::sync::Arc::new(expected_demo_kit::Passwords::new(testing::accounts()));
     let state = DemoState { accounts: testing::accounts(), passwords, fresh_for: testing::FRESH };
@@ -99,7 +86,7 @@ async fn serve(store: DynStore) -> Served {
     let service =
         app::app(ExpectedLayer::new(engine), state).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, service).await });
-    Served { base_url: format!("http://{addr}") }
+    ServedAt(format!("http://{addr}"))
 }
 
 /// When outages were on: 503s are fine from a start to its end plus

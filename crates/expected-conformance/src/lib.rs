@@ -76,6 +76,13 @@
 //!   timeout and the login lifetime, cleaning, and failing closed on an outage
 //!   ([`Flaky`]).
 //!
+//! - **Rollback** (opt-in, [`rollback_tests!`]): a store that implements
+//!   [`RollbackHarness`] (snapshot and restore) is rolled back under the
+//!   engine with token keys: every lost rotation within the bound heals,
+//!   concurrent requests heal once, cookies from before the snapshot or from
+//!   the lost window once healed are theft, tokens stepped ahead without the
+//!   key are theft, and so are more lost rotations than the bound.
+//!
 //! # Stability promise
 //!
 //! Within a minor version (0.x.y → 0.x.z) cases are only added when they check
@@ -92,6 +99,7 @@ mod support;
 pub mod admin;
 pub mod cases;
 mod flaky;
+pub mod rollback;
 
 use std::future::Future;
 use std::io::Write as _;
@@ -99,6 +107,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use flaky::{Flaky, Operation};
+pub use rollback::RollbackHarness;
 
 #[doc(hidden)]
 pub use async_trait::async_trait as __async_trait;

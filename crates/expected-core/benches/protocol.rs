@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_main};
+use expected_core::keys::{KeyId, TokenKey, TokenKeys};
 use expected_core::protocol::{self, Judgement};
 use expected_core::{
     AuthCookie, ChaChaTokens, ClientMeta, Config, Login, OsTokens, SessionCookie, SessionData, SetCookie,
@@ -37,9 +38,24 @@ struct Fixture {
     rotated: Login,
 }
 
+/// The keys of the keyed fixture: one current key.
+fn keys() -> TokenKeys {
+    let key = TokenKey::new(KeyId::new("bench").unwrap_or_else(|e| panic!("{e}")), &[0x42; 32])
+        .unwrap_or_else(|e| panic!("{e}"));
+    TokenKeys::new(key, Vec::new()).unwrap_or_else(|e| panic!("{e}"))
+}
+
 impl Fixture {
     fn new() -> Self {
-        let config = Config::default();
+        Self::with(Config::default())
+    }
+
+    /// With token keys: successors derived, the walk on.
+    fn keyed() -> Self {
+        Self::with(Config::builder().token_keys(Some(keys())).build().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn with(config: Config) -> Self {
         let tokens = ChaChaTokens::from_seed([7; 32]);
         let client = ClientMeta::new(
             Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))),
@@ -148,6 +164,56 @@ fn whole_path(c: &mut Criterion) {
     });
 }
 
+/// The same with token keys (`docs/protocol.md` §13): the successor is an
+/// HMAC of the presented token's digest instead of a draw, and what the walk
+/// costs a token ahead of the store and a forged one.
+fn keyed(c: &mut Criterion) {
+    let f = Fixture::keyed();
+    c.bench_function("cookie_login_pure_path_derived", |b| {
+        b.iter(|| {
+            let cookie = AuthCookie::parse(black_box(&f.value)).unwrap_or_else(|e| panic!("{e}"));
+            let judgement = protocol::judge(&cookie, Some(black_box(&f.login)), &f.client, f.now, &f.config);
+            assert!(judgement == Judgement::Current);
+            let token = protocol::derived_successor(&cookie, &f.config).unwrap_or_else(|| panic!("keyed"));
+            let id = f.tokens.session_id();
+            let (rotation, next) =
+                protocol::rotation(&cookie, &f.login, token, &id, f.client.clone(), f.now, &f.config);
+            let session_cookie = SessionCookie { username: Some(cookie.username.clone()), id };
+            let headers = [
+                SetCookie::session(&session_cookie, &f.config).header_value(),
+                SetCookie::auth(&next, &f.config).header_value(),
+            ];
+            (rotation, headers)
+        });
+    });
+
+    c.bench_function("derive_successor", |b| {
+        b.iter(|| protocol::derived_successor(black_box(&f.cookie), &f.config));
+    });
+
+    // The store lost one rotation: the cookie holds the successor of the
+    // stored token.
+    let ahead = AuthCookie {
+        token: protocol::derived_successor(&f.cookie, &f.config).map(|s| s.token).unwrap_or_else(|| panic!()),
+        ..f.cookie.clone()
+    };
+    c.bench_function("judge_ahead_1", |b| {
+        b.iter(|| protocol::judge(black_box(&ahead), Some(black_box(&f.login)), &f.client, f.now, &f.config));
+    });
+
+    // A forged token: the whole walk (32 steps, the default) before theft.
+    let forged = AuthCookie { token: f.tokens.token(), ..f.cookie.clone() };
+    assert!(matches!(
+        protocol::judge(&forged, Some(&f.login), &f.client, f.now, &f.config),
+        Judgement::Theft { .. }
+    ));
+    c.bench_function("judge_forged_full_walk_32", |b| {
+        b.iter(|| {
+            protocol::judge(black_box(&forged), Some(black_box(&f.login)), &f.client, f.now, &f.config)
+        });
+    });
+}
+
 fn reference(c: &mut Criterion) {
     let bytes = [0x5a_u8; 32];
     c.bench_function("sha256_32_bytes", |b| {
@@ -197,6 +263,7 @@ fn benches() {
         .configure_from_args();
     steps(&mut criterion);
     whole_path(&mut criterion);
+    keyed(&mut criterion);
     reference(&mut criterion);
 }
 

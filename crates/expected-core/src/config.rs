@@ -5,6 +5,14 @@ use std::time::Duration;
 
 use cookie::SameSite;
 
+use crate::keys::TokenKeys;
+
+/// Default of [`ConfigBuilder::rollback_steps`].
+pub const DEFAULT_ROLLBACK_STEPS: u16 = 32;
+
+/// Largest [`ConfigBuilder::rollback_steps`] accepted.
+pub const MAX_ROLLBACK_STEPS: u16 = 1024;
+
 /// Why a configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -79,6 +87,12 @@ pub enum ConfigError {
     /// A duration too large to compute with.
     #[error("{0} is too large")]
     DurationTooLarge(&'static str),
+    /// More rollback steps than [`MAX_ROLLBACK_STEPS`].
+    #[error("rollback steps must be at most {MAX_ROLLBACK_STEPS}, not {0}")]
+    TooManyRollbackSteps(u16),
+    /// Rollback steps set without token keys to walk with.
+    #[error("rollback steps ({0}) need token keys: without them successor tokens are random")]
+    RollbackStepsWithoutKeys(u16),
 }
 
 /// Which clients the grace window serves (`ConfigBuilder::grace_binding`).
@@ -157,6 +171,8 @@ pub struct Config {
     pub(crate) grace_binding: GraceBinding,
     pub(crate) cleaner_period: Duration,
     pub(crate) max_logins_per_user: Option<NonZeroUsize>,
+    pub(crate) token_keys: Option<TokenKeys>,
+    pub(crate) rollback_steps: u16,
 }
 
 impl Default for Config {
@@ -185,6 +201,8 @@ impl Config {
     /// | grace binding (who may use the grace window) | [`GraceBinding::Client`] |
     /// | cleaner period | 1 day |
     /// | logins per user | 20 (the least recently used is evicted) |
+    /// | token keys | none: successor tokens are random, and a store that loses rotations raises theft |
+    /// | rollback steps (with token keys) | [`DEFAULT_ROLLBACK_STEPS`] |
     ///
     /// ```
     /// use std::time::Duration;
@@ -194,7 +212,8 @@ impl Config {
     ///     .session_idle_timeout(Duration::from_secs(15 * 60))
     ///     .login_lifetime(Duration::from_secs(90 * 24 * 3600))
     ///     .build()?;
-    /// assert_eq!(config, Config::builder().session_idle_timeout(Duration::from_secs(900)).login_lifetime(Duration::from_secs(7_776_000)).build()?);
+    /// assert_eq!(config.session_idle_timeout(), Duration::from_secs(900));
+    /// assert_eq!(config.login_lifetime(), Duration::from_secs(7_776_000));
     /// # Ok::<(), expected_core::ConfigError>(())
     /// ```
     pub fn builder() -> ConfigBuilder {
@@ -266,6 +285,16 @@ impl Config {
     pub fn max_logins_per_user(&self) -> Option<NonZeroUsize> {
         self.max_logins_per_user
     }
+    /// The keys that derive successor tokens, if configured
+    /// ([`crate::keys`]).
+    pub fn token_keys(&self) -> Option<&TokenKeys> {
+        self.token_keys.as_ref()
+    }
+    /// How many lost rotations a presented token may be ahead of the store
+    /// and still heal (with token keys; without, none).
+    pub fn rollback_steps(&self) -> u16 {
+        if self.token_keys.is_some() { self.rollback_steps } else { 0 }
+    }
 
     pub(crate) fn max_age(&self) -> time::Duration {
         // Validated at build time to fit.
@@ -290,6 +319,7 @@ impl Config {
 #[must_use]
 pub struct ConfigBuilder {
     settings: Config,
+    rollback_steps_set: bool,
 }
 
 impl Default for ConfigBuilder {
@@ -311,7 +341,10 @@ impl Default for ConfigBuilder {
                 grace_binding: GraceBinding::Client,
                 cleaner_period: Duration::from_secs(24 * 3600),
                 max_logins_per_user: NonZeroUsize::new(20),
+                token_keys: None,
+                rollback_steps: DEFAULT_ROLLBACK_STEPS,
             },
+            rollback_steps_set: false,
         }
     }
 }
@@ -551,6 +584,25 @@ impl ConfigBuilder {
         self
     }
 
+    /// The keys that derive each successor token from its predecessor, so
+    /// that a store that lost its last rotations (a failover to a replica
+    /// that missed them, a backup restore) heals instead of raising theft
+    /// ([`crate::keys`]). Without keys, successors are random.
+    pub fn token_keys(mut self, keys: Option<TokenKeys>) -> Self {
+        self.settings.token_keys = keys;
+        self
+    }
+    /// How many lost rotations a presented token may be ahead of the store
+    /// and still heal, at most [`MAX_ROLLBACK_STEPS`]; zero disables healing.
+    /// Each step costs one HMAC and one SHA-256 (about a microsecond), paid
+    /// in full only by a token that is not the current one: a replay or a
+    /// forgery. Needs [`ConfigBuilder::token_keys`].
+    pub fn rollback_steps(mut self, steps: u16) -> Self {
+        self.settings.rollback_steps = steps;
+        self.rollback_steps_set = true;
+        self
+    }
+
     /// Checks the settings and returns the configuration.
     ///
     /// ```
@@ -562,6 +614,12 @@ impl ConfigBuilder {
     /// ```
     pub fn build(self) -> Result<Config, ConfigError> {
         let c = self.settings;
+        if c.rollback_steps > MAX_ROLLBACK_STEPS {
+            return Err(ConfigError::TooManyRollbackSteps(c.rollback_steps));
+        }
+        if self.rollback_steps_set && c.token_keys.is_none() && c.rollback_steps > 0 {
+            return Err(ConfigError::RollbackStepsWithoutKeys(c.rollback_steps));
+        }
         for name in [&c.session_cookie_name, &c.auth_cookie_name] {
             if !valid_cookie_name(name) {
                 return Err(ConfigError::InvalidCookieName(name.clone()));

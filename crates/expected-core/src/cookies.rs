@@ -396,6 +396,7 @@ mod tests {
             username: Username::new("zoë")?,
             serial: Serial::from_bytes([1; 16]),
             token: Token::from_bytes([2; 32]),
+            key: None,
         };
         let header = SetCookie::auth(&value, &config).header_value();
         assert!(header.starts_with(&format!("__Host-remember={}", value.encode())), "{header}");
@@ -467,6 +468,7 @@ mod tests {
             username: Username::new("alice")?,
             serial: Serial::from_bytes([1; 16]),
             token: Token::from_bytes([2; 32]),
+            key: None,
         };
         let mut response = SetCookie::removals(CookieKind::Auth, &domain);
         SetCookie::merge_into(&mut response, [SetCookie::auth(&value, &domain)]);

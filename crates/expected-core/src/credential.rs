@@ -1,7 +1,12 @@
 //! The values of the two cookies, and their strict parsers.
 //!
 //! Auth cookie (the "remember me" credential):
-//! `1.<base64url(username)>.<base64url(serial)>.<base64url(token)>`.
+//! `2.<base64url(username)>.<base64url(serial)>.<key id>.<base64url(token)>`
+//! when [token keys](crate::keys) are configured (the key id names the key
+//! that derived the token), and the key-less
+//! `1.<base64url(username)>.<base64url(serial)>.<base64url(token)>` without
+//! them; both are read, whatever is configured, so a deployment that adds
+//! keys logs no one out (a login moves to format 2 on its next rotation).
 //! Session cookie: `1.<base64url(username)>.<base64url(session id)>` for a
 //! logged-in user, `1.<base64url(session id)>` for an anonymous visitor.
 //!
@@ -15,12 +20,17 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::keys::KeyId;
 use crate::secret::{
     DecodeError, MAX_USERNAME_BYTES, Serial, SessionId, Token, Username, UsernameError, encode_b64,
 };
 
-/// The only format version this release writes and reads.
+/// The format version of session cookies, and of auth cookies without a key
+/// id.
 pub const VERSION: &str = "1";
+
+/// The format version of auth cookies that carry a key id.
+pub const KEYED_VERSION: &str = "2";
 
 /// Longest cookie value the parsers look at, in bytes. Anything longer is
 /// refused before it is split or decoded.
@@ -37,6 +47,8 @@ pub enum Field {
     Token,
     /// The session id.
     SessionId,
+    /// The id of the key that derived the token.
+    KeyId,
 }
 
 impl fmt::Display for Field {
@@ -46,6 +58,7 @@ impl fmt::Display for Field {
             Self::Serial => "serial",
             Self::Token => "token",
             Self::SessionId => "session id",
+            Self::KeyId => "key id",
         })
     }
 }
@@ -92,6 +105,10 @@ pub struct AuthCookie {
     pub serial: Serial,
     /// The login's token, as this client last received it.
     pub token: Token,
+    /// The key that derived `token` from its predecessor (for a login's
+    /// first, random token: the key current when it was issued); `None` in
+    /// the key-less format 1.
+    pub key: Option<KeyId>,
 }
 
 /// The session cookie: a username (none for an anonymous visitor) and the
@@ -109,6 +126,7 @@ impl fmt::Debug for AuthCookie {
         f.debug_struct("AuthCookie")
             .field("username", &self.username)
             .field("serial", &self.serial)
+            .field("key", &self.key)
             .finish_non_exhaustive()
     }
 }
@@ -139,18 +157,6 @@ fn split_up_to<const N: usize>(value: &str) -> Result<([&str; N], usize), Cookie
     Ok((parts, found))
 }
 
-/// Splits a value into exactly `N` parts after checking its size and version.
-fn split<const N: usize>(value: &str) -> Result<[&str; N], CookieError> {
-    let (parts, found) = split_up_to::<N>(value)?;
-    if found != N {
-        return Err(CookieError::WrongPartCount { expected: N, found });
-    }
-    if parts[0] != VERSION {
-        return Err(CookieError::UnsupportedVersion);
-    }
-    Ok(parts)
-}
-
 fn field<T>(
     text: &str,
     which: Field,
@@ -176,24 +182,39 @@ fn username(text: &str) -> Result<Username, CookieError> {
 }
 
 impl AuthCookie {
-    /// Parses an auth cookie value.
+    /// Parses an auth cookie value, of either format.
     pub fn parse(value: &str) -> Result<Self, CookieError> {
-        let [_, user, serial, token] = split::<4>(value)?;
+        let (parts, found) = split_up_to::<5>(value)?;
+        let expected = if parts[0] == KEYED_VERSION { 5 } else { 4 };
+        if found != expected {
+            return Err(CookieError::WrongPartCount { expected, found });
+        }
+        let (user, serial, key, token) = match parts {
+            [KEYED_VERSION, user, serial, key, token] => (user, serial, Some(key), token),
+            [VERSION, user, serial, token, _] => (user, serial, None, token),
+            _ => return Err(CookieError::UnsupportedVersion),
+        };
+        let key = match key {
+            None => None,
+            Some("") => return Err(CookieError::EmptyField(Field::KeyId)),
+            Some(id) => Some(KeyId::new(id).map_err(|_| CookieError::BadEncoding(Field::KeyId))?),
+        };
         Ok(Self {
             username: username(user)?,
             serial: field(serial, Field::Serial, Serial::from_base64)?,
             token: field(token, Field::Token, Token::from_base64)?,
+            key,
         })
     }
 
-    /// The cookie value.
+    /// The cookie value: format 2 with a key id, format 1 without.
     pub fn encode(&self) -> String {
-        format!(
-            "{VERSION}.{}.{}.{}",
-            encode_b64(self.username.as_str().as_bytes()),
-            self.serial.to_base64(),
-            self.token.to_base64()
-        )
+        let user = encode_b64(self.username.as_str().as_bytes());
+        let (serial, token) = (self.serial.to_base64(), self.token.to_base64());
+        match &self.key {
+            Some(key) => format!("{KEYED_VERSION}.{user}.{serial}.{key}.{token}"),
+            None => format!("{VERSION}.{user}.{serial}.{token}"),
+        }
     }
 }
 
@@ -234,7 +255,35 @@ mod tests {
             username: Username::new(name).unwrap_or_else(|e| panic!("{e}")),
             serial: Serial::from_bytes([1; 16]),
             token: Token::from_bytes([2; 32]),
+            key: None,
         }
+    }
+
+    fn keyed(name: &str) -> AuthCookie {
+        AuthCookie { key: Some(KeyId::new("k-2024_1").unwrap_or_else(|e| panic!("{e}"))), ..auth(name) }
+    }
+
+    #[test]
+    fn keyed_cookies_round_trip_and_refuse_bad_key_ids() {
+        let cookie = keyed("zoë");
+        let value = cookie.encode();
+        assert!(value.starts_with("2.") && value.contains(".k-2024_1."), "{value}");
+        assert_eq!(AuthCookie::parse(&value), Ok(cookie));
+        let parts: Vec<&str> = value.split('.').collect();
+        let with = |i: usize, v: &str| {
+            let mut p = parts.clone();
+            p[i] = v;
+            p.join(".")
+        };
+        assert_eq!(AuthCookie::parse(&with(3, "")), Err(CookieError::EmptyField(Field::KeyId)));
+        assert_eq!(AuthCookie::parse(&with(3, "a+b")), Err(CookieError::BadEncoding(Field::KeyId)));
+        assert_eq!(AuthCookie::parse(&with(3, &"k".repeat(17))), Err(CookieError::BadEncoding(Field::KeyId)));
+        assert_eq!(
+            AuthCookie::parse(&parts[..4].join(".")),
+            Err(CookieError::WrongPartCount { expected: 5, found: 4 })
+        );
+        // A format-1 cookie still reads, key-less.
+        assert_eq!(AuthCookie::parse(&auth("alice").encode()).map(|c| c.key), Ok(None));
     }
 
     #[test]
@@ -267,7 +316,8 @@ mod tests {
             (String::new(), CookieError::WrongPartCount { expected: 4, found: 1 }),
             (parts[..3].join("."), CookieError::WrongPartCount { expected: 4, found: 3 }),
             (format!("{good}.x"), CookieError::WrongPartCount { expected: 4, found: 5 }),
-            (with(0, "2"), CookieError::UnsupportedVersion),
+            (with(0, "3"), CookieError::UnsupportedVersion),
+            (with(0, "2"), CookieError::WrongPartCount { expected: 5, found: 4 }),
             (with(1, ""), CookieError::EmptyField(Field::Username)),
             (with(2, ""), CookieError::EmptyField(Field::Serial)),
             (with(3, ""), CookieError::EmptyField(Field::Token)),

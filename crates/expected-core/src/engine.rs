@@ -147,6 +147,25 @@ pub struct GraceRefusal {
     pub at: OffsetDateTime,
 }
 
+/// A cookie login presented a token ahead of the store, which the server's
+/// key derives from the stored one: the store had lost `steps` rotations (a
+/// failover to a replica that missed them, a backup restore), and the
+/// rotation was re-applied instead of raising theft. The request is a
+/// [`Outcome::CookieLogin`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackHealed {
+    /// Whose login.
+    pub username: Username,
+    /// Which login (device).
+    pub serial: Serial,
+    /// How many rotations the store had lost for this login.
+    pub steps: u16,
+    /// The client that presented the token.
+    pub client: ClientMeta,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
 /// What authenticating a request came to. Each variant is one outcome of the
 /// protocol; see `docs/protocol.md` for the table.
 #[derive(Debug)]
@@ -393,6 +412,14 @@ pub trait Hooks: Send + Sync + 'static {
         let _ = refusal;
     }
 
+    /// Called after a cookie login healed a login the store had rolled back
+    /// ([`RollbackHealed`]): count them, say; many at once tell of a
+    /// failover or a restore. The default does nothing (the engine also
+    /// emits a `tracing` warning).
+    async fn on_rollback_healed(&self, event: &RollbackHealed) {
+        let _ = event;
+    }
+
     /// Consulted on every cookie login (and grace): answer `Ok(false)` for a
     /// disabled or deleted account, and its logins are dropped. An error fails
     /// closed, like a store error. The default accepts everyone.
@@ -415,6 +442,9 @@ impl<H: Hooks + ?Sized> Hooks for Arc<H> {
     }
     async fn on_grace_refused(&self, refusal: &GraceRefusal) {
         (**self).on_grace_refused(refusal).await;
+    }
+    async fn on_rollback_healed(&self, event: &RollbackHealed) {
+        (**self).on_rollback_healed(event).await;
     }
     async fn is_user_valid(&self, username: &Username) -> Result<bool, StoreError> {
         (**self).is_user_valid(username).await
@@ -487,7 +517,7 @@ enum Claim {
 impl Claim {
     fn of(judgement: &Judgement, login: Option<&Login>) -> Self {
         match (judgement, login) {
-            (Judgement::Current, Some(login)) => {
+            (Judgement::Current | Judgement::Ahead { .. }, Some(login)) => {
                 Self::Authenticates { last_used_at: login.last_used_at, current: true }
             }
             (Judgement::Grace { .. }, Some(login)) => {
@@ -497,7 +527,10 @@ impl Claim {
             (Judgement::Theft { .. }, _) => Self::Theft,
             (Judgement::GraceRefused { .. }, _) => Self::GraceRefused,
             (Judgement::Expired, _) => Self::Expired,
-            (Judgement::Unknown | Judgement::Current | Judgement::Grace { .. }, _) => Self::Unknown,
+            (
+                Judgement::Unknown | Judgement::Current | Judgement::Ahead { .. } | Judgement::Grace { .. },
+                _,
+            ) => Self::Unknown,
         }
     }
 }
@@ -823,19 +856,23 @@ impl<S: Store> Expected<S> {
                         "login's sealed successor does not match its current token",
                     ));
                 }
-                Judgement::Current => {
+                judgement @ (Judgement::Current | Judgement::Ahead { .. }) => {
                     let Some(login) = login else { return Ok((Outcome::UnknownLogin, clear())) };
                     if !std::mem::replace(&mut user_checked, true) {
                         if let Some(rejected) = self.reject_invalid_user(&cookie.username).await? {
                             return Ok((rejected, clear()));
                         }
                     }
-                    let token = self.tokens.token();
+                    let token = protocol::derived_successor(cookie, config)
+                        .unwrap_or_else(|| self.tokens.token().into());
                     let id = self.tokens.session_id();
                     let (rotation, next) =
                         protocol::rotation(cookie, &login, token, &id, client.clone(), now, config);
                     match self.store.rotate_login(&rotation).await? {
                         Rotated::Rotated => {
+                            if let Judgement::Ahead { steps } = judgement {
+                                self.healed(cookie, steps, &client, now).await;
+                            }
                             let session_cookie =
                                 SessionCookie { username: Some(cookie.username.clone()), id };
                             let cookies = vec![
@@ -853,7 +890,7 @@ impl<S: Store> Expected<S> {
                         Rotated::NotFound => return Ok((Outcome::UnknownLogin, clear())),
                     }
                 }
-                Judgement::Grace { token, session } => {
+                Judgement::Grace { token, key, session } => {
                     if !std::mem::replace(&mut user_checked, true) {
                         if let Some(rejected) = self.reject_invalid_user(&cookie.username).await? {
                             return Ok((rejected, clear()));
@@ -865,7 +902,7 @@ impl<S: Store> Expected<S> {
                         // Revoked between the read and the grace session.
                         return Ok((Outcome::UnknownLogin, clear()));
                     };
-                    let next = AuthCookie { username: cookie.username.clone(), serial, token };
+                    let next = AuthCookie { username: cookie.username.clone(), serial, token, key };
                     let session_cookie = SessionCookie { username: Some(cookie.username.clone()), id };
                     let cookies = vec![
                         SetCookie::session(&session_cookie, config),
@@ -957,6 +994,24 @@ impl<S: Store> Expected<S> {
         self.hooks.on_theft(&report).await;
         self.ended(&cookie.username, serials, EndCause::Theft).await;
         Ok(report)
+    }
+
+    /// Reports a login healed after the store lost rotations.
+    async fn healed(&self, cookie: &AuthCookie, steps: u16, client: &ClientMeta, now: OffsetDateTime) {
+        let event = RollbackHealed {
+            username: cookie.username.clone(),
+            serial: cookie.serial,
+            steps,
+            client: client.clone(),
+            at: now,
+        };
+        tracing::warn!(
+            user = %event.username,
+            serial = %event.serial,
+            steps = event.steps,
+            "remember-me token ahead of the store (lost rotations: failover or restore): rotation re-applied"
+        );
+        self.hooks.on_rollback_healed(&event).await;
     }
 
     /// Tells the hooks that logins ended, when there were any.
@@ -1150,7 +1205,7 @@ impl<S: Store> Expected<S> {
             let login = self.store.get_login(&cookie.username, &cookie.serial).await?;
             let proven = matches!(
                 protocol::judge(&cookie, login.as_ref(), &presented.client.meta(), now, &self.config),
-                Judgement::Current | Judgement::Grace { .. } | Judgement::Expired
+                Judgement::Current | Judgement::Ahead { .. } | Judgement::Grace { .. } | Judgement::Expired
             );
             if proven && self.store.delete_login(&cookie.username, &cookie.serial).await? {
                 note(&cookie.username, cookie.serial);

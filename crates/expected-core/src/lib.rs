@@ -20,6 +20,11 @@
 //!   theft, for the client that rotated only ([`GraceBinding`]): another
 //!   browser presenting the replaced token is a thief;
 //! - a store failure fails closed and changes nothing;
+//! - with [token keys](keys) configured, each successor token is derived
+//!   from its predecessor with a server-held key, so a store that lost its
+//!   last rotations (a failover to a replica that missed them, a restored
+//!   backup) heals instead of raising theft; tokens behind the store are
+//!   still theft (`docs/protocol.md` §13);
 //! - stores prove themselves against the published `expected-conformance`
 //!   suite.
 //!
@@ -106,6 +111,7 @@ pub mod credential;
 pub mod csrf;
 mod engine;
 pub mod exchange;
+pub mod keys;
 pub mod protocol;
 pub mod record;
 pub mod secret;
@@ -128,11 +134,12 @@ pub use credential::{AuthCookie, CookieError, SessionCookie};
 pub use csrf::CsrfError;
 pub use engine::{
     Authenticated, Authentication, Cleaned, Client, Device, EndCause, EngineError, Expected, GraceRefusal,
-    Hooks, LoginsEnded, NoHooks, Outcome, Presented, Registration, SignIn, TheftReport,
+    Hooks, LoginsEnded, NoHooks, Outcome, Presented, Registration, RollbackHealed, SignIn, TheftReport,
 };
 pub use exchange::{
     AuthError, AuthHandle, CurrentUser, Exchange, SessionError, SessionHandle, Unauthenticated, Via,
 };
+pub use keys::{KeyError, KeyId, TokenKey, TokenKeys};
 pub use protocol::TheftCause;
 pub use record::{AuthMethod, ClientMeta, Login, PreviousToken, SessionData, SessionRecord, SessionUser};
 pub use secret::{

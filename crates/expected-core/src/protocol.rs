@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::config::{Config, GraceBinding};
 use crate::credential::{AuthCookie, SessionCookie};
+use crate::keys::KeyId;
 use crate::record::{AuthMethod, ClientMeta, Login, PreviousToken, SessionData, SessionRecord, SessionUser};
 use crate::secret::{SealedSuccessor, Serial, SessionId, Token, Username};
 use crate::store::Rotation;
@@ -19,9 +20,9 @@ use crate::store::Rotation;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TheftCause {
-    /// The token is neither the current one nor the previous one inside the
-    /// grace window: a stale copy, a token two or more rotations old, or a
-    /// forged one.
+    /// The token is neither the current one, nor the previous one inside the
+    /// grace window, nor one the server's key derives ahead of the store: a
+    /// stale copy, a token two or more rotations old, or a forged one.
     StaleToken,
     /// The previous token inside the grace window, from another `User-Agent`
     /// than the client the rotation recorded: another browser holds this
@@ -50,6 +51,16 @@ pub enum Judgement {
     Expired,
     /// The presented token is the current one: rotate it.
     Current,
+    /// The presented token is `steps` rotations *ahead* of the stored one:
+    /// the store lost its last rotations (a failover to a replica that missed
+    /// them, a backup restore), and the token is what the server's key
+    /// derives from the stored one ([`crate::keys`]). Rotate it as if it
+    /// were current: the store catches up, nothing is revoked.
+    Ahead {
+        /// How many successor steps lead from the stored token to the
+        /// presented one (1 to [`Config::rollback_steps`]).
+        steps: u16,
+    },
     /// The presented token is the previous one, inside the grace window, from
     /// the client the rotation recorded (as the [`GraceBinding`] asks): the
     /// request is authenticated without another rotation, and the client gets
@@ -57,6 +68,9 @@ pub enum Judgement {
     Grace {
         /// The current token, which the client should now hold.
         token: Token,
+        /// The key that derived it (for the cookie), when one of the
+        /// configured keys did.
+        key: Option<KeyId>,
         /// The session the rotation opened, if the login is still bound to it.
         session: Option<SessionId>,
     },
@@ -93,7 +107,8 @@ pub enum Judgement {
 /// the cookie's never authenticates (it is [`Judgement::Unknown`]). The
 /// previous token inside the grace window is judged against the client the
 /// rotation recorded, as [`Config::grace_binding`] asks
-/// ([`client_match`]).
+/// ([`client_match`]). Any other token is walked forward from the stored
+/// one ([`steps_ahead`]) before it is taken for theft.
 pub fn judge(
     cookie: &AuthCookie,
     login: Option<&Login>,
@@ -130,10 +145,58 @@ pub fn judge(
                 return Judgement::Inconsistent;
             }
             let bound = login.session.is_some_and(|digest| digest.matches(&session));
-            Judgement::Grace { token, session: bound.then_some(session) }
+            let key = config
+                .token_keys()
+                .and_then(|keys| keys.derived_by(&login.serial, &previous.digest, &token))
+                .cloned();
+            Judgement::Grace { token, key, session: bound.then_some(session) }
         }
-        _ => theft(TheftCause::StaleToken),
+        Some(previous) if previous.digest.matches(&cookie.token) => theft(TheftCause::StaleToken),
+        _ => match steps_ahead(cookie, login, config) {
+            Some(steps) => Judgement::Ahead { steps },
+            None => theft(TheftCause::StaleToken),
+        },
     }
+}
+
+/// How many rotations `cookie`'s token is ahead of the login's stored token:
+/// the walk of [`TokenKey::steps_ahead`](crate::keys::TokenKey::steps_ahead)
+/// with the key the cookie names, at most [`Config::rollback_steps`] steps.
+/// `None` without token keys, for a key-less (format 1) cookie, for a key id
+/// that is not configured, and for any token not on that walk.
+pub fn steps_ahead(cookie: &AuthCookie, login: &Login, config: &Config) -> Option<u16> {
+    let key = config.token_keys()?.get(cookie.key.as_ref()?)?;
+    key.steps_ahead(&login.serial, &login.token, &cookie.token, config.rollback_steps())
+}
+
+/// The token that replaces a presented one, and the key that derived it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Successor {
+    /// The new token.
+    pub token: Token,
+    /// The key that derived it; `None` for a random one.
+    pub key: Option<KeyId>,
+}
+
+impl From<Token> for Successor {
+    /// A random successor, derived by no key.
+    fn from(token: Token) -> Self {
+        Self { token, key: None }
+    }
+}
+
+/// The successor of `presented` under the configured current key, `None`
+/// without token keys (the engine then draws a random one).
+pub fn derived_successor(presented: &AuthCookie, config: &Config) -> Option<Successor> {
+    let key = config.token_keys()?.current();
+    let token = key.successor(&presented.serial, &presented.token.digest());
+    Some(Successor { token, key: Some(key.id().clone()) })
+}
+
+/// The key id a login's first cookie carries: the current key's, when token
+/// keys are configured.
+pub fn issuing_key(config: &Config) -> Option<KeyId> {
+    config.token_keys().map(|keys| keys.current().id().clone())
 }
 
 /// How a client presenting the previous token compares with the client the
@@ -298,34 +361,37 @@ pub fn new_login(
         client,
         authenticated_at: now,
     };
-    (login, AuthCookie { username: username.clone(), serial, token })
+    (login, AuthCookie { username: username.clone(), serial, token, key: issuing_key(config) })
 }
 
-/// The rotation for a cookie login with the current token `presented` of
-/// `login`, given the fresh `token` and session `id` to replace it with.
+/// The rotation for a cookie login with the token `presented` of `login`
+/// (its current one, or one [ahead](Judgement::Ahead) of it), given the
+/// `token` and session `id` to replace it with.
 ///
 /// Returns the rotation for [`Store::rotate_login`](crate::Store::rotate_login)
-/// and the new auth cookie. The new session is
+/// and the new auth cookie. The compare-and-swap expects the login's stored
+/// token; the presented one becomes `previous`, so that a concurrent request
+/// that presents it too gets grace, also after a heal. The new session is
 /// [`AuthMethod::Remembered`] with the login's `authenticated_at`; the login
 /// keeps its lifetime from `created_at`.
 pub fn rotation(
     presented: &AuthCookie,
     login: &Login,
-    token: Token,
+    token: impl Into<Successor>,
     id: &SessionId,
     client: ClientMeta,
     now: OffsetDateTime,
     config: &Config,
 ) -> (Rotation, AuthCookie) {
+    let Successor { token, key } = token.into();
     let session = new_session(Some(remembered_user(login)), id, SessionData::new(), now, config);
-    let expected = presented.token.digest();
     let rotation = Rotation {
         username: presented.username.clone(),
         serial: presented.serial,
-        expected,
+        expected: login.token,
         token: token.digest(),
         previous: PreviousToken {
-            digest: expected,
+            digest: presented.token.digest(),
             rotated_at: now,
             sealed: SealedSuccessor::seal(&presented.token, &token, id),
         },
@@ -334,7 +400,7 @@ pub fn rotation(
         expires_at: login_expiry(now, login.created_at, config),
         client,
     };
-    let cookie = AuthCookie { username: presented.username.clone(), serial: presented.serial, token };
+    let cookie = AuthCookie { username: presented.username.clone(), serial: presented.serial, token, key };
     (rotation, cookie)
 }
 
@@ -373,23 +439,7 @@ mod tests {
 
     fn setup() -> (Config, AuthCookie, Login) {
         let config = Config::default();
-        let user = Username::new("alice").unwrap_or_else(|e| panic!("{e}"));
-        let session = new_session(
-            Some(password_user(&user, None, at(0))),
-            &SessionId::from_bytes([9; 32]),
-            SessionData::new(),
-            at(0),
-            &config,
-        );
-        let (login, cookie) = new_login(
-            &user,
-            Serial::from_bytes([1; 16]),
-            Token::from_bytes([2; 32]),
-            &session,
-            ClientMeta::default(),
-            at(0),
-            &config,
-        );
+        let (cookie, login) = login_under(&config);
         (config, cookie, login)
     }
 
@@ -404,7 +454,7 @@ mod tests {
         assert_eq!(judge(&next, Some(&login), &nobody(), at(2), &config), Judgement::Current);
         assert_eq!(
             judge(&cookie, Some(&login), &nobody(), at(30), &config),
-            Judgement::Grace { token: next.token.clone(), session: Some(id) }
+            Judgement::Grace { token: next.token.clone(), key: None, session: Some(id) }
         );
         // The window is open at its end: 30 s after the rotation it is over.
         assert_eq!(judge(&cookie, Some(&login), &nobody(), at(31), &config), stale());
@@ -432,7 +482,7 @@ mod tests {
         let config = Config::default();
         let phone = client("203.0.113.7", "Phone/1");
         let (cookie, login, token) = rotated_by(&phone, &config);
-        let grace = Judgement::Grace { token, session: Some(SessionId::from_bytes([3; 32])) };
+        let grace = Judgement::Grace { token, key: None, session: Some(SessionId::from_bytes([3; 32])) };
         let judged = |presenter: &ClientMeta| judge(&cookie, Some(&login), presenter, at(2), &config);
         assert_eq!(judged(&phone), grace, "the rotating client itself converges");
         assert_eq!(judged(&client("203.0.113.250", "Phone/1")), grace, "the same /24 is the same network");
@@ -647,5 +697,231 @@ mod tests {
         }
         assert_eq!(judge(&cookie, Some(&login), &nobody(), at(lifetime), &config), Judgement::Expired);
         assert_eq!(login.authenticated_at, at(0), "rotations never change authenticated_at");
+    }
+
+    // ---- Rollback: tokens ahead of the store ----------------------------
+
+    fn key(id: &str, byte: u8) -> crate::keys::TokenKey {
+        let id = KeyId::new(id).unwrap_or_else(|e| panic!("{e}"));
+        crate::keys::TokenKey::new(id, &[byte; 32]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A config whose current key is `current` and whose fallbacks are
+    /// `fallbacks`, walking `steps`.
+    fn keyed(current: &str, fallbacks: &[&str], steps: u16) -> Config {
+        let byte = |id: &str| id.bytes().fold(0u8, u8::wrapping_add);
+        let keys = crate::keys::TokenKeys::new(
+            key(current, byte(current)),
+            fallbacks.iter().map(|id| key(id, byte(id))).collect(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        Config::builder()
+            .token_keys(Some(keys))
+            .rollback_steps(steps)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A login registered under `config`, and its first cookie.
+    fn login_under(config: &Config) -> (AuthCookie, Login) {
+        let user = Username::new("alice").unwrap_or_else(|e| panic!("{e}"));
+        let session = new_session(
+            Some(password_user(&user, None, at(0))),
+            &SessionId::from_bytes([9; 32]),
+            SessionData::new(),
+            at(0),
+            config,
+        );
+        let (login, cookie) = new_login(
+            &user,
+            Serial::from_bytes([1; 16]),
+            Token::from_bytes([2; 32]),
+            &session,
+            nobody(),
+            at(0),
+            config,
+        );
+        (cookie, login)
+    }
+
+    /// One cookie login with `cookie` at `now`, as the engine makes it:
+    /// the derived successor, applied to `login`.
+    fn rotate(login: &mut Login, cookie: &AuthCookie, now: OffsetDateTime, config: &Config) -> AuthCookie {
+        let next = derived_successor(cookie, config).unwrap_or_else(|| panic!("keys are configured"));
+        let id = SessionId::from_bytes([now.second(); 32]);
+        let (rotation, cookie) = rotation(cookie, login, next, &id, nobody(), now, config);
+        apply_rotation(login, &rotation);
+        cookie
+    }
+
+    /// `n` rotations 100 s apart from the first cookie: every cookie the
+    /// device held (index 0 is the first), and the login after each.
+    fn chain(config: &Config, n: usize) -> (Vec<AuthCookie>, Vec<Login>) {
+        let (cookie, mut login) = login_under(config);
+        let (mut cookies, mut logins) = (vec![cookie], vec![login.clone()]);
+        for i in 1..=n {
+            let next = rotate(&mut login, &cookies[i - 1], at(100 * i as i64), config);
+            cookies.push(next);
+            logins.push(login.clone());
+        }
+        (cookies, logins)
+    }
+
+    #[test]
+    fn a_store_rolled_back_heals_and_replays_stay_theft() {
+        let config = keyed("k1", &[], 8);
+        let (cookies, logins) = chain(&config, 6);
+        assert_eq!(cookies[6].key.as_ref().map(KeyId::as_str), Some("k1"), "the cookie names its key");
+        // The store is restored to its state after the second rotation.
+        let mut restored = logins[2].clone();
+        let later = at(10_000);
+        let judged =
+            |cookie: &AuthCookie, login: &Login| judge(cookie, Some(login), &nobody(), later, &config);
+        assert_eq!(judged(&cookies[6], &restored), Judgement::Ahead { steps: 4 }, "four lost rotations");
+        assert_eq!(judged(&cookies[3], &restored), Judgement::Ahead { steps: 1 });
+        assert_eq!(judged(&cookies[2], &restored), Judgement::Current, "the backup's own token");
+        assert_eq!(judged(&cookies[1], &restored), stale(), "a cookie from before the backup is theft");
+        assert_eq!(judged(&cookies[0], &restored), stale());
+
+        // The heal: the rotation expects the stored token and replaces the presented one.
+        let healed = rotate(&mut restored, &cookies[6], later, &config);
+        assert_eq!(restored.previous.map(|p| p.digest), Some(cookies[6].token.digest()));
+        assert_eq!(
+            healed.token,
+            derived_successor(&cookies[6], &config).map(|s| s.token).unwrap_or_else(|| panic!())
+        );
+        assert_eq!(judged(&healed, &restored), Judgement::Current, "healed: the next cookie login is plain");
+        for (i, old) in cookies[..6].iter().enumerate() {
+            assert_eq!(judged(old, &restored), stale(), "cookie {i}, behind the healed store, is theft");
+        }
+        // Inside the grace window of the heal, the presented token converges.
+        assert!(matches!(
+            judge(&cookies[6], Some(&restored), &nobody(), later, &config),
+            Judgement::Grace { token, key: Some(_), .. } if token == healed.token
+        ));
+    }
+
+    #[test]
+    fn more_lost_rotations_than_the_bound_are_theft() {
+        let config = keyed("k1", &[], 3);
+        let (cookies, logins) = chain(&config, 5);
+        let judged = |cookie: &AuthCookie| judge(cookie, Some(&logins[1]), &nobody(), at(10_000), &config);
+        assert_eq!(judged(&cookies[4]), Judgement::Ahead { steps: 3 }, "exactly the bound heals");
+        assert_eq!(judged(&cookies[5]), stale(), "one more is taken for theft");
+        let off = keyed("k1", &[], 0);
+        assert_eq!(
+            judge(&cookies[2], Some(&logins[1]), &nobody(), at(10_000), &off),
+            stale(),
+            "zero disables"
+        );
+    }
+
+    #[test]
+    fn a_token_ahead_of_the_store_needs_the_key() {
+        let config = keyed("k1", &[], 8);
+        let (cookies, logins) = chain(&config, 3);
+        let store = &logins[1];
+        let judged =
+            |cookie: &AuthCookie, config: &Config| judge(cookie, Some(store), &nobody(), at(10_000), config);
+        assert_eq!(judged(&cookies[2], &config), Judgement::Ahead { steps: 1 });
+        // A cookie thief without the key steps ahead with a key of its own.
+        let guess = key("k1", 0xAA).successor(&store.serial, &store.token);
+        assert_eq!(judged(&AuthCookie { token: guess, ..cookies[2].clone() }, &config), stale());
+        // Or with a random token.
+        let random = Token::from_bytes([0x55; 32]);
+        assert_eq!(judged(&AuthCookie { token: random, ..cookies[2].clone() }, &config), stale());
+        // The right token under a key id the server does not have, or none.
+        let unknown = Some(KeyId::new("k9").unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(judged(&AuthCookie { key: unknown, ..cookies[2].clone() }, &config), stale());
+        assert_eq!(judged(&AuthCookie { key: None, ..cookies[2].clone() }, &config), stale());
+        // A server without keys never walks.
+        assert_eq!(judged(&cookies[2], &Config::default()), stale());
+        // The walk is for this login only: another serial's chain does not lead there.
+        let other = Login { serial: Serial::from_bytes([7; 16]), ..store.clone() };
+        let moved = AuthCookie { serial: other.serial, ..cookies[2].clone() };
+        assert_eq!(judge(&moved, Some(&other), &nobody(), at(10_000), &config), stale());
+    }
+
+    #[test]
+    fn fallback_keys_keep_rolled_back_logins_healing_across_a_key_change() {
+        let before = keyed("old", &[], 8);
+        let (cookies, logins) = chain(&before, 3);
+        let after = keyed("new", &["old"], 8);
+        let judged = |cookie: &AuthCookie, login: &Login, config: &Config| {
+            judge(cookie, Some(login), &nobody(), at(10_000), config)
+        };
+        assert_eq!(judged(&cookies[3], &logins[3], &after), Judgement::Current, "no one is logged out");
+        assert_eq!(
+            judged(&cookies[3], &logins[1], &after),
+            Judgement::Ahead { steps: 2 },
+            "the fallback walks"
+        );
+        let mut healed = logins[1].clone();
+        let next = rotate(&mut healed, &cookies[3], at(10_000), &after);
+        assert_eq!(
+            next.key.as_ref().map(KeyId::as_str),
+            Some("new"),
+            "the heal moves the login to the new key"
+        );
+        let dropped = keyed("new", &[], 8);
+        assert_eq!(
+            judged(&cookies[3], &logins[3], &dropped),
+            Judgement::Current,
+            "a current token needs no key"
+        );
+        assert_eq!(
+            judged(&cookies[3], &logins[1], &dropped),
+            stale(),
+            "with the old key dropped, a rollback across the change cannot heal"
+        );
+        // Grace names the key that derived the successor.
+        let mut raced = logins[3].clone();
+        let won = rotate(&mut raced, &cookies[3], at(10_000), &after);
+        match judge(&cookies[3], Some(&raced), &nobody(), at(10_001), &after) {
+            Judgement::Grace { token, key, .. } => {
+                assert_eq!(token, won.token);
+                assert_eq!(key.as_ref().map(KeyId::as_str), Some("new"));
+            }
+            other => panic!("expected grace, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rollback_steps_need_keys_and_a_bound() {
+        assert_eq!(
+            Config::builder().rollback_steps(4).build(),
+            Err(crate::ConfigError::RollbackStepsWithoutKeys(4))
+        );
+        let keys = crate::keys::TokenKeys::new(key("k", 1), Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            Config::builder().token_keys(Some(keys)).rollback_steps(5000).build(),
+            Err(crate::ConfigError::TooManyRollbackSteps(5000))
+        );
+        assert_eq!(Config::default().rollback_steps(), 0, "no keys, no walk");
+        assert_eq!(keyed("k", &[], 32).rollback_steps(), 32);
+    }
+
+    proptest::proptest! {
+        /// Whatever the rotations and wherever the store is rolled back to,
+        /// the device's latest cookie heals within the bound and is theft
+        /// beyond it, and every cookie older than the restored one is theft.
+        #[test]
+        fn rollbacks_heal_within_the_bound_only(rotations in 0usize..12, back in 0usize..12, bound in 0u16..8) {
+            let config = keyed("k", &[], bound);
+            let (cookies, logins) = chain(&config, rotations);
+            let restored_at = rotations.saturating_sub(back);
+            let store = &logins[restored_at];
+            let lost = rotations - restored_at;
+            let latest = judge(&cookies[rotations], Some(store), &nobody(), at(10_000), &config);
+            let expected = match lost {
+                0 => Judgement::Current,
+                n if n <= usize::from(bound) => Judgement::Ahead { steps: n as u16 },
+                _ => stale(),
+            };
+            proptest::prop_assert_eq!(latest, expected);
+            for old in &cookies[..restored_at] {
+                proptest::prop_assert_eq!(judge(old, Some(store), &nobody(), at(10_000), &config), stale());
+            }
+        }
     }
 }

@@ -159,7 +159,11 @@ pub struct Rotation {
     pub expected: TokenDigest,
     /// The new current token digest.
     pub token: TokenDigest,
-    /// What becomes the login's `previous` (its digest equals `expected`).
+    /// What becomes the login's `previous`: the presented token. Its digest
+    /// equals `expected` for a plain rotation; after the store lost
+    /// rotations it is the digest of a token ahead of `expected`
+    /// ([`Judgement::Ahead`](crate::protocol::Judgement::Ahead)), and the
+    /// rotation heals the login. Stores write it as given either way.
     pub previous: PreviousToken,
     /// The new session to create and bind to the login (its `user` is
     /// `username`, with `login` this serial, method

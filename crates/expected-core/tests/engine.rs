@@ -80,7 +80,7 @@ async fn malformed_auth_cookies_are_typed_cleared_and_change_nothing() {
     let cases: [(&str, Check); 4] = [
         (&oversize, |e| matches!(e, CookieError::Oversize(5000))),
         (&wrong_parts, |e| matches!(e, CookieError::WrongPartCount { .. })),
-        ("2.YWxpY2U.AAAA.AAAA", |e| matches!(e, CookieError::UnsupportedVersion)),
+        ("3.YWxpY2U.AAAA.AAAA", |e| matches!(e, CookieError::UnsupportedVersion)),
         ("1.%%%.AAAA.AAAA", |e| matches!(e, CookieError::BadEncoding(_))),
     ];
     for (value, expected) in cases {

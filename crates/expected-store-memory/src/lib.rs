@@ -36,7 +36,7 @@ use expected_core::time::OffsetDateTime;
 use expected_core::{Login, Serial, SessionDigest, SessionRecord, Store, StoreError, Username};
 
 /// One user's records: everything an operation on one user touches.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct User {
     logins: HashMap<Serial, Login>,
     sessions: HashMap<SessionDigest, SessionRecord>,
@@ -61,11 +61,16 @@ impl User {
 
 /// Everything the store holds: users' records, and anonymous visitors'
 /// sessions apart (no user operation reaches them).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Records {
     users: HashMap<Username, User>,
     anonymous: HashMap<SessionDigest, SessionRecord>,
 }
+
+/// A copy of everything a [`MemoryStore`] held at one moment
+/// ([`MemoryStore::snapshot`]), to put back with [`MemoryStore::restore`].
+#[derive(Debug, Clone)]
+pub struct MemorySnapshot(Records);
 
 /// The in-memory store. Clone it through an `Arc` to share it.
 #[derive(Debug, Default)]
@@ -120,6 +125,19 @@ impl MemoryStore {
     /// Whether it holds nothing at all.
     pub fn is_empty(&self) -> bool {
         self.len() == (0, 0)
+    }
+
+    /// A copy of every record, taken atomically: a backup.
+    pub fn snapshot(&self) -> MemorySnapshot {
+        MemorySnapshot(self.records().clone())
+    }
+
+    /// Puts a [`snapshot`](Self::snapshot) back, dropping everything written
+    /// since: what restoring a backup, or failing over to a replica that
+    /// missed the last writes, does to a store. The engine heals the logins
+    /// whose rotations were lost (with token keys; `docs/protocol.md` §13).
+    pub fn restore(&self, snapshot: &MemorySnapshot) {
+        *self.records() = snapshot.0.clone();
     }
 }
 

@@ -9,6 +9,7 @@ use support::harness::{ClusterHarness, cluster_store};
 use support::{checks, purge, skip};
 
 expected_conformance::tests!(ClusterHarness);
+expected_conformance::rollback_tests!(ClusterHarness);
 
 support::store_checks!("cluster::", cluster_store);
 

@@ -4,3 +4,4 @@
 mod support;
 
 expected_conformance::tests!(support::harness::SingleHarness);
+expected_conformance::rollback_tests!(support::harness::SingleHarness);

@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use expected_core::{Config, ConfigError, GraceBinding};
+use expected_core::{Config, ConfigError, GraceBinding, KeyError, TokenKeys};
 
 /// The environment variables a demo reads, and their defaults.
 pub mod env {
@@ -44,6 +44,12 @@ pub mod env {
     /// host-only cookies next to the new ones, and the engine picks the good
     /// value and clears the host-only twin.
     pub const COOKIE_DOMAIN: &str = "EXPECTED_COOKIE_DOMAIN";
+    /// The token keys (`id:base64url-secret,…`, the current key first):
+    /// successor tokens derived from their predecessors, so that a store
+    /// that lost its last rotations (a failover, a restored backup) heals
+    /// instead of raising theft (`docs/protocol.md` §13). Required with a
+    /// `redis-cluster://` store.
+    pub const TOKEN_KEYS: &str = "EXPECTED_TOKEN_KEYS";
 
     /// The default listening address.
     pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
@@ -56,7 +62,8 @@ pub mod env {
     /// The variables and their defaults, for error messages.
     pub const USAGE: &str = "settings (environment variables):
   EXPECTED_ADDR                   address to listen on (default 127.0.0.1:3000)
-  EXPECTED_STORE                  memory:, sqlite:FILE, postgres://…, mysql://…, redis://…
+  EXPECTED_STORE                  memory:, sqlite:FILE, postgres://…, mysql://…, redis://…,
+                                  redis-cluster://HOST:PORT,HOST:PORT,…
                                   (default sqlite:expected-demo.db)
   EXPECTED_GRACE_SECS             grace window after a token rotation, 0 to disable (default 30)
   EXPECTED_GRACE_BINDING          who gets grace: client (default: same browser and network),
@@ -67,7 +74,10 @@ pub mod env {
   EXPECTED_LOGIN_LIFETIME_SECS    longest life of a remembered login, however used (default 31536000: 365 days)
   EXPECTED_FRESH_SECS             how long a typed password opens the security page (default 600)
   EXPECTED_SECURE_COOKIES         1 (default) or 0 for plain HTTP on a host other than localhost
-  EXPECTED_COOKIE_DOMAIN          the cookies' Domain, to share them with subdomains (default none: host-only)";
+  EXPECTED_COOKIE_DOMAIN          the cookies' Domain, to share them with subdomains (default none: host-only)
+  EXPECTED_TOKEN_KEYS             token keys, id:base64url-secret (32+ random bytes), current first, then
+                                  fallbacks, comma-separated: rollback-safe rotations (required for
+                                  redis-cluster://; default none: random successors)";
 }
 
 /// Name of the session cookie in the demos.
@@ -91,6 +101,20 @@ pub enum DemoConfigError {
     /// The values parse but do not make a consistent configuration.
     #[error("inconsistent settings: {0}")]
     Inconsistent(#[from] ConfigError),
+    /// `EXPECTED_TOKEN_KEYS` is not a valid key list.
+    #[error("EXPECTED_TOKEN_KEYS: {0}")]
+    Keys(#[from] KeyError),
+    /// A store that can fail over without its last writes, and no token keys.
+    #[error(
+        "{store}: a Redis Cluster can fail over to a replica without the last rotations; set {} \
+         (id:base64url-secret of 32+ random bytes, e.g. `k1:$(openssl rand -base64 32 | tr '+/' '-_')`) \
+         so that they heal instead of raising theft",
+        env::TOKEN_KEYS
+    )]
+    KeysRequired {
+        /// The store URL.
+        store: String,
+    },
 }
 
 /// The settings of a demo server.
@@ -199,7 +223,15 @@ impl DemoConfig {
             // characters, never with a `__Host-` name).
             builder = builder.domain(Some(value.trim().to_owned()));
         }
-        Ok(Self { addr, store: store.trim().to_owned(), engine: builder.build()?, fresh_for })
+        let store = store.trim().to_owned();
+        match get(env::TOKEN_KEYS) {
+            Some(list) => builder = builder.token_keys(Some(TokenKeys::parse(&list)?)),
+            None if crate::store::is_cluster_url(&store) => {
+                return Err(DemoConfigError::KeysRequired { store: crate::redact(&store) });
+            }
+            None => {}
+        }
+        Ok(Self { addr, store, engine: builder.build()?, fresh_for })
     }
 
     /// A line for the startup log about the `Secure` attribute: browsers
@@ -332,5 +364,37 @@ mod tests {
         let note = config.secure_cookies_note().unwrap_or_default();
         assert!(note.contains("EXPECTED_SECURE_COOKIES=0"), "{note}");
         Ok(())
+    }
+
+    #[test]
+    fn token_keys_come_from_the_environment_and_a_cluster_needs_them() {
+        let key = "k1:QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI";
+        let keyed = config(&[(env::TOKEN_KEYS, key)]).unwrap_or_else(|e| panic!("{e}"));
+        let keys = keyed.engine.token_keys().map(|keys| keys.current().id().as_str().to_owned());
+        assert_eq!(keys.as_deref(), Some("k1"));
+        assert_eq!(keyed.engine.rollback_steps(), 32);
+        assert_eq!(
+            config(&[]).map(|c| c.engine.token_keys().is_none()).ok(),
+            Some(true),
+            "optional elsewhere"
+        );
+        match config(&[(env::TOKEN_KEYS, "k1:c2hvcnQ")]) {
+            Err(error @ DemoConfigError::Keys(KeyError::TooShort { .. })) => {
+                assert!(error.to_string().starts_with("EXPECTED_TOKEN_KEYS: "), "{error}");
+            }
+            other => panic!("a short key: {other:?}"),
+        }
+        assert!(matches!(
+            config(&[(env::TOKEN_KEYS, "nokey")]),
+            Err(DemoConfigError::Keys(KeyError::BadEntry(1)))
+        ));
+        let cluster = "redis-cluster://127.0.0.1:7001,127.0.0.1:7002";
+        match config(&[(env::STORE, cluster)]) {
+            Err(error @ DemoConfigError::KeysRequired { .. }) => {
+                assert!(error.to_string().contains("EXPECTED_TOKEN_KEYS"), "{error}");
+            }
+            other => panic!("a cluster without keys: {other:?}"),
+        }
+        assert!(config(&[(env::STORE, cluster), (env::TOKEN_KEYS, key)]).is_ok());
     }
 }

@@ -102,7 +102,7 @@ pub use accounts::{
 pub use config::{AUTH_COOKIE, DemoConfig, DemoConfigError, SESSION_COOKIE, env};
 #[cfg(feature = "startup")]
 pub use startup::Demo;
-pub use store::{OpenStoreError, open_store, redact};
+pub use store::{OpenStoreError, cluster_nodes, is_cluster_url, open_store, redact};
 
 /// What a demo's handlers share, whatever the framework: the accounts to
 /// check passwords against, the guard in front of them and the freshness

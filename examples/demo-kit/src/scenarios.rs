@@ -29,6 +29,21 @@ use serde::de::DeserializeOwned;
 
 use crate::config::{AUTH_COOKIE, SESSION_COOKIE};
 
+/// A demo served at a base URL (`http://127.0.0.1:PORT`) over a real store
+/// that the test takes down itself, if at all: [`DemoServer::set_store_down`]
+/// panics.
+#[derive(Debug, Clone)]
+pub struct ServedAt(pub String);
+
+impl DemoServer for ServedAt {
+    fn base_url(&self) -> String {
+        self.0.clone()
+    }
+    fn set_store_down(&self, _: bool) {
+        panic!("this demo runs on a real store, which its test takes down itself");
+    }
+}
+
 /// A demo server the suite drives.
 pub trait DemoServer: Send + Sync + 'static {
     /// `http://127.0.0.1:PORT`, without a trailing slash.

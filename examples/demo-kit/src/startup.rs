@@ -73,6 +73,7 @@ impl<A> Demo<A> {
             grace = ?self.config.engine.grace_period(),
             grace_binding = self.config.engine.grace_binding().as_str(),
             fresh = ?self.config.fresh_for,
+            token_key = self.config.engine.token_keys().map_or("none (random successors)", |keys| keys.current().id().as_str()),
             "expected demo ({framework}) on http://{}/ — log in as alice / alice-secret; Ctrl-C stops",
             self.config.addr
         );

@@ -19,7 +19,10 @@ pub enum OpenStoreError {
         feature: &'static str,
     },
     /// The URL's scheme is not one the demos know.
-    #[error("{0}: not a store URL; use memory:, sqlite:FILE, postgres://…, mysql://… or redis://…")]
+    #[error(
+        "{0}: not a store URL; use memory:, sqlite:FILE, postgres://…, mysql://…, redis://… or \
+         redis-cluster://HOST:PORT,…"
+    )]
     UnknownScheme(String),
     /// The store could not be reached, or its schema not created.
     #[error("{url}: {source}")]
@@ -63,6 +66,7 @@ pub fn redact(url: &str) -> String {
 /// | `postgres://…`, `postgresql://…` | PostgreSQL (`expected-store-sqlx`) | `postgres` |
 /// | `mysql://…`, `mariadb://…` | MySQL or MariaDB (`expected-store-sqlx`) | `mysql` |
 /// | `redis://…` | Redis, keys under `expected-demo` (`expected-store-redis`) | `redis` |
+/// | `redis-cluster://HOST:PORT,HOST:PORT,…` | a Redis Cluster through any of its nodes, keys under `expected-demo` (needs token keys, [`env::TOKEN_KEYS`](crate::env::TOKEN_KEYS)) | `redis` |
 pub async fn open_store(url: &str) -> Result<DynStore, OpenStoreError> {
     let scheme = url.split_once(':').map(|(scheme, _)| scheme.to_ascii_lowercase());
     match scheme.as_deref() {
@@ -71,8 +75,33 @@ pub async fn open_store(url: &str) -> Result<DynStore, OpenStoreError> {
         Some("postgres" | "postgresql") => postgres(url).await,
         Some("mysql" | "mariadb") => mysql(url).await,
         Some("redis" | "rediss") => redis(url).await,
+        Some("redis-cluster") => redis_cluster(url).await,
         _ => Err(OpenStoreError::UnknownScheme(redact(url))),
     }
+}
+
+/// Whether `url` names a Redis Cluster (`redis-cluster://…`).
+pub fn is_cluster_url(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("redis-cluster"))
+}
+
+/// The node URLs of `redis-cluster://HOST:PORT,HOST:PORT,…` (user info, if
+/// any, on the first node applies to every node): `redis://…` each. `None`
+/// for no node.
+pub fn cluster_nodes(url: &str) -> Option<Vec<String>> {
+    let (_, rest) = url.split_once("://")?;
+    let (user_info, hosts) = match rest.rsplit_once('@') {
+        Some((user_info, hosts)) => (format!("{user_info}@"), hosts),
+        None => (String::new(), rest),
+    };
+    let hosts = hosts.trim_end_matches('/');
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|host| !host.is_empty())
+        .map(|host| format!("redis://{user_info}{host}"))
+        .collect();
+    (!nodes.is_empty()).then_some(nodes)
 }
 
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql", feature = "redis"))]
@@ -116,6 +145,22 @@ async fn redis(url: &str) -> Result<DynStore, OpenStoreError> {
     Ok(Arc::new(store))
 }
 
+#[cfg(feature = "redis")]
+async fn redis_cluster(url: &str) -> Result<DynStore, OpenStoreError> {
+    let nodes = cluster_nodes(url).ok_or_else(|| OpenStoreError::UnknownScheme(redact(url)))?;
+    let store = expected_store_redis::RedisStore::builder()
+        .prefix("expected-demo")
+        .connect_cluster(nodes.iter().map(String::as_str))
+        .await
+        .map_err(failed(url))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_cluster(url: &str) -> Result<DynStore, OpenStoreError> {
+    Err(OpenStoreError::NotAvailable { url: redact(url), what: "Redis Cluster", feature: "redis" })
+}
+
 #[cfg(not(feature = "sqlite"))]
 async fn sqlite(url: &str) -> Result<DynStore, OpenStoreError> {
     Err(OpenStoreError::NotAvailable { url: redact(url), what: "SQLite", feature: "sqlite" })
@@ -146,6 +191,25 @@ mod tests {
         assert_eq!(redact("redis://:pw@127.0.0.1/0"), "redis://:***@127.0.0.1/0");
         assert_eq!(redact("mysql://root@localhost/test"), "mysql://root@localhost/test");
         assert_eq!(redact("sqlite:expected-demo.db"), "sqlite:expected-demo.db");
+    }
+
+    #[test]
+    fn cluster_urls_name_every_node() {
+        assert!(is_cluster_url("redis-cluster://127.0.0.1:7001"));
+        assert!(!is_cluster_url("redis://127.0.0.1:7001"));
+        assert_eq!(
+            cluster_nodes("redis-cluster://127.0.0.1:7001, 127.0.0.1:7002,127.0.0.1:7003/"),
+            Some(vec![
+                "redis://127.0.0.1:7001".to_owned(),
+                "redis://127.0.0.1:7002".to_owned(),
+                "redis://127.0.0.1:7003".to_owned(),
+            ])
+        );
+        assert_eq!(
+            cluster_nodes("redis-cluster://:pw@a:1,b:2"),
+            Some(vec!["redis://:pw@a:1".to_owned(), "redis://:pw@b:2".to_owned()])
+        );
+        assert_eq!(cluster_nodes("redis-cluster://"), None);
     }
 
     #[test]

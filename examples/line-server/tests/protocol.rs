@@ -292,6 +292,7 @@ async fn malformed_input_is_answered_and_the_connection_stays_usable() -> TestRe
         username: Username::new("alice")?,
         serial: Serial::from_bytes([1; 16]),
         token: Token::from_bytes([2; 32]),
+        key: None,
     };
     assert_starts(&conn.send(&format!("RESUME {}", forged.encode())).await?, "ERR unknown-login");
 

@@ -11,7 +11,10 @@
 //!
 //! Settings come from `EXPECTED_ADDR` (default `127.0.0.1:3000`),
 //! `EXPECTED_STORE` (default `sqlite:expected-demo.db`; also `memory:`,
-//! `postgres://…`, `mysql://…`, `redis://…`), `EXPECTED_GRACE_SECS`,
+//! `postgres://…`, `mysql://…`, `redis://…`,
+//! `redis-cluster://HOST:PORT,HOST:PORT,…`), `EXPECTED_TOKEN_KEYS`
+//! (`id:base64url-secret,…`, the current key first: rotations that survive a
+//! failover or a restored backup; required with a cluster), `EXPECTED_GRACE_SECS`,
 //! `EXPECTED_GRACE_BINDING` (`client`, the default: grace only for the
 //! rotating browser on its network; `user-agent`; `off`),
 //! `EXPECTED_SESSION_IDLE_SECS`, `EXPECTED_SESSION_ABSOLUTE_SECS`,

@@ -697,7 +697,7 @@ pub(crate) async fn reads_version_0_1_records(store: &RedisStore, nodes: &[Strin
 
     // The 0.1 login rotates: its bound 0.1 session goes, its authenticated_at
     // stays what it read as, and the new session carries it.
-    let cookie = AuthCookie { username: name.clone(), serial, token };
+    let cookie = AuthCookie { username: name.clone(), serial, token, key: None };
     let rotation = rotation_of(&cookie, &login, now());
     assert_eq!(rotation.session.user.as_ref().map(|user| user.authenticated_at), Some(created));
     assert_eq!(store.rotate_login(&rotation).await.expect("rotate"), Rotated::Rotated);

@@ -1,5 +1,7 @@
 //! A 3-primary Redis Cluster on loopback, started once per test process from
-//! the installed `redis-server` and `redis-cli`.
+//! the installed `redis-server` and `redis-cli`; and clusters of 3 primaries
+//! with a replica each ([`replicated`]), one per failover test, which the
+//! test may kill nodes of.
 //!
 //! Ports: `EXPECTED_TEST_CLUSTER_PORT` (default 7100) and the next two, with
 //! their cluster bus ports 10000 higher. Files live in
@@ -20,9 +22,10 @@ use super::server::{RedisProcess, cli, kill_stale, port_is_free};
 
 /// A running cluster.
 pub(crate) struct Cluster {
-    /// A URL per primary.
+    /// A URL per node.
     pub(crate) nodes: Vec<String>,
-    _servers: Vec<RedisProcess>,
+    /// The servers, primaries first (in port order), then the replicas.
+    pub(crate) servers: Vec<RedisProcess>,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -35,30 +38,58 @@ pub(crate) fn cluster() -> Result<&'static Cluster, String> {
 fn start() -> Result<Cluster, String> {
     if let Ok(urls) = std::env::var("EXPECTED_TEST_CLUSTER_URL") {
         let nodes = urls.split(',').map(|url| url.trim().to_owned()).filter(|url| !url.is_empty()).collect();
-        return Ok(Cluster { nodes, _servers: Vec::new() });
+        return Ok(Cluster { nodes, servers: Vec::new() });
     }
     let first: u16 = match std::env::var("EXPECTED_TEST_CLUSTER_PORT") {
         Ok(port) => port.parse().map_err(|_| format!("EXPECTED_TEST_CLUSTER_PORT={port} is not a port"))?,
         Err(_) => 7100,
     };
+    start_layout(first, 0, &["--cluster-node-timeout", "5000"])
+}
+
+/// A cluster of 3 primaries with a replica each, of its own (not shared by
+/// the test process): ports from `first` (`EXPECTED_TEST_REPLICATED_PORT`
+/// adds to it), moving up by 10 when taken, files in
+/// `$TMPDIR/expected-redis-cluster-<port>`. Failover is quick: a node is
+/// taken for failed after 1 s, and a replica may take over however long it
+/// was out of touch (`cluster-replica-validity-factor 0`).
+pub(crate) fn replicated(first: u16) -> Result<Cluster, String> {
+    let shift: u16 = match std::env::var("EXPECTED_TEST_REPLICATED_PORT") {
+        Ok(port) => port
+            .parse::<u16>()
+            .map_err(|_| format!("EXPECTED_TEST_REPLICATED_PORT={port} is not a port"))?
+            .saturating_sub(7300),
+        Err(_) => 0,
+    };
+    start_layout(
+        first + shift,
+        1,
+        &["--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0"],
+    )
+}
+
+/// Starts 3 primaries with `replicas` replicas each on the first free run of
+/// ports from `first`.
+fn start_layout(first: u16, replicas: u16, extra: &[&str]) -> Result<Cluster, String> {
+    let count = 3 * (1 + replicas);
     let mut last_error = String::new();
     for attempt in 0..5u16 {
         let base = first + attempt * 10;
         let dir = std::env::temp_dir().join(format!("expected-redis-cluster-{base}"));
+        let ports: Vec<u16> = (base..base + count).collect();
         if owned_by_a_live_process(&dir) {
-            last_error = format!("ports {base}-{} are used by another live test run", base + 2);
+            last_error = format!("ports {base}-{} are used by another live test run", base + count - 1);
             continue;
         }
         if kill_stale(&dir) {
-            wait_free(base, Duration::from_secs(5));
+            wait_free(&ports, Duration::from_secs(5));
         }
-        let ports = [base, base + 1, base + 2];
         if !ports.iter().all(|port| port_is_free(*port) && port_is_free(port + 10_000)) {
-            last_error = format!("ports {base}-{} or their bus ports are taken", base + 2);
+            last_error = format!("ports {base}-{} or their bus ports are taken", base + count - 1);
             continue;
         }
         let _ = std::fs::remove_dir_all(&dir);
-        match start_on(&ports, dir) {
+        match start_on(&ports, replicas, extra, dir) {
             Ok(cluster) => return Ok(cluster),
             Err(error) => last_error = error,
         }
@@ -76,46 +107,34 @@ fn owned_by_a_live_process(dir: &std::path::Path) -> bool {
         })
 }
 
-fn wait_free(base: u16, within: Duration) {
+fn wait_free(ports: &[u16], within: Duration) {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline
-        && !(base..base + 3).all(|port| port_is_free(port) && port_is_free(port + 10_000))
+        && !ports.iter().all(|port| port_is_free(*port) && port_is_free(port + 10_000))
     {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-fn start_on(ports: &[u16; 3], dir: PathBuf) -> Result<Cluster, String> {
+fn start_on(ports: &[u16], replicas: u16, extra: &[&str], dir: PathBuf) -> Result<Cluster, String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     std::fs::write(dir.join("owner"), std::process::id().to_string()).map_err(|e| e.to_string())?;
     let mut servers = Vec::new();
     for port in ports {
         let config = format!("nodes-{port}.conf");
-        servers.push(RedisProcess::start(
-            *port,
-            &dir,
-            &[
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                &config,
-                "--cluster-node-timeout",
-                "5000",
-                "--appendonly",
-                "no",
-            ],
-        )?);
+        let mut args =
+            vec!["--cluster-enabled", "yes", "--cluster-config-file", &config, "--appendonly", "no"];
+        args.extend(extra);
+        servers.push(RedisProcess::start(*port, &dir, &args)?);
     }
     let addresses: Vec<String> = ports.iter().map(|port| format!("127.0.0.1:{port}")).collect();
     let mut create = vec!["--cluster", "create"];
     create.extend(addresses.iter().map(String::as_str));
-    create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+    let replicas = replicas.to_string();
+    create.extend(["--cluster-replicas", &replicas, "--cluster-yes"]);
     cli(ports[0], &create)?;
     wait_until_ok(ports)?;
-    Ok(Cluster {
-        nodes: ports.iter().map(|port| format!("redis://127.0.0.1:{port}")).collect(),
-        _servers: servers,
-    })
+    Ok(Cluster { nodes: ports.iter().map(|port| format!("redis://127.0.0.1:{port}")).collect(), servers })
 }
 
 /// Waits until every node sees the whole cluster healthy.

@@ -3,7 +3,7 @@
 //! conformance suite and this crate's own checks run over it alike
 //! ([`suite!`]).
 
-use expected_conformance::{Harness, Unreachable};
+use expected_conformance::{Harness, RollbackHarness, Unreachable};
 use expected_core::{Store, StoreError};
 use expected_store_sqlx::Tables;
 
@@ -45,6 +45,8 @@ pub trait SqlStore: Store + Clone {
     async fn strings(&self, sql: &'static str) -> Vec<String>;
     /// Runs SQL (one or more statements) as given.
     async fn execute(&self, sql: String);
+    /// The store's table names.
+    fn table_names(&self) -> &Tables;
 }
 
 macro_rules! sql_store {
@@ -68,6 +70,9 @@ macro_rules! sql_store {
             async fn execute(&self, sql: String) {
                 let query = expected_store_sqlx::sqlx::raw_sql(expected_store_sqlx::sqlx::AssertSqlSafe(sql));
                 query.execute(self.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+            }
+            fn table_names(&self) -> &Tables {
+                <$store>::tables(self)
             }
         }
     };
@@ -124,6 +129,37 @@ impl<B: Backend> Harness for Fresh<B> {
     }
 }
 
+/// The rollback cases' snapshot: a copy of the logins and sessions tables
+/// beside them (`CREATE TABLE … AS SELECT *`), and the restore: both tables
+/// emptied and refilled from the copies. A logical snapshot stands in for a
+/// backup here; `tests/backup.rs` restores real ones (`pg_dump` and
+/// `pg_restore`, SQLite's `VACUUM INTO`) under concurrent cookie logins.
+#[async_trait::async_trait]
+impl<B: Backend> RollbackHarness for Fresh<B> {
+    type Snapshot = String;
+
+    async fn snapshot(&self, store: &B::Store) -> Result<String, Unreachable> {
+        let tag = super::unique_name("snap");
+        let tables = store.table_names();
+        for table in [tables.logins(), tables.sessions()] {
+            store.execute(format!("CREATE TABLE {table}_{tag} AS SELECT * FROM {table}")).await;
+        }
+        Ok(tag)
+    }
+
+    async fn restore(&self, store: &B::Store, tag: &String) -> Result<(), Unreachable> {
+        let (logins, sessions) = (store.table_names().logins(), store.table_names().sessions());
+        store
+            .execute(format!(
+                "DELETE FROM {sessions}; DELETE FROM {logins}; \
+                 INSERT INTO {logins} SELECT * FROM {logins}_{tag}; \
+                 INSERT INTO {sessions} SELECT * FROM {sessions}_{tag};"
+            ))
+            .await;
+        Ok(())
+    }
+}
+
 /// Migrating again, and again, changes nothing; the tables take the prefix.
 pub fn migrate_is_idempotent_with_own_table_and_prefix<B: Backend>(backend: B) {
     let tables = Tables::with_prefix("auth_").unwrap_or_else(|e| panic!("{e}"));
@@ -167,6 +203,7 @@ pub fn upgrade_from_version_1<B: Backend>(backend: B) {
 macro_rules! suite {
     ($backend:expr) => {
         expected_conformance::tests!($crate::support::Fresh::new($backend));
+        expected_conformance::rollback_tests!($crate::support::Fresh::new($backend));
 
         #[test]
         fn migrate_is_idempotent_with_own_table_and_prefix() {
