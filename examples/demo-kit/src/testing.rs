@@ -26,7 +26,7 @@ use expected_conformance::Flaky;
 use expected_core::{Config, DynStore, Expected};
 use expected_store_memory::MemoryStore;
 
-use crate::DemoState;
+use crate::{DemoState, Metrics};
 use crate::accounts::{Accounts, Passwords};
 use crate::config::{AUTH_COOKIE, SESSION_COOKIE};
 use crate::scenarios::DemoServer;
@@ -119,7 +119,11 @@ impl Backend {
         // A throttle per server: scenarios running side by side in one
         // process must not count each other's failures.
         let passwords = Arc::new(Passwords::new(accounts()));
-        let state = DemoState { accounts: accounts(), passwords, fresh_for: FRESH };
+        // The process's one recorder: every server of a test binary counts
+        // into it (`metrics_count_a_theft_and_an_outage` runs alone in its
+        // binary for exact counts).
+        let metrics = Metrics::install();
+        let state = DemoState { accounts: accounts(), passwords, fresh_for: FRESH, metrics };
         Self { engine: Expected::new(dyn_store, config), state, store }
     }
 }
