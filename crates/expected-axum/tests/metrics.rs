@@ -4,14 +4,4 @@
 
 mod support;
 
-use expected_demo_kit::scenarios::{cases, run};
-use expected_demo_kit::testing::Backend;
-
-#[test]
-fn metrics_count_a_theft_and_an_outage() {
-    run(
-        "metrics_count_a_theft_and_an_outage",
-        || support::start(Backend::new()),
-        cases::metrics_count_a_theft_and_an_outage,
-    );
-}
+expected_demo_kit::metrics_scenario!(support::start);

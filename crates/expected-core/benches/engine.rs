@@ -4,8 +4,8 @@
 //!
 //! - `quiet`: no `tracing` subscriber and no metrics recorder;
 //! - `fmt_info`: a `tracing_subscriber::fmt` subscriber at INFO writing to a
-//!   sink (the demos' logging: the `authenticate` span is on, the DEBUG
-//!   `store` spans are off);
+//!   sink (the demos' logging: the DEBUG spans are off);
+//! - `fmt_debug`: the same at DEBUG: the `authenticate` and `store` spans on;
 //! - `prometheus` (feature `metrics` only): a real Prometheus recorder
 //!   installed globally, no subscriber.
 //!
@@ -47,9 +47,8 @@ fn client() -> Client<'static> {
 
 impl Fixture {
     fn new() -> Self {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap_or_else(|e| panic!("runtime: {e}"));
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().build().unwrap_or_else(|e| panic!("runtime: {e}"));
         let engine = Expected::new(MemoryStore::new(), Config::default())
             .with_tokens(ChaChaTokens::from_seed([5; 32]))
             .into_dyn();
@@ -72,7 +71,8 @@ impl Fixture {
     }
 
     fn session_hit(&self) {
-        let presented = Presented { session: self.session.as_str().into(), client: client(), ..Presented::default() };
+        let presented =
+            Presented { session: self.session.as_str().into(), client: client(), ..Presented::default() };
         let result = self.runtime.block_on(self.engine.authenticate(black_box(&presented)));
         assert!(matches!(result.outcome, Outcome::Session(_)), "{:?}", result.outcome);
     }
@@ -87,6 +87,44 @@ impl Fixture {
     }
 }
 
+/// `EXPECTED_BENCH_LOOP=PATH/VARIANT:N` (say `cookie_login/prometheus:10000`)
+/// runs that path N times in that variant, no criterion, and exits: under
+/// `valgrind --tool=cachegrind --cache-sim=no`, the instruction counts of
+/// N and of 0 iterations give the instructions per request, which a busy
+/// machine does not blur.
+fn instruction_loop(spec: &str) {
+    let parsed = spec.split_once(':').and_then(|(name, n)| Some((name.split_once('/')?, n.parse().ok()?)));
+    let Some(((path, variant), iterations)) = parsed else {
+        panic!("EXPECTED_BENCH_LOOP={spec}: expected PATH/VARIANT:N");
+    };
+    let level = match variant {
+        "fmt_info" => Some(tracing::Level::INFO),
+        "fmt_debug" => Some(tracing::Level::DEBUG),
+        _ => None,
+    };
+    let _subscriber = level.map(|level| tracing::subscriber::set_default(sink_subscriber(level)));
+    #[cfg(feature = "metrics")]
+    if variant == "prometheus" {
+        let _handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .unwrap_or_else(|e| panic!("cannot install the recorder: {e}"));
+    }
+    let fixture = Fixture::new();
+    let run: fn(&Fixture) = match path {
+        "session_hit" => Fixture::session_hit,
+        "cookie_login" => Fixture::cookie_login,
+        other => panic!("no path {other}"),
+    };
+    for _ in 0..iterations {
+        run(&fixture);
+    }
+}
+
+/// A `fmt` subscriber at `level` that writes to a sink.
+fn sink_subscriber(level: tracing::Level) -> impl tracing::Subscriber + Send + Sync {
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::sink).finish()
+}
+
 fn paths(c: &mut Criterion, variant: &str) {
     let fixture = Fixture::new();
     c.bench_function(&format!("session_hit/{variant}"), |b| b.iter(|| fixture.session_hit()));
@@ -94,19 +132,18 @@ fn paths(c: &mut Criterion, variant: &str) {
 }
 
 fn benches() {
+    if let Ok(spec) = std::env::var("EXPECTED_BENCH_LOOP") {
+        return instruction_loop(&spec);
+    }
     let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(40)
         .configure_from_args();
     paths(&mut criterion, "quiet");
-    {
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(std::io::sink)
-            .finish();
-        let _default = tracing::subscriber::set_default(subscriber);
-        paths(&mut criterion, "fmt_info");
+    for (level, variant) in [(tracing::Level::INFO, "fmt_info"), (tracing::Level::DEBUG, "fmt_debug")] {
+        let _default = tracing::subscriber::set_default(sink_subscriber(level));
+        paths(&mut criterion, variant);
     }
     #[cfg(feature = "metrics")]
     {

@@ -656,7 +656,7 @@ impl<S: Store> Expected<S> {
     /// set once it is decided, and counts the outcome (feature `metrics`):
     /// see [`telemetry`](crate::telemetry).
     pub async fn authenticate(&self, presented: &Presented<'_>) -> Authentication {
-        let span = tracing::info_span!("authenticate", outcome = Empty, user = Empty);
+        let span = tracing::debug_span!("authenticate", outcome = Empty, user = Empty);
         let result = self.decide(presented).instrument(span.clone()).await;
         telemetry::authenticated(&result.outcome, &span);
         result

@@ -4,17 +4,20 @@
 //!
 //! # Traces
 //!
-//! Two spans, whatever the features (a span no subscriber wants costs one
-//! cached check):
+//! Two spans, whatever the features, at DEBUG: a subscriber at INFO (the
+//! usual production level) skips them for the cost of a cached check; turn
+//! them on with a filter such as `expected_core=debug` (what that costs is
+//! in `docs/metrics.md`).
 //!
 //! | span | level | target | fields |
 //! |---|---|---|---|
-//! | `authenticate` | INFO | `expected_core::engine` | `outcome` ([`Outcome::as_str`]), `user` |
-//! | `store` | DEBUG | `expected_core::telemetry` | `op` ([`STORE_OPERATIONS`]), `user`, `outcome` (`ok`, or [`StoreErrorKind::as_str`]) |
+//! | `authenticate` | DEBUG | `expected_core::engine` | `outcome` ([`Outcome::as_str`]), `user` |
+//! | `store` | DEBUG | `expected_core::telemetry` | `op` ([`STORE_OPERATIONS`]), `user`, `outcome` (`ok`, or [`StoreErrorKind::as_str`](crate::StoreErrorKind::as_str)) |
 //!
 //! `user` is the user's [`UserTag`](crate::UserTag): 8 hex digits of a
 //! digest of the username, never the name. It is set on `authenticate` when
-//! the outcome is about a user ([`Outcome::subject`]), and on `store` for
+//! the outcome is about a user (the authenticated one, the victim of a
+//! theft, whose grace was refused or who was rejected), and on `store` for
 //! the operations that name one. The engine's own events (a theft, a refused
 //! grace, a rejected user) name the user by tag too, and the login by its
 //! serial (the devices list shows it: not a secret). **No span or event
@@ -26,7 +29,7 @@
 //!
 //! Recorded through whatever recorder the application installed (the
 //! `metrics` facade: Prometheus, StatsD, OpenTelemetry, …); none installed,
-//! each costs a check. Call [`describe`] once after installing it for the
+//! each costs a check. Call `describe` once after installing it for the
 //! help texts and units. Every label takes one of a fixed set of values,
 //! listed here: no username, serial or address ever becomes a label.
 //!
@@ -73,48 +76,67 @@ pub const STORE_CALL_DURATION: &str = "expected_store_call_duration_seconds";
 /// `expected_store_errors_total{operation,kind}`: failed store calls.
 pub const STORE_ERRORS: &str = "expected_store_errors_total";
 
-/// The `operation` label values (and the `op` field of the `store` span):
-/// the [`Store`] methods, in the trait's order.
-pub const STORE_OPERATIONS: [&str; 16] = [
-    CREATE_LOGIN,
-    GET_LOGIN,
-    ROTATE_LOGIN,
-    LIST_LOGINS,
-    DELETE_LOGIN,
-    DELETE_USER,
-    DELETE_USER_EXCEPT,
-    CONFIRM_PASSWORD,
-    DELETE_EXPIRED_LOGINS,
-    CREATE_SESSION,
-    CREATE_GRACE_SESSION,
-    GET_SESSION,
-    SAVE_SESSION,
-    TOUCH_SESSION,
-    DELETE_SESSION,
-    DELETE_EXPIRED_SESSIONS,
-];
+/// Metric keys made of literals only are static (no allocation, no label
+/// vector) in the `metrics` macros: every label value below is spelled out
+/// as a literal in a `match`, not passed as a string. The metric names are
+/// spelled out the same way, equal to the constants above (the tests read
+/// the metrics back by the constants).
+macro_rules! operations {
+    ($($variant:ident => $name:literal,)*) => {
+        /// The `operation` label values (and the `op` field of the `store`
+        /// span): the [`Store`] methods, in the trait's order.
+        pub const STORE_OPERATIONS: [&str; 16] = [$($name),*];
 
-const CREATE_LOGIN: &str = "create_login";
-const GET_LOGIN: &str = "get_login";
-const ROTATE_LOGIN: &str = "rotate_login";
-const LIST_LOGINS: &str = "list_logins";
-const DELETE_LOGIN: &str = "delete_login";
-const DELETE_USER: &str = "delete_user";
-const DELETE_USER_EXCEPT: &str = "delete_user_except";
-const CONFIRM_PASSWORD: &str = "confirm_password";
-const DELETE_EXPIRED_LOGINS: &str = "delete_expired_logins";
-const CREATE_SESSION: &str = "create_session";
-const CREATE_GRACE_SESSION: &str = "create_grace_session";
-const GET_SESSION: &str = "get_session";
-const SAVE_SESSION: &str = "save_session";
-const TOUCH_SESSION: &str = "touch_session";
-const DELETE_SESSION: &str = "delete_session";
-const DELETE_EXPIRED_SESSIONS: &str = "delete_expired_sessions";
+        /// A [`Store`] method.
+        #[derive(Debug, Clone, Copy)]
+        enum Op {
+            $($variant,)*
+        }
+
+        impl Op {
+            fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                }
+            }
+
+            #[cfg(feature = "metrics")]
+            fn record(self, elapsed: std::time::Duration) {
+                match self {
+                    $(Self::$variant => {
+                        metrics::histogram!("expected_store_call_duration_seconds", "operation" => $name)
+                            .record(elapsed);
+                    })*
+                }
+            }
+        }
+    };
+}
+
+operations! {
+    CreateLogin => "create_login",
+    GetLogin => "get_login",
+    RotateLogin => "rotate_login",
+    ListLogins => "list_logins",
+    DeleteLogin => "delete_login",
+    DeleteUser => "delete_user",
+    DeleteUserExcept => "delete_user_except",
+    ConfirmPassword => "confirm_password",
+    DeleteExpiredLogins => "delete_expired_logins",
+    CreateSession => "create_session",
+    CreateGraceSession => "create_grace_session",
+    GetSession => "get_session",
+    SaveSession => "save_session",
+    TouchSession => "touch_session",
+    DeleteSession => "delete_session",
+    DeleteExpiredSessions => "delete_expired_sessions",
+}
 
 /// Registers the help text and unit of every metric above with the
 /// installed recorder. Call it once, after installing one; recording works
 /// without it.
 #[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_histogram};
     // Counters without a unit: their names end in `_total` already, and an
@@ -140,9 +162,37 @@ pub(crate) fn authenticated(outcome: &Outcome, span: &tracing::Span) {
     }
     #[cfg(feature = "metrics")]
     {
-        metrics::counter!(AUTHENTICATIONS, "outcome" => outcome.as_str()).increment(1);
+        use crate::protocol::TheftCause;
+        macro_rules! outcome {
+            ($value:literal) => {
+                metrics::counter!("expected_authentications_total", "outcome" => $value)
+            };
+        }
+        let counter = match outcome {
+            Outcome::Session(_) => outcome!("session"),
+            Outcome::CookieLogin(_) => outcome!("cookie_login"),
+            Outcome::Grace(_) => outcome!("grace"),
+            Outcome::AnonymousSession(_) => outcome!("anonymous_session"),
+            Outcome::Anonymous => outcome!("anonymous"),
+            Outcome::Malformed(..) => outcome!("malformed"),
+            Outcome::UnknownLogin => outcome!("unknown_login"),
+            Outcome::ExpiredLogin => outcome!("expired_login"),
+            Outcome::Theft(_) => outcome!("theft"),
+            Outcome::GraceRefused(_) => outcome!("grace_refused"),
+            Outcome::UserRejected(_) => outcome!("user_rejected"),
+            Outcome::Unavailable(_) => outcome!("unavailable"),
+        };
+        counter.increment(1);
         if let Outcome::Theft(report) = outcome {
-            metrics::counter!(THEFTS, "cause" => report.cause.as_str()).increment(1);
+            let counter = match report.cause {
+                TheftCause::StaleToken => {
+                    metrics::counter!("expected_thefts_total", "cause" => "stale_token")
+                }
+                TheftCause::ForeignClient => {
+                    metrics::counter!("expected_thefts_total", "cause" => "foreign_client")
+                }
+            };
+            counter.increment(1);
         }
     }
 }
@@ -150,7 +200,14 @@ pub(crate) fn authenticated(outcome: &Outcome, span: &tracing::Span) {
 /// A password login happened.
 pub(crate) fn registered(remember: bool) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(REGISTRATIONS, "remember" => if remember { "true" } else { "false" }).increment(1);
+    {
+        let counter = if remember {
+            metrics::counter!("expected_registrations_total", "remember" => "true")
+        } else {
+            metrics::counter!("expected_registrations_total", "remember" => "false")
+        };
+        counter.increment(1);
+    }
     #[cfg(not(feature = "metrics"))]
     let _ = remember;
 }
@@ -158,7 +215,25 @@ pub(crate) fn registered(remember: bool) {
 /// `count` logins ended for `cause`.
 pub(crate) fn logins_ended(cause: EndCause, count: usize) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(LOGINS_ENDED, "cause" => cause.as_str()).increment(count as u64);
+    {
+        macro_rules! cause {
+            ($value:literal) => {
+                metrics::counter!("expected_logins_ended_total", "cause" => $value)
+            };
+        }
+        let counter = match cause {
+            EndCause::Logout => cause!("logout"),
+            EndCause::Revoked => cause!("revoked"),
+            EndCause::LogoutEverywhere => cause!("logout_everywhere"),
+            EndCause::LogoutOthers => cause!("logout_others"),
+            EndCause::Theft => cause!("theft"),
+            EndCause::Evicted => cause!("evicted"),
+            EndCause::UserRejected => cause!("user_rejected"),
+            EndCause::Expired => cause!("expired"),
+            EndCause::Replaced => cause!("replaced"),
+        };
+        counter.increment(count as u64);
+    }
     #[cfg(not(feature = "metrics"))]
     let _ = (cause, count);
 }
@@ -168,9 +243,14 @@ pub(crate) fn logins_ended(cause: EndCause, count: usize) {
 pub(crate) fn cleaned(logins: u64, sessions: u64, ok: bool) {
     #[cfg(feature = "metrics")]
     {
-        metrics::counter!(CLEANED, "record" => "login").increment(logins);
-        metrics::counter!(CLEANED, "record" => "session").increment(sessions);
-        metrics::counter!(CLEANING_PASSES, "result" => if ok { "ok" } else { "error" }).increment(1);
+        metrics::counter!("expected_cleaned_total", "record" => "login").increment(logins);
+        metrics::counter!("expected_cleaned_total", "record" => "session").increment(sessions);
+        let passes = if ok {
+            metrics::counter!("expected_cleaning_passes_total", "result" => "ok")
+        } else {
+            metrics::counter!("expected_cleaning_passes_total", "result" => "error")
+        };
+        passes.increment(1);
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (logins, sessions, ok);
@@ -178,11 +258,11 @@ pub(crate) fn cleaned(logins: u64, sessions: u64, ok: bool) {
 
 /// One store call: in a `store` span, timed into the latency histogram.
 async fn call<T>(
-    name: &'static str,
+    op: Op,
     user: Option<&Username>,
     future: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    let span = tracing::debug_span!("store", op = name, user = Empty, outcome = Empty);
+    let span = tracing::debug_span!("store", op = op.name(), user = Empty, outcome = Empty);
     if let Some(user) = user.filter(|_| !span.is_disabled()) {
         span.record("user", display(user.tag()));
     }
@@ -191,9 +271,10 @@ async fn call<T>(
     let result = future.instrument(span.clone()).await;
     #[cfg(feature = "metrics")]
     {
-        metrics::histogram!(STORE_CALL_DURATION, "operation" => name).record(started.elapsed());
+        op.record(started.elapsed());
         if let Err(error) = &result {
-            metrics::counter!(STORE_ERRORS, "operation" => name, "kind" => error.kind().as_str())
+            // Rare: the labels may be built at run time.
+            metrics::counter!(STORE_ERRORS, "operation" => op.name(), "kind" => error.kind().as_str())
                 .increment(1);
         }
     }
@@ -224,7 +305,7 @@ impl<S> Instrumented<S> {
 
 impl<S: Store> Instrumented<S> {
     pub(crate) async fn create_login(&self, login: &Login) -> Result<Inserted, StoreError> {
-        call(CREATE_LOGIN, Some(&login.username), self.0.create_login(login)).await
+        call(Op::CreateLogin, Some(&login.username), self.0.create_login(login)).await
     }
 
     pub(crate) async fn get_login(
@@ -232,23 +313,27 @@ impl<S: Store> Instrumented<S> {
         username: &Username,
         serial: &Serial,
     ) -> Result<Option<Login>, StoreError> {
-        call(GET_LOGIN, Some(username), self.0.get_login(username, serial)).await
+        call(Op::GetLogin, Some(username), self.0.get_login(username, serial)).await
     }
 
     pub(crate) async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
-        call(ROTATE_LOGIN, Some(&rotation.username), self.0.rotate_login(rotation)).await
+        call(Op::RotateLogin, Some(&rotation.username), self.0.rotate_login(rotation)).await
     }
 
     pub(crate) async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {
-        call(LIST_LOGINS, Some(username), self.0.list_logins(username)).await
+        call(Op::ListLogins, Some(username), self.0.list_logins(username)).await
     }
 
-    pub(crate) async fn delete_login(&self, username: &Username, serial: &Serial) -> Result<bool, StoreError> {
-        call(DELETE_LOGIN, Some(username), self.0.delete_login(username, serial)).await
+    pub(crate) async fn delete_login(
+        &self,
+        username: &Username,
+        serial: &Serial,
+    ) -> Result<bool, StoreError> {
+        call(Op::DeleteLogin, Some(username), self.0.delete_login(username, serial)).await
     }
 
     pub(crate) async fn delete_user(&self, username: &Username) -> Result<Deleted, StoreError> {
-        call(DELETE_USER, Some(username), self.0.delete_user(username)).await
+        call(Op::DeleteUser, Some(username), self.0.delete_user(username)).await
     }
 
     pub(crate) async fn delete_user_except(
@@ -256,29 +341,29 @@ impl<S: Store> Instrumented<S> {
         username: &Username,
         keep: &Keep,
     ) -> Result<Deleted, StoreError> {
-        call(DELETE_USER_EXCEPT, Some(username), self.0.delete_user_except(username, keep)).await
+        call(Op::DeleteUserExcept, Some(username), self.0.delete_user_except(username, keep)).await
     }
 
     pub(crate) async fn confirm_password(&self, confirmation: &Confirmation) -> Result<bool, StoreError> {
-        call(CONFIRM_PASSWORD, Some(&confirmation.username), self.0.confirm_password(confirmation)).await
+        call(Op::ConfirmPassword, Some(&confirmation.username), self.0.confirm_password(confirmation)).await
     }
 
     pub(crate) async fn delete_expired_logins(
         &self,
         now: time::OffsetDateTime,
     ) -> Result<Vec<ExpiredLogin>, StoreError> {
-        call(DELETE_EXPIRED_LOGINS, None, self.0.delete_expired_logins(now)).await
+        call(Op::DeleteExpiredLogins, None, self.0.delete_expired_logins(now)).await
     }
 
     pub(crate) async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError> {
-        call(CREATE_SESSION, session.username(), self.0.create_session(session)).await
+        call(Op::CreateSession, session.username(), self.0.create_session(session)).await
     }
 
     pub(crate) async fn create_grace_session(
         &self,
         session: &SessionRecord,
     ) -> Result<GraceInserted, StoreError> {
-        call(CREATE_GRACE_SESSION, session.username(), self.0.create_grace_session(session)).await
+        call(Op::CreateGraceSession, session.username(), self.0.create_grace_session(session)).await
     }
 
     pub(crate) async fn get_session(
@@ -286,11 +371,11 @@ impl<S: Store> Instrumented<S> {
         owner: Option<&Username>,
         digest: &SessionDigest,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        call(GET_SESSION, owner, self.0.get_session(owner, digest)).await
+        call(Op::GetSession, owner, self.0.get_session(owner, digest)).await
     }
 
     pub(crate) async fn save_session(&self, session: &SessionRecord) -> Result<bool, StoreError> {
-        call(SAVE_SESSION, session.username(), self.0.save_session(session)).await
+        call(Op::SaveSession, session.username(), self.0.save_session(session)).await
     }
 
     pub(crate) async fn touch_session(
@@ -299,7 +384,7 @@ impl<S: Store> Instrumented<S> {
         digest: &SessionDigest,
         expires_at: time::OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        call(TOUCH_SESSION, owner, self.0.touch_session(owner, digest, expires_at)).await
+        call(Op::TouchSession, owner, self.0.touch_session(owner, digest, expires_at)).await
     }
 
     pub(crate) async fn delete_session(
@@ -307,10 +392,10 @@ impl<S: Store> Instrumented<S> {
         owner: Option<&Username>,
         digest: &SessionDigest,
     ) -> Result<bool, StoreError> {
-        call(DELETE_SESSION, owner, self.0.delete_session(owner, digest)).await
+        call(Op::DeleteSession, owner, self.0.delete_session(owner, digest)).await
     }
 
     pub(crate) async fn delete_expired_sessions(&self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
-        call(DELETE_EXPIRED_SESSIONS, None, self.0.delete_expired_sessions(now)).await
+        call(Op::DeleteExpiredSessions, None, self.0.delete_expired_sessions(now)).await
     }
 }

@@ -38,8 +38,11 @@ fn recorded<F: Future<Output = ()>>(body: impl FnOnce() -> F) -> String {
     handle.render()
 }
 
-/// The samples of a Prometheus text exposition: (name, labels, value).
-fn samples(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+/// One sample of a Prometheus text exposition: name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// The samples of a Prometheus text exposition.
+fn samples(text: &str) -> Vec<Sample> {
     text.lines()
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .map(|line| {
@@ -78,6 +81,11 @@ fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     found.first().copied().unwrap_or(0.0)
 }
 
+/// The sum of every sample of `name`, whatever its labels.
+fn total(text: &str, name: &str) -> f64 {
+    samples(text).iter().filter(|(n, _, _)| n == name).map(|(_, _, value)| value).sum()
+}
+
 #[test]
 fn every_outcome_registration_and_ended_login_is_counted_once() {
     let text = recorded(|| async {
@@ -102,12 +110,7 @@ fn every_outcome_registration_and_ended_login_is_counted_once() {
     }
     // The victim's session hit, and bob's after the outage (for his confirm).
     assert_eq!(auth("session"), 2.0, "{text}");
-    let total: f64 = samples(&text)
-        .iter()
-        .filter(|(name, _, _)| name == telemetry::AUTHENTICATIONS)
-        .map(|(_, _, value)| value)
-        .sum();
-    assert_eq!(total, 13.0, "no other outcome:\n{text}");
+    assert_eq!(total(&text, telemetry::AUTHENTICATIONS), 13.0, "no other outcome:\n{text}");
     assert_eq!(value(&text, telemetry::THEFTS, &[("cause", "foreign_client")]), 1.0, "{text}");
     assert_eq!(value(&text, telemetry::THEFTS, &[("cause", "stale_token")]), 0.0, "{text}");
 
@@ -127,12 +130,7 @@ fn every_outcome_registration_and_ended_login_is_counted_once() {
     // operation and kind, and timed like any other.
     let errors = |op, kind| value(&text, telemetry::STORE_ERRORS, &[("operation", op), ("kind", kind)]);
     assert_eq!(errors("get_session", "unavailable"), 1.0, "{text}");
-    let all_errors: f64 = samples(&text)
-        .iter()
-        .filter(|(name, _, _)| name == telemetry::STORE_ERRORS)
-        .map(|(_, _, value)| value)
-        .sum();
-    assert_eq!(all_errors, 1.0, "{text}");
+    assert_eq!(total(&text, telemetry::STORE_ERRORS), 1.0, "{text}");
 
     let count = |op| value(&text, &format!("{}_count", telemetry::STORE_CALL_DURATION), &[("operation", op)]);
     // One rotation: the victim's cookie login (grace and the rest rotate nothing).
@@ -214,7 +212,8 @@ fn cleaning_counts_what_it_deleted_and_its_failures() {
         let (engine, store, clock) = engine();
         for name in ["a", "b", "c"] {
             let user = support::user(name);
-            let _ = engine.register(&user, true, &Presented::default()).await.unwrap_or_else(|e| panic!("{e}"));
+            let _ =
+                engine.register(&user, true, &Presented::default()).await.unwrap_or_else(|e| panic!("{e}"));
         }
         engine.create_anonymous(SessionData::new()).await.unwrap_or_else(|e| panic!("{e}"));
         let config = engine.config();

@@ -91,6 +91,29 @@ macro_rules! scenarios {
     };
 }
 
+/// Expands to the one `#[test]` that must run alone in its test binary,
+/// `metrics_count_a_theft_and_an_outage` (the metrics recorder is
+/// process-wide: no other server may count into it), starting its server with
+/// `$start` as [`scenarios!`](crate::scenarios!) does.
+///
+/// ```ignore
+/// // tests/metrics.rs of an adapter: nothing else in this binary
+/// expected_demo_kit::metrics_scenario!(support::start);
+/// ```
+#[macro_export]
+macro_rules! metrics_scenario {
+    ($start:expr) => {
+        #[test]
+        fn metrics_count_a_theft_and_an_outage() {
+            $crate::__private::run(
+                "metrics_count_a_theft_and_an_outage",
+                || ($start)($crate::testing::Backend::new()),
+                $crate::scenarios::cases::metrics_count_a_theft_and_an_outage,
+            );
+        }
+    };
+}
+
 /// The one list of scenarios, by the [`Backend`](crate::testing::Backend)
 /// constructor each runs on, and what is made of it.
 #[doc(hidden)]
@@ -835,7 +858,8 @@ pub mod cases {
     /// (the thief's, one rotation), one `unavailable` and the one store error
     /// the outage met. Not in [`scenarios!`](crate::scenarios!): the recorder
     /// is process-wide, so an adapter runs this alone in a test binary of its
-    /// own (`tests/metrics.rs`), where no other server counts into it.
+    /// own ([`metrics_scenario!`](crate::metrics_scenario!) in
+    /// `tests/metrics.rs`), where no other server counts into it.
     pub async fn metrics_count_a_theft_and_an_outage(server: Arc<dyn DemoServer>) {
         let client = Client::new(&*server);
         let before = scrape(&client).await;
