@@ -80,7 +80,8 @@ fn demo_config() -> expected_core::Config {
 async fn serve(store: DynStore) -> ServedAt {
     let engine = Expected::new(store, demo_config());
     let passwords = std::sync::Arc::new(expected_demo_kit::Passwords::new(testing::accounts()));
-    let state = DemoState { accounts: testing::accounts(), passwords, fresh_for: testing::FRESH };
+    let metrics = expected_demo_kit::Metrics::install();
+    let state = DemoState { accounts: testing::accounts(), passwords, fresh_for: testing::FRESH, metrics };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
     let addr = listener.local_addr().expect("local address");
     let service =

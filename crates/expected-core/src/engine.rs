@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use crate::clock::{Clock, SystemClock, to_store_precision};
 use crate::config::Config;
@@ -17,6 +19,7 @@ use crate::secret::{OsTokens, Serial, SessionDigest, SessionId, TokenSource, Use
 use crate::store::{
     Confirmation, Deleted, GraceInserted, Inserted, Keep, Rotated, Store, StoreError, StoreErrorKind,
 };
+use crate::telemetry::{self, Instrumented};
 
 /// How many times a create retries with fresh random keys, and a cookie login
 /// re-reads after losing a race, before giving up.
@@ -261,6 +264,42 @@ impl Outcome {
     pub fn theft_detected(&self) -> bool {
         matches!(self, Self::Theft(_))
     }
+
+    /// A short, stable snake-case name of the outcome: `session`,
+    /// `cookie_login`, `grace`, `anonymous_session`, `anonymous`,
+    /// `malformed`, `unknown_login`, `expired_login`, `theft`,
+    /// `grace_refused`, `user_rejected`, `unavailable`. The `outcome` label
+    /// of the `expected_authentications_total` metric and the `outcome`
+    /// field of the `authenticate` span.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Session(_) => "session",
+            Self::CookieLogin(_) => "cookie_login",
+            Self::Grace(_) => "grace",
+            Self::AnonymousSession(_) => "anonymous_session",
+            Self::Anonymous => "anonymous",
+            Self::Malformed(..) => "malformed",
+            Self::UnknownLogin => "unknown_login",
+            Self::ExpiredLogin => "expired_login",
+            Self::Theft(_) => "theft",
+            Self::GraceRefused(_) => "grace_refused",
+            Self::UserRejected(_) => "user_rejected",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// The user this outcome is about: the authenticated one, the victim of
+    /// a theft, whose grace was refused or who was rejected. `None` for the
+    /// others (the cookie of an unknown or expired login names a user, but
+    /// nothing proves it).
+    pub(crate) fn subject(&self) -> Option<&Username> {
+        match self {
+            Self::Theft(report) => Some(&report.username),
+            Self::GraceRefused(refusal) => Some(&refusal.username),
+            Self::UserRejected(username) => Some(username),
+            other => other.username(),
+        }
+    }
 }
 
 /// The result of [`Expected::authenticate`]: the outcome, and the cookies the
@@ -370,6 +409,26 @@ pub enum EndCause {
     Replaced,
 }
 
+impl EndCause {
+    /// A short, stable snake-case name: `logout`, `revoked`,
+    /// `logout_everywhere`, `logout_others`, `theft`, `evicted`,
+    /// `user_rejected`, `expired`, `replaced` (the `cause` label of the
+    /// `expected_logins_ended_total` metric).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::Revoked => "revoked",
+            Self::LogoutEverywhere => "logout_everywhere",
+            Self::LogoutOthers => "logout_others",
+            Self::Theft => "theft",
+            Self::Evicted => "evicted",
+            Self::UserRejected => "user_rejected",
+            Self::Expired => "expired",
+            Self::Replaced => "replaced",
+        }
+    }
+}
+
 /// Logins that ended, with their sessions: close what the app ties to them
 /// (WebSockets, say).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -469,7 +528,7 @@ impl Hooks for NoHooks {}
 ///
 /// Cheap to share: wrap it in an [`Arc`] (adapters do).
 pub struct Expected<S> {
-    store: S,
+    store: Instrumented<S>,
     config: Config,
     clock: Arc<dyn Clock>,
     tokens: Arc<dyn TokenSource>,
@@ -540,7 +599,7 @@ impl<S: Store> Expected<S> {
     /// from the operating system ([`OsTokens`]: fork-safe), and no hooks.
     pub fn new(store: S, config: Config) -> Self {
         Self {
-            store,
+            store: Instrumented::new(store),
             config,
             clock: Arc::new(SystemClock),
             tokens: Arc::new(OsTokens),
@@ -613,7 +672,7 @@ impl<S: Store> Expected<S> {
     /// type parameter for it.
     pub fn into_dyn(self) -> Expected<crate::DynStore> {
         Expected {
-            store: Arc::new(self.store),
+            store: Instrumented::new(Arc::new(self.store.into_inner())),
             config: self.config,
             clock: self.clock,
             tokens: self.tokens,
@@ -626,9 +685,10 @@ impl<S: Store> Expected<S> {
         &self.config
     }
 
-    /// The store.
+    /// The store. Calls made through it directly are not the engine's: no
+    /// `store` span, no latency recorded.
     pub fn store(&self) -> &S {
-        &self.store
+        self.store.inner()
     }
 
     /// The token source, for the other secrets of a request (the CSRF
@@ -664,7 +724,19 @@ impl<S: Store> Expected<S> {
     /// strongest of the others acted on (a replay as a theft, an expired login
     /// deleted, an unknown one cleared). The cookie login runs once, on the
     /// chosen value: at most one rotation per request.
+    ///
+    /// Runs in an `authenticate` span whose `outcome` and `user` fields are
+    /// set once it is decided, and counts the outcome (feature `metrics`):
+    /// see [`telemetry`](crate::telemetry).
     pub async fn authenticate(&self, presented: &Presented<'_>) -> Authentication {
+        let span = tracing::debug_span!("authenticate", outcome = Empty, user = Empty);
+        let result = self.decide(presented).instrument(span.clone()).await;
+        telemetry::authenticated(&result.outcome, &span);
+        result
+    }
+
+    /// [`Expected::authenticate`], unobserved.
+    async fn decide(&self, presented: &Presented<'_>) -> Authentication {
         let now = self.now();
         let config = &self.config;
         let mut cookies = Vec::new();
@@ -842,7 +914,7 @@ impl<S: Store> Expected<S> {
                         at: now,
                     };
                     tracing::warn!(
-                        user = %refusal.username,
+                        user = %refusal.username.tag(),
                         serial = %refusal.serial,
                         ip = ?refusal.client.ip,
                         recorded_ip = ?refusal.recorded.ip,
@@ -957,7 +1029,7 @@ impl<S: Store> Expected<S> {
             return Ok(None);
         }
         let deleted = self.store.delete_user(username).await?;
-        tracing::info!(user = %username, logins = deleted.logins, "user no longer valid; logins dropped");
+        tracing::info!(user = %username.tag(), logins = deleted.logins, "user no longer valid; logins dropped");
         self.ended(username, deleted.serials, EndCause::UserRejected).await;
         Ok(Some(Outcome::UserRejected(username.clone())))
     }
@@ -982,7 +1054,7 @@ impl<S: Store> Expected<S> {
             at: now,
         };
         tracing::warn!(
-            user = %report.username,
+            user = %report.username.tag(),
             serial = %report.serial,
             cause = report.cause.as_str(),
             logins = report.deleted.logins,
@@ -1019,6 +1091,7 @@ impl<S: Store> Expected<S> {
         if serials.is_empty() {
             return;
         }
+        telemetry::logins_ended(cause, serials.len());
         let event = LoginsEnded { username: username.clone(), serials, cause };
         self.hooks.on_logins_ended(&event).await;
     }
@@ -1086,7 +1159,7 @@ impl<S: Store> Expected<S> {
                 cookies.push(self.auth_cookie(&cookie, login.expires_at, now));
                 if let Err(error) = self.evict_over_cap(username, serial).await {
                     // The login is made; the cap is enforced again next time.
-                    tracing::warn!(%error, user = %username, "could not evict logins over the cap");
+                    tracing::warn!(%error, user = %username.tag(), "could not evict logins over the cap");
                 }
             } else {
                 if self.store.create_session(&session).await? == Inserted::AlreadyExists {
@@ -1118,6 +1191,7 @@ impl<S: Store> Expected<S> {
                     tracing::warn!(%error, "could not delete the visitor's session after login");
                 }
             }
+            telemetry::registered(remember);
             let event = SignIn { username: username.clone(), serial, client: client.clone(), at: now };
             self.hooks.on_sign_in(&event).await;
             return Ok(Registration { session, serial, cookies });
@@ -1141,7 +1215,7 @@ impl<S: Store> Expected<S> {
             if self.store.delete_login(username, &login.serial).await? {
                 evicted.push(login.serial);
             }
-            tracing::debug!(user = %username, serial = %login.serial, "login evicted over the per-user cap");
+            tracing::debug!(user = %username.tag(), serial = %login.serial, "login evicted over the per-user cap");
         }
         self.ended(username, evicted, EndCause::Evicted).await;
         Ok(())
@@ -1375,9 +1449,22 @@ impl<S: Store> Expected<S> {
 
     /// Deletes expired logins and sessions.
     pub async fn clean(&self) -> Result<Cleaned, StoreError> {
+        let mut logins = 0;
+        let cleaned = self.clean_counting(&mut logins).await;
+        match &cleaned {
+            Ok(done) => telemetry::cleaned(done.logins, done.sessions, true),
+            Err(_) => telemetry::cleaned(logins, 0, false),
+        }
+        cleaned
+    }
+
+    /// [`Expected::clean`], setting `logins` as soon as they are deleted (a
+    /// failure cleaning the sessions after that still counts them).
+    async fn clean_counting(&self, logins: &mut u64) -> Result<Cleaned, StoreError> {
         let now = self.now();
         let mut expired = self.store.delete_expired_logins(now).await?;
-        let logins = expired.len() as u64;
+        *logins = expired.len() as u64;
+        let logins = *logins;
         expired.sort();
         let mut rest = expired.as_slice();
         while let Some(first) = rest.first() {

@@ -99,6 +99,11 @@
 //! - `tokio`: [`Expected::spawn_cleaner`], a background cleaning task.
 //! - `admin`: the operator commands the stores' command-line tools share
 //!   (the [`admin`] module, on clap).
+//! - `metrics`: counters of every authentication outcome, registration,
+//!   ended login and cleaning pass, and a histogram of store call latency,
+//!   on the `metrics` facade (the [`telemetry`] module lists them). Without
+//!   it, no `metrics` crate is compiled in; the `tracing` spans are there
+//!   either way.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -116,6 +121,7 @@ pub mod protocol;
 pub mod record;
 pub mod secret;
 pub mod store;
+pub mod telemetry;
 pub mod testing;
 
 #[cfg(feature = "admin")]
@@ -144,7 +150,7 @@ pub use protocol::TheftCause;
 pub use record::{AuthMethod, ClientMeta, Login, PreviousToken, SessionData, SessionRecord, SessionUser};
 pub use secret::{
     ChaChaTokens, OsTokens, SealedSuccessor, Serial, SessionDigest, SessionId, Token, TokenDigest,
-    TokenSource, Username, UsernameError,
+    TokenSource, UserTag, Username, UsernameError,
 };
 pub use store::{Store, StoreError, StoreErrorKind};
 

@@ -74,6 +74,41 @@ impl Username {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The short pseudonym the library's traces name this user by
+    /// ([`UserTag`]): never the username itself.
+    pub fn tag(&self) -> UserTag {
+        let digest = Sha256::new().chain_update(USER_TAG_LABEL).chain_update(self.0.as_bytes()).finalize();
+        let mut prefix = [0u8; 4];
+        prefix.copy_from_slice(&digest[..4]);
+        UserTag(prefix)
+    }
+}
+
+const USER_TAG_LABEL: &[u8] = b"expected/v1/user-tag\0";
+
+/// What the library's `tracing` spans and events record for a user (their
+/// `user` field): the first 4 bytes of `SHA-256("expected/v1/user-tag\0" ‖
+/// username)`, as 8 lowercase hex digits. [`Username::tag`] computes it.
+///
+/// It lets an operator follow one user through the traces, and find a user's
+/// lines by computing their tag, without the traces holding usernames (which
+/// may be e-mail addresses). It is a **pseudonym, not a secret**: anyone who
+/// can guess a username can compute its tag and confirm the guess, and with
+/// 32 bits two users share a tag about once in 4 billion pairs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserTag([u8; 4]);
+
+impl fmt::Display for UserTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl fmt::Debug for UserTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserTag({self})")
+    }
 }
 
 impl fmt::Debug for Username {
@@ -469,6 +504,22 @@ impl TokenSource for ChaChaTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_tags_are_short_stable_and_not_the_name() {
+        let alice = Username::new("alice").unwrap_or_else(|e| panic!("{e}"));
+        let tag = alice.tag().to_string();
+        assert_eq!(tag.len(), 8);
+        assert!(tag.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{tag}");
+        assert_eq!(tag, alice.tag().to_string(), "stable");
+        // SHA-256("expected/v1/user-tag\0alice"), first 4 bytes (computed
+        // apart, with Python's hashlib): pinned, so that an operator's tool
+        // computing tags keeps finding the same lines.
+        assert_eq!(tag, "2bc34ad6");
+        let bob = Username::new("bob").unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(alice.tag(), bob.tag());
+        assert_eq!(format!("{:?}", alice.tag()), format!("UserTag({tag})"));
+    }
 
     #[test]
     fn usernames_are_validated() {

@@ -81,6 +81,18 @@ pub enum StoreErrorKind {
     Backend,
 }
 
+impl StoreErrorKind {
+    /// A short lowercase name: `unavailable`, `corrupt`, `backend` (the
+    /// `kind` label of the `expected_store_errors_total` metric).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Corrupt => "corrupt",
+            Self::Backend => "backend",
+        }
+    }
+}
+
 /// A store operation failed. The engine fails closed on it: nothing is
 /// authenticated and nothing is changed.
 #[derive(Debug, thiserror::Error)]

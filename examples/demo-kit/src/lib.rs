@@ -13,6 +13,7 @@
 //! - [`html`]: the server-rendered pages (login, home, devices,
 //!   confirm-password, security, the theft alert);
 //! - [`api`]: the JSON contract every demo serves;
+//! - [`Metrics`]: the Prometheus recorder behind `GET /metrics`;
 //! - with feature `scenarios`: `scenarios!`, the HTTP scenario suite every
 //!   demo runs over real HTTP (module `scenarios`), and module `testing`, the
 //!   in-process backend it starts them with;
@@ -44,6 +45,7 @@
 //! | `POST /api/logout-others` | 200 [`api::LogoutOthersResponse`] `{"logins":N,"sessions":M}`, what ended; this device stays logged in; 401 |
 //! | `POST /api/logout-everywhere` | 204, every login and session of the user; 401 |
 //! | `GET /healthz` | 200 `{"status":"ok"}` (liveness: it does not touch the store) |
+//! | `GET /metrics` | 200, the engine's metrics in the Prometheus text format ([`metrics::CONTENT_TYPE`]; names in `docs/metrics.md`); it does not touch the store |
 //! | any request while the store is down | 503 `store_unavailable`, cookies untouched |
 //! | a state-changing request (not GET, HEAD, OPTIONS, TRACE) without `Sec-Fetch-Site: same-origin` or `none`, or, without that header, an `Origin` of this host | 403 `cross_site_request` |
 //! | a logged-in user's state-changing request without their session's CSRF token (`X-CSRF-Token`, or the pages' `csrf_token` field) | 403 `invalid_csrf_token` (the pages: a 403 "form expired" page), after authenticating (a cookie login's cookies still go out) |
@@ -81,6 +83,7 @@ pub mod api;
 mod config;
 pub mod csrf;
 pub mod html;
+pub mod metrics;
 #[cfg(feature = "startup")]
 mod startup;
 mod store;
@@ -100,6 +103,7 @@ pub use accounts::{
     Accounts, AccountsError, DEMO_USERS, LIMITS, Limits, MAX_PASSWORD_BYTES, Passwords, Refused, Throttle,
 };
 pub use config::{AUTH_COOKIE, DemoConfig, DemoConfigError, SESSION_COOKIE, env};
+pub use metrics::Metrics;
 #[cfg(feature = "startup")]
 pub use startup::Demo;
 pub use store::{OpenStoreError, cluster_nodes, is_cluster_url, open_store, redact};
@@ -117,6 +121,8 @@ pub struct DemoState {
     pub passwords: Arc<Passwords>,
     /// `EXPECTED_FRESH_SECS`: also the adapter's `fresh_for`.
     pub fresh_for: Duration,
+    /// The Prometheus recorder `GET /metrics` renders.
+    pub metrics: Metrics,
 }
 
 /// Whether the `CI` environment variable is set to something else than

@@ -106,6 +106,29 @@ macro_rules! scenarios {
     };
 }
 
+/// Expands to the one `#[test]` that must run alone in its test binary,
+/// `metrics_count_a_theft_and_an_outage` (the metrics recorder is
+/// process-wide: no other server may count into it), starting its server with
+/// `$start` as [`scenarios!`](crate::scenarios!) does.
+///
+/// ```ignore
+/// // tests/metrics.rs of an adapter: nothing else in this binary
+/// expected_demo_kit::metrics_scenario!(support::start);
+/// ```
+#[macro_export]
+macro_rules! metrics_scenario {
+    ($start:expr) => {
+        #[test]
+        fn metrics_count_a_theft_and_an_outage() {
+            $crate::__private::run(
+                "metrics_count_a_theft_and_an_outage",
+                || ($start)($crate::testing::Backend::new()),
+                $crate::scenarios::cases::metrics_count_a_theft_and_an_outage,
+            );
+        }
+    };
+}
+
 /// The one list of scenarios, by the [`Backend`](crate::testing::Backend)
 /// constructor each runs on, and what is made of it.
 #[doc(hidden)]
@@ -115,6 +138,7 @@ macro_rules! __scenarios {
         $crate::__scenarios! { @ $mode $args
           new => [
             healthz_answers_200,
+            metrics_are_served_in_prometheus_format,
             login_without_remember_me,
             login_with_remember_me,
             session_hit_sets_no_cookie,
@@ -748,6 +772,10 @@ pub mod cases {
     use crate::api::{self, LoginInfo, LoginResponse, LogoutOthersResponse, Me, ViaName, error};
     use crate::config::{AUTH_COOKIE, SESSION_COOKIE};
     use crate::html::paths;
+    use crate::metrics::{self, sample};
+    use expected_core::telemetry::{
+        AUTHENTICATIONS, LOGINS_ENDED, REGISTRATIONS, STORE_CALL_DURATION, STORE_ERRORS, THEFTS,
+    };
 
     const ALICE: (&str, &str) = ("alice", "alice-secret");
     const BOB: (&str, &str) = ("bob", "bob-secret");
@@ -782,6 +810,112 @@ pub mod cases {
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.json::<api::Health>(), api::Health::ok());
         assert_no_cookies(&reply);
+    }
+
+    /// `GET /metrics` answers 200 in the Prometheus text format, sets no
+    /// cookie and holds no cookie value or username, with the engine's
+    /// counters described and counting (this binary's servers share the one
+    /// recorder, so only presence is checked here; the exact counts are
+    /// [`metrics_count_a_theft_and_an_outage`]'s); a store outage does not
+    /// stop it.
+    pub async fn metrics_are_served_in_prometheus_format(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let mut jar = device(&client, ALICE, true, "scenario/metrics").await;
+        assert_me(&client.me(&mut jar).await, "alice", ViaName::Session);
+        let reply = client.get("/metrics", &jar).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        assert_eq!(reply.header("content-type"), Some(metrics::CONTENT_TYPE));
+        assert_no_cookies(&reply);
+        let text = reply.text();
+        for line in [
+            "# TYPE expected_authentications_total counter",
+            "# HELP expected_authentications_total ",
+            "# TYPE expected_store_call_duration_seconds histogram",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        let sessions = sample(&text, AUTHENTICATIONS, &[("outcome", "session")]);
+        assert!(sessions.is_some_and(|count| count >= 1.0), "{text}");
+        let registered = sample(&text, REGISTRATIONS, &[("remember", "true")]);
+        assert!(registered.is_some_and(|count| count >= 1.0), "{text}");
+        assert_holds_no_secret(&text, &jar);
+
+        server.set_store_down(true);
+        let reply = client.get("/metrics", &jar).await;
+        server.set_store_down(false);
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        assert_no_cookies(&reply);
+    }
+
+    /// What a `/metrics` text must never hold: the jar's cookie values, the
+    /// secrets inside them, the demo users' names.
+    fn assert_holds_no_secret(text: &str, jar: &Jar) {
+        for value in [&jar.session, &jar.remember].into_iter().flatten() {
+            assert!(!text.contains(value.as_str()), "a cookie value is in /metrics");
+            for part in value.split('.').filter(|part| part.len() > 4) {
+                assert!(!text.contains(part), "{part}, of a cookie, is in /metrics");
+            }
+        }
+        for (name, _) in [ALICE, BOB, ZOE] {
+            assert!(!text.contains(&format!("\"{name}\"")), "{name} is a label in /metrics");
+        }
+    }
+
+    /// Scrapes `GET /metrics`.
+    async fn scrape(client: &Client) -> String {
+        let reply = client.get("/metrics", &Jar::default()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        reply.text()
+    }
+
+    /// A theft and a store outage, counted exactly: one `theft` outcome (a
+    /// `foreign_client` one, ending alice's one login), one `cookie_login`
+    /// (the thief's, one rotation), one `unavailable` and the one store error
+    /// the outage met. Not in [`scenarios!`](crate::scenarios!): the recorder
+    /// is process-wide, so an adapter runs this alone in a test binary of its
+    /// own ([`metrics_scenario!`](crate::metrics_scenario!) in
+    /// `tests/metrics.rs`), where no other server counts into it.
+    pub async fn metrics_count_a_theft_and_an_outage(server: Arc<dyn DemoServer>) {
+        let client = Client::new(&*server);
+        let before = scrape(&client).await;
+        let delta = |after: &str, name: &str, labels: &[(&str, &str)]| {
+            sample(after, name, labels).unwrap_or(0.0) - sample(&before, name, labels).unwrap_or(0.0)
+        };
+
+        let victim = device(&client, ALICE, true, "scenario/victim").await;
+        let mut bob = device(&client, BOB, false, "scenario/bob").await;
+        // The thief replays alice's cookie first: a cookie login, rotated to
+        // the thief's browser. Alice's browser then presents the old token,
+        // inside the grace window but from another browser: a theft.
+        let mut thief = Jar { user_agent: Some("scenario/thief".into()), ..victim.without_session() };
+        assert_me(&client.me(&mut thief).await, "alice", ViaName::Cookie);
+        let reply = client.me(&mut victim.without_session()).await;
+        assert_error(&reply, StatusCode::UNAUTHORIZED, error::UNEXPECTED_TOKEN);
+
+        server.set_store_down(true);
+        let reply = client.get("/api/me", &bob).await;
+        server.set_store_down(false);
+        assert_error(&reply, StatusCode::SERVICE_UNAVAILABLE, error::STORE_UNAVAILABLE);
+        assert_me(&client.me(&mut bob).await, "bob", ViaName::Session);
+
+        let after = scrape(&client).await;
+        let outcome = |name| delta(&after, AUTHENTICATIONS, &[("outcome", name)]);
+        assert_eq!(outcome("theft"), 1.0, "{after}");
+        assert_eq!(outcome("unavailable"), 1.0, "{after}");
+        assert_eq!(outcome("cookie_login"), 1.0, "{after}");
+        assert_eq!(outcome("grace"), 0.0, "{after}");
+        assert_eq!(delta(&after, THEFTS, &[("cause", "foreign_client")]), 1.0, "{after}");
+        assert_eq!(delta(&after, LOGINS_ENDED, &[("cause", "theft")]), 1.0, "{after}");
+        assert_eq!(delta(&after, REGISTRATIONS, &[("remember", "true")]), 1.0, "{after}");
+        assert_eq!(delta(&after, REGISTRATIONS, &[("remember", "false")]), 1.0, "{after}");
+        let errors = |op| delta(&after, STORE_ERRORS, &[("operation", op), ("kind", "unavailable")]);
+        assert_eq!(errors("get_session"), 1.0, "the outage's one store call:\n{after}");
+        let rotations = format!("{STORE_CALL_DURATION}_count");
+        assert_eq!(delta(&after, &rotations, &[("operation", "rotate_login")]), 1.0, "{after}");
+        let lookups = delta(&after, &rotations, &[("operation", "get_session")]);
+        assert!(lookups >= 3.0, "every session lookup is timed, failed ones too: {lookups}\n{after}");
+        assert_holds_no_secret(&after, &victim);
+        assert_holds_no_secret(&after, &thief);
     }
 
     /// Without "remember me": 200 `{"username","remembered":false}`, only a

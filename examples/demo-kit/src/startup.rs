@@ -8,7 +8,7 @@ use std::sync::Arc;
 use expected_core::{DynStore, Expected};
 use tokio::task::JoinHandle;
 
-use crate::{Accounts, DemoConfig, DemoState, Passwords, open_store, redact};
+use crate::{Accounts, DemoConfig, DemoState, Metrics, Passwords, open_store, redact};
 
 /// A demo, started up and ready to serve: the settings, the accounts, the
 /// adapter's layer or middleware over the engine, and that engine's cleaner.
@@ -26,10 +26,12 @@ pub struct Demo<A> {
     pub expected: A,
     /// The engine's background cleaner; [`Demo::stopped`] aborts it.
     pub cleaner: JoinHandle<()>,
+    /// The Prometheus recorder, installed before the engine was built.
+    pub metrics: Metrics,
 }
 
 impl<A> Demo<A> {
-    /// Starts logging, reads the settings (a bad one prints the list of
+    /// Starts logging, installs the Prometheus recorder ([`Metrics`]), reads the settings (a bad one prints the list of
     /// settings and exits with status 2), opens the store (exit status 2 for
     /// a bad URL, 1 when it cannot be reached), seeds the accounts, builds the
     /// adapter over the engine with `adapter`, and spawns the cleaner of the
@@ -43,6 +45,7 @@ impl<A> Demo<A> {
         engine: impl FnOnce(&A) -> &Arc<Expected<DynStore>>,
     ) -> Result<Self, ExitCode> {
         tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_target(false).init();
+        let metrics = Metrics::install();
         let config = DemoConfig::from_env_or_exit();
         let store = match open_store(&config.store).await {
             Ok(store) => store,
@@ -58,7 +61,7 @@ impl<A> Demo<A> {
         let expected = adapter(Expected::new(store, config.engine.clone()));
         let cleaner = engine(&expected).clone().spawn_cleaner();
         let passwords = Arc::new(Passwords::new(accounts.clone()));
-        Ok(Self { config, accounts, passwords, expected, cleaner })
+        Ok(Self { config, accounts, passwords, expected, cleaner, metrics })
     }
 
     /// Exit status 1 for a server that cannot listen on the address.
@@ -79,13 +82,14 @@ impl<A> Demo<A> {
         );
     }
 
-    /// What the handlers share: the accounts, their guard and the freshness
-    /// window.
+    /// What the handlers share: the accounts, their guard, the freshness
+    /// window and the metrics.
     pub fn state(&self) -> DemoState {
         DemoState {
             accounts: self.accounts.clone(),
             passwords: self.passwords.clone(),
             fresh_for: self.config.fresh_for,
+            metrics: self.metrics.clone(),
         }
     }
 

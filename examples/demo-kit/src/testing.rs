@@ -1,6 +1,7 @@
 //! The in-process backend the suites start a demo with (feature
 //! `scenarios`): a memory store behind [`Flaky`] (to take it down), a 1 s
-//! grace window, a 5 s freshness window, and the seeded accounts.
+//! grace window, a 5 s freshness window, the seeded accounts, and the
+//! process's Prometheus recorder ([`Metrics::install`]) for `GET /metrics`.
 //!
 //! An adapter's test binds a listener on an ephemeral port, serves its demo
 //! app over [`Backend::engine`] and [`Backend::state`] of the backend it is
@@ -26,10 +27,10 @@ use expected_conformance::Flaky;
 use expected_core::{Config, DynStore, Expected};
 use expected_store_memory::MemoryStore;
 
-use crate::DemoState;
 use crate::accounts::{Accounts, Passwords};
 use crate::config::{AUTH_COOKIE, SESSION_COOKIE};
 use crate::scenarios::DemoServer;
+use crate::{DemoState, Metrics};
 
 /// The grace window of test servers: short, so that a theft-after-grace
 /// scenario sleeps about a second, not thirty.
@@ -119,7 +120,11 @@ impl Backend {
         // A throttle per server: scenarios running side by side in one
         // process must not count each other's failures.
         let passwords = Arc::new(Passwords::new(accounts()));
-        let state = DemoState { accounts: accounts(), passwords, fresh_for: FRESH };
+        // The process's one recorder: every server of a test binary counts
+        // into it (`metrics_count_a_theft_and_an_outage` runs alone in its
+        // binary for exact counts).
+        let metrics = Metrics::install();
+        let state = DemoState { accounts: accounts(), passwords, fresh_for: FRESH, metrics };
         Self { engine: Expected::new(dyn_store, config), state, store }
     }
 }

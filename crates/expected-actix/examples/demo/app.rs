@@ -23,13 +23,13 @@ use expected_demo_kit::api::{
     LogoutOthersResponse, Me, SessionView, error,
 };
 use expected_demo_kit::html::{self, Alert, Theme, paths};
-use expected_demo_kit::{DemoState, Passwords, Refused};
+use expected_demo_kit::{DemoState, Passwords, Refused, metrics};
 use serde::Deserialize;
 
-/// The app: the JSON API under `/api`, the pages, `/healthz`.
+/// The app: the JSON API under `/api`, the pages, `/healthz`, `/metrics`.
 ///
 /// `expected` runs around the API and the pages (each resource is wrapped, so
-/// `/healthz` and the 404 fallback never touch the store): a store outage
+/// `/healthz`, `/metrics` and the 404 fallback never touch the store): a store outage
 /// answers 503 `store_unavailable` (as an HTML page on page routes) with
 /// cookies untouched. The page guards send browsers to the login and
 /// confirm-password pages, and `state.fresh_for` is how recent a password
@@ -98,6 +98,7 @@ pub(crate) fn app(
         .service(page(paths::LOGOUT_OTHERS).route(web::post().to(logout_others)))
         .service(page(paths::LOGOUT_EVERYWHERE).route(web::post().to(logout_everywhere)))
         .route("/healthz", get().to(|| async { HttpResponse::Ok().json(Health::ok()) }))
+        .route("/metrics", get().to(metrics))
         .default_service(web::to(not_found))
         .wrap(from_fn(refuse_cross_site))
 }
@@ -563,6 +564,11 @@ async fn outage_as_page(
             BoxBody::new(page)
         })
         .map_into_right_body())
+}
+
+/// `GET /metrics`: the Prometheus text, outside `expected` (no store call).
+async fn metrics(state: web::Data<DemoState>) -> HttpResponse {
+    HttpResponse::Ok().content_type(metrics::CONTENT_TYPE).body(state.metrics.render())
 }
 
 /// 404: JSON under `/api`, a page elsewhere.

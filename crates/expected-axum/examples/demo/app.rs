@@ -25,11 +25,11 @@ use expected_demo_kit::api::{
     LogoutOthersResponse, Me, SessionView, error,
 };
 use expected_demo_kit::html::{self, Alert, Theme, paths};
-use expected_demo_kit::{DemoState, Passwords, Refused, csrf};
+use expected_demo_kit::{DemoState, Passwords, Refused, csrf, metrics};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-/// The router: the JSON API under `/api`, the pages, `/healthz`.
+/// The router: the JSON API under `/api`, the pages, `/healthz`, `/metrics`.
 ///
 /// `expected` runs around the API and the pages: a store outage answers 503
 /// `store_unavailable` (as an HTML page on page routes) with cookies
@@ -83,6 +83,7 @@ pub(crate) fn app(expected: ExpectedLayer, state: DemoState) -> Router {
         .merge(api)
         .merge(pages)
         .route("/healthz", get(|| async { Json(Health::ok()) }))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(api::MAX_BODY_BYTES))
         .layer(middleware::from_fn(refuse_cross_site))
@@ -503,6 +504,11 @@ async fn outage_as_page(response: Response) -> Response {
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(html::ErrorPage::StoreDown.render()))
+}
+
+/// `GET /metrics`: the Prometheus text, outside `expected` (no store call).
+async fn metrics(State(state): State<DemoState>) -> Response {
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], state.metrics.render()).into_response()
 }
 
 /// 404: JSON under `/api`, a page elsewhere.
