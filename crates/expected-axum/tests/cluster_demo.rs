@@ -66,7 +66,12 @@ async fn the_demo_serves_on_a_redis_cluster() {
     let store = open_store(&config.store).await.expect("open the cluster store");
     let engine = Expected::new(store, config.engine.clone());
     let passwords = std::sync::Arc::new(expected_demo_kit::Passwords::new(testing::accounts()));
-    let state = DemoState { accounts: testing::accounts(), passwords, fresh_for: testing::FRESH };
+    let state = DemoState {
+        accounts: testing::accounts(),
+        passwords,
+        fresh_for: testing::FRESH,
+        metrics: expected_demo_kit::Metrics::none(),
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
     let addr = listener.local_addr().expect("local address");
     let service =

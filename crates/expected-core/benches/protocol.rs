@@ -4,7 +4,7 @@
 //! of 32 bytes, the six SHA-256 computations the path makes, and one draw
 //! of fresh secrets. No store, no I/O.
 //!
-//! `cargo bench -p expected-core`; the figures are in `docs/benchmarks.md`.
+//! `cargo bench -p expected-core --bench protocol`; the figures are in `docs/benchmarks.md`.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
