@@ -664,13 +664,21 @@ impl<S: Store> Store for Pausing<S> {
         self.pause().await;
         self.inner.delete_expired_logins(now).await
     }
-    async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError> {
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<Inserted, StoreError> {
         self.pause().await;
-        self.inner.create_session(session).await
+        self.inner.create_session(session, max_sessions).await
     }
-    async fn create_grace_session(&self, session: &SessionRecord) -> Result<GraceInserted, StoreError> {
+    async fn create_grace_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<GraceInserted, StoreError> {
         self.pause().await;
-        self.inner.create_grace_session(session).await
+        self.inner.create_grace_session(session, max_sessions).await
     }
     async fn get_session(
         &self,

@@ -828,6 +828,154 @@ pub async fn rotate_ends_every_session_of_the_login<S: Store>(store: Arc<S>) {
     assert_kept(&*store, &anonymous, "a rotation leaves anonymous sessions").await;
 }
 
+/// `create_session` given a cap leaves the user with at most that many
+/// sessions, deleting the ones that expire first (whatever order they were
+/// created in), never the new one, and not their logins; a refused create
+/// deletes nothing, no cap deletes nothing, a user already over the cap is
+/// trimmed to it at once, and neither another user's nor anonymous sessions
+/// are counted or deleted.
+pub async fn create_session_caps_sessions_per_user<S: Store>(store: Arc<S>) {
+    let now = now();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let fresh = fresh_login(&alice, now);
+    insert_login(&*store, &fresh.login).await;
+    let by_login = expiring(&alice, Some(fresh.login.serial), now, 10);
+    let (middle, late) = (expiring(&alice, None, now, 20), expiring(&alice, None, now, 40));
+    let bobs = expiring(&bob, None, now, 1);
+    let visitors = [anonymous_session(now), anonymous_session(now), anonymous_session(now)];
+    for session in [&late, &by_login, &middle, &bobs].into_iter().chain(&visitors) {
+        insert_session(&*store, session).await;
+    }
+
+    let fourth = expiring(&alice, None, now, 30);
+    insert_capped(&*store, &fourth, cap(3), "a session over the cap is created").await;
+    assert_gone(&*store, &by_login, "over the cap, the user's session that expires first is deleted").await;
+    for (session, what) in [(&middle, "the second earliest"), (&late, "the latest"), (&fourth, "the new one")]
+    {
+        assert_kept(&*store, session, &format!("at the cap, {what} of the user's sessions stays")).await;
+    }
+    assert_eq!(
+        login_at(&*store, &alice, &fresh.login.serial).await.as_ref(),
+        Some(&fresh.login),
+        "a session deleted over the cap leaves the login that opened it"
+    );
+
+    let earliest = expiring(&alice, None, now, 5);
+    insert_capped(&*store, &earliest, cap(3), "a session expiring before all others is created").await;
+    assert_kept(&*store, &earliest, "the session being created is never deleted over the cap").await;
+    assert_gone(&*store, &middle, "the next earliest goes in its place").await;
+    let refused = SessionRecord { data: data(json!({"other": true})), ..earliest.clone() };
+    assert_eq!(
+        store.create_session(&refused, cap(1)).await.expect("create_session"),
+        Inserted::AlreadyExists,
+        "a create under a taken key is refused, cap or not"
+    );
+    for session in [&earliest, &late, &fourth] {
+        assert_kept(&*store, session, "a refused create deletes nothing over the cap").await;
+    }
+
+    let (extra, another) = (expiring(&alice, None, now, 45), expiring(&alice, None, now, 35));
+    insert_capped(&*store, &extra, None, "without a cap a session is created").await;
+    insert_capped(&*store, &another, None, "without a cap a session is created").await;
+    for session in [&earliest, &late, &fourth, &extra, &another] {
+        assert_kept(&*store, session, "without a cap no session is deleted").await;
+    }
+    let last = expiring(&alice, None, now, 50);
+    insert_capped(&*store, &last, cap(2), "a session is created for a user over the cap").await;
+    assert_kept(&*store, &last, "a user over the cap keeps the new session").await;
+    assert_kept(&*store, &extra, "and the one expiring last of the others").await;
+    for session in [&earliest, &late, &fourth, &another] {
+        assert_gone(&*store, session, "a user over the cap is trimmed to it by one create").await;
+    }
+
+    let fourth_visitor = anonymous_session(now);
+    insert_capped(&*store, &fourth_visitor, cap(1), "an anonymous session is created").await;
+    for visitor in visitors.iter().chain([&fourth_visitor]) {
+        assert_kept(&*store, visitor, "anonymous sessions are neither capped nor deleted by a cap").await;
+    }
+    assert_kept(&*store, &bobs, "another user's sessions are neither counted nor deleted").await;
+}
+
+/// A rotation given a cap first ends the login's other sessions, then
+/// deletes the user's sessions that expire first beyond the cap (never the
+/// new one, never one more than needed); a refused rotation deletes
+/// nothing.
+pub async fn rotate_caps_sessions_per_user<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let mut fresh = fresh_login(&alice, now);
+    fresh.session.expires_at = after(now, 600);
+    created(&*store, &fresh).await;
+    let serial = fresh.login.serial;
+    let opened = expiring(&alice, Some(serial), now, 12);
+    let (first, second, third) =
+        (expiring(&alice, None, now, 20), expiring(&alice, None, now, 40), expiring(&alice, None, now, 50));
+    for session in [&opened, &first, &second, &third] {
+        insert_session(&*store, session).await;
+    }
+
+    let (mut rotation, _, _) = rotation_for(&fresh, after(now, 60));
+    rotation.max_sessions = cap(3);
+    assert_eq!(
+        store.rotate_login(&rotation).await.expect("rotate_login"),
+        Rotated::Rotated,
+        "a rotation over the cap rotates"
+    );
+    assert_gone(&*store, &fresh.session, "a capped rotation ends the login's bound session").await;
+    assert_gone(&*store, &opened, "a capped rotation ends the sessions the login opened").await;
+    assert_gone(&*store, &first, "beyond the cap, the user's session that expires first goes").await;
+    assert_kept(&*store, &second, "the cap counts after the login's own sessions ended: no more goes").await;
+    assert_kept(&*store, &third, "the user's latest session stays").await;
+    assert_kept(&*store, &rotation.session, "the rotation's new session stays").await;
+
+    let mut stale = rotation.clone();
+    stale.max_sessions = cap(1);
+    assert_eq!(
+        store.rotate_login(&stale).await.expect("rotate_login"),
+        Rotated::NotCurrent,
+        "a rotation expecting a replaced token is refused"
+    );
+    for session in [&second, &third, &rotation.session] {
+        assert_kept(&*store, session, "a refused rotation deletes nothing over the cap").await;
+    }
+}
+
+/// A grace session given a cap leaves the user with at most that many
+/// sessions, the login's bound one included in the count; a refused grace
+/// session deletes nothing.
+pub async fn grace_session_caps_sessions_per_user<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let mut fresh = remembered_login(&alice, now);
+    fresh.session.expires_at = after(now, 600);
+    created(&*store, &fresh).await;
+    let plain = expiring(&alice, None, now, 20);
+    insert_session(&*store, &plain).await;
+    let grace = session_of(Some(remembered_user(&fresh.login)), after(now, 5));
+
+    assert_eq!(
+        store.create_grace_session(&grace, cap(2)).await.expect("create_grace_session"),
+        GraceInserted::Created,
+        "a grace session over the cap is created"
+    );
+    assert_gone(&*store, &fresh.session, "over the cap, the session that expires first goes").await;
+    assert_kept(&*store, &plain, "at the cap, the user's other session stays").await;
+    assert_kept(&*store, &grace, "the grace session being created is never deleted over the cap").await;
+    let bound = login_at(&*store, &alice, &fresh.login.serial).await.and_then(|login| login.session);
+    assert_eq!(bound, Some(grace.digest), "the capped grace session is bound to its login");
+
+    let stray = fresh_login(&alice, now);
+    let orphan = session_of(Some(remembered_user(&stray.login)), now);
+    assert_eq!(
+        store.create_grace_session(&orphan, cap(1)).await.expect("create_grace_session"),
+        GraceInserted::LoginGone,
+        "a grace session for a missing login is refused"
+    );
+    for session in [&plain, &grace] {
+        assert_kept(&*store, session, "a refused grace session deletes nothing over the cap").await;
+    }
+}
+
 /// `create_grace_session` creates the session exactly as given and binds it
 /// to its login (`login.session`, nothing else of the login changes) while
 /// the login exists; answers `AlreadyExists` for a taken key and `LoginGone`
@@ -843,7 +991,7 @@ pub async fn grace_session_needs_its_login<S: Store>(store: Arc<S>) {
     grace.expires_at = with_micros(grace.expires_at, 7);
 
     assert_eq!(
-        store.create_grace_session(&grace).await.expect("create_grace_session"),
+        store.create_grace_session(&grace, None).await.expect("create_grace_session"),
         GraceInserted::Created,
         "a grace session for a login that exists is created"
     );
@@ -858,7 +1006,7 @@ pub async fn grace_session_needs_its_login<S: Store>(store: Arc<S>) {
 
     let taken = SessionRecord { data: data(json!({"other": true})), ..grace.clone() };
     assert_eq!(
-        store.create_grace_session(&taken).await.expect("create_grace_session"),
+        store.create_grace_session(&taken, None).await.expect("create_grace_session"),
         GraceInserted::AlreadyExists,
         "a grace session under a taken key is refused"
     );
@@ -867,7 +1015,7 @@ pub async fn grace_session_needs_its_login<S: Store>(store: Arc<S>) {
     let stray = fresh_login(&alice, now);
     let orphan = session_of(Some(remembered_user(&stray.login)), now);
     assert_eq!(
-        store.create_grace_session(&orphan).await.expect("create_grace_session"),
+        store.create_grace_session(&orphan, None).await.expect("create_grace_session"),
         GraceInserted::LoginGone,
         "a grace session for a login that does not exist is refused"
     );
@@ -875,7 +1023,7 @@ pub async fn grace_session_needs_its_login<S: Store>(store: Arc<S>) {
     assert_eq!(login_at(&*store, &alice, &stray.login.serial).await, None, "no login is created either");
     let unbound = plain_session(&alice, now);
     assert_eq!(
-        store.create_grace_session(&unbound).await.expect("create_grace_session"),
+        store.create_grace_session(&unbound, None).await.expect("create_grace_session"),
         GraceInserted::LoginGone,
         "a grace session naming no login is refused"
     );
@@ -891,7 +1039,7 @@ pub async fn grace_session_needs_its_login<S: Store>(store: Arc<S>) {
     );
     let after_delete = session_of(Some(remembered_user(&current.login)), now);
     assert_eq!(
-        store.create_grace_session(&after_delete).await.expect("create_grace_session"),
+        store.create_grace_session(&after_delete, None).await.expect("create_grace_session"),
         GraceInserted::LoginGone,
         "once the login is deleted, no grace session is created for it"
     );
@@ -917,7 +1065,7 @@ pub async fn concurrent_revocation_and_grace_session_leave_nothing<S: Store>(sto
         let grace = session_of(Some(remembered_user(&fresh.login)), now);
         let create = {
             let (store, grace) = (store.clone(), grace.clone());
-            tokio::spawn(async move { store.create_grace_session(&grace).await })
+            tokio::spawn(async move { store.create_grace_session(&grace, None).await })
         };
         let revoke = spawn_revocation(&store, &alice, fresh.login.serial, round);
         let created = create.await.expect("task").expect("a racing create_grace_session must not fail");
@@ -986,7 +1134,7 @@ pub async fn anonymous_and_user_sessions_never_mix<S: Store>(store: Arc<S>) {
     let mut twin = owned_by(&alices, None);
     twin.data = data(json!({"twin": "anonymous"}));
     assert_eq!(
-        store.create_session(&twin).await.expect("create_session"),
+        store.create_session(&twin, None).await.expect("create_session"),
         Inserted::Created,
         "sessions are keyed (owner, digest): an anonymous session may share a user's session digest"
     );
@@ -2231,6 +2379,87 @@ pub async fn engine_login_cap_evicts_least_recently_used<S: Store>(store: Arc<S>
         [&devices[0].1, &devices[2].1, &newest].iter().map(|r| r.serial.expect("remembered")).collect(),
     );
     assert_eq!(serials_of(&*store, &alice).await, expected, "the least recently used login is evicted");
+}
+
+/// Over `max_sessions_per_user`, opening a session ends the user's least
+/// recently used one (a session used again moves to the back), of a device
+/// without "remember me" or with; cycling the least recently used session
+/// at the cap keeps the user logged in; a visitor's session is never
+/// counted.
+pub async fn engine_session_cap_evicts_least_recently_used<S: Store>(store: Arc<S>) {
+    let clock = clock();
+    let config = config_with(|c| c.max_sessions_per_user(std::num::NonZeroUsize::new(3)));
+    let engine = engine(store.clone(), &clock, config);
+    let alice = user("alice");
+    let (visitor_jar, _) = visitor(&engine, data(json!({"cart": []}))).await;
+    // Whether a session is still stored (read from the store: a visit would
+    // touch it and change the order).
+    let live = |session: SessionRecord| {
+        let store = store.clone();
+        async move { stored(&*store, &session).await.is_some() }
+    };
+    let mut devices = Vec::new();
+    for _ in 0..3 {
+        devices.push(register(&engine, &alice, false).await);
+        clock.advance(Duration::minutes(1));
+    }
+    // Past a quarter of the idle timeout: a visit pushes the first
+    // session's expiry out, so the second is now the least recently used.
+    clock.advance(Duration::minutes(10));
+    let first = visit(&engine, &mut devices[0].0).await;
+    assert_outcome!(first.outcome, Outcome::Session(_), "the first session is live");
+    clock.advance(Duration::minutes(1));
+    let (_, fourth) = register(&engine, &alice, false).await;
+    assert!(!live(devices[1].1.session.clone()).await, "over the cap, the least recently used session ends");
+    for (session, which) in [
+        (&devices[0].1.session, "the first, used again"),
+        (&devices[2].1.session, "the third"),
+        (&fourth.session, "the new"),
+    ] {
+        assert!(live(session.clone()).await, "{which} session stays at the cap");
+    }
+    assert_outcome!(
+        outcome_of(&engine, &devices[1].0).await,
+        Outcome::Anonymous,
+        "the evicted session's cookie no longer authenticates"
+    );
+
+    clock.advance(Duration::minutes(1));
+    let (remembered_jar, registration, serial) = remembered(&engine, &alice).await;
+    assert!(
+        !live(devices[2].1.session.clone()).await,
+        "a remembered login's session evicts the least recently used one too"
+    );
+    assert_eq!(serials_of(&*store, &alice).await, vec![serial], "the remembered login exists");
+
+    clock.advance(Duration::minutes(1));
+    let session = stored(&*store, &devices[0].1.session).await.expect("the first session is still stored");
+    let (cycled, cookie) = engine
+        .cycle_session(&session)
+        .await
+        .expect("cycle_session")
+        .expect("cycling the least recently used session at the cap answers the new one");
+    assert_kept(&*store, &cycled, "the cycled session is stored").await;
+    for (session, which) in [(&fourth.session, "the fourth"), (&registration.session, "the remembered")] {
+        assert!(live(session.clone()).await, "cycling at the cap ends no other session: {which} stays");
+    }
+    let mut cycled_jar = Jar::default();
+    cycled_jar.apply(&[cookie]);
+    assert_outcome!(
+        outcome_of(&engine, &cycled_jar).await,
+        Outcome::Session(_),
+        "the cycled session is live"
+    );
+    assert_outcome!(
+        outcome_of(&engine, &remembered_jar).await,
+        Outcome::Session(_),
+        "the remembered device is logged in"
+    );
+    assert_outcome!(
+        outcome_of(&engine, &visitor_jar).await,
+        Outcome::AnonymousSession(_),
+        "a visitor's session is neither counted nor evicted"
+    );
 }
 
 /// Cleaning removes expired sessions and logins and nothing alive.

@@ -1,6 +1,7 @@
 //! A store wrapper whose backend can be switched off, to test failing closed,
 //! and that counts the calls of each operation, to test what reaches a store.
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
@@ -141,13 +142,21 @@ impl<S: Store> Store for Flaky<S> {
         self.check(Operation::DeleteExpiredLogins)?;
         self.inner.delete_expired_logins(now).await
     }
-    async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError> {
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<Inserted, StoreError> {
         self.check(Operation::CreateSession)?;
-        self.inner.create_session(session).await
+        self.inner.create_session(session, max_sessions).await
     }
-    async fn create_grace_session(&self, session: &SessionRecord) -> Result<GraceInserted, StoreError> {
+    async fn create_grace_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<GraceInserted, StoreError> {
         self.check(Operation::CreateGraceSession)?;
-        self.inner.create_grace_session(session).await
+        self.inner.create_grace_session(session, max_sessions).await
     }
     async fn get_session(
         &self,

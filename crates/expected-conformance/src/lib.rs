@@ -45,6 +45,12 @@
 //!   login opened, `delete_user` and `delete_expired_logins` reporting
 //!   exactly the serials and keys they deleted, cleaning exactly at the
 //!   cutoff.
+//! - **The session cap** (`max_sessions`): every operation that creates a
+//!   user's session (`create_session`, `rotate_login`, `create_grace_session`)
+//!   leaves that user with at most the cap, deleting the sessions that expire
+//!   first, never the new one, never one too many (a rotation counts after
+//!   ending the login's own), nothing when refused, and never another user's
+//!   or an anonymous session.
 //! - **Sessions**, a user's and an anonymous visitor's (`user: None`): exact
 //!   round trips (nested data, method and `authenticated_at` to the
 //!   microsecond), keys `(owner, digest)` never mixing users' and anonymous
@@ -70,7 +76,8 @@
 //!   without revoking, a fallback session ended by the next rotation), theft
 //!   wiping every login and session of that user and of no other, logout
 //!   (ending the session's data), remote logout, logout everywhere, logout of
-//!   the other devices, the login cap, anonymous visitors (their data carried
+//!   the other devices, the login cap, the session cap (least recently used
+//!   first; cycling at the cap keeps the user logged in), anonymous visitors (their data carried
 //!   into a password login under a new id; anonymous-form cookies never
 //!   authenticating a user's session), session cycling, the absolute session
 //!   timeout and the login lifetime, cleaning, and failing closed on an outage
@@ -98,6 +105,7 @@
 mod support;
 pub mod admin;
 pub mod cases;
+pub mod cost;
 mod flaky;
 pub mod rollback;
 
@@ -232,6 +240,9 @@ macro_rules! __cases {
             rotate_ends_every_session_of_the_login,
             grace_session_needs_its_login,
             concurrent_revocation_and_grace_session_leave_nothing,
+            create_session_caps_sessions_per_user,
+            rotate_caps_sessions_per_user,
+            grace_session_caps_sessions_per_user,
             anonymous_session_round_trips,
             anonymous_and_user_sessions_never_mix,
             anonymous_session_save_touch_delete,
@@ -261,6 +272,7 @@ macro_rules! __cases {
             engine_remote_logout_ends_session_at_once,
             engine_logout_everywhere,
             engine_login_cap_evicts_least_recently_used,
+            engine_session_cap_evicts_least_recently_used,
             engine_cleaning_removes_only_expired,
             engine_store_outage_fails_closed,
             engine_register_carries_anonymous_data,

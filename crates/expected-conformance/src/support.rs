@@ -94,6 +94,35 @@ pub(crate) fn opened_by(name: &Username, serial: Serial, now: OffsetDateTime) ->
     session_of(Some(protocol::password_user(name, Some(serial), now)), now)
 }
 
+/// A password session of `name`, opened by the login `login` (or by none),
+/// that expires `minutes` after `now`.
+pub(crate) fn expiring(
+    name: &Username,
+    login: Option<Serial>,
+    now: OffsetDateTime,
+    minutes: i64,
+) -> SessionRecord {
+    let mut session = session_of(Some(protocol::password_user(name, login, now)), now);
+    session.expires_at = now + Duration::minutes(minutes);
+    session
+}
+
+/// A cap of `n` sessions per user.
+pub(crate) fn cap(n: usize) -> Option<std::num::NonZeroUsize> {
+    Some(std::num::NonZeroUsize::new(n).unwrap_or_else(|| panic!("a cap of {n} must be positive")))
+}
+
+/// Stores a new session under the cap `max`; `what` names the rule.
+pub(crate) async fn insert_capped<S: Store>(
+    store: &S,
+    session: &SessionRecord,
+    max: Option<std::num::NonZeroUsize>,
+    what: &str,
+) {
+    let created = store.create_session(session, max).await.expect("create_session");
+    assert_eq!(created, Inserted::Created, "{what}");
+}
+
 /// An anonymous visitor's session.
 pub(crate) fn anonymous_session(now: OffsetDateTime) -> SessionRecord {
     session_of(None, now)
@@ -137,7 +166,7 @@ pub(crate) async fn insert_login<S: Store>(store: &S, login: &Login) {
 
 /// Stores a new session.
 pub(crate) async fn insert_session<S: Store>(store: &S, session: &SessionRecord) {
-    let created = store.create_session(session).await.expect("create_session");
+    let created = store.create_session(session, None).await.expect("create_session");
     assert_eq!(created, Inserted::Created, "create_session of a new session answers Created");
 }
 
@@ -181,7 +210,7 @@ pub(crate) async fn assert_create_refused<S: Store>(
 ) {
     let second = SessionRecord { data: other, ..session.clone() };
     assert_eq!(
-        store.create_session(&second).await.expect("create_session"),
+        store.create_session(&second, None).await.expect("create_session"),
         Inserted::AlreadyExists,
         "creating {what} under an existing key must be refused"
     );

@@ -153,6 +153,14 @@ impl std::str::FromStr for GraceBinding {
 #[error("{0:?} is not a grace binding (client, user-agent or off)")]
 pub struct UnknownGraceBinding(pub String);
 
+/// The default of [`ConfigBuilder::max_sessions_per_user`]: room for every
+/// one of the 20 remembered devices [`Config::max_logins_per_user`] allows
+/// by default, each with its session and a grace session, and as many
+/// password logins without "remember me" again, while a user's sessions
+/// stay few enough that ending all of them is one short step for any store
+/// (a few hundred microseconds of one Redis script).
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 64;
+
 /// The engine's configuration. Build one with [`Config::builder`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -173,6 +181,7 @@ pub struct Config {
     pub(crate) max_logins_per_user: Option<NonZeroUsize>,
     pub(crate) token_keys: Option<TokenKeys>,
     pub(crate) rollback_steps: u16,
+    pub(crate) max_sessions_per_user: Option<NonZeroUsize>,
 }
 
 impl Default for Config {
@@ -203,6 +212,7 @@ impl Config {
     /// | logins per user | 20 (the least recently used is evicted) |
     /// | token keys | none: successor tokens are random, and a store that loses rotations raises theft |
     /// | rollback steps (with token keys) | [`DEFAULT_ROLLBACK_STEPS`] |
+    /// | sessions per user | [`DEFAULT_MAX_SESSIONS_PER_USER`] (64; the least recently used is evicted) |
     ///
     /// ```
     /// use std::time::Duration;
@@ -295,6 +305,11 @@ impl Config {
     pub fn rollback_steps(&self) -> u16 {
         if self.token_keys.is_some() { self.rollback_steps } else { 0 }
     }
+    /// The most sessions one user may hold; `None` for no limit. See
+    /// [`ConfigBuilder::max_sessions_per_user`].
+    pub fn max_sessions_per_user(&self) -> Option<NonZeroUsize> {
+        self.max_sessions_per_user
+    }
 
     pub(crate) fn max_age(&self) -> time::Duration {
         // Validated at build time to fit.
@@ -343,6 +358,7 @@ impl Default for ConfigBuilder {
                 max_logins_per_user: NonZeroUsize::new(20),
                 token_keys: None,
                 rollback_steps: DEFAULT_ROLLBACK_STEPS,
+                max_sessions_per_user: NonZeroUsize::new(DEFAULT_MAX_SESSIONS_PER_USER),
             },
             rollback_steps_set: false,
         }
@@ -583,6 +599,25 @@ impl ConfigBuilder {
         self.settings.max_logins_per_user = max;
         self
     }
+    /// The most sessions one user may hold (`None` for no limit; default
+    /// [`DEFAULT_MAX_SESSIONS_PER_USER`]). The store enforces it in the step
+    /// that creates a user's session (a password login, a cookie login's
+    /// rotation, a grace session, a cycled session): over the cap, it
+    /// deletes the user's sessions that expire first, which, sessions
+    /// sliding by the same idle timeout, are the least recently used ones;
+    /// never the new one. Anonymous visitors' sessions belong to no user
+    /// and are not capped.
+    ///
+    /// It bounds the work of every per-user operation (`delete_user`,
+    /// logging out the other devices, a theft's revocation), and so what one
+    /// user can make the store do. Keep it above
+    /// [`max_logins_per_user`](Self::max_logins_per_user): each remembered
+    /// device holds a session, and a cap below the logins would have the
+    /// devices evict each other's sessions at every cookie login.
+    pub fn max_sessions_per_user(mut self, max: Option<NonZeroUsize>) -> Self {
+        self.settings.max_sessions_per_user = max;
+        self
+    }
 
     /// The keys that derive each successor token from its predecessor, so
     /// that a store that lost its last rotations (a failover to a replica
@@ -729,6 +764,10 @@ mod tests {
         assert_eq!(config.session_absolute_timeout(), Duration::from_secs(12 * 3600));
         assert_eq!(config.login_lifetime(), Duration::from_secs(365 * 86400));
         assert_eq!(config.max_session_data_bytes(), 64 * 1024);
+        assert_eq!(config.max_logins_per_user(), NonZeroUsize::new(20));
+        assert_eq!(config.max_sessions_per_user(), NonZeroUsize::new(DEFAULT_MAX_SESSIONS_PER_USER));
+        let uncapped = Config::builder().max_sessions_per_user(None).build()?;
+        assert_eq!(uncapped.max_sessions_per_user(), None);
         Ok(())
     }
 

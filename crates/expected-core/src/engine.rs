@@ -1015,7 +1015,7 @@ impl<S: Store> Expected<S> {
             let id = self.tokens.session_id();
             let user = protocol::remembered_user(login);
             let session = protocol::new_session(Some(user), &id, SessionData::new(), now, &self.config);
-            match self.store.create_grace_session(&session).await? {
+            match self.store.create_grace_session(&session, self.config.max_sessions_per_user()).await? {
                 GraceInserted::Created => return Ok(Some((session, id))),
                 GraceInserted::LoginGone => return Ok(None),
                 GraceInserted::AlreadyExists => {}
@@ -1148,7 +1148,7 @@ impl<S: Store> Expected<S> {
                 if self.store.create_login(&login).await? == Inserted::AlreadyExists {
                     continue;
                 }
-                let created = self.store.create_session(&session).await;
+                let created = self.store.create_session(&session, self.config.max_sessions_per_user()).await;
                 if !matches!(created, Ok(Inserted::Created)) {
                     // No login without its session: undo, then retry or fail.
                     self.store.delete_login(username, &serial).await?;
@@ -1162,7 +1162,8 @@ impl<S: Store> Expected<S> {
                     tracing::warn!(%error, user = %username.tag(), "could not evict logins over the cap");
                 }
             } else {
-                if self.store.create_session(&session).await? == Inserted::AlreadyExists {
+                let cap = self.config.max_sessions_per_user();
+                if self.store.create_session(&session, cap).await? == Inserted::AlreadyExists {
                     continue;
                 }
                 if !presented.auth.is_empty() {
@@ -1393,7 +1394,8 @@ impl<S: Store> Expected<S> {
         for _ in 0..ATTEMPTS {
             let id = self.tokens.session_id();
             let session = protocol::new_session(None, &id, data.clone(), now, &self.config);
-            if self.store.create_session(&session).await? == Inserted::Created {
+            // A visitor's session belongs to no user: no cap applies.
+            if self.store.create_session(&session, None).await? == Inserted::Created {
                 let cookie = SetCookie::session(&SessionCookie { username: None, id }, &self.config);
                 return Ok((session, cookie));
             }
@@ -1415,7 +1417,11 @@ impl<S: Store> Expected<S> {
             let mut next = session.clone();
             next.digest = id.digest();
             next.expires_at = protocol::session_expiry(now, session.created_at, &self.config);
-            if self.store.create_session(&next).await? == Inserted::AlreadyExists {
+            // The new session replaces the old one: the user may hold one
+            // more until the old one is deleted, so that the cap never
+            // evicts the very session being cycled.
+            let cap = self.config.max_sessions_per_user().map(|max| max.saturating_add(1));
+            if self.store.create_session(&next, cap).await? == Inserted::AlreadyExists {
                 continue;
             }
             if !self.store.delete_session(session.username(), &session.digest).await? {

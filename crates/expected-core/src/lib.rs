@@ -139,7 +139,9 @@ pub mod guard;
 pub mod http;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, ConfigBuilder, ConfigError, GraceBinding, UnknownGraceBinding};
+pub use config::{
+    Config, ConfigBuilder, ConfigError, DEFAULT_MAX_SESSIONS_PER_USER, GraceBinding, UnknownGraceBinding,
+};
 pub use cookies::{CookieKind, CookieValues, SetCookie};
 pub use credential::{AuthCookie, CookieError, SessionCookie};
 pub use csrf::CsrfError;

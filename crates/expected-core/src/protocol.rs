@@ -399,6 +399,7 @@ pub fn rotation(
         last_used_at: now,
         expires_at: login_expiry(now, login.created_at, config),
         client,
+        max_sessions: config.max_sessions_per_user(),
     };
     let cookie = AuthCookie { username: presented.username.clone(), serial: presented.serial, token, key };
     (rotation, cookie)

@@ -36,6 +36,22 @@
 //!   passed (a Redis TTL, say), never before. `delete_expired_*(now)` deletes
 //!   exactly the records with `expires_at <= now` that are still there, and
 //!   counts those (not what the backend already dropped).
+//! - **Sessions per user are capped.** Every operation that creates a user's
+//!   session ([`Store::create_session`], [`Store::rotate_login`],
+//!   [`Store::create_grace_session`]) is given the cap (`max_sessions`,
+//!   `None` for no limit) and, in the same atomic step, leaves that user with
+//!   at most that many sessions: over it, it deletes the user's sessions with
+//!   the earliest `expires_at` (the least recently used, sessions sliding by
+//!   one idle timeout; expired ones not yet cleaned go first; ties in no
+//!   particular order), never the session it creates. Sessions deleted so
+//!   end alone: their logins stay. Anonymous sessions are not capped, nor
+//!   counted. Creations racing each other may leave a user briefly over the
+//!   cap (each counts what it sees); the next creation trims it.
+//! - **Bounded work.** Ending one login ([`Store::delete_login`], a rotation
+//!   ending the login's other sessions) costs what that login holds, not what
+//!   the user holds: a store finds a login's sessions through an index (a SQL
+//!   index on `(username, login_serial)`, a per-login set in Redis), and
+//!   ending a login that does not exist costs one lookup.
 //! - **Sessions end with their login.** Deleting a login, by any operation,
 //!   deletes the sessions it opened (`session.user.login == Some(serial)`). Where the backend drops an expired login
 //!   by itself, its sessions end at the next cleaning or the next operation on
@@ -62,6 +78,8 @@
 //! transaction or script, ideally one round trip (a SQL backend without
 //! `UPDATE … RETURNING` needs a few inside its transaction). The engine calls
 //! [`Store::rotate_login`] exactly once per successful cookie login.
+
+use std::num::NonZeroUsize;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -189,6 +207,11 @@ pub struct Rotation {
     pub expires_at: OffsetDateTime,
     /// The client that used the login.
     pub client: ClientMeta,
+    /// The most sessions the user may hold once the new session exists
+    /// (`None`: no limit), as for [`Store::create_session`]: the rotation
+    /// deletes the user's sessions that expire first beyond it, after the
+    /// login's own, never the new one.
+    pub max_sessions: Option<NonZeroUsize>,
 }
 
 /// The result of [`Store::rotate_login`].
@@ -322,8 +345,16 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<Vec<ExpiredLogin>, StoreError>;
 
     /// Creates a session, anonymous or a user's; never overwrites one with the
-    /// same key.
-    async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError>;
+    /// same key. For a user's session, in the same atomic step, deletes the
+    /// user's sessions with the earliest `expires_at` beyond `max_sessions`
+    /// (the new one included in the count, never deleted; `None`: no limit).
+    /// A refused create deletes nothing. An anonymous session ignores
+    /// `max_sessions`.
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<Inserted, StoreError>;
 
     /// Creates the session a grace request opens when the winning rotation's
     /// session is gone, and binds it to the login it names
@@ -332,8 +363,13 @@ pub trait Store: Send + Sync + 'static {
     /// either ends the session with its login or finds it never created.
     /// Nothing else of the login changes. Never overwrites a session with the
     /// same key ([`GraceInserted::AlreadyExists`], writing nothing). A session
-    /// that names no login answers [`GraceInserted::LoginGone`].
-    async fn create_grace_session(&self, session: &SessionRecord) -> Result<GraceInserted, StoreError>;
+    /// that names no login answers [`GraceInserted::LoginGone`]. Caps the
+    /// user's sessions at `max_sessions` as [`Store::create_session`] does.
+    async fn create_grace_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<GraceInserted, StoreError>;
 
     /// Reads a session: `owner` is its user's name, or `None` for an
     /// anonymous session.
@@ -398,11 +434,19 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<Vec<ExpiredLogin>, StoreError> {
         (**self).delete_expired_logins(now).await
     }
-    async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError> {
-        (**self).create_session(session).await
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<Inserted, StoreError> {
+        (**self).create_session(session, max_sessions).await
     }
-    async fn create_grace_session(&self, session: &SessionRecord) -> Result<GraceInserted, StoreError> {
-        (**self).create_grace_session(session).await
+    async fn create_grace_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<GraceInserted, StoreError> {
+        (**self).create_grace_session(session, max_sessions).await
     }
     async fn get_session(
         &self,

@@ -90,6 +90,7 @@ impl World {
         let config = Config::builder()
             .secure(false)
             .max_logins_per_user(None)
+            .max_sessions_per_user(None)
             // Short enough for a random run to cross it with its 30-day steps.
             .login_lifetime(std::time::Duration::from_secs(120 * 86_400))
             .build()

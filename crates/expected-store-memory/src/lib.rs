@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -56,6 +57,27 @@ impl User {
         }
         self.sessions.retain(|_, session| session.login() != Some(*serial));
         login.is_some()
+    }
+
+    /// Inserts `session` and deletes the sessions that expire first beyond
+    /// `max`, never `session` itself.
+    fn insert_capped(&mut self, session: &SessionRecord, max: Option<NonZeroUsize>) {
+        self.sessions.insert(session.digest, session.clone());
+        let Some(max) = max else { return };
+        let excess = self.sessions.len().saturating_sub(max.get());
+        if excess == 0 {
+            return;
+        }
+        let mut oldest: Vec<(OffsetDateTime, SessionDigest)> = self
+            .sessions
+            .values()
+            .filter(|other| other.digest != session.digest)
+            .map(|other| (other.expires_at, other.digest))
+            .collect();
+        oldest.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.as_bytes().cmp(b.1.as_bytes())));
+        for (_, digest) in oldest.into_iter().take(excess) {
+            self.sessions.remove(&digest);
+        }
     }
 }
 
@@ -174,7 +196,7 @@ impl Store for MemoryStore {
             // Every other session this login opened goes too (a grace
             // session, a cycled one, a copy a thief keeps alive).
             user.sessions.retain(|_, session| session.login() != Some(rotation.serial));
-            user.sessions.insert(rotation.session.digest, rotation.session.clone());
+            user.insert_capped(&rotation.session, rotation.max_sessions);
             Rotated::Rotated
         }))
     }
@@ -242,17 +264,33 @@ impl Store for MemoryStore {
         Ok(deleted)
     }
 
-    async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError> {
-        Ok(self.with_sessions(session.username(), |sessions| {
-            if sessions.contains_key(&session.digest) {
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<Inserted, StoreError> {
+        let Some(username) = session.username() else {
+            let mut records = self.records();
+            if records.anonymous.contains_key(&session.digest) {
+                return Ok(Inserted::AlreadyExists);
+            }
+            records.anonymous.insert(session.digest, session.clone());
+            return Ok(Inserted::Created);
+        };
+        Ok(self.with_user(username, |user| {
+            if user.sessions.contains_key(&session.digest) {
                 return Inserted::AlreadyExists;
             }
-            sessions.insert(session.digest, session.clone());
+            user.insert_capped(session, max_sessions);
             Inserted::Created
         }))
     }
 
-    async fn create_grace_session(&self, session: &SessionRecord) -> Result<GraceInserted, StoreError> {
+    async fn create_grace_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<GraceInserted, StoreError> {
         let (Some(username), Some(serial)) = (session.username(), session.login()) else {
             return Ok(GraceInserted::LoginGone);
         };
@@ -262,7 +300,7 @@ impl Store for MemoryStore {
                 return GraceInserted::AlreadyExists;
             }
             login.session = Some(session.digest);
-            user.sessions.insert(session.digest, session.clone());
+            user.insert_capped(session, max_sessions);
             GraceInserted::Created
         }))
     }

@@ -85,10 +85,19 @@ impl Keys {
         }
     }
 
+    /// The set of the user's sessions that the login `serial` opened (users
+    /// only).
+    #[cfg(test)]
+    pub(crate) fn opened(&self, serial: &Serial) -> String {
+        format!("{}O:{}:{}", self.base, self.user, serial.to_base64())
+    }
+
     /// The index keys a script may write, declared after the record keys: a
-    /// user's logins, the user's sessions, the bucket's logins and the
-    /// bucket's sessions; for anonymous sessions, the bucket's anonymous
-    /// index alone.
+    /// user's logins, the user's sessions, the bucket's logins, the bucket's
+    /// sessions and the user's marker (its per-login sets are complete); for
+    /// anonymous sessions, the bucket's anonymous index alone. The per-login
+    /// sets (see [`Keys::opened`]) are built by the scripts, like the keys of
+    /// the records they find.
     pub(crate) fn indexes(&self) -> Vec<String> {
         if self.is_anonymous() {
             vec![format!("{}A", self.base)]
@@ -98,6 +107,7 @@ impl Keys {
                 format!("{}S:{}", self.base, self.user),
                 format!("{}L", self.base),
                 format!("{}S", self.base),
+                format!("{}I:{}", self.base, self.user),
             ]
         }
     }
@@ -148,7 +158,9 @@ mod tests {
         let keys = Keys::user("app", &user("{evil}:name"));
         let serial = Serial::from_bytes([1; 16]);
         let digest = SessionDigest::from_bytes([2; 32]);
-        let all = [keys.login(&serial), keys.session(&digest)].into_iter().chain(keys.indexes());
+        let all = [keys.login(&serial), keys.session(&digest), keys.opened(&serial)]
+            .into_iter()
+            .chain(keys.indexes());
         let tag = format!("{{{:04}}}", bucket_of(&user("{evil}:name")));
         for key in all {
             assert_eq!(tag_of(&key), tag, "{key}");

@@ -66,6 +66,8 @@
 //! | `P:{B}:s:U:D` | hash | a user's session, TTL at its `expires_at` |
 //! | `P:{B}:L:U` | sorted set | the user's serials, scored by `expires_at` |
 //! | `P:{B}:S:U` | sorted set | the user's session digests, scored by `expires_at` |
+//! | `P:{B}:O:U:S` | set | the digests of the user's sessions that the login `S` opened, TTL at the latest of their expiries |
+//! | `P:{B}:I:U` | string | a marker: the user's `O` sets are complete (see below), TTL at the latest expiry of the user's sessions |
 //! | `P:{B}:L` | sorted set | `U:S` of every login in the bucket, scored by `expires_at` |
 //! | `P:{B}:S` | sorted set | `U:D` of every user's session in the bucket, scored by `expires_at` |
 //! | `P:{B}:a:D` | hash | an anonymous session, TTL at its `expires_at` |
@@ -94,6 +96,23 @@
 //! cleaning walks in the same atomic script, on the same node, and let
 //! cleaning visit only what is due.
 //!
+//! **Ending a login touches only what it holds.** Its bound session is named
+//! by the login, and the sessions it opened are in its `O` set, so
+//! `delete_login` and a rotation read that set, not the user's `S` index:
+//! revoking a serial that does not exist is a few lookups however many
+//! sessions the user has, and ending a login costs its own sessions. Every
+//! script that writes, deletes, caps or cleans a user's session keeps the set
+//! of the session's login; a set lives as long as its longest-lived session
+//! and goes with its login. Entries of sessions Redis expired on its own are
+//! dropped when the set is next read (a member whose key is gone).
+//!
+//! **Sessions per user are capped** in the script that creates one
+//! (`create_session`, the rotation, a grace session): over the cap it is
+//! given, the user's `S` index gives the sessions that expire first, which it
+//! deletes, never the new one. So the scripts that walk all of a user's
+//! sessions (`delete_user`, `delete_user_except`, the lazy build below) walk
+//! at most the cap.
+//!
 //! Records written by version 0.1 of this store, which may still sit in a
 //! production Redis, are read rather than refused as corrupt: the keys are
 //! the same, a 0.1 login has no `authenticated_at` (it reads as its
@@ -103,7 +122,16 @@
 //! `created_at`: the cautious reading, so that an application asking for a
 //! fresh password asks). The first confirmation writes the missing fields;
 //! a rotation leaves a 0.1 login's `authenticated_at` absent, and so read the
-//! same.
+//! same. Version 0.1 kept no `O` sets (it found a login's sessions by reading
+//! the `login` field of every session of the user): the `I:U` marker tells a
+//! user whose sets are complete. The first script that needs the sets of a
+//! user without the marker (ending a login, creating a session) builds them
+//! from the user's `S` index, once, in that script (as costly as a 0.1
+//! revocation, for that one call), then sets the marker; nothing else needs
+//! migrating, and a user whose sessions have all expired needs nothing. Do
+//! not run 0.1 and 0.2 processes side by side on one prefix: a session a 0.1
+//! process creates for a user who already has the marker is in no set, and a
+//! 0.2 revocation of its login would miss it.
 //!
 //! Index entries of records that Redis expired on its own are dropped when an
 //! operation comes across them (a key that no longer exists, never by clock),
@@ -115,12 +143,12 @@
 //!
 //! | operation | round trips | how |
 //! | --- | --- | --- |
-//! | `create_login`, `create_session` | 1 | script: refuse if the key exists, `HSET`, `PEXPIREAT`, index |
+//! | `create_login`, `create_session` | 1 | script: refuse if the key exists, `HSET`, `PEXPIREAT`, index (a user's session in its login's set too), then cap the user's sessions |
 //! | `get_login`, `get_session` | 1 | `HGETALL` |
-//! | `rotate_login` | 1 | script: compare `token`, refuse if the new session exists, delete the bound session and every session of the user's index whose `login` is the serial, update the login, create the session as given |
-//! | `create_grace_session` | 1 | script: refuse unless the login exists and the session does not, create the session, set the login's `session` |
+//! | `rotate_login` | 1 | script: compare `token`, refuse if the new session exists, delete the bound session and every session in the login's set, update the login, create the session as given, cap the user's sessions |
+//! | `create_grace_session` | 1 | script: refuse unless the login exists and the session does not, create the session, set the login's `session`, cap the user's sessions |
 //! | `list_logins` | 1 | script: read the user's index and each login |
-//! | `delete_login` | 1 | script: the login, its bound session, every session whose `login` is its serial (even when the login is gone) |
+//! | `delete_login` | 1 | script: the login, its bound session, every session in its set (even when the login is gone): a few lookups for a serial that does not exist |
 //! | `delete_user` | 1 | script: everything in the user's two indexes, answering the serials deleted |
 //! | `delete_user_except` | 1 | the same script, skipping the kept session and login |
 //! | `confirm_password` | 1 | script: refuse unless the session exists, write its `method` and `authenticated_at`, and the login's `authenticated_at` if the login is still there |
@@ -191,6 +219,7 @@ mod keys;
 mod scripts;
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -693,23 +722,21 @@ impl RedisStore {
         expire_at_ms(at, self.ttl_margin_ms)
     }
 
-    /// Creates `key` from `fields` unless it exists; the script decides which
-    /// kind of record it is.
-    async fn create(
+    /// The call that writes the record `key`, indexed as `member` under its
+    /// `expires_at`: `ARGV[3..=5]` member, score and PEXPIREAT.
+    fn record_call<'a>(
         &self,
-        script: &Script,
+        script: &'a Script,
         keys: &Keys,
         key: String,
         member: String,
         expires_at: OffsetDateTime,
-        fields: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Inserted, StoreError> {
-        let call = Call::on(script, keys)
-            .key(key)
-            .arg(member)
-            .arg(score_of(expires_at))
-            .arg(self.expire_at(expires_at))
-            .args(field_args(fields));
+    ) -> Call<'a> {
+        Call::on(script, keys).key(key).arg(member).arg(score_of(expires_at)).arg(self.expire_at(expires_at))
+    }
+
+    /// Runs a create script answering 1 (created) or 0 (exists).
+    async fn create(&self, call: Call<'_>) -> Result<Inserted, StoreError> {
         match self.run::<i64>(call).await? {
             1 => Ok(Inserted::Created),
             _ => Ok(Inserted::AlreadyExists),
@@ -761,11 +788,8 @@ impl RedisStore {
         fields: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<bool, StoreError> {
         let keys = self.session_keys(owner, digest);
-        let call = Call::on(&SCRIPTS.update_session, &keys)
-            .key(keys.session(digest))
-            .arg(digest.to_base64())
-            .arg(score_of(expires_at))
-            .arg(self.expire_at(expires_at))
+        let call = self
+            .record_call(&SCRIPTS.update_session, &keys, keys.session(digest), digest.to_base64(), expires_at)
             .args(field_args(fields));
         Ok(self.run::<i64>(call).await? == 1)
     }
@@ -832,6 +856,11 @@ fn field_json(fields: &serde_json::Map<String, serde_json::Value>, name: &str) -
         .ok_or_else(|| StoreError::new(StoreErrorKind::Backend, format!("no {name} field to write")))
 }
 
+/// A cap on a user's sessions as a script argument: `''` for none.
+fn cap_arg(max: Option<NonZeroUsize>) -> String {
+    max.map(|max| max.to_string()).unwrap_or_default()
+}
+
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|error| StoreError::wrap(StoreErrorKind::Backend, error))
 }
@@ -842,8 +871,9 @@ impl Store for RedisStore {
         let keys = self.keys(&login.username);
         let fields = login_fields(login)?;
         let key = keys.login(&login.serial);
-        self.create(&SCRIPTS.create_login, &keys, key, login.serial.to_base64(), login.expires_at, &fields)
-            .await
+        let member = login.serial.to_base64();
+        let call = self.record_call(&SCRIPTS.create_login, &keys, key, member, login.expires_at);
+        self.create(call.args(field_args(&fields))).await
     }
 
     async fn get_login(&self, username: &Username, serial: &Serial) -> Result<Option<Login>, StoreError> {
@@ -878,6 +908,7 @@ impl Store for RedisStore {
             .arg(self.expire_at(rotation.expires_at))
             .arg(score_of(session.expires_at))
             .arg(self.expire_at(session.expires_at))
+            .arg(cap_arg(rotation.max_sessions))
             .arg(login_args.len().to_string())
             .args(login_args)
             .args(session_args);
@@ -940,22 +971,24 @@ impl Store for RedisStore {
         members.iter().flatten().map(|member| expired_login_of(member)).collect()
     }
 
-    async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError> {
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<Inserted, StoreError> {
         let keys = self.session_keys(session.username(), &session.digest);
         let fields = session_fields(session)?;
         let key = keys.session(&session.digest);
-        self.create(
-            &SCRIPTS.create_session,
-            &keys,
-            key,
-            session.digest.to_base64(),
-            session.expires_at,
-            &fields,
-        )
-        .await
+        let member = session.digest.to_base64();
+        let call = self.record_call(&SCRIPTS.create_session, &keys, key, member, session.expires_at);
+        self.create(call.arg(cap_arg(max_sessions)).args(field_args(&fields))).await
     }
 
-    async fn create_grace_session(&self, session: &SessionRecord) -> Result<GraceInserted, StoreError> {
+    async fn create_grace_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<GraceInserted, StoreError> {
         let (Some(username), Some(serial)) = (session.username(), session.login()) else {
             // No login can exist for a session that names none.
             return Ok(GraceInserted::LoginGone);
@@ -968,6 +1001,7 @@ impl Store for RedisStore {
             .arg(score_of(session.expires_at))
             .arg(self.expire_at(session.expires_at))
             .arg(json(&session.digest)?)
+            .arg(cap_arg(max_sessions))
             .args(field_args(&session_fields(session)?));
         match self.run::<String>(call).await?.as_str() {
             "created" => Ok(GraceInserted::Created),
@@ -1090,6 +1124,7 @@ mod tests {
             last_used_at: at,
             expires_at: at,
             client: ClientMeta::new(None, Some("agent")),
+            max_sessions: None,
         };
         let fields = rotated_login_fields(&rotation)?;
         let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();

@@ -10,6 +10,16 @@
 //! slot as the declared keys. Cleaning scripts get `KEYS = [bucket
 //! index(es)]` and `ARGV = [bucket base, '', now, batch]`.
 //!
+//! Each login's sessions are in a set of their own (`O:U:S`), so that ending
+//! one login touches only what it holds: a revocation of a serial that does
+//! not exist is a few lookups, however many sessions the user has. The sets
+//! are kept by every script that writes, deletes or caps a user's session,
+//! and built once per user, lazily, for records written before them (see
+//! `ensure_indexed` in the prelude). Every script that creates a user's
+//! session also caps the user's sessions (`cap_sessions`), so the scripts
+//! that walk all of a user's sessions (`DELETE_USER`, the lazy build) walk
+//! at most the cap.
+//!
 //! Records are hashes with one field per serde field, each value that field's
 //! canonical JSON (a session's user fields sit at the top level, see
 //! `codec.rs`). Scripts only ever compare such values byte for byte
@@ -33,13 +43,14 @@ use redis::Script;
 const PRELUDE: &str = r#"
 local base, user = ARGV[1], ARGV[2]
 local bucket_logins, bucket_sessions, anonymous = base .. 'L', base .. 'S', base .. 'A'
-local user_logins, user_sessions
+local user_logins, user_sessions, indexed
 
 -- Points the helpers at another owner in the bucket (cleaning walks many).
 -- '' is nobody: anonymous sessions, indexed in the bucket's A set alone.
 local function set_user(name)
   user = name
   user_logins = base .. 'L:' .. name
+  indexed = base .. 'I:' .. name
   if name == '' then user_sessions = anonymous else user_sessions = base .. 'S:' .. name end
 end
 set_user(user)
@@ -49,6 +60,9 @@ local function session_key(digest)
   if user == '' then return base .. 'a:' .. digest end
   return base .. 's:' .. user .. ':' .. digest
 end
+-- The set of the digests of the user's sessions that the login `serial`
+-- opened.
+local function opened_key(serial) return base .. 'O:' .. user .. ':' .. serial end
 
 -- The base64url inside a JSON string, or nil for JSON null or no value.
 local function unquote(json)
@@ -56,27 +70,116 @@ local function unquote(json)
   return string.sub(json, 2, -2)
 end
 
--- Deletes a session and its index entries; 1 when the record existed. An
--- anonymous session's index is its bucket's own, a user's has a second one.
-local function drop_session(digest)
+-- A field of a hash, or nil when the key is gone (or holds another type:
+-- deleting never fails on someone else's key).
+local function field(key, name)
+  local value = redis.pcall('HGET', key, name)
+  if type(value) ~= 'string' then return nil end
+  return value
+end
+
+-- Redis's clock in milliseconds, read once per script.
+local clock_ms
+local function now_ms()
+  if not clock_ms then
+    local time = redis.call('TIME')
+    clock_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  end
+  return clock_ms
+end
+
+-- Pushes the expiry of an existing key out to `at` (ms since the epoch; nil
+-- for never) when it would end sooner.
+local function extend(key, at)
+  local ttl = redis.call('PTTL', key)
+  if ttl == -2 then return end
+  if not at then
+    redis.call('PERSIST', key)
+  elseif ttl == -1 or now_ms() + ttl < at then
+    redis.call('PEXPIREAT', key, at)
+  end
+end
+
+-- Deletes a session and its index entries, but not its entry in the set
+-- of its login; 1 when the record existed. An anonymous session's index is
+-- its bucket's own, a user's has a second one.
+local function unlink_session(digest)
   local existed = redis.call('DEL', session_key(digest))
   redis.call('ZREM', user_sessions, digest)
   if user ~= '' then redis.call('ZREM', bucket_sessions, user .. ':' .. digest) end
   return existed
 end
 
--- Deletes every session of the user opened by the login `serial`, and drops
--- index entries of sessions that are gone.
-local function drop_sessions_of(serial)
-  local wanted = '"' .. serial .. '"'
+-- Deletes a session, its index entries and its entry in the set of the
+-- login that opened it; 1 when the record existed.
+local function drop_session(digest)
+  if user ~= '' then
+    local opened_by = unquote(field(session_key(digest), 'login'))
+    if opened_by then redis.call('SREM', opened_key(opened_by), digest) end
+  end
+  return unlink_session(digest)
+end
+
+-- The user's marker goes once the user has no session left.
+local function forget_if_empty()
+  if user ~= '' and redis.call('ZCARD', user_sessions) == 0 then redis.call('DEL', indexed) end
+end
+
+-- Adds a user's session to the set of the login that opened it, if any;
+-- the set lives as long as its longest-lived session (`at`, ms).
+local function index_opened(digest, at)
+  local serial = unquote(field(session_key(digest), 'login'))
+  if serial then
+    redis.call('SADD', opened_key(serial), digest)
+    extend(opened_key(serial), at)
+  end
+end
+
+-- The per-login sets are complete for the user while the marker I:U
+-- exists. Records written before them (version 0.1) are in no set: the
+-- first script that needs the sets of a user without the marker walks the
+-- user's sessions once to build them and sets the marker, which lives as
+-- long as the user's longest-lived session. Every script that writes a
+-- user's session keeps both, so from then on ending a login reads its set
+-- alone.
+local function ensure_indexed()
+  if user == '' or redis.call('EXISTS', indexed) == 1 then return end
+  local live, latest, forever = false, 0, false
   for _, digest in ipairs(redis.call('ZRANGE', user_sessions, 0, -1)) do
-    local opened_by = redis.call('HGET', session_key(digest), 'login')
-    if opened_by == wanted then
+    local ttl = redis.call('PTTL', session_key(digest))
+    if ttl == -2 then
       drop_session(digest)
-    elseif not opened_by and redis.call('EXISTS', session_key(digest)) == 0 then
+    else
+      local at = nil
+      if ttl >= 0 then
+        at = now_ms() + ttl
+        latest = math.max(latest, at)
+      else
+        forever = true
+      end
+      index_opened(digest, at)
+      live = true
+    end
+  end
+  if live then
+    redis.call('SET', indexed, '1')
+    if not forever then redis.call('PEXPIREAT', indexed, latest) end
+  end
+end
+
+-- Deletes every session of the user opened by the login `serial`, found in
+-- the login's set: the work is what the login holds, not what the user
+-- holds. Entries of sessions that are gone go too.
+local function drop_sessions_of(serial)
+  ensure_indexed()
+  local wanted = '"' .. serial .. '"'
+  for _, digest in ipairs(redis.call('SMEMBERS', opened_key(serial))) do
+    local opened_by = field(session_key(digest), 'login')
+    if opened_by == wanted or (not opened_by and redis.call('EXISTS', session_key(digest)) == 0) then
       drop_session(digest)
     end
   end
+  redis.call('DEL', opened_key(serial))
 end
 
 -- Deletes a login and its index entries, not its sessions; 1 when it existed.
@@ -91,7 +194,7 @@ end
 -- login itself is gone), then the login and its index entries. 1 when the
 -- login existed.
 local function end_login(serial)
-  local bound = unquote(redis.call('HGET', login_key(serial), 'session'))
+  local bound = unquote(field(login_key(serial), 'session'))
   if bound then drop_session(bound) end
   drop_sessions_of(serial)
   return drop_login(serial)
@@ -104,6 +207,43 @@ local function put(key, index, bucket_index, member, score, at, from, to)
   redis.call('PEXPIREAT', key, at)
   redis.call('ZADD', index, score, member)
   if user ~= '' then redis.call('ZADD', bucket_index, score, user .. ':' .. member) end
+end
+
+-- Writes a session (the fields ARGV[from..to]) as `put` does and, for a
+-- user's, keeps its login's set and the user's marker alive as long as it.
+local function put_session(key, digest, score, at, from, to)
+  put(key, user_sessions, bucket_sessions, digest, score, at, from, to)
+  if user ~= '' then
+    index_opened(digest, tonumber(at))
+    extend(indexed, tonumber(at))
+  end
+end
+
+-- Deletes the user's sessions that expire first (the lowest scores: entries
+-- of sessions Redis already dropped count, and go, first) until at most
+-- `cap` are left (a decimal string; '' is no limit), never `keep`.
+local function cap_sessions(keep, cap)
+  local max = tonumber(cap)
+  if user == '' or not max then return end
+  local excess = redis.call('ZCARD', user_sessions) - max
+  if excess <= 0 then return end
+  for _, digest in ipairs(redis.call('ZRANGE', user_sessions, 0, excess)) do
+    if excess > 0 and digest ~= keep then
+      drop_session(digest)
+      excess = excess - 1
+    end
+  end
+end
+
+-- Creates a session with put_session, then caps the user's sessions at
+-- `cap`, keeping the new one.
+local function create_session(key, digest, score, at, from, to, cap)
+  if user ~= '' then
+    ensure_indexed()
+    redis.call('SET', indexed, '1', 'NX')
+  end
+  put_session(key, digest, score, at, from, to)
+  cap_sessions(digest, cap)
 end
 
 -- The index entries due by Redis's clock, a few at a time.
@@ -139,28 +279,30 @@ return 1
 "#;
 
 /// `KEYS[1]` session (a user's or anonymous); `ARGV[3]` digest, `[4]` score,
-/// `[5]` PEXPIREAT, `[6..]` field/value pairs. Answers 1 when created, 0 when
-/// it exists.
+/// `[5]` PEXPIREAT, `[6]` the cap on the user's sessions (`''` for none),
+/// `[7..]` field/value pairs. Answers 1 when created, 0 when it exists
+/// (deleting nothing).
 const CREATE_SESSION: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 prune_sessions()
-put(KEYS[1], user_sessions, bucket_sessions, ARGV[3], ARGV[4], ARGV[5], 6, #ARGV)
+create_session(KEYS[1], ARGV[3], ARGV[4], ARGV[5], 7, #ARGV, ARGV[6])
 return 1
 "#;
 
 /// A grace session bound to its login, if the login exists.
 ///
 /// `KEYS[1]` login, `KEYS[2]` session; `ARGV[3]` digest, `[4]` score, `[5]`
-/// PEXPIREAT, `[6]` the digest as the login's `session` field (JSON), `[7..]`
-/// the session's field/value pairs. Answers 'created', 'login_gone' or
-/// 'exists', writing nothing but on 'created'. The login keeps its TTL
-/// (`HSET` on an existing key does not touch it).
+/// PEXPIREAT, `[6]` the digest as the login's `session` field (JSON), `[7]`
+/// the cap on the user's sessions (`''` for none), `[8..]` the session's
+/// field/value pairs. Answers 'created', 'login_gone' or 'exists', writing
+/// nothing but on 'created'. The login keeps its TTL (`HSET` on an existing
+/// key does not touch it).
 const CREATE_GRACE_SESSION: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'login_gone' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'exists' end
 prune_sessions()
-put(KEYS[2], user_sessions, bucket_sessions, ARGV[3], ARGV[4], ARGV[5], 7, #ARGV)
 redis.call('HSET', KEYS[1], 'session', ARGV[6])
+create_session(KEYS[2], ARGV[3], ARGV[4], ARGV[5], 8, #ARGV, ARGV[7])
 return 'created'
 "#;
 
@@ -168,22 +310,24 @@ return 'created'
 ///
 /// `KEYS[1]` login, `KEYS[2]` new session; `ARGV[3]` serial, `[4]` expected
 /// token (JSON), `[5]` new session digest, `[6]`/`[7]` login score and
-/// PEXPIREAT, `[8]`/`[9]` session score and PEXPIREAT, `[10]` how many ARGV
-/// the login's field/value pairs take, then those pairs, then the session's.
-/// Every session of the login goes (its bound one and every one it opened)
-/// before the new one is written.
+/// PEXPIREAT, `[8]`/`[9]` session score and PEXPIREAT, `[10]` the cap on the
+/// user's sessions (`''` for none), `[11]` how many ARGV the login's
+/// field/value pairs take, then those pairs, then the session's. Every
+/// session of the login goes (its bound one and every one it opened, found
+/// in the login's set) before the new one is written and the user's
+/// sessions are capped.
 const ROTATE_LOGIN: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'not_found' end
 local token = redis.call('HGET', KEYS[1], 'token')
 if not token then return 'corrupt' end
 if token ~= ARGV[4] then return 'not_current' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'session_exists' end
-local old = unquote(redis.call('HGET', KEYS[1], 'session'))
+local old = unquote(field(KEYS[1], 'session'))
 if old then drop_session(old) end
 drop_sessions_of(ARGV[3])
-local login_args = tonumber(ARGV[10])
-put(KEYS[1], user_logins, bucket_logins, ARGV[3], ARGV[6], ARGV[7], 11, 10 + login_args)
-put(KEYS[2], user_sessions, bucket_sessions, ARGV[5], ARGV[8], ARGV[9], 11 + login_args, #ARGV)
+local login_args = tonumber(ARGV[11])
+put(KEYS[1], user_logins, bucket_logins, ARGV[3], ARGV[6], ARGV[7], 12, 11 + login_args)
+create_session(KEYS[2], ARGV[5], ARGV[8], ARGV[9], 12 + login_args, #ARGV, ARGV[10])
 prune_logins()
 prune_sessions()
 return 'rotated'
@@ -201,30 +345,44 @@ for _, serial in ipairs(redis.call('ZRANGE', user_logins, 0, -1)) do
     found[#found + 1] = record
   end
 end
+forget_if_empty()
 return found
 "#;
 
-/// `KEYS[1]` login; `ARGV[3]` serial. Ends the login and its sessions; 1 when
-/// the login existed.
+/// `KEYS[1]` login; `ARGV[3]` serial. Ends the login and its sessions (its
+/// bound one and those in its set: one lookup for a login that does not
+/// exist); 1 when the login existed.
 const DELETE_LOGIN: &str = r#"
-return end_login(ARGV[3])
+local existed = end_login(ARGV[3])
+forget_if_empty()
+return existed
 "#;
 
 /// Deletes every login and session of the user but the session `ARGV[3]` and
 /// the login `ARGV[4]` (`''` for none: no digest or serial is empty), so
 /// `delete_user` and `delete_user_except` are the same script. The kept
 /// login's other sessions are in the user's index like any other and go.
-/// Answers `{sessions deleted, {serials of the logins deleted}}`, counting
-/// only records that were still there.
+/// The sets of the deleted logins go with them (but one holding the kept
+/// session); the sessions are not looked up one by one for their login's
+/// set, so a set of a login already gone keeps entries of sessions deleted
+/// here until it expires or is next read (entries whose key is gone are
+/// dropped then). Answers `{sessions deleted, {serials of the logins
+/// deleted}}`, counting only records that were still there.
 const DELETE_USER: &str = r#"
 local keep_session, keep_login = ARGV[3], ARGV[4]
 local sessions, serials = 0, {}
 for _, digest in ipairs(redis.call('ZRANGE', user_sessions, 0, -1)) do
-  if digest ~= keep_session then sessions = sessions + drop_session(digest) end
+  if digest ~= keep_session then sessions = sessions + unlink_session(digest) end
 end
 for _, serial in ipairs(redis.call('ZRANGE', user_logins, 0, -1)) do
-  if serial ~= keep_login and drop_login(serial) == 1 then serials[#serials + 1] = serial end
+  if serial ~= keep_login then
+    if drop_login(serial) == 1 then serials[#serials + 1] = serial end
+    if keep_session == '' or redis.call('SISMEMBER', opened_key(serial), keep_session) == 0 then
+      redis.call('DEL', opened_key(serial))
+    end
+  end
 end
+forget_if_empty()
 return {sessions, serials}
 "#;
 
@@ -249,13 +407,15 @@ return 1
 /// the session: 1 when it existed.
 const UPDATE_SESSION: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-put(KEYS[1], user_sessions, bucket_sessions, ARGV[3], ARGV[4], ARGV[5], 6, #ARGV)
+put_session(KEYS[1], ARGV[3], ARGV[4], ARGV[5], 6, #ARGV)
 return 1
 "#;
 
 /// `ARGV[3]` digest. 1 when the session (a user's or anonymous) existed.
 const DELETE_SESSION: &str = r#"
-return drop_session(ARGV[3])
+local existed = drop_session(ARGV[3])
+forget_if_empty()
+return existed
 "#;
 
 /// Cleans logins from one bucket: `ARGV[3]` now (µs), `[4]` batch size. Ends
@@ -270,6 +430,7 @@ for _, member in ipairs(due) do
   if name then
     set_user(name)
     if end_login(serial) == 1 then deleted[#deleted + 1] = member end
+    forget_if_empty()
   else
     redis.call('ZREM', bucket_logins, member)
   end
@@ -289,6 +450,7 @@ for _, member in ipairs(due) do
   if name then
     set_user(name)
     deleted = deleted + drop_session(digest)
+    forget_if_empty()
   else
     redis.call('ZREM', bucket_sessions, member)
   end

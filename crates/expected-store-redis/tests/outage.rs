@@ -74,7 +74,10 @@ async fn pause_and_restart_fail_with_store_errors_and_lose_nothing() {
         for _ in 0..3 {
             let (login, session, cookie) = login_at(&user(name), at);
             assert_eq!(store.create_login(&login).await.expect("create_login"), Inserted::Created);
-            assert_eq!(store.create_session(&session).await.expect("create_session"), Inserted::Created);
+            assert_eq!(
+                store.create_session(&session, None).await.expect("create_session"),
+                Inserted::Created
+            );
             written.push((login, cookie));
         }
     }

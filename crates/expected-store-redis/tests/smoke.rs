@@ -54,3 +54,56 @@ async fn resp3_connections_work() {
     let check = async move { checks::layout_and_ttls(&store, &[redis_url()]).await };
     purge_after(&[redis_url()], &[&prefix], check).await;
 }
+
+/// A measurement for `docs/benchmarks.md`, not a check:
+/// [`expected_conformance::cost::revoke_cost`] with 10 000 and 64 sessions on
+/// one user, then the first revocations on a user of 10 000 sessions written
+/// before the per-login sets (their marker and sets deleted, as version 0.1
+/// left them), printed as Markdown rows. `cargo test --release -p
+/// expected-store-redis --test smoke -- --ignored revoke_cost --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement for docs/benchmarks.md, not a check"]
+#[allow(clippy::print_stdout)] // its figures are what it is for
+async fn revoke_cost() {
+    use expected_conformance::cost;
+    let store = match single_store().await {
+        Ok(store) => store,
+        Err(why) => return skip("revoke_cost", &why),
+    };
+    let prefix = store.prefix().to_owned();
+    let check = async move {
+        let mut table = String::from(cost::HEADER);
+        for (sessions, rounds) in [(10_000, 3), (64, 20)] {
+            table.push_str(&format!("\n{}", cost::revoke_cost(&store, sessions, rounds, || async {}).await));
+        }
+        println!("{table}");
+        let name = checks::user("unindexed");
+        let _ = cost::seed(&store, &name, 10_000).await;
+        let layout: Vec<String> = support::keys_under(&[redis_url()], store.prefix())
+            .await
+            .expect("scan")
+            .into_iter()
+            .filter(|key| key.contains("}:I:") || key.contains("}:O:"))
+            .collect();
+        let client = expected_store_redis::redis::Client::open(redis_url()).expect("client");
+        let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+        for key in &layout {
+            let _: i64 = expected_store_redis::redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut connection)
+                .await
+                .expect("DEL");
+        }
+        println!("\nper-login sets and markers deleted: {}", layout.len());
+        for attempt in ["first", "second"] {
+            let serial = expected_core::TokenSource::serial(&expected_core::ChaChaTokens::from_os());
+            let started = std::time::Instant::now();
+            assert!(!store.delete_login(&name, &serial).await.expect("delete_login"));
+            println!(
+                "{attempt} revocation of a missing serial: {:.0} µs",
+                started.elapsed().as_secs_f64() * 1e6
+            );
+        }
+    };
+    purge_after(&[redis_url()], &[&prefix], check).await;
+}

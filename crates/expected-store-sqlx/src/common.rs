@@ -130,6 +130,12 @@ impl CommonSql {
     }
 }
 
+/// How many of a user's other sessions a cap of `max` keeps beside the one
+/// being created (`None`: no cap, keep them all).
+pub(crate) fn others_kept(max: Option<std::num::NonZeroUsize>) -> Option<i64> {
+    max.map(|max| i64::try_from(max.get() - 1).unwrap_or(i64::MAX))
+}
+
 /// Runs cleaning batches of logins until one comes back short of `batch`,
 /// and answers every login deleted. `next` deletes one batch (one statement
 /// or transaction, retried as a whole) and answers its `(username, serial)`
@@ -200,8 +206,9 @@ pub(crate) use bind_session;
 /// `classify` (its transient errors), `username` and `owner` (how a username
 /// and a session's owner are bound) and a store type with `pool`,
 /// `sql.common` and `batch` fields and `rotate`, `remove_login`,
-/// `remove_user`, `confirm`, `expire_logins` and `create_grace` methods, to
-/// the row decoders, the shared methods and the `Store` impl.
+/// `remove_user`, `confirm`, `expire_logins`, `create_grace` and
+/// `insert_capped` methods, to the row decoders, the shared methods and the
+/// `Store` impl.
 macro_rules! store_impl {
     ($store:ty) => {
         fn login_row(row: &<Db as sqlx::Database>::Row) -> Result<$crate::codec::LoginRow, sqlx::Error> {
@@ -353,19 +360,26 @@ macro_rules! store_impl {
             async fn create_session(
                 &self,
                 session: &expected_core::SessionRecord,
+                max_sessions: Option<std::num::NonZeroUsize>,
             ) -> Result<expected_core::store::Inserted, expected_core::StoreError> {
-                self.insert_session(session).await
+                match (session.username(), max_sessions) {
+                    // A user's session under a cap: the insert and the
+                    // eviction in one step.
+                    (Some(_), Some(max)) => self.insert_capped(session, max).await,
+                    _ => self.insert_session(session).await,
+                }
             }
 
             async fn create_grace_session(
                 &self,
                 session: &expected_core::SessionRecord,
+                max_sessions: Option<std::num::NonZeroUsize>,
             ) -> Result<expected_core::store::GraceInserted, expected_core::StoreError> {
                 if session.login().is_none() {
                     // No login can exist for a session that names none.
                     return Ok(expected_core::store::GraceInserted::LoginGone);
                 }
-                self.create_grace(session).await
+                self.create_grace(session, max_sessions).await
             }
 
             async fn get_session(
@@ -524,6 +538,7 @@ pub(crate) struct TxSql {
     pub(crate) rotate_delete_old: SqlText,
     pub(crate) rotate_bind: SqlText,
     pub(crate) login_exists: SqlText,
+    pub(crate) evict_sessions: SqlText,
     pub(crate) user_serials: SqlText,
     pub(crate) delete_user_logins: SqlText,
     pub(crate) delete_user_sessions: SqlText,
@@ -561,15 +576,22 @@ impl TxSql {
             )),
             // Every session of the login but the new one: the bound one and
             // every one it opened (a grace session, a cycled one, a copy).
-            rotate_delete_old: text(format!(
-                "DELETE FROM {sessions} WHERE username = {} AND digest <> {} AND (login_serial = {} \
-                 OR digest = (SELECT session_digest FROM {logins} WHERE username = {} AND serial = {}))",
-                p(1),
-                p(2),
-                p(3),
-                p(4),
-                p(5)
-            )),
+            // MySQL takes the OR as a union of the two indexes; SQLite reads
+            // every session of the user for it, so there each part is a
+            // lookup of its own (MySQL refuses a subquery on the table a
+            // DELETE deletes from).
+            rotate_delete_old: text(if backend == Backend::MySql {
+                format!(
+                    "DELETE FROM {sessions} WHERE username = ? AND digest <> ? AND (login_serial = ? \
+                     OR digest = (SELECT session_digest FROM {logins} WHERE username = ? AND serial = ?))"
+                )
+            } else {
+                format!(
+                    "DELETE FROM {sessions} WHERE username = $1 AND digest <> $2 AND digest IN \
+                     (SELECT digest FROM {sessions} WHERE username = $1 AND login_serial = $3 \
+                      UNION ALL SELECT session_digest FROM {logins} WHERE username = $4 AND serial = $5)"
+                )
+            }),
             rotate_bind: text(format!(
                 "UPDATE {logins} SET session_digest = {} WHERE username = {} AND serial = {}",
                 p(1),
@@ -580,6 +602,20 @@ impl TxSql {
                 "SELECT 1 FROM {logins} WHERE username = {} AND serial = {}",
                 p(1),
                 p(2)
+            )),
+            // The cap, inside the transaction that created the session $3
+            // (visible here, never deleted): the user's other sessions but
+            // the $4 that expire last. The user's rows are a range of the
+            // primary key, at most the cap and one once the cap holds. The
+            // derived table lets MySQL take a LIMIT in the subquery and
+            // delete from the table it reads; SQLite takes -1 as no limit.
+            evict_sessions: text(format!(
+                "DELETE FROM {sessions} WHERE username = {} AND digest IN (SELECT digest FROM                  (SELECT digest FROM {sessions} WHERE username = {} AND digest <> {}                  ORDER BY expires_at DESC LIMIT {} OFFSET {}) AS beyond)",
+                p(1),
+                p(2),
+                p(3),
+                if backend == Backend::MySql { "18446744073709551615" } else { "-1" },
+                p(4)
             )),
             // A user deletion keeps the login and the session it is given, or
             // none when they are NULL (`delete_user`). The logins it deletes
@@ -658,6 +694,7 @@ macro_rules! tx_impl {
                         .bind(serial)
                         .execute(&mut *tx)
                         .await?;
+                    self.evict_in(&mut tx, &rotation.username, session.digest, rotation.max_sessions).await?;
                     sqlx::query($crate::common::sql(&self.sql.tx.rotate_bind))
                         .bind(session.digest)
                         .bind(user)
@@ -666,6 +703,51 @@ macro_rules! tx_impl {
                         .await?;
                     tx.commit().await?;
                     Ok(Rotated::Rotated)
+                })
+                .await
+            }
+
+            /// Deletes inside `tx` the user's sessions that expire first
+            /// beyond `max`, counting `keep` (the session just created, which
+            /// stays); nothing without a cap.
+            async fn evict_in(
+                &self,
+                tx: &mut sqlx::Transaction<'static, Db>,
+                user: &expected_core::Username,
+                keep: &[u8],
+                max: Option<std::num::NonZeroUsize>,
+            ) -> Result<(), sqlx::Error> {
+                let Some(others) = $crate::common::others_kept(max) else { return Ok(()) };
+                sqlx::query($crate::common::sql(&self.sql.tx.evict_sessions))
+                    .bind(username(user))
+                    .bind(username(user))
+                    .bind(keep)
+                    .bind(others)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            /// A user's session and the cap on the user's sessions, in one
+            /// write transaction.
+            async fn insert_capped(
+                &self,
+                session: &expected_core::SessionRecord,
+                max: std::num::NonZeroUsize,
+            ) -> Result<expected_core::store::Inserted, expected_core::StoreError> {
+                use expected_core::store::Inserted;
+                let values = $crate::codec::SessionValues::of(session)?;
+                $crate::error::retry(classify, || async {
+                    let mut tx = self.begin().await?;
+                    if !self.insert_session_in(&mut tx, &values).await? {
+                        tx.rollback().await?;
+                        return Ok(Inserted::AlreadyExists);
+                    }
+                    if let Some(user) = values.owner {
+                        self.evict_in(&mut tx, user, values.digest, Some(max)).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(Inserted::Created)
                 })
                 .await
             }
@@ -697,6 +779,7 @@ macro_rules! tx_impl {
             async fn create_grace(
                 &self,
                 session: &expected_core::SessionRecord,
+                max_sessions: Option<std::num::NonZeroUsize>,
             ) -> Result<expected_core::store::GraceInserted, expected_core::StoreError> {
                 use expected_core::store::GraceInserted;
                 let values = $crate::codec::SessionValues::of(session)?;
@@ -716,6 +799,9 @@ macro_rules! tx_impl {
                     if !self.insert_session_in(&mut tx, &values).await? {
                         tx.rollback().await?;
                         return Ok(GraceInserted::AlreadyExists);
+                    }
+                    if let Some(user) = values.owner {
+                        self.evict_in(&mut tx, user, values.digest, max_sessions).await?;
                     }
                     tx.commit().await?;
                     Ok(GraceInserted::Created)

@@ -91,7 +91,15 @@
 //! Indexes: the primary keys `(username, serial)` and `(username, digest)`
 //! serve every per-user operation and every session lookup, anonymous ones
 //! included; `(username, login_serial)` on sessions serves deleting a login's
-//! sessions; `expires_at` on both tables serves cleaning.
+//! sessions; `expires_at` on both tables serves cleaning. Ending a login
+//! (`delete_login`, a rotation) looks its sessions up by
+//! `(username, login_serial)` and its bound one by the primary key, each
+//! part on its own (an `OR` of the two has PostgreSQL and SQLite read every
+//! session of the user; MySQL merges the two indexes), so its cost is what
+//! the login holds, and a serial that does not exist costs a lookup. The cap
+//! on a user's sessions ranks the user's rows by `expires_at` within their
+//! primary-key range: at most the cap and one once the cap holds, so no
+//! index of its own is needed (and no migration).
 //!
 //! # Migrations
 //!
@@ -184,14 +192,14 @@
 //! |---------------------------|--------|------------|-----------------|
 //! | `create_login`            | 1 (`INSERT … ON CONFLICT DO NOTHING`) | 1 (as SQLite) | 1 (`INSERT`, duplicate key caught) |
 //! | `get_login`, `list_logins`| 1      | 1          | 1               |
-//! | `rotate_login`            | 6: `BEGIN IMMEDIATE`, CAS `UPDATE`, `INSERT` session, `DELETE` the login's other sessions, `UPDATE` binding, `COMMIT`; refused: 4 | **1** (see below); +1 read in a lost race | as SQLite, with `BEGIN` |
-//! | `create_grace_session`    | 4: `BEGIN IMMEDIATE`, `UPDATE` binding (0 rows: no login, `ROLLBACK`), `INSERT` session, `COMMIT` | 1 (CTE) | as SQLite, with `BEGIN` |
+//! | `rotate_login`            | 6: `BEGIN IMMEDIATE`, CAS `UPDATE`, `INSERT` session, `DELETE` the login's other sessions, `UPDATE` binding, `COMMIT`, and a `DELETE` for the cap when one is given; refused: 4 | **1** (see below); +1 read in a lost race | as SQLite, with `BEGIN` |
+//! | `create_grace_session`    | 4: `BEGIN IMMEDIATE`, `UPDATE` binding (0 rows: no login, `ROLLBACK`), `INSERT` session, `COMMIT`, and a `DELETE` for the cap when one is given | 1 (CTE) | as SQLite, with `BEGIN` |
 //! | `delete_login`            | 4: `BEGIN IMMEDIATE`, 2 `DELETE`s, `COMMIT` | 1 (CTE); +1 if the bound session was not among those deleted | 1 (multi-table `DELETE`); +1 when the login is gone, for the sessions it opened |
 //! | `delete_user`, `delete_user_except` | 5: `BEGIN IMMEDIATE`, `SELECT` the logins, 2 `DELETE`s, `COMMIT` | 1 (CTE); +1 if a deleted login's bound session was not among those deleted | 5, as SQLite, the logins read `FOR UPDATE` |
 //! | `confirm_password`        | 4: `BEGIN IMMEDIATE`, `UPDATE` session, `UPDATE` login, `COMMIT` (3 without a login; unknown session: 3) | 1 (CTE) | 1 (multi-table `UPDATE`) |
 //! | `delete_expired_logins`   | 4 per batch: `BEGIN IMMEDIATE`, 2 `DELETE`s (the logins' `… RETURNING`), `COMMIT` | 1 per batch (CTE: logins and their sessions) | 4 per batch: `BEGIN`, `SELECT … FOR UPDATE`, multi-table `DELETE`, `COMMIT` |
 //! | `delete_expired_sessions` | 1 per batch | 1 per batch | 1 per batch  |
-//! | `create_session`          | 1      | 1          | 1               |
+//! | `create_session`          | 1; a user's under a cap: 4 (`BEGIN IMMEDIATE`, `INSERT`, `DELETE` beyond the cap, `COMMIT`) | 1; a user's under a cap: 1 (CTE) | as SQLite, with `BEGIN` |
 //! | `get_session`, `save_session`, `touch_session`, `delete_session` | 1 | 1 | 1 |
 //!
 //! A cleaning call runs batches until one comes back short, so it costs one
@@ -209,12 +217,15 @@
 //!   rolls back and answers `SessionExists`), the `DELETE` of every other
 //!   session of the login (its `login_serial`, and the old bound one, read
 //!   from the still-unchanged `session_digest` column), the `UPDATE` binding
-//!   the new session, `COMMIT`. When the CAS matched
+//!   the new session, with a cap the `DELETE` of the user's sessions that
+//!   expire first beyond it, `COMMIT`. When the CAS matched
 //!   nothing, one `SELECT` tells `NotCurrent` from `NotFound`, then
 //!   `ROLLBACK`.
 //! - On PostgreSQL, one statement does everything: its CTEs run the
 //!   conditional `UPDATE` (refused if the new session digest is taken), delete
-//!   the login's other sessions and insert the new one, and report what the
+//!   the login's other sessions, insert the new one and apply the cap (ranking
+//!   the user's other sessions in the snapshot, the login's own left out),
+//!   and report what the
 //!   snapshot saw (login found? token current? digest taken?). When the CAS
 //!   matched nothing, that report answers `NotFound`, `NotCurrent` or
 //!   `SessionExists` at once; only when the login looked current but a

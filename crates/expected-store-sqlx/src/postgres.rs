@@ -1,8 +1,11 @@
 //! The PostgreSQL store.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use expected_core::store::{Confirmation, Deleted, ExpiredLogin, GraceInserted, Keep, Rotated, Rotation};
+use expected_core::store::{
+    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation,
+};
 use expected_core::{AuthMethod, Serial, SessionRecord, StoreError, Username};
 use sqlx::Row as _;
 use sqlx::error::DatabaseError;
@@ -10,7 +13,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::DEFAULT_BATCH;
 use crate::codec::{SessionValues, micros, owner_name, serial_from};
-use crate::common::{CommonSql, SESSION_COLUMNS, SqlText, bind_session, expire_in_batches, sql, store_impl};
+use crate::common::{
+    CommonSql, SESSION_COLUMNS, SqlText, bind_session, expire_in_batches, others_kept, sql, store_impl,
+};
 use crate::error::{Failure, Transience, retry, store_error};
 use crate::tables::{Backend, Tables};
 
@@ -36,6 +41,7 @@ fn owner(owner: Option<&Username>) -> &str {
 #[derive(Debug)]
 struct Sql {
     common: CommonSql,
+    insert_capped: SqlText,
     rotate: SqlText,
     grace: SqlText,
     login_exists: SqlText,
@@ -54,17 +60,38 @@ impl Sql {
         let text = |s: String| -> SqlText { s.into() };
         Self {
             common: CommonSql::new(Backend::Postgres, tables, batch),
+            // One statement: a user's session (values $1 to $8 in
+            // SESSION_COLUMNS order) and, if it was inserted, the deletion of
+            // the user's other sessions but the $9 that expire last (the
+            // snapshot does not hold the new row). The user's rows are a
+            // range of the primary key: at most the cap and one once the cap
+            // holds.
+            insert_capped: text(format!(
+                "WITH created AS (\
+                    INSERT INTO {sessions} ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6::json, $7, $8) \
+                    ON CONFLICT DO NOTHING RETURNING 1\
+                ), evicted AS (\
+                    DELETE FROM {sessions} WHERE username = $1 AND EXISTS (SELECT 1 FROM created) \
+                        AND digest IN (SELECT digest FROM {sessions} WHERE username = $1 AND digest <> $2 \
+                            ORDER BY expires_at DESC OFFSET $9) \
+                    RETURNING 1\
+                ) \
+                SELECT EXISTS (SELECT 1 FROM created)"
+            )),
             // One statement: the compare-and-swap, the deletion of every
             // session of the login (its bound one and every one it opened),
-            // the new session's insertion, plus what tells a refusal apart. All parts see one snapshot; the UPDATE re-checks
-            // `token = $3` on the newest row version after waiting for a
-            // concurrent rotation, so only one rotation wins.
-            // The login's values are $1 to $11, the new session's (in
-            // SESSION_COLUMNS order) $12 to $19. authenticated_at is not
+            // the new session's insertion, the cap on the user's sessions,
+            // plus what tells a refusal apart. All parts see one snapshot;
+            // the UPDATE re-checks `token = $3` on the newest row version
+            // after waiting for a concurrent rotation, so only one rotation
+            // wins. The login's values are $1 to $11, the new session's (in
+            // SESSION_COLUMNS order) $12 to $19, then how many of the user's
+            // other sessions the cap keeps ($20, NULL for no cap: those of
+            // the login being deleted do not count). authenticated_at is not
             // set: a rotation never changes it.
             rotate: text(format!(
                 "WITH current_login AS (\
-                    SELECT token FROM {logins} WHERE username = $1 AND serial = $2\
+                    SELECT token, session_digest FROM {logins} WHERE username = $1 AND serial = $2\
                 ), clash AS (\
                     SELECT 1 FROM {sessions} WHERE username = $12 AND digest = $13\
                 ), rotated AS (\
@@ -74,10 +101,18 @@ impl Sql {
                     WHERE username = $1 AND serial = $2 AND token = $3 AND NOT EXISTS (SELECT 1 FROM clash) \
                     RETURNING 1\
                 ), old_sessions AS (\
-                    DELETE FROM {sessions} AS s USING {logins} AS l \
-                    WHERE EXISTS (SELECT 1 FROM rotated) AND l.username = $1 AND l.serial = $2 \
-                        AND s.username = l.username AND s.digest <> $13 \
-                        AND (s.digest = l.session_digest OR s.login_serial = $2) \
+                    DELETE FROM {sessions} WHERE EXISTS (SELECT 1 FROM rotated) \
+                        AND username = $1 AND digest <> $13 \
+                        AND digest IN (SELECT digest FROM {sessions} WHERE username = $1 AND login_serial = $2 \
+                            UNION ALL SELECT session_digest FROM current_login) \
+                    RETURNING 1\
+                ), evicted AS (\
+                    DELETE FROM {sessions} WHERE username = $1 AND $20::bigint IS NOT NULL \
+                        AND EXISTS (SELECT 1 FROM rotated) \
+                        AND digest IN (SELECT digest FROM {sessions} WHERE username = $1 AND digest <> $13 \
+                            AND login_serial IS DISTINCT FROM $2 \
+                            AND digest IS DISTINCT FROM (SELECT session_digest FROM current_login) \
+                            ORDER BY expires_at DESC OFFSET $20) \
                     RETURNING 1\
                 ), new_session AS (\
                     INSERT INTO {sessions} ({SESSION_COLUMNS}) \
@@ -94,7 +129,8 @@ impl Sql {
             // `remove_user` end with a fresh snapshot if theirs missed it),
             // then insert it, unless its digest is taken. The session's
             // values are $1 to $8 in SESSION_COLUMNS order, its login's
-            // serial being $3.
+            // serial being $3; the cap keeps $9 of the user's other sessions
+            // (NULL: all).
             grace: text(format!(
                 "WITH clash AS (\
                     SELECT 1 FROM {sessions} WHERE username = $1 AND digest = $2\
@@ -106,16 +142,26 @@ impl Sql {
                     INSERT INTO {sessions} ({SESSION_COLUMNS}) \
                     SELECT $1, $2, $3, $4, $5, $6::json, $7, $8 FROM bound \
                     RETURNING 1\
+                ), evicted AS (\
+                    DELETE FROM {sessions} WHERE username = $1 AND $9::bigint IS NOT NULL \
+                        AND EXISTS (SELECT 1 FROM created) \
+                        AND digest IN (SELECT digest FROM {sessions} WHERE username = $1 AND digest <> $2 \
+                            ORDER BY expires_at DESC OFFSET $9) \
+                    RETURNING 1\
                 ) \
                 SELECT EXISTS (SELECT 1 FROM bound), EXISTS (SELECT 1 FROM clash)"
             )),
             login_exists: text(format!("SELECT 1 FROM {logins} WHERE username = $1 AND serial = $2")),
+            // The login, its bound session and the sessions it opened,
+            // each found by an index (an OR of the two would have the
+            // planner read every session of the user).
             delete_login: text(format!(
                 "WITH gone AS (\
                     DELETE FROM {logins} WHERE username = $1 AND serial = $2 RETURNING session_digest\
                 ), gone_sessions AS (\
                     DELETE FROM {sessions} WHERE username = $1 \
-                        AND (login_serial = $2 OR digest IN (SELECT session_digest FROM gone)) \
+                        AND digest IN (SELECT digest FROM {sessions} WHERE username = $1 AND login_serial = $2 \
+                            UNION ALL SELECT session_digest FROM gone) \
                     RETURNING digest\
                 ) \
                 SELECT EXISTS (SELECT 1 FROM gone), (SELECT session_digest FROM gone), \
@@ -312,7 +358,10 @@ impl PgStore {
                 .bind(micros(rotation.expires_at))
                 .bind(client_ip.as_deref())
                 .bind(rotation.client.user_agent.as_deref());
-            let row = bind_session!(query, owner(session.owner), &session).fetch_one(&self.pool).await;
+            let row = bind_session!(query, owner(session.owner), &session)
+                .bind(others_kept(rotation.max_sessions))
+                .fetch_one(&self.pool)
+                .await;
             let row = match row {
                 // The new session's digest was taken after our snapshot.
                 Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
@@ -347,11 +396,41 @@ impl PgStore {
         Ok(if exists.is_some() { Rotated::NotCurrent } else { Rotated::NotFound })
     }
 
-    async fn create_grace(&self, session: &SessionRecord) -> Result<GraceInserted, StoreError> {
+    async fn insert_capped(
+        &self,
+        session: &SessionRecord,
+        max: NonZeroUsize,
+    ) -> Result<Inserted, StoreError> {
+        let values = SessionValues::of(session)?;
+        retry(classify, || async {
+            let query = sqlx::query_scalar(sql(&self.sql.insert_capped));
+            let created: Result<bool, _> = bind_session!(query, owner(values.owner), &values)
+                .bind(others_kept(Some(max)))
+                .fetch_one(&self.pool)
+                .await;
+            match created {
+                // The digest was taken after our snapshot: nothing written.
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                    Ok(Inserted::AlreadyExists)
+                }
+                other => Ok(if other? { Inserted::Created } else { Inserted::AlreadyExists }),
+            }
+        })
+        .await
+    }
+
+    async fn create_grace(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<GraceInserted, StoreError> {
         let values = SessionValues::of(session)?;
         retry(classify, || async {
             let query = sqlx::query(sql(&self.sql.grace));
-            let row = bind_session!(query, owner(values.owner), &values).fetch_one(&self.pool).await;
+            let row = bind_session!(query, owner(values.owner), &values)
+                .bind(others_kept(max_sessions))
+                .fetch_one(&self.pool)
+                .await;
             let row = match row {
                 // The digest was taken after our snapshot: nothing written.
                 Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {

@@ -53,10 +53,12 @@ impl Sql {
         Self {
             common: CommonSql::new(Backend::Sqlite, tables, batch),
             tx: TxSql::new(Backend::Sqlite, tables),
+            // Each of the login's sessions found by an index: with an OR of
+            // the two, SQLite reads every session of the user.
             delete_login_sessions: format!(
-                "DELETE FROM {sessions} WHERE username = $1 \
-                 AND (login_serial = $2 \
-                      OR digest = (SELECT session_digest FROM {logins} WHERE username = $1 AND serial = $2))"
+                "DELETE FROM {sessions} WHERE username = $1 AND digest IN \
+                 (SELECT digest FROM {sessions} WHERE username = $1 AND login_serial = $2 \
+                  UNION ALL SELECT session_digest FROM {logins} WHERE username = $1 AND serial = $2)"
             )
             .into(),
             delete_login: format!("DELETE FROM {logins} WHERE username = $1 AND serial = $2").into(),

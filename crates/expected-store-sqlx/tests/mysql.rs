@@ -31,6 +31,8 @@ impl support::Backend for MySql {
 
     const TABLE_NAMES: &'static str = "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1";
 
+    const SETTLE: &'static str = "ANALYZE TABLE expected_sessions";
+
     const VERSION_1: &'static str = include_str!("v1/mysql.sql");
 
     fn blob(bytes: &[u8]) -> String {

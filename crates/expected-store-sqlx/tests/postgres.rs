@@ -22,14 +22,22 @@ async fn admin() -> Result<sqlx::PgConnection, Unreachable> {
     support::connect("PostgreSQL", &url()).await
 }
 
-/// A fresh schema per store; the pool's connections search only it.
-struct Postgres;
+/// A fresh schema per store; the pool's (at most `connections`)
+/// connections search only it.
+struct Postgres {
+    connections: u32,
+}
+
+/// What the suite runs on.
+const POSTGRES: Postgres = Postgres { connections: 8 };
 
 #[async_trait::async_trait]
 impl support::Backend for Postgres {
     type Store = PgStore;
 
     const TABLE_NAMES: &'static str = "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1";
+
+    const SETTLE: &'static str = "VACUUM ANALYZE expected_sessions";
 
     const VERSION_1: &'static str = include_str!("v1/postgres.sql");
 
@@ -49,7 +57,7 @@ impl support::Backend for Postgres {
             .unwrap_or_else(|e| panic!("bad URL: {e}"))
             .options([("search_path", schema.as_str())]);
         let pool = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(self.connections)
             .connect_with(options)
             .await
             .unwrap_or_else(|e| panic!("pool: {e}"));
@@ -70,4 +78,92 @@ impl support::Backend for Postgres {
     }
 }
 
-support::suite!(Postgres);
+support::suite!(POSTGRES);
+
+/// How many rows of the sessions table PostgreSQL has read so far, by
+/// sequential scans and as index entries, on the one connection of `store`
+/// (its statistics flushed first).
+async fn session_rows_read(store: &PgStore) -> i64 {
+    let _ = sqlx::query("SELECT pg_stat_force_next_flush()").execute(store.pool()).await;
+    sqlx::query_scalar(
+        "SELECT ((SELECT coalesce(sum(idx_tup_read), 0) FROM pg_stat_user_indexes \
+             WHERE schemaname = current_schema() AND relname = 'expected_sessions') \
+         + (SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_user_tables \
+             WHERE schemaname = current_schema() AND relname = 'expected_sessions'))::bigint",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap_or_else(|e| panic!("table statistics: {e}"))
+}
+
+/// Revoking a serial the user does not have, revoking one login and a
+/// rotation read a handful of rows, not the 1000 of the user's
+/// sessions (an `OR` of the login's serial and its bound session had the
+/// planner read all of them), as PostgreSQL's own statistics count them on
+/// a pool of one connection.
+#[test]
+fn ending_a_login_reads_only_its_sessions() {
+    use expected_core::protocol::{new_login, new_session, password_user, rotation};
+    use expected_core::store::{Inserted, Rotated};
+    use expected_core::{
+        ChaChaTokens, ClientMeta, Config, SessionData, Store as _, TokenSource as _, Username,
+    };
+
+    let harness = support::Fresh::new(Postgres { connections: 1 });
+    expected_conformance::run(harness, "ending_a_login_reads_only_its_sessions", |store| async move {
+        let name = Username::new("busy").unwrap_or_else(|e| panic!("{e}"));
+        let (serials, _) = expected_conformance::cost::seed(&*store, &name, 1000).await;
+        // The planner's statistics, as a production database has them:
+        // without them it takes the user's 1000 rows for a handful, and
+        // reading them all for cheap.
+        sqlx::query("ANALYZE expected_sessions")
+            .execute(store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (tokens, config, now) = (
+            ChaChaTokens::from_os(),
+            Config::default(),
+            expected_core::Clock::now(&expected_core::SystemClock),
+        );
+        let owner = Some(password_user(&name, Some(tokens.serial()), now));
+        let session = new_session(owner, &tokens.session_id(), SessionData::new(), now, &config);
+        let serial = session.login().unwrap_or_else(|| panic!("the session names its login"));
+        let (login, cookie) =
+            new_login(&name, serial, tokens.token(), &session, ClientMeta::default(), now, &config);
+        assert_eq!(store.create_login(&login).await.ok(), Some(Inserted::Created));
+        assert_eq!(store.create_session(&session, None).await.ok(), Some(Inserted::Created));
+
+        let before = session_rows_read(&store).await;
+        assert!(!store.delete_login(&name, &tokens.serial()).await.unwrap_or_else(|e| panic!("{e}")));
+        let after_missing = session_rows_read(&store).await;
+        assert!(
+            after_missing - before < 50,
+            "revoking a missing serial read {} of the user's 1001 sessions",
+            after_missing - before
+        );
+        let (next, _) = rotation(
+            &cookie,
+            &login,
+            tokens.token(),
+            &tokens.session_id(),
+            ClientMeta::default(),
+            now,
+            &config,
+        );
+        let next = expected_core::store::Rotation { max_sessions: None, ..next };
+        assert_eq!(store.rotate_login(&next).await.ok(), Some(Rotated::Rotated));
+        let after_rotation = session_rows_read(&store).await;
+        assert!(
+            after_rotation - after_missing < 50,
+            "a rotation read {} of the user's 1001 sessions",
+            after_rotation - after_missing
+        );
+        assert!(store.delete_login(&name, &serials[0]).await.unwrap_or_else(|e| panic!("{e}")));
+        let after_revocation = session_rows_read(&store).await;
+        assert!(
+            after_revocation - after_rotation < 50,
+            "revoking one login read {} of the user's 1001 sessions",
+            after_revocation - after_rotation
+        );
+    });
+}

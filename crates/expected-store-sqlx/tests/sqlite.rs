@@ -24,6 +24,8 @@ impl support::Backend for Sqlite {
 
     const TABLE_NAMES: &'static str = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1";
 
+    const SETTLE: &'static str = "ANALYZE expected_sessions";
+
     const VERSION_1: &'static str = include_str!("v1/sqlite.sql");
 
     fn blob(bytes: &[u8]) -> String {

@@ -43,7 +43,13 @@ pub(crate) fn login_at(name: &Username, at: OffsetDateTime) -> (Login, SessionRe
 
 /// A session of `name` opened by no login (no "remember me").
 fn plain_session(name: &Username, at: OffsetDateTime) -> SessionRecord {
-    let user = protocol::password_user(name, None, at);
+    opened_by(name, None, at)
+}
+
+/// A password session of `name` opened by the login `serial` (not its bound
+/// one), or by none.
+fn opened_by(name: &Username, serial: Option<expected_core::Serial>, at: OffsetDateTime) -> SessionRecord {
+    let user = protocol::password_user(name, serial, at);
     protocol::new_session(
         Some(user),
         &ChaChaTokens::from_os().session_id(),
@@ -130,15 +136,18 @@ async fn node_of(nodes: &[String], key: &str) -> redis::aio::MultiplexedConnecti
     panic!("no node holds {key}");
 }
 
-/// Six keys per user with one login and one session, one hash tag, TTLs at
-/// the records' `expires_at`, fields holding the canonical JSON.
+/// Eight keys per user with one login and the session it opened, one hash
+/// tag, TTLs at the records' `expires_at` (the login's set of sessions and
+/// the user's marker as long as the session), fields holding the canonical
+/// JSON.
 pub(crate) async fn layout_and_ttls(store: &RedisStore, nodes: &[String]) {
     let name = user("{zoë}:o'brien");
     let (login, session, cookie) = login_at(&name, now());
     assert_eq!(store.create_login(&login).await.expect("create_login"), Inserted::Created);
-    assert_eq!(store.create_session(&session).await.expect("create_session"), Inserted::Created);
+    assert_eq!(store.create_session(&session, None).await.expect("create_session"), Inserted::Created);
     let keys = keys_under(nodes, store.prefix()).await.expect("scan");
-    assert_eq!(keys.len(), 6, "{keys:#?}");
+    let kinds: Vec<&str> = keys.iter().map(|key| kind_of(key)).collect();
+    assert_eq!(kinds, ["I", "L", "L", "O", "S", "S", "l", "s"], "{keys:#?}");
     let tags: std::collections::BTreeSet<&str> =
         keys.iter().map(|key| &key[key.find('{').expect("tag")..=key.find('}').expect("tag")]).collect();
     assert_eq!(tags.len(), 1, "one hash tag: {keys:#?}");
@@ -157,6 +166,16 @@ pub(crate) async fn layout_and_ttls(store: &RedisStore, nodes: &[String]) {
         redis::cmd("PEXPIRETIME").arg(session_key).query_async(&mut connection).await.expect("PEXPIRETIME");
     let expected_ms = ms_ceil(session.expires_at);
     assert_eq!(expire_ms, expected_ms, "the session's TTL ends at its expires_at");
+    let opened_key = keys.iter().find(|key| kind_of(key) == "O").expect("the login's set");
+    assert!(opened_key.ends_with(&format!(":{}", login.serial.to_base64())), "{opened_key}");
+    let members: Vec<String> =
+        redis::cmd("SMEMBERS").arg(opened_key).query_async(&mut connection).await.expect("SMEMBERS");
+    assert_eq!(members, [session.digest.to_base64()], "the login's set holds the session it opened");
+    for key in [opened_key, keys.iter().find(|key| kind_of(key) == "I").expect("the marker")] {
+        let expire_ms: i64 =
+            redis::cmd("PEXPIRETIME").arg(key).query_async(&mut connection).await.expect("PEXPIRETIME");
+        assert_eq!(expire_ms, expected_ms, "{key} lives as long as the session");
+    }
     // Rotation moves the login's TTL and gives the new session its own.
     let later = now() + Duration::minutes(5);
     let rotation = rotation_of(&cookie, &login, later);
@@ -172,6 +191,9 @@ pub(crate) async fn layout_and_ttls(store: &RedisStore, nodes: &[String]) {
     let owner = Some(&name);
     assert_eq!(store.get_session(owner, &session.digest).await.expect("get"), None, "old session deleted");
     assert_eq!(store.get_session(owner, &id).await.expect("get"), Some(rotation.session.clone()));
+    let members: Vec<String> =
+        redis::cmd("SMEMBERS").arg(opened_key).query_async(&mut connection).await.expect("SMEMBERS");
+    assert_eq!(members, [id.to_base64()], "after a rotation the login's set holds its new session alone");
     // A touch moves the session's TTL and keeps its data.
     let new_key = keys_under(nodes, store.prefix())
         .await
@@ -184,6 +206,11 @@ pub(crate) async fn layout_and_ttls(store: &RedisStore, nodes: &[String]) {
     let expire_ms: i64 =
         redis::cmd("PEXPIRETIME").arg(&new_key).query_async(&mut connection).await.expect("PEXPIRETIME");
     assert_eq!(expire_ms, ms_ceil(touched), "a touch moves the session's TTL");
+    for key in [opened_key, keys.iter().find(|key| kind_of(key) == "I").expect("the marker")] {
+        let expire_ms: i64 =
+            redis::cmd("PEXPIRETIME").arg(key).query_async(&mut connection).await.expect("PEXPIRETIME");
+        assert_eq!(expire_ms, ms_ceil(touched), "a touch moves the TTL of {key} along");
+    }
     let read = store.get_session(owner, &id).await.expect("get").expect("session");
     assert_eq!(read, SessionRecord { expires_at: touched, ..rotation.session.clone() });
     // The session hash holds the user's fields beside the others, flat.
@@ -215,9 +242,9 @@ pub(crate) async fn redis_expiry_keeps_indexes_clean(store: &RedisStore, nodes: 
     let (keeper, _, _) = login_at(&name, start);
     assert_eq!(store.create_login(&login).await.expect("create"), Inserted::Created);
     assert_eq!(store.create_login(&keeper).await.expect("create"), Inserted::Created);
-    assert_eq!(store.create_session(&opened).await.expect("create"), Inserted::Created);
-    assert_eq!(store.create_session(&plain).await.expect("create"), Inserted::Created);
-    assert_eq!(store.create_session(&visitor).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&opened, None).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&plain, None).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&visitor, None).await.expect("create"), Inserted::Created);
     assert_eq!(store.list_logins(&name).await.expect("list").len(), 2);
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     let owner = Some(&name);
@@ -240,12 +267,17 @@ pub(crate) async fn redis_expiry_keeps_indexes_clean(store: &RedisStore, nodes: 
     // A new session prunes the stale session entry, an anonymous one the
     // stale anonymous entry of its bucket.
     let (_, fresh, _) = login_at(&name, now());
-    assert_eq!(store.create_session(&fresh).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&fresh, None).await.expect("create"), Inserted::Created);
     let mut again = anonymous_session(now());
     again.digest = digest_in(bucket_of_session(&visitor.digest));
-    assert_eq!(store.create_session(&again).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&again, None).await.expect("create"), Inserted::Created);
     let keys = keys_under(nodes, store.prefix()).await.expect("scan");
-    assert_eq!(keys.len(), 8, "one login, two sessions, five indexes: {keys:#?}");
+    assert_eq!(
+        keys.len(),
+        10,
+        "one login, two sessions, five indexes, the user's marker and the set of the login `fresh` names: \
+         {keys:#?}"
+    );
     for key in keys.iter().filter(|key| matches!(kind_of(key), "L" | "S" | "A")) {
         let mut connection = node_of(nodes, key).await;
         let members: i64 = redis::cmd("ZCARD").arg(key).query_async(&mut connection).await.expect("ZCARD");
@@ -266,18 +298,18 @@ pub(crate) async fn cleaning_is_exact_ahead_of_redis(store: &RedisStore, nodes: 
         login.expires_at = start + Duration::days(1 + i as i64);
         session.expires_at = start + Duration::hours(1 + i as i64);
         assert_eq!(store.create_login(&login).await.expect("create"), Inserted::Created);
-        assert_eq!(store.create_session(&session).await.expect("create"), Inserted::Created);
+        assert_eq!(store.create_session(&session, None).await.expect("create"), Inserted::Created);
         logins.push(login);
         sessions.push(session);
     }
     let mut plain = plain_session(&user("fay"), start);
     plain.expires_at = start + Duration::hours(2);
-    assert_eq!(store.create_session(&plain).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&plain, None).await.expect("create"), Inserted::Created);
     let mut visitors = Vec::new();
     for hours in [2, 3] {
         let mut visitor = anonymous_session(start);
         visitor.expires_at = start + Duration::hours(hours);
-        assert_eq!(store.create_session(&visitor).await.expect("create"), Inserted::Created);
+        assert_eq!(store.create_session(&visitor, None).await.expect("create"), Inserted::Created);
         visitors.push(visitor);
     }
     let day = |n: i64| start + Duration::days(n);
@@ -324,13 +356,13 @@ pub(crate) async fn cleaning_many_in_one_bucket(store: &RedisStore, nodes: &[Str
     for _ in 0..1200 {
         let (_, mut session, _) = login_at(&name, start);
         session.expires_at = start + Duration::minutes(1);
-        assert_eq!(store.create_session(&session).await.expect("create"), Inserted::Created);
+        assert_eq!(store.create_session(&session, None).await.expect("create"), Inserted::Created);
     }
     for _ in 0..700 {
         let mut visitor = anonymous_session(start);
         visitor.digest = digest_in(bucket_of(&name));
         visitor.expires_at = start + Duration::minutes(1);
-        assert_eq!(store.create_session(&visitor).await.expect("create"), Inserted::Created);
+        assert_eq!(store.create_session(&visitor, None).await.expect("create"), Inserted::Created);
     }
     assert_eq!(store.create_login(&login).await.expect("create"), Inserted::Created);
     assert_eq!(store.delete_expired_sessions(start + Duration::minutes(1)).await.expect("clean"), 1900);
@@ -343,7 +375,7 @@ pub(crate) async fn corrupt_records_are_errors(store: &RedisStore, nodes: &[Stri
     let name = user("mangled");
     let (login, session, _) = login_at(&name, now());
     assert_eq!(store.create_login(&login).await.expect("create"), Inserted::Created);
-    assert_eq!(store.create_session(&session).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&session, None).await.expect("create"), Inserted::Created);
     let keys = keys_under(nodes, store.prefix()).await.expect("scan");
     let login_key = keys.iter().find(|key| key.contains(":l:")).expect("login key");
     let session_key = keys.iter().find(|key| key.contains(":s:")).expect("session key");
@@ -367,7 +399,7 @@ pub(crate) async fn corrupt_records_are_errors(store: &RedisStore, nodes: &[Stri
     assert_eq!((deleted.logins, deleted.sessions), (1, 1));
     // An anonymous session that names a user, or half a user, is corrupt too.
     let visitor = anonymous_session(now());
-    assert_eq!(store.create_session(&visitor).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&visitor, None).await.expect("create"), Inserted::Created);
     let key = format!(
         "{}a:{}",
         base_of(store.prefix(), bucket_of_session(&visitor.digest)),
@@ -404,7 +436,7 @@ pub(crate) async fn prefixes_isolate(store: &RedisStore, other: &RedisStore) {
     let (login, session, _) = login_at(&name, now());
     for store in [store, other] {
         assert_eq!(store.create_login(&login).await.expect("create"), Inserted::Created);
-        assert_eq!(store.create_session(&session).await.expect("create"), Inserted::Created);
+        assert_eq!(store.create_session(&session, None).await.expect("create"), Inserted::Created);
     }
     let deleted = store.delete_user(&name).await.expect("delete_user");
     assert_eq!((deleted.logins, deleted.sessions), (1, 1));
@@ -419,7 +451,7 @@ pub(crate) async fn wrong_types_are_corrupt(store: &RedisStore, nodes: &[String]
     let name = user("typed");
     let (login, session, cookie) = login_at(&name, now());
     assert_eq!(store.create_login(&login).await.expect("create"), Inserted::Created);
-    assert_eq!(store.create_session(&session).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&session, None).await.expect("create"), Inserted::Created);
     let keys = keys_under(nodes, store.prefix()).await.expect("scan");
     let login_key = keys.iter().find(|key| kind_of(key) == "l").expect("login key");
     let mut connection = node_of(nodes, login_key).await;
@@ -453,7 +485,7 @@ pub(crate) async fn anonymous_sessions_layout(store: &RedisStore, nodes: &[Strin
     let start = now();
     let mut visitor = anonymous_session(start);
     visitor.data.insert("theme".to_owned(), serde_json::Value::from("dark"));
-    assert_eq!(store.create_session(&visitor).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&visitor, None).await.expect("create"), Inserted::Created);
     let base = base_of(store.prefix(), bucket_of_session(&visitor.digest));
     let key = format!("{base}a:{}", visitor.digest.to_base64());
     assert_eq!(keys_under(nodes, store.prefix()).await.expect("scan"), vec![format!("{base}A"), key.clone()]);
@@ -482,8 +514,8 @@ pub(crate) async fn anonymous_sessions_layout(store: &RedisStore, nodes: &[Strin
     let mut own = plain_session(&name, start);
     own.digest = visitor.digest;
     assert_eq!(store.create_login(&login).await.expect("create"), Inserted::Created);
-    assert_eq!(store.create_session(&own).await.expect("create"), Inserted::Created);
-    assert_eq!(store.create_session(&visitor).await.expect("create"), Inserted::AlreadyExists);
+    assert_eq!(store.create_session(&own, None).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&visitor, None).await.expect("create"), Inserted::AlreadyExists);
     assert_eq!(store.get_session(None, &visitor.digest).await.expect("get"), Some(visitor.clone()));
     assert_eq!(store.get_session(Some(&name), &visitor.digest).await.expect("get"), Some(own.clone()));
     let touched = visitor.expires_at + Duration::minutes(3);
@@ -497,7 +529,7 @@ pub(crate) async fn anonymous_sessions_layout(store: &RedisStore, nodes: &[Strin
     // other devices, a rotation, the whole user.
     let mut neighbour = anonymous_session(start);
     neighbour.digest = digest_in(bucket_of(&name));
-    assert_eq!(store.create_session(&neighbour).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&neighbour, None).await.expect("create"), Inserted::Created);
     let rotation = rotation_of(&cookie, &login, now());
     assert_eq!(store.rotate_login(&rotation).await.expect("rotate"), Rotated::Rotated);
     assert!(
@@ -548,14 +580,15 @@ fn json_time(at: OffsetDateTime) -> String {
 /// Writes one record hash and its index entries as version 0.1 of this
 /// store did: `HSET`, `PEXPIREAT`, then the owner's and the bucket's index.
 async fn write_0_1(
-    nodes: &[String],
-    base: &str,
+    (store, nodes): (&RedisStore, &[String]),
+    name: &Username,
     (kind, index): (&str, &str),
-    user: &str,
     member: &str,
     expires_at: OffsetDateTime,
     fields: &[(&str, String)],
 ) {
+    let base = base_of(store.prefix(), bucket_of(name));
+    let user = URL_SAFE_NO_PAD.encode(name.as_str().as_bytes());
     let key = format!("{base}{kind}:{user}:{member}");
     let mut connection = None;
     // The node owning the bucket: the one whose HSET is not redirected.
@@ -592,6 +625,82 @@ async fn write_0_1(
     }
 }
 
+/// A JSON string.
+fn quoted(text: String) -> String {
+    serde_json::to_string(&text).expect("json")
+}
+
+/// Writes `login` as version 0.1 did: no `authenticated_at`.
+async fn write_0_1_login(store: &RedisStore, nodes: &[String], login: &Login) {
+    let name = &login.username;
+    let bound = login.session.map_or_else(|| "null".to_owned(), |digest| quoted(digest.to_base64()));
+    write_0_1(
+        (store, nodes),
+        name,
+        ("l", "L"),
+        &login.serial.to_base64(),
+        login.expires_at,
+        &[
+            ("username", quoted(name.as_str().to_owned())),
+            ("serial", quoted(login.serial.to_base64())),
+            ("token", quoted(login.token.to_base64())),
+            ("previous", "null".to_owned()),
+            ("session", bound),
+            ("created_at", json_time(login.created_at)),
+            ("last_used_at", json_time(login.last_used_at)),
+            ("expires_at", json_time(login.expires_at)),
+            ("client", serde_json::to_string(&login.client).expect("json")),
+        ],
+    )
+    .await;
+}
+
+/// Writes a user's `session` as version 0.1 did: `username` and `login` at
+/// the top level, neither `method` nor `authenticated_at`.
+async fn write_0_1_session(store: &RedisStore, nodes: &[String], session: &SessionRecord) {
+    let name = session.username().expect("a user's session");
+    let login = session.login().map_or_else(|| "null".to_owned(), |serial| quoted(serial.to_base64()));
+    write_0_1(
+        (store, nodes),
+        name,
+        ("s", "S"),
+        &session.digest.to_base64(),
+        session.expires_at,
+        &[
+            ("digest", quoted(session.digest.to_base64())),
+            ("username", quoted(name.as_str().to_owned())),
+            ("login", login),
+            ("data", serde_json::to_string(&session.data).expect("json")),
+            ("created_at", json_time(session.created_at)),
+            ("expires_at", json_time(session.expires_at)),
+        ],
+    )
+    .await;
+}
+
+/// A user's session as version 0.1 reads back: `Remembered` at its
+/// `created_at`.
+fn session_0_1(
+    name: &Username,
+    digest: SessionDigest,
+    login: Option<expected_core::Serial>,
+    data: &SessionData,
+    (created, expires): (OffsetDateTime, OffsetDateTime),
+) -> SessionRecord {
+    SessionRecord {
+        digest,
+        user: Some(SessionUser {
+            username: name.clone(),
+            login,
+            method: AuthMethod::Remembered,
+            authenticated_at: created,
+        }),
+        data: data.clone(),
+        created_at: created,
+        expires_at: expires,
+    }
+}
+
 /// Records written by version 0.1 (logins without `authenticated_at`,
 /// sessions with `username` and `login` at the top level and neither
 /// `method` nor `authenticated_at`) read back with their defaults and go
@@ -601,54 +710,10 @@ pub(crate) async fn reads_version_0_1_records(store: &RedisStore, nodes: &[Strin
     let created = now().replace_nanosecond(0).expect("whole seconds") - Duration::days(2);
     let used = created + Duration::days(1);
     let expires = created + Duration::days(30);
-    let base = base_of(store.prefix(), bucket_of(&name));
-    let encoded = URL_SAFE_NO_PAD.encode(name.as_str().as_bytes());
     let tokens = ChaChaTokens::from_os();
     let serial = tokens.serial();
     let token = Token::from_bytes([7; 32]);
     let (bound, plain) = (tokens.session_id().digest(), tokens.session_id().digest());
-    let quoted = |text: String| serde_json::to_string(&text).expect("json");
-    let username_json = serde_json::to_string(name.as_str()).expect("json");
-    write_0_1(
-        nodes,
-        &base,
-        ("l", "L"),
-        &encoded,
-        &serial.to_base64(),
-        expires,
-        &[
-            ("username", username_json.clone()),
-            ("serial", quoted(serial.to_base64())),
-            ("token", quoted(token.digest().to_base64())),
-            ("previous", "null".to_owned()),
-            ("session", quoted(bound.to_base64())),
-            ("created_at", json_time(created)),
-            ("last_used_at", json_time(used)),
-            ("expires_at", json_time(expires)),
-            ("client", r#"{"ip":"192.0.2.1","user_agent":"curl/8"}"#.to_owned()),
-        ],
-    )
-    .await;
-    for (digest, login) in [(bound, quoted(serial.to_base64())), (plain, "null".to_owned())] {
-        write_0_1(
-            nodes,
-            &base,
-            ("s", "S"),
-            &encoded,
-            &digest.to_base64(),
-            expires,
-            &[
-                ("digest", quoted(digest.to_base64())),
-                ("username", username_json.clone()),
-                ("login", login),
-                ("data", r#"{"cart":[1,2]}"#.to_owned()),
-                ("created_at", json_time(created)),
-                ("expires_at", json_time(expires)),
-            ],
-        )
-        .await;
-    }
-
     let login = Login {
         username: name.clone(),
         serial,
@@ -661,22 +726,16 @@ pub(crate) async fn reads_version_0_1_records(store: &RedisStore, nodes: &[Strin
         client: ClientMeta::new(Some([192, 0, 2, 1].into()), Some("curl/8")),
         authenticated_at: created,
     };
-    assert_eq!(store.get_login(&name, &serial).await.expect("get_login"), Some(login.clone()));
-    assert_eq!(store.list_logins(&name).await.expect("list_logins"), vec![login.clone()]);
     let mut data = SessionData::new();
     data.insert("cart".to_owned(), serde_json::json!([1, 2]));
-    let session = |digest: SessionDigest, login: Option<expected_core::Serial>| SessionRecord {
-        digest,
-        user: Some(SessionUser {
-            username: name.clone(),
-            login,
-            method: AuthMethod::Remembered,
-            authenticated_at: created,
-        }),
-        data: data.clone(),
-        created_at: created,
-        expires_at: expires,
-    };
+    let session = |digest, login| session_0_1(&name, digest, login, &data, (created, expires));
+    write_0_1_login(store, nodes, &login).await;
+    for written in [session(bound, Some(serial)), session(plain, None)] {
+        write_0_1_session(store, nodes, &written).await;
+    }
+
+    assert_eq!(store.get_login(&name, &serial).await.expect("get_login"), Some(login.clone()));
+    assert_eq!(store.list_logins(&name).await.expect("list_logins"), vec![login.clone()]);
     let owner = Some(&name);
     assert_eq!(store.get_session(owner, &bound).await.expect("get"), Some(session(bound, Some(serial))));
     assert_eq!(store.get_session(owner, &plain).await.expect("get"), Some(session(plain, None)));
@@ -714,11 +773,198 @@ pub(crate) async fn reads_version_0_1_records(store: &RedisStore, nodes: &[Strin
     // 0.1 `login` field.
     let mut opened = session(tokens.session_id().digest(), Some(serial));
     opened.data = SessionData::new();
-    assert_eq!(store.create_session(&opened).await.expect("create"), Inserted::Created);
+    assert_eq!(store.create_session(&opened, None).await.expect("create"), Inserted::Created);
     assert!(store.delete_login(&name, &serial).await.expect("delete_login"));
     assert_eq!(store.get_session(owner, &opened.digest).await.expect("get"), None);
     assert_eq!(store.get_session(owner, &rotation.session.digest).await.expect("get"), None);
     let deleted = store.delete_user(&name).await.expect("delete_user");
     assert_eq!((deleted.logins, deleted.sessions), (0, 1), "the confirmed 0.1 session");
+    assert_eq!(keys_under(nodes, store.prefix()).await.expect("scan"), Vec::<String>::new(), "nothing left");
+}
+
+/// How many of `keys` (all of one slot) a command read or wrote since the
+/// last [`untouched_for`]: those whose `OBJECT IDLETIME` (whole seconds
+/// since the last access; reading it is no access) is below `seconds`.
+async fn touched(nodes: &[String], keys: &[String], seconds: i64) -> Vec<String> {
+    let mut connection = node_of(nodes, &keys[0]).await;
+    let mut pipeline = redis::pipe();
+    for key in keys {
+        pipeline.cmd("OBJECT").arg("IDLETIME").arg(key);
+    }
+    let idle: Vec<i64> = pipeline.query_async(&mut connection).await.expect("OBJECT IDLETIME");
+    keys.iter().zip(idle).filter(|(_, idle)| *idle < seconds).map(|(key, _)| key.clone()).collect()
+}
+
+/// Lets the keys' last access age past two seconds, the resolution of
+/// `OBJECT IDLETIME` being one.
+async fn untouched_for() -> i64 {
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    2
+}
+
+/// The session keys of `sessions` (of one user).
+fn session_keys_of(keys: &[String], sessions: &[SessionRecord]) -> Vec<String> {
+    sessions
+        .iter()
+        .map(|session| {
+            let suffix = format!(":{}", session.digest.to_base64());
+            keys.iter()
+                .find(|key| kind_of(key) == "s" && key.ends_with(&suffix))
+                .expect("session key")
+                .clone()
+        })
+        .collect()
+}
+
+/// Revoking a serial that does not exist reads none of the user's sessions,
+/// and ending a login (by revocation or by a rotation, which ends the
+/// login's other sessions) reads only the sessions it opened, however many
+/// the user has: the per-login sets make the work that of the login. A
+/// script that walked the user's sessions (as version 0.1 did, reading each
+/// one's `login`) would touch all 1000.
+pub(crate) async fn ending_a_login_reads_only_its_sessions(store: &RedisStore, nodes: &[String]) {
+    let name = user("busy");
+    let start = now();
+    let (login, bound, cookie) = login_at(&name, start);
+    let (other_login, other_bound, _) = login_at(&name, start);
+    for record in [&login, &other_login] {
+        assert_eq!(store.create_login(record).await.expect("create_login"), Inserted::Created);
+    }
+    let opened = [opened_by(&name, Some(login.serial), start), opened_by(&name, Some(login.serial), start)];
+    let mut bystanders: Vec<SessionRecord> = (0..1000).map(|_| plain_session(&name, start)).collect();
+    bystanders.push(other_bound);
+    for session in opened.iter().chain([&bound]).chain(&bystanders) {
+        assert_eq!(store.create_session(session, None).await.expect("create"), Inserted::Created);
+    }
+    let keys = keys_under(nodes, store.prefix()).await.expect("scan");
+    let watched = session_keys_of(&keys, &bystanders);
+
+    let seconds = untouched_for().await;
+    let missing = ChaChaTokens::from_os().serial();
+    assert!(!store.delete_login(&name, &missing).await.expect("delete_login"), "no such login");
+    let read = touched(nodes, &watched, seconds).await;
+    assert!(read.is_empty(), "revoking a missing serial read {} of the user's 1001 sessions", read.len());
+
+    let seconds = untouched_for().await;
+    let mut rotation = rotation_of(&cookie, &login, now());
+    rotation.max_sessions = None;
+    assert_eq!(store.rotate_login(&rotation).await.expect("rotate"), Rotated::Rotated);
+    let read = touched(nodes, &watched, seconds).await;
+    assert!(read.is_empty(), "a rotation read {} sessions of the user's other logins", read.len());
+    for session in opened.iter().chain([&bound]) {
+        let found = store.get_session(Some(&name), &session.digest).await.expect("get");
+        assert_eq!(found, None, "the rotation ended every other session of its login");
+    }
+
+    let seconds = untouched_for().await;
+    assert!(store.delete_login(&name, &login.serial).await.expect("delete_login"), "the login exists");
+    let read = touched(nodes, &watched, seconds).await;
+    assert!(read.is_empty(), "revoking one login read {} sessions of the user's other logins", read.len());
+    let found = store.get_session(Some(&name), &rotation.session.digest).await.expect("get");
+    assert_eq!(found, None, "revoking the login ended its session");
+    for session in [&bystanders[0], &bystanders[1000]] {
+        let found = store.get_session(Some(&name), &session.digest).await.expect("get");
+        assert_eq!(found.as_ref(), Some(session), "the user's other sessions stay");
+    }
+    let deleted = store.delete_user(&name).await.expect("delete_user");
+    assert_eq!((deleted.logins, deleted.sessions), (1, 1001), "the other login and every other session");
+    assert_eq!(keys_under(nodes, store.prefix()).await.expect("scan"), Vec::<String>::new(), "nothing left");
+}
+
+/// Capping a user's sessions keeps the per-login sets and the indexes
+/// whole: a session deleted over the cap leaves its login's set, the
+/// bucket's index and the user's index, and the login still ends the
+/// sessions it kept.
+pub(crate) async fn capped_sessions_leave_no_index_entry(store: &RedisStore, nodes: &[String]) {
+    let name = user("capped");
+    let start = now();
+    let (login, mut bound, _) = login_at(&name, start);
+    bound.expires_at = start + Duration::seconds(30);
+    assert_eq!(store.create_login(&login).await.expect("create_login"), Inserted::Created);
+    let cap = std::num::NonZeroUsize::new(3);
+    let mut sessions = vec![bound];
+    for minutes in 1..6 {
+        let mut session = opened_by(&name, Some(login.serial), start);
+        session.expires_at = start + Duration::minutes(minutes);
+        sessions.push(session);
+    }
+    for session in &sessions {
+        assert_eq!(store.create_session(session, cap).await.expect("create"), Inserted::Created);
+    }
+    let kept = &sessions[3..];
+    let keys = keys_under(nodes, store.prefix()).await.expect("scan");
+    let opened_key = keys.iter().find(|key| kind_of(key) == "O").expect("the login's set").clone();
+    let mut connection = node_of(nodes, &opened_key).await;
+    let mut members: Vec<String> =
+        redis::cmd("SMEMBERS").arg(&opened_key).query_async(&mut connection).await.expect("SMEMBERS");
+    members.sort();
+    let mut wanted: Vec<String> = kept.iter().map(|session| session.digest.to_base64()).collect();
+    wanted.sort();
+    assert_eq!(members, wanted, "the login's set holds exactly the sessions the cap kept");
+    for index in keys.iter().filter(|key| kind_of(key) == "S") {
+        let count: i64 = redis::cmd("ZCARD").arg(index).query_async(&mut connection).await.expect("ZCARD");
+        assert_eq!(count, 3, "{index} holds the three sessions kept");
+    }
+    assert_eq!(session_keys_of(&keys, kept).len(), 3);
+    assert!(store.delete_login(&name, &login.serial).await.expect("delete_login"));
+    assert_eq!(keys_under(nodes, store.prefix()).await.expect("scan"), Vec::<String>::new(), "nothing left");
+}
+
+/// A user whose sessions were written by version 0.1 has no per-login sets
+/// nor marker: the first script that needs them builds them from the user's
+/// index (a revocation of a missing serial included), after which ending
+/// the 0.1 login ends the 0.1 sessions it opened, bound or not, and leaves
+/// the others.
+pub(crate) async fn indexes_version_0_1_sessions_lazily(store: &RedisStore, nodes: &[String]) {
+    let name = user("olga:{lazy}");
+    let created = now().replace_nanosecond(0).expect("whole seconds") - Duration::days(1);
+    let expires = created + Duration::days(30);
+    let tokens = ChaChaTokens::from_os();
+    let serial = tokens.serial();
+    let digests: Vec<SessionDigest> = (0..4).map(|_| tokens.session_id().digest()).collect();
+    let (bound, opened, plain) = (digests[0], &digests[1..3], digests[3]);
+    let login = Login {
+        username: name.clone(),
+        serial,
+        token: Token::from_bytes([7; 32]).digest(),
+        previous: None,
+        session: Some(bound),
+        created_at: created,
+        last_used_at: created,
+        expires_at: expires,
+        client: ClientMeta::default(),
+        authenticated_at: created,
+    };
+    write_0_1_login(store, nodes, &login).await;
+    for digest in &digests {
+        let opened_by = (*digest != plain).then_some(serial);
+        let session = session_0_1(&name, *digest, opened_by, &SessionData::new(), (created, expires));
+        write_0_1_session(store, nodes, &session).await;
+    }
+    let kinds = |keys: Vec<String>| keys.iter().map(|key| kind_of(key).to_owned()).collect::<Vec<_>>();
+    let before = kinds(keys_under(nodes, store.prefix()).await.expect("scan"));
+    assert!(!before.iter().any(|kind| kind == "I" || kind == "O"), "0.1 wrote no sets: {before:?}");
+
+    assert!(!store.delete_login(&name, &tokens.serial()).await.expect("delete_login"), "no such login");
+    let after = kinds(keys_under(nodes, store.prefix()).await.expect("scan"));
+    assert_eq!(after.iter().filter(|kind| *kind == "I").count(), 1, "the marker is set: {after:?}");
+    assert_eq!(
+        after.iter().filter(|kind| *kind == "O").count(),
+        1,
+        "the 0.1 login's set is built: {after:?}"
+    );
+
+    assert!(store.delete_login(&name, &serial).await.expect("delete_login"), "the 0.1 login exists");
+    let owner = Some(&name);
+    for digest in opened.iter().chain([&bound]) {
+        assert_eq!(
+            store.get_session(owner, digest).await.expect("get"),
+            None,
+            "the 0.1 login's sessions end"
+        );
+    }
+    assert!(store.get_session(owner, &plain).await.expect("get").is_some(), "the plain 0.1 session stays");
+    let deleted = store.delete_user(&name).await.expect("delete_user");
+    assert_eq!((deleted.logins, deleted.sessions), (0, 1), "the plain 0.1 session");
     assert_eq!(keys_under(nodes, store.prefix()).await.expect("scan"), Vec::<String>::new(), "nothing left");
 }

@@ -136,6 +136,9 @@ macro_rules! store_checks {
             wrong_types_are_corrupt,
             anonymous_sessions_layout,
             reads_version_0_1_records,
+            ending_a_login_reads_only_its_sessions,
+            capped_sessions_leave_no_index_entry,
+            indexes_version_0_1_sessions_lazily,
         );
     };
     (@each $label:literal, $store:path; $($name:ident),* $(,)?) => {$(

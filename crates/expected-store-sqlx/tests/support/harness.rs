@@ -16,6 +16,11 @@ pub trait Backend: Send + Sync + 'static {
     /// The query listing the names of the store's tables, sorted.
     const TABLE_NAMES: &'static str;
 
+    /// What a production database does to the sessions table (default
+    /// names) in the background: gathers the planner's statistics, and
+    /// vacuums the rows deleted before.
+    const SETTLE: &'static str;
+
     /// The version-1 schema script as this crate shipped it (default table
     /// names), frozen: what a database to upgrade was made with.
     const VERSION_1: &'static str;
@@ -198,6 +203,27 @@ pub fn upgrade_from_version_1<B: Backend>(backend: B) {
     });
 }
 
+/// [`expected_conformance::cost::revoke_cost`] with 10 000 and 64 sessions
+/// on one user, printed as the rows of `docs/benchmarks.md`.
+#[allow(clippy::print_stdout)] // its figures are what it is for
+pub fn revoke_cost<B: Backend>(backend: B) {
+    expected_conformance::run(Fresh::new(backend), "revoke_cost", |store| async move {
+        // The statistics a production database has (without them the
+        // planner takes the user's rows for a handful), and no dead rows
+        // of the rounds before.
+        let settle = || store.execute(B::SETTLE.to_owned());
+        let rows = [
+            expected_conformance::cost::revoke_cost(&*store, 10_000, 3, settle).await,
+            expected_conformance::cost::revoke_cost(&*store, 64, 20, settle).await,
+        ];
+        let mut table = String::from(expected_conformance::cost::HEADER);
+        for row in rows {
+            table.push_str(&format!("\n{row}"));
+        }
+        println!("{table}");
+    });
+}
+
 /// The conformance suite and this crate's own checks, each on a fresh store
 /// of `$backend` (an expression, evaluated once per test).
 macro_rules! suite {
@@ -223,6 +249,14 @@ macro_rules! suite {
         #[test]
         fn upgrade_from_version_1() {
             $crate::support::upgrade_from_version_1($backend);
+        }
+
+        /// A measurement: `cargo test --release -p expected-store-sqlx
+        /// --features … --test … -- --ignored revoke_cost --nocapture`.
+        #[test]
+        #[ignore = "a measurement for docs/benchmarks.md, not a check"]
+        fn revoke_cost() {
+            $crate::support::revoke_cost($backend);
         }
     };
 }

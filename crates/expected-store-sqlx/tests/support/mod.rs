@@ -14,7 +14,7 @@ mod upgrade;
 pub(crate) use harness::suite;
 pub use harness::{
     Backend, Fresh, SqlStore, cleaning_runs_in_batches, migrate_is_idempotent_with_own_table_and_prefix,
-    revocation_races_rotation, upgrade_from_version_1,
+    revocation_races_rotation, revoke_cost, upgrade_from_version_1,
 };
 
 /// A name no other test (in this or another process) uses.
@@ -74,7 +74,10 @@ pub async fn check_batched_cleaning<S: expected_core::Store>(store: S) {
             new_login(&user, serial, tokens.token(), &session, ClientMeta::default(), now, &config);
         login.expires_at = login_expires;
         assert_eq!(store.create_login(&login).await.ok(), Some(expected_core::store::Inserted::Created));
-        assert_eq!(store.create_session(&session).await.ok(), Some(expected_core::store::Inserted::Created));
+        assert_eq!(
+            store.create_session(&session, None).await.ok(),
+            Some(expected_core::store::Inserted::Created)
+        );
         sessions.push(session);
     }
     assert_eq!(store.delete_expired_sessions(now).await.ok(), Some(5));
@@ -132,7 +135,7 @@ pub async fn check_revocation_races_rotation<S: expected_core::Store + Clone>(st
         let (mut login, mut cookie, session) = device(now);
         for (login, session) in [(&kept_login, &kept_session), (&login, &session)] {
             assert!(store.create_login(login).await.is_ok());
-            assert!(store.create_session(session).await.is_ok());
+            assert!(store.create_session(session, None).await.is_ok());
         }
         let serial = login.serial;
         let rotator = {

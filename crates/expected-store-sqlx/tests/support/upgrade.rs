@@ -190,7 +190,7 @@ pub async fn check_upgrade_from_version_1<S: SqlStore>(store: S, blob: fn(&[u8])
 
     // An anonymous session beside the upgraded ones.
     let visitor = new_session(None, &tokens.session_id(), SessionData::new(), now, &config);
-    assert_eq!(store.create_session(&visitor).await.ok(), Some(Inserted::Created));
+    assert_eq!(store.create_session(&visitor, None).await.ok(), Some(Inserted::Created));
     assert_eq!(session(None, visitor.digest).await.as_ref(), Some(&visitor));
     assert_eq!(session(Some(alice.clone()), visitor.digest).await, None);
 
