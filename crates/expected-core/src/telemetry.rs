@@ -48,6 +48,7 @@
 //! `docs/metrics.md` has alert examples and the measured cost.
 
 use std::future::Future;
+use std::num::NonZeroUsize;
 
 use tracing::Instrument as _;
 use tracing::field::{Empty, display};
@@ -355,15 +356,21 @@ impl<S: Store> Instrumented<S> {
         call(Op::DeleteExpiredLogins, None, self.0.delete_expired_logins(now)).await
     }
 
-    pub(crate) async fn create_session(&self, session: &SessionRecord) -> Result<Inserted, StoreError> {
-        call(Op::CreateSession, session.username(), self.0.create_session(session)).await
+    pub(crate) async fn create_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<Inserted, StoreError> {
+        call(Op::CreateSession, session.username(), self.0.create_session(session, max_sessions)).await
     }
 
     pub(crate) async fn create_grace_session(
         &self,
         session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
     ) -> Result<GraceInserted, StoreError> {
-        call(Op::CreateGraceSession, session.username(), self.0.create_grace_session(session)).await
+        call(Op::CreateGraceSession, session.username(), self.0.create_grace_session(session, max_sessions))
+            .await
     }
 
     pub(crate) async fn get_session(
