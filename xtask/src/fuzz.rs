@@ -106,7 +106,7 @@ pub(crate) fn run(args: &[String]) -> Result {
     }
 }
 
-fn workspace_root() -> Result<PathBuf> {
+pub(crate) fn workspace_root() -> Result<PathBuf> {
     // xtask runs from the workspace (its manifest is `xtask/Cargo.toml`).
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
     let root = manifest.and_then(|dir| dir.parent().map(Path::to_path_buf));

@@ -11,9 +11,12 @@
 //!   missing), then `cargo package` of every published crate ([`PUBLISHED`]),
 //!   each verified by building it from its tarball, after checking that
 //!   every other workspace member says `publish = false`.
-//! - `ci`: `lint`, `test`, then a 5-second smoke of each fuzz target: what
-//!   `.ci/run` does.
-//! - `bench`: the protocol benchmark.
+//! - `ci`: `lint`, `test`, a 5-second smoke of each fuzz target, then a
+//!   2-second smoke of the HTTP benchmark: what `.ci/run` does.
+//! - `bench [protocol]`: the protocol benchmark; `bench http [OPTIONS…]`:
+//!   the demo in release on every store under the load generator of
+//!   `examples/bench`; `bench memory`: the memory store's bytes per login
+//!   (see `bench.rs`, and `docs/benchmarks.md` for the figures).
 //! - `fuzz [--seconds N] [TARGET…]`: build the libFuzzer targets of `fuzz/`
 //!   with coverage instrumentation on the stable toolchain (installing a C++
 //!   compiler with apt-get when missing), run each for N seconds (default
@@ -30,6 +33,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+mod bench;
 mod fuzz;
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -37,19 +41,20 @@ type Result<T = ()> = std::result::Result<T, String>;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("test") => services().and_then(|()| test(&args[1..])),
-        Some("services") => services(),
+        Some("test") => services(true).and_then(|()| test(&args[1..])),
+        Some("services") => services(true),
         Some("lint") => lint(),
         Some("ci") => lint()
-            .and_then(|()| services())
+            .and_then(|()| services(true))
             .and_then(|()| test(&args[1..]))
-            .and_then(|()| fuzz::run(&["--seconds".to_owned(), fuzz::SMOKE_SECONDS.to_string()])),
-        Some("bench") => cargo(&["bench", "-p", "expected-core"]),
+            .and_then(|()| fuzz::run(&["--seconds".to_owned(), fuzz::SMOKE_SECONDS.to_string()]))
+            .and_then(|()| bench::run(&bench::SMOKE.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>())),
+        Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak(&args[1..]),
         Some("package") => package(),
-        Some("capacity") => services().and_then(|()| capacity(&args[1..])),
-        _ => Err("usage: cargo xtask <test|services|lint|ci|bench|fuzz|soak|package|capacity> [options]"
+        Some("capacity") => services(true).and_then(|()| capacity(&args[1..])),
+        _ => Err("usage: cargo xtask <test|services|lint|ci|bench [protocol|http|memory]|fuzz|soak|package|capacity> [options]"
             .to_owned()),
     };
     match result {
@@ -74,7 +79,7 @@ pub(crate) fn run(program: &str, args: &[&str]) -> Result {
     if status.success() { Ok(()) } else { Err(format!("{program} {} failed: {status}", args.join(" "))) }
 }
 
-fn cargo(args: &[&str]) -> Result {
+pub(crate) fn cargo(args: &[&str]) -> Result {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     run(&cargo, args)
 }
@@ -348,11 +353,12 @@ pub(crate) fn apt_install(packages: &[&str]) -> Result {
     run("env", &args)
 }
 
-/// Installs the [`TOOLS`] that are missing, starts (installing first if
-/// needed) every test server that is not reachable, and waits until each
-/// answers. The tests themselves read the servers' URLs from the environment;
-/// this only serves the defaults on loopback.
-fn services() -> Result {
+/// Installs the [`TOOLS`] that are missing (`with_tools`: the browser tests
+/// need them, the benchmark does not), starts (installing first if needed)
+/// every test server that is not reachable, and waits until each answers.
+/// The tests themselves read the servers' URLs from the environment; this
+/// only serves the defaults on loopback.
+pub(crate) fn services(with_tools: bool) -> Result {
     if std::env::var_os("EXPECTED_SKIP_SERVICES").is_some() {
         report("xtask: EXPECTED_SKIP_SERVICES set; not touching the test servers");
         return Ok(());
@@ -362,7 +368,7 @@ fn services() -> Result {
         .filter(|s| !reachable(s.port) && !Path::new(s.binary).exists())
         .map(|s| s.package)
         .collect();
-    let tools = TOOLS.iter().filter(|(binary, _)| !Path::new(binary).exists());
+    let tools = TOOLS.iter().filter(|(binary, _)| with_tools && !Path::new(binary).exists());
     missing.extend(tools.map(|(_, package)| *package));
     if !missing.is_empty() {
         apt_install(&missing)?;
