@@ -535,13 +535,30 @@ pub(crate) use store_impl;
 #[derive(Debug)]
 pub(crate) struct TxSql {
     pub(crate) rotate_cas: SqlText,
-    pub(crate) rotate_delete_old: SqlText,
+    pub(crate) rotate_delete_bound: SqlText,
+    pub(crate) rotate_delete_opened: SqlText,
     pub(crate) rotate_bind: SqlText,
     pub(crate) login_exists: SqlText,
+    pub(crate) sessions_beyond: SqlText,
     pub(crate) evict_sessions: SqlText,
     pub(crate) user_serials: SqlText,
     pub(crate) delete_user_logins: SqlText,
     pub(crate) delete_user_sessions: SqlText,
+}
+
+/// The start of a `DELETE` of sessions (as `s`) found through their
+/// `(username, login_serial)` index: on MySQL the multi-table form, the only
+/// one that takes an index hint (`FORCE INDEX`, the index named as in
+/// `schema.rs`).
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
+pub(crate) fn delete_by_login(backend: Backend, tables: &Tables) -> String {
+    let sessions = backend.quote(tables.sessions());
+    if backend == Backend::MySql {
+        let index = backend.quote(&crate::schema::sessions_login_index(tables));
+        format!("DELETE s FROM {sessions} AS s FORCE INDEX ({index})")
+    } else {
+        format!("DELETE FROM {sessions} AS s")
+    }
 }
 
 #[cfg(any(feature = "mysql", feature = "sqlite"))]
@@ -574,24 +591,38 @@ impl TxSql {
                 p(10),
                 p(11)
             )),
-            // Every session of the login but the new one: the bound one and
-            // every one it opened (a grace session, a cycled one, a copy).
-            // MySQL takes the OR as a union of the two indexes; SQLite reads
-            // every session of the user for it, so there each part is a
-            // lookup of its own (MySQL refuses a subquery on the table a
-            // DELETE deletes from).
-            rotate_delete_old: text(if backend == Backend::MySql {
+            // Every session of the login but the new one ($2): the bound one
+            // and every one it opened (a grace session, a cycled one, a copy),
+            // as two statements that each find their rows through an index
+            // (the bound one by the primary key, the opened ones by
+            // `(username, login_serial)`) and lock nothing else. One statement
+            // with an OR makes MySQL scan the user's range of the primary key,
+            // waiting on the rows other transactions of the user hold (a
+            // DELETE does not skip locked rows it would not delete), which
+            // deadlocks two rotations of one user; SQLite would read every
+            // session of the user. MySQL refuses a subquery on the table a
+            // DELETE deletes from, so its bound session is found by a join.
+            rotate_delete_bound: text(if backend == Backend::MySql {
                 format!(
-                    "DELETE FROM {sessions} WHERE username = ? AND digest <> ? AND (login_serial = ? \
-                     OR digest = (SELECT session_digest FROM {logins} WHERE username = ? AND serial = ?))"
+                    "DELETE s FROM {logins} AS l JOIN {sessions} AS s \
+                     ON s.username = l.username AND s.digest = l.session_digest \
+                     WHERE l.username = ? AND l.serial = ? AND s.digest <> ?"
                 )
             } else {
                 format!(
-                    "DELETE FROM {sessions} WHERE username = $1 AND digest <> $2 AND digest IN \
-                     (SELECT digest FROM {sessions} WHERE username = $1 AND login_serial = $3 \
-                      UNION ALL SELECT session_digest FROM {logins} WHERE username = $4 AND serial = $5)"
+                    "DELETE FROM {sessions} WHERE username = $1 AND digest <> $3 AND digest = \
+                     (SELECT session_digest FROM {logins} WHERE username = $1 AND serial = $2)"
                 )
             }),
+            // MySQL is told the index: on a small table it otherwise scans
+            // the user's range of the primary key, with the waits above.
+            rotate_delete_opened: text(format!(
+                "{} WHERE s.username = {} AND s.login_serial = {} AND s.digest <> {}",
+                delete_by_login(backend, tables),
+                p(1),
+                p(2),
+                p(3)
+            )),
             rotate_bind: text(format!(
                 "UPDATE {logins} SET session_digest = {} WHERE username = {} AND serial = {}",
                 p(1),
@@ -603,19 +634,27 @@ impl TxSql {
                 p(1),
                 p(2)
             )),
-            // The cap, inside the transaction that created the session $3
+            // The cap, inside the transaction that created the session $2
             // (visible here, never deleted): the user's other sessions but
-            // the $4 that expire last. The user's rows are a range of the
-            // primary key, at most the cap and one once the cap holds. The
-            // derived table lets MySQL take a LIMIT in the subquery and
-            // delete from the table it reads; SQLite takes -1 as no limit.
-            evict_sessions: text(format!(
-                "DELETE FROM {sessions} WHERE username = {} AND digest IN (SELECT digest FROM                  (SELECT digest FROM {sessions} WHERE username = {} AND digest <> {}                  ORDER BY expires_at DESC LIMIT {} OFFSET {}) AS beyond)",
+            // the $3 that expire last. The user's rows are a range of the
+            // primary key, at most the cap and one once the cap holds. A
+            // plain read (on MySQL at READ COMMITTED, a consistent read that
+            // locks nothing), almost always empty; only what it finds is
+            // deleted, by the primary key, so that a user's creations under
+            // the cap lock none of each other's rows. SQLite takes -1 as no
+            // limit.
+            sessions_beyond: text(format!(
+                "SELECT digest FROM {sessions} WHERE username = {} AND digest <> {} \
+                 ORDER BY expires_at DESC LIMIT {} OFFSET {}",
                 p(1),
                 p(2),
-                p(3),
                 if backend == Backend::MySql { "18446744073709551615" } else { "-1" },
-                p(4)
+                p(3)
+            )),
+            evict_sessions: text(format!(
+                "DELETE FROM {sessions} WHERE username = {} AND digest = {}",
+                p(1),
+                p(2)
             )),
             // A user deletion keeps the login and the session it is given, or
             // none when they are NULL (`delete_user`). The logins it deletes
@@ -640,9 +679,10 @@ impl TxSql {
     }
 }
 
-/// Expands, in the MySQL and SQLite modules (whose store has `sql.tx` and a
-/// `begin` method opening a write transaction), to `rotate`, `create_grace`
-/// and `remove_user` as transactions.
+/// Expands, in the MySQL and SQLite modules (whose store has `sql.tx`, a
+/// `begin` method opening a write transaction and a `begin_session_write`
+/// one opening the write transaction of a rotation or a session's creation),
+/// to `rotate`, `create_grace` and `remove_user` as transactions.
 #[cfg(any(feature = "mysql", feature = "sqlite"))]
 macro_rules! tx_impl {
     ($store:ty) => {
@@ -657,7 +697,7 @@ macro_rules! tx_impl {
                 let user = username(&rotation.username);
                 let serial = &rotation.serial.as_bytes()[..];
                 $crate::error::retry(classify, || async {
-                    let mut tx = self.begin().await?;
+                    let mut tx = self.begin_session_write().await?;
                     let cas = sqlx::query($crate::common::sql(&self.sql.tx.rotate_cas))
                         .bind(&rotation.token.as_bytes()[..])
                         .bind(&rotation.previous.digest.as_bytes()[..])
@@ -686,14 +726,14 @@ macro_rules! tx_impl {
                         tx.rollback().await?;
                         return Ok(Rotated::SessionExists);
                     }
-                    sqlx::query($crate::common::sql(&self.sql.tx.rotate_delete_old))
-                        .bind(user)
-                        .bind(session.digest)
-                        .bind(serial)
-                        .bind(user)
-                        .bind(serial)
-                        .execute(&mut *tx)
-                        .await?;
+                    for delete in [&self.sql.tx.rotate_delete_bound, &self.sql.tx.rotate_delete_opened] {
+                        sqlx::query($crate::common::sql(delete))
+                            .bind(user)
+                            .bind(serial)
+                            .bind(session.digest)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     self.evict_in(&mut tx, &rotation.username, session.digest, rotation.max_sessions).await?;
                     sqlx::query($crate::common::sql(&self.sql.tx.rotate_bind))
                         .bind(session.digest)
@@ -718,13 +758,20 @@ macro_rules! tx_impl {
                 max: Option<std::num::NonZeroUsize>,
             ) -> Result<(), sqlx::Error> {
                 let Some(others) = $crate::common::others_kept(max) else { return Ok(()) };
-                sqlx::query($crate::common::sql(&self.sql.tx.evict_sessions))
-                    .bind(username(user))
-                    .bind(username(user))
-                    .bind(keep)
-                    .bind(others)
-                    .execute(&mut **tx)
-                    .await?;
+                let beyond: Vec<Vec<u8>> =
+                    sqlx::query_scalar($crate::common::sql(&self.sql.tx.sessions_beyond))
+                        .bind(username(user))
+                        .bind(keep)
+                        .bind(others)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                for digest in &beyond {
+                    sqlx::query($crate::common::sql(&self.sql.tx.evict_sessions))
+                        .bind(username(user))
+                        .bind(digest.as_slice())
+                        .execute(&mut **tx)
+                        .await?;
+                }
                 Ok(())
             }
 
@@ -738,7 +785,7 @@ macro_rules! tx_impl {
                 use expected_core::store::Inserted;
                 let values = $crate::codec::SessionValues::of(session)?;
                 $crate::error::retry(classify, || async {
-                    let mut tx = self.begin().await?;
+                    let mut tx = self.begin_session_write().await?;
                     if !self.insert_session_in(&mut tx, &values).await? {
                         tx.rollback().await?;
                         return Ok(Inserted::AlreadyExists);
@@ -785,7 +832,7 @@ macro_rules! tx_impl {
                 let values = $crate::codec::SessionValues::of(session)?;
                 let Some(serial) = values.login_serial else { return Ok(GraceInserted::LoginGone) };
                 $crate::error::retry(classify, || async {
-                    let mut tx = self.begin().await?;
+                    let mut tx = self.begin_session_write().await?;
                     let bound = sqlx::query($crate::common::sql(&self.sql.tx.rotate_bind))
                         .bind(values.digest)
                         .bind(owner(values.owner))

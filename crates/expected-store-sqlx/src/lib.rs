@@ -192,14 +192,14 @@
 //! |---------------------------|--------|------------|-----------------|
 //! | `create_login`            | 1 (`INSERT … ON CONFLICT DO NOTHING`) | 1 (as SQLite) | 1 (`INSERT`, duplicate key caught) |
 //! | `get_login`, `list_logins`| 1      | 1          | 1               |
-//! | `rotate_login`            | 6: `BEGIN IMMEDIATE`, CAS `UPDATE`, `INSERT` session, `DELETE` the login's other sessions, `UPDATE` binding, `COMMIT`, and a `DELETE` for the cap when one is given; refused: 4 | **1** (see below); +1 read in a lost race | as SQLite, with `BEGIN` |
-//! | `create_grace_session`    | 4: `BEGIN IMMEDIATE`, `UPDATE` binding (0 rows: no login, `ROLLBACK`), `INSERT` session, `COMMIT`, and a `DELETE` for the cap when one is given | 1 (CTE) | as SQLite, with `BEGIN` |
+//! | `rotate_login`            | 7: `BEGIN IMMEDIATE`, CAS `UPDATE`, `INSERT` session, 2 `DELETE`s of the login's other sessions (the bound one, the ones it opened), `UPDATE` binding, `COMMIT`, and with a cap a `SELECT` of the sessions beyond it (and a `DELETE` of each found); refused: 4 | **1** (see below); +1 read in a lost race | as SQLite, with `BEGIN` (at `READ COMMITTED`, in the round trip of `START TRANSACTION`) |
+//! | `create_grace_session`    | 4: `BEGIN IMMEDIATE`, `UPDATE` binding (0 rows: no login, `ROLLBACK`), `INSERT` session, `COMMIT`, and with a cap a `SELECT` of the sessions beyond it (and a `DELETE` of each found) | 1 (CTE) | as SQLite, with `BEGIN` (at `READ COMMITTED`) |
 //! | `delete_login`            | 4: `BEGIN IMMEDIATE`, 2 `DELETE`s, `COMMIT` | 1 (CTE); +1 if the bound session was not among those deleted | 1 (multi-table `DELETE`); +1 when the login is gone, for the sessions it opened |
 //! | `delete_user`, `delete_user_except` | 5: `BEGIN IMMEDIATE`, `SELECT` the logins, 2 `DELETE`s, `COMMIT` | 1 (CTE); +1 if a deleted login's bound session was not among those deleted | 5, as SQLite, the logins read `FOR UPDATE` |
 //! | `confirm_password`        | 4: `BEGIN IMMEDIATE`, `UPDATE` session, `UPDATE` login, `COMMIT` (3 without a login; unknown session: 3) | 1 (CTE) | 1 (multi-table `UPDATE`) |
 //! | `delete_expired_logins`   | 4 per batch: `BEGIN IMMEDIATE`, 2 `DELETE`s (the logins' `… RETURNING`), `COMMIT` | 1 per batch (CTE: logins and their sessions) | 4 per batch: `BEGIN`, `SELECT … FOR UPDATE`, multi-table `DELETE`, `COMMIT` |
 //! | `delete_expired_sessions` | 1 per batch | 1 per batch | 1 per batch  |
-//! | `create_session`          | 1; a user's under a cap: 4 (`BEGIN IMMEDIATE`, `INSERT`, `DELETE` beyond the cap, `COMMIT`) | 1; a user's under a cap: 1 (CTE) | as SQLite, with `BEGIN` |
+//! | `create_session`          | 1; a user's under a cap: 4 (`BEGIN IMMEDIATE`, `INSERT`, `SELECT` the sessions beyond the cap, `COMMIT`; and a `DELETE` of each found) | 1; a user's under a cap: 1 (CTE) | as SQLite, with `BEGIN` (at `READ COMMITTED`) |
 //! | `get_session`, `save_session`, `touch_session`, `delete_session` | 1 | 1 | 1 |
 //!
 //! A cleaning call runs batches until one comes back short, so it costs one
@@ -214,11 +214,12 @@
 //! - SQLite runs it as a `BEGIN IMMEDIATE` transaction (writers queue on the
 //!   database lock for the busy timeout): the CAS `UPDATE` (its rows-affected
 //!   count says whether it won), the new session's `INSERT` (a duplicate key
-//!   rolls back and answers `SessionExists`), the `DELETE` of every other
-//!   session of the login (its `login_serial`, and the old bound one, read
-//!   from the still-unchanged `session_digest` column), the `UPDATE` binding
-//!   the new session, with a cap the `DELETE` of the user's sessions that
-//!   expire first beyond it, `COMMIT`. When the CAS matched
+//!   rolls back and answers `SessionExists`), the `DELETE`s of every other
+//!   session of the login (the old bound one, read from the still-unchanged
+//!   `session_digest` column, by the primary key; those it opened through
+//!   the `(username, login_serial)` index), the `UPDATE` binding the new
+//!   session, with a cap the `SELECT` of the user's sessions that expire
+//!   first beyond it and the `DELETE` of each, `COMMIT`. When the CAS matched
 //!   nothing, one `SELECT` tells `NotCurrent` from `NotFound`, then
 //!   `ROLLBACK`.
 //! - On PostgreSQL, one statement does everything: its CTEs run the
@@ -233,7 +234,15 @@
 //!   tell `NotCurrent` from `NotFound`. A digest taken concurrently (a unique
 //!   violation) answers `SessionExists`; the statement wrote nothing.
 //! - MySQL has no `UPDATE … RETURNING`, so it runs the same transaction as
-//!   SQLite; the CAS `UPDATE` locks the login row until `COMMIT`.
+//!   SQLite; the CAS `UPDATE` locks the login row until `COMMIT`. That
+//!   transaction (and a session's creation under a cap, and a grace
+//!   session's) runs at `READ COMMITTED`, so that it locks only the rows it
+//!   writes: at InnoDB's default `REPEATABLE READ`, rotations of two devices
+//!   of one user deadlocked on each other's sessions (the gaps and the scans
+//!   of the user's rows), and 32 concurrent browsers on three users exhausted
+//!   the retries of 25 of 4 315 cookie logins. Every statement names its
+//!   rows, and the login row's lock orders the rotation with a racing
+//!   deletion, which keeps the default level.
 //!
 //! **Deleting a login or a user, or logging out the other devices, while a
 //! login is being rotated** must not leave the rotation's new session behind.

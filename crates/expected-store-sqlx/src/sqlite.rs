@@ -218,6 +218,12 @@ impl SqliteStore {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
+    /// A rotation's or a session creation's transaction: SQLite serializes
+    /// writers, so the same as every other write.
+    async fn begin_session_write(&self) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+        self.begin().await
+    }
+
     async fn expire_logins(&self, now: i64) -> Result<Vec<ExpiredLogin>, StoreError> {
         expire_in_batches(self.batch, || {
             retry(classify, || async {
