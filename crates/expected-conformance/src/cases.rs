@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use expected_core::protocol::{self, apply_rotation, remembered_user};
 use expected_core::store::{
-    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Rotated,
 };
 use expected_core::time::Duration;
 use expected_core::{
@@ -2981,7 +2982,10 @@ pub async fn rotate_current_rotates_a_current_token<S: Store>(store: Arc<S>) {
     insert_session(&*store, &unrelated).await;
 
     let attempt = current_for(&fresh, after(now, 60));
-    assert_ne!(attempt.rotation.session.user.as_ref().map(|u| u.authenticated_at), Some(fresh.login.authenticated_at));
+    assert_ne!(
+        attempt.rotation.session.user.as_ref().map(|u| u.authenticated_at),
+        Some(fresh.login.authenticated_at)
+    );
     let answer = store.rotate_current(&attempt).await.expect("rotate_current");
     assert_eq!(
         answer,
@@ -3025,7 +3029,11 @@ pub async fn rotate_current_leaves_what_does_not_apply<S: Store>(store: Arc<S>) 
     let rotated = login_at(&*store, &alice, &fresh.login.serial).await;
     let stale = current_for(&fresh, after(now, 2));
     let answer = store.rotate_current(&stale).await.expect("rotate_current");
-    assert_eq!(answer, CurrentRotated::NotApplied(rotated.clone()), "a stale token answers the login as stored");
+    assert_eq!(
+        answer,
+        CurrentRotated::NotApplied(rotated.clone()),
+        "a stale token answers the login as stored"
+    );
     assert_eq!(login_at(&*store, &alice, &fresh.login.serial).await, rotated, "and changes nothing");
     assert_gone(&*store, &stale.rotation.session, "a refused attempt creates no session").await;
     assert_kept(&*store, &first.session, "a refused attempt keeps the bound session").await;
@@ -3082,11 +3090,17 @@ pub async fn rotate_current_leaves_what_does_not_apply<S: Store>(store: Arc<S>) 
     created(&*store, &at_bound).await;
     let applies = current_for(&at_bound, attempt_at);
     assert!(
-        matches!(store.rotate_current(&applies).await.expect("rotate_current"), CurrentRotated::Rotated { .. }),
+        matches!(
+            store.rotate_current(&applies).await.expect("rotate_current"),
+            CurrentRotated::Rotated { .. }
+        ),
         "a login created exactly at created_since rotates (its cap is exactly now + max age)"
     );
     assert!(
-        matches!(store.rotate_current(&just_live).await.expect("rotate_current"), CurrentRotated::Rotated { .. }),
+        matches!(
+            store.rotate_current(&just_live).await.expect("rotate_current"),
+            CurrentRotated::Rotated { .. }
+        ),
         "a login one microsecond before its expiry is live and rotates"
     );
 }
@@ -3141,8 +3155,10 @@ pub async fn concurrent_current_rotations_have_one_winner<S: Store>(store: Arc<S
         } else {
             let attempt = current_for(&fresh, after(now, 1));
             tasks.push(tokio::spawn(async move {
-                let answer =
-                    store.rotate_current(&attempt).await.expect("a racing attempt must not fail (no deadlock)");
+                let answer = store
+                    .rotate_current(&attempt)
+                    .await
+                    .expect("a racing attempt must not fail (no deadlock)");
                 let won = match answer {
                     CurrentRotated::Rotated { .. } => true,
                     CurrentRotated::NotApplied(Some(login)) => {

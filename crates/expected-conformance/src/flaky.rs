@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use expected_core::store::{
-    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated,
-    Rotation, StoreErrorKind,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Rotated, Rotation, StoreErrorKind,
 };
 use expected_core::time::OffsetDateTime;
 use expected_core::{Login, Serial, SessionDigest, SessionRecord, Store, StoreError, Username};

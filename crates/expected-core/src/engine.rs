@@ -1045,9 +1045,12 @@ impl<S: Store> Expected<S> {
     ) -> Result<Attempt, StoreError> {
         let config = &self.config;
         if optimistic {
-            let token = protocol::derived_successor(cookie, config).unwrap_or_else(|| self.tokens.token().into());
+            let token =
+                protocol::derived_successor(cookie, config).unwrap_or_else(|| self.tokens.token().into());
             let id = self.tokens.session_id();
-            if let Some((attempt, next)) = protocol::current_rotation(cookie, token, &id, client.clone(), now, config) {
+            if let Some((attempt, next)) =
+                protocol::current_rotation(cookie, token, &id, client.clone(), now, config)
+            {
                 return Ok(match self.store.rotate_current(&attempt).await? {
                     CurrentRotated::Rotated { authenticated_at } => {
                         let rotation = attempt.with_authenticated_at(authenticated_at);

@@ -385,7 +385,8 @@ pub fn rotation(
 ) -> (Rotation, AuthCookie) {
     let expires_at = login_expiry(now, login.created_at, config);
     let user = remembered_user(login);
-    let (mut rotation, cookie) = planned_rotation(presented, user, token, id, client, now, expires_at, config);
+    let (mut rotation, cookie) =
+        planned_rotation(presented, user, token, id, client, now, expires_at, config);
     rotation.expected = login.token;
     (rotation, cookie)
 }

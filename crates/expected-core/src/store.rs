@@ -76,8 +76,21 @@
 //!
 //! Each method is one atomic unit of work on the backend: one statement,
 //! transaction or script, ideally one round trip (a SQL backend without
-//! `UPDATE … RETURNING` needs a few inside its transaction). The engine calls
-//! [`Store::rotate_login`] exactly once per successful cookie login.
+//! `UPDATE … RETURNING` needs a few inside its transaction). A cookie login
+//! whose token is current is one [`Store::rotate_current`] that rotates: one
+//! round trip on a store that implements it (PostgreSQL, Redis), two on the
+//! default. [`Store::rotate_login`] follows only when the optimistic attempt
+//! did not apply and the judgement still asks for a rotation (the last
+//! cookie max age of a login's lifetime, a heal).
+//!
+//! Why the attempt carries bounds rather than asking the store to judge: a
+//! store that answered the login on a mismatch and rotated on a match would
+//! decide the new expiry and the new session's `authenticated_at` itself.
+//! Here core computes the two bounds ([`CurrentRotation::created_since`],
+//! [`CurrentRotation::now`]) under which its plan is the rotation
+//! [`protocol::rotation`](crate::protocol::rotation) would make, and the store
+//! only compares and copies: any store proven by the conformance suite
+//! applies exactly what core decided.
 
 use std::num::NonZeroUsize;
 
@@ -419,9 +432,9 @@ pub trait Store: Send + Sync + 'static {
             Rotated::Rotated => Ok(CurrentRotated::Rotated { authenticated_at: login.authenticated_at }),
             Rotated::SessionExists => Ok(CurrentRotated::SessionExists),
             // Another rotation or a delete came in between: what it left.
-            Rotated::NotCurrent | Rotated::NotFound => Ok(CurrentRotated::NotApplied(
-                self.get_login(&rotation.username, &rotation.serial).await?,
-            )),
+            Rotated::NotCurrent | Rotated::NotFound => {
+                Ok(CurrentRotated::NotApplied(self.get_login(&rotation.username, &rotation.serial).await?))
+            }
         }
     }
 

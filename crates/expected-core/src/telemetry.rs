@@ -57,8 +57,8 @@ use crate::engine::{EndCause, Outcome};
 use crate::record::{Login, SessionRecord};
 use crate::secret::{Serial, SessionDigest, Username};
 use crate::store::{
-    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated,
-    Rotation, Store, StoreError,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Rotated, Rotation, Store, StoreError,
 };
 
 /// `expected_authentications_total{outcome}`: authentications by outcome.

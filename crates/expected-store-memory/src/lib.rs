@@ -210,7 +210,9 @@ impl Store for MemoryStore {
         Ok(self.with_user(&rotation.username, |user| {
             // The check and the rotation under one lock: atomic like any
             // rotation.
-            let Some(login) = user.logins.get(&rotation.serial) else { return CurrentRotated::NotApplied(None) };
+            let Some(login) = user.logins.get(&rotation.serial) else {
+                return CurrentRotated::NotApplied(None);
+            };
             if !attempt.applies_to(login) {
                 return CurrentRotated::NotApplied(Some(login.clone()));
             }

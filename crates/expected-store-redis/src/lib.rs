@@ -146,6 +146,7 @@
 //! | `create_login`, `create_session` | 1 | script: refuse if the key exists, `HSET`, `PEXPIREAT`, index (a user's session in its login's set too), then cap the user's sessions |
 //! | `get_login`, `get_session` | 1 | `HGETALL` |
 //! | `rotate_login` | 1 | script: compare `token`, refuse if the new session exists, delete the bound session and every session in the login's set, update the login, create the session as given, cap the user's sessions |
+//! | `rotate_current` | 1 | script: `rotate_login`'s, comparing `token` with the presented digest and applying only to a login live at the attempt's `now` and created at or after its `created_since` (the login's `expires_at` and `created_at` brought to a sortable UTC form in the script), the new session taking the login's `authenticated_at`; when it does not apply, the login's `HGETALL` is the answer. A cookie login is this one script (it was `HGETALL`, then `rotate_login`'s script) |
 //! | `create_grace_session` | 1 | script: refuse unless the login exists and the session does not, create the session, set the login's `session`, cap the user's sessions |
 //! | `list_logins` | 1 | script: read the user's index and each login |
 //! | `delete_login` | 1 | script: the login, its bound session, every session in its set (even when the login is gone): a few lookups for a serial that does not exist |

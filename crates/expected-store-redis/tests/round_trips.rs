@@ -55,8 +55,7 @@ async fn a_cookie_login_is_one_script() {
     let alice = Username::new("alice").expect("username");
     // Loads every script the store uses (a first EVALSHA of a script the
     // server does not know is retried after SCRIPT LOAD).
-    let registration =
-        engine.register(&alice, true, &Presented::default()).await.expect("register warms up");
+    let registration = engine.register(&alice, true, &Presented::default()).await.expect("register warms up");
     let auth_of = |cookies: &[expected_core::SetCookie]| {
         cookies
             .iter()
@@ -66,19 +65,20 @@ async fn a_cookie_login_is_one_script() {
     };
     let mut auth = auth_of(&registration.cookies);
     clock.advance(Duration::hours(1));
-    let warm = engine.authenticate(&Presented { auth: Some(auth.as_str()).into(), ..Presented::default() }).await;
+    let warm =
+        engine.authenticate(&Presented { auth: Some(auth.as_str()).into(), ..Presented::default() }).await;
     assert!(matches!(warm.outcome, Outcome::CookieLogin(_)), "{:?}", warm.outcome);
     auth = auth_of(&warm.cookies);
 
     for _ in 0..3 {
         clock.advance(Duration::hours(1));
         let before = commandstats(server.port());
-        let result =
-            engine.authenticate(&Presented { auth: Some(auth.as_str()).into(), ..Presented::default() }).await;
+        let result = engine
+            .authenticate(&Presented { auth: Some(auth.as_str()).into(), ..Presented::default() })
+            .await;
         let after = commandstats(server.port());
         assert!(matches!(result.outcome, Outcome::CookieLogin(_)), "{:?}", result.outcome);
         assert_eq!(sent(&before, &after), (1, 0), "a cookie login is one script and no read");
         auth = auth_of(&result.cookies);
     }
-
 }

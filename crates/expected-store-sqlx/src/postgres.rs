@@ -4,8 +4,8 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use expected_core::store::{
-    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated,
-    Rotation,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Rotated, Rotation,
 };
 use expected_core::{AuthMethod, Serial, SessionRecord, StoreError, Username};
 use sqlx::Row as _;
@@ -15,7 +15,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use crate::DEFAULT_BATCH;
 use crate::codec::{LoginRow, SessionValues, from_micros, micros, owner_name, serial_from};
 use crate::common::{
-    CommonSql, LOGIN_COLUMNS, SESSION_COLUMNS, SqlText, bind_session, expire_in_batches, others_kept, sql, store_impl,
+    CommonSql, LOGIN_COLUMNS, SESSION_COLUMNS, SqlText, bind_session, expire_in_batches, others_kept, sql,
+    store_impl,
 };
 use crate::error::{Failure, Transience, retry, store_error};
 use crate::tables::{Backend, Tables};

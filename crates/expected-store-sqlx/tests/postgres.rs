@@ -266,9 +266,11 @@ fn a_cookie_login_is_one_statement() {
             phase.store().pool().close().await;
             counted.push(settled_transactions(&mut admin, &database).await - start);
         }
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")))
-            .execute(&mut admin)
-            .await;
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await;
         assert_eq!(
             counted[1] - counted[0],
             logins,
