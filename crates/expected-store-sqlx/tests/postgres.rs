@@ -212,7 +212,11 @@ fn a_cookie_login_is_one_statement() {
         let mut admin = match admin().await {
             Ok(admin) => admin,
             Err(Unreachable(why)) => {
-                eprintln!("\n!!! SKIPPED a_cookie_login_is_one_statement: backend unreachable: {why}\n");
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n!!! SKIPPED a_cookie_login_is_one_statement: backend unreachable: {why}\n"
+                );
                 return;
             }
         };
