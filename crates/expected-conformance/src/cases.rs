@@ -7,8 +7,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use expected_core::protocol::{apply_rotation, remembered_user};
-use expected_core::store::{Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated};
+use expected_core::protocol::{self, apply_rotation, remembered_user};
+use expected_core::store::{
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Rotated,
+};
 use expected_core::time::Duration;
 use expected_core::{
     AuthCookie, AuthMethod, ClientMeta, EndCause, GraceBinding, Login, Outcome, PreviousToken,
@@ -2939,4 +2942,256 @@ pub async fn engine_cycle_session_keeps_owner_data_and_creation<S: Store>(store:
         None,
         "cycling a session that is gone answers nothing"
     );
+}
+
+// ------------------------------------------------- optimistic rotation
+
+/// The optimistic rotation of `fresh`'s presented token at `at`, with a
+/// fresh successor and session id.
+fn current_for(fresh: &Fresh, at: expected_core::time::OffsetDateTime) -> CurrentRotation {
+    let tokens = tokens();
+    let (attempt, _) = protocol::current_rotation(
+        &fresh.cookie,
+        tokens.token(),
+        &tokens.session_id(),
+        ClientMeta::new(Some([198, 51, 100, 4].into()), Some("Optimist/1.0")),
+        at,
+        &config(),
+    )
+    .expect("the bounds of a rotation now fit the calendar");
+    attempt
+}
+
+/// `rotate_current` of the current token rotates, exactly as `rotate_login`
+/// of the rotation planned from the login would: the login written as
+/// `apply_rotation` writes it, the new session stored exactly (carrying the
+/// login's `authenticated_at`, read from the row, not the placeholder), the
+/// login's bound session and every session it opened deleted, the user's
+/// other sessions kept; the answer is the login's `authenticated_at`.
+pub async fn rotate_current_rotates_a_current_token<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let mut fresh = fresh_login(&alice, now);
+    // Entered its password an hour before, to the microsecond: not `now`,
+    // which is the placeholder the attempt carries.
+    fresh.login.authenticated_at = with_micros(after(now, -3600), 654_321);
+    created(&*store, &fresh).await;
+    let opened = opened_by(&alice, fresh.login.serial, now);
+    insert_session(&*store, &opened).await;
+    let unrelated = plain_session(&alice, now);
+    insert_session(&*store, &unrelated).await;
+
+    let attempt = current_for(&fresh, after(now, 60));
+    assert_ne!(
+        attempt.rotation.session.user.as_ref().map(|u| u.authenticated_at),
+        Some(fresh.login.authenticated_at)
+    );
+    let answer = store.rotate_current(&attempt).await.expect("rotate_current");
+    assert_eq!(
+        answer,
+        CurrentRotated::Rotated { authenticated_at: fresh.login.authenticated_at },
+        "an attempt on the current token of a live login whose lifetime does not bind rotates, \
+         answering the login's authenticated_at"
+    );
+    let rotation = attempt.for_login(&fresh.login);
+    let mut expected = fresh.login.clone();
+    apply_rotation(&mut expected, &rotation);
+    assert_eq!(
+        login_at(&*store, &alice, &fresh.login.serial).await,
+        Some(expected),
+        "the rotated login must be exactly what apply_rotation writes"
+    );
+    assert_eq!(
+        stored(&*store, &rotation.session).await,
+        Some(rotation.session.clone()),
+        "the new session must be stored exactly, with the login's authenticated_at"
+    );
+    assert_gone(&*store, &fresh.session, "the old bound session must be deleted").await;
+    assert_gone(&*store, &opened, "a session the login opened must be deleted").await;
+    assert_kept(&*store, &unrelated, "other sessions of the user stay").await;
+}
+
+/// What `rotate_current` must not rotate, each answering `NotApplied` with
+/// the login as stored and writing nothing: a token that is no longer
+/// current, a login that does not exist (or is another user's), a login that
+/// has expired at the attempt's `now` (`now == expires_at`), and a login
+/// whose lifetime cap binds (created one microsecond before
+/// `created_since`). A login created exactly at `created_since` rotates.
+pub async fn rotate_current_leaves_what_does_not_apply<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+
+    // Stale: the token was rotated away.
+    let fresh = fresh_login(&alice, now);
+    created(&*store, &fresh).await;
+    let (first, _, _) = rotation_for(&fresh, after(now, 1));
+    assert_eq!(store.rotate_login(&first).await.expect("rotate_login"), Rotated::Rotated);
+    let rotated = login_at(&*store, &alice, &fresh.login.serial).await;
+    let stale = current_for(&fresh, after(now, 2));
+    let answer = store.rotate_current(&stale).await.expect("rotate_current");
+    assert_eq!(
+        answer,
+        CurrentRotated::NotApplied(rotated.clone()),
+        "a stale token answers the login as stored"
+    );
+    assert_eq!(login_at(&*store, &alice, &fresh.login.serial).await, rotated, "and changes nothing");
+    assert_gone(&*store, &stale.rotation.session, "a refused attempt creates no session").await;
+    assert_kept(&*store, &first.session, "a refused attempt keeps the bound session").await;
+
+    // Unknown, and another user's serial.
+    let nobody = fresh_login(&alice, now);
+    let unknown = current_for(&nobody, after(now, 2));
+    assert_eq!(
+        store.rotate_current(&unknown).await.expect("rotate_current"),
+        CurrentRotated::NotApplied(None),
+        "no such login answers NotApplied(None)"
+    );
+    assert_gone(&*store, &unknown.rotation.session, "an unknown login gets no session").await;
+    let mut foreign = fresh_login(&alice, now);
+    created(&*store, &foreign).await;
+    foreign.cookie.username = user("bob");
+    let theirs = current_for(&foreign, after(now, 2));
+    assert_eq!(
+        store.rotate_current(&theirs).await.expect("rotate_current"),
+        CurrentRotated::NotApplied(None),
+        "another user's serial is no login of this user"
+    );
+    assert_gone(&*store, &theirs.rotation.session, "nor does another user's").await;
+
+    // Expired at the attempt's time: live means now < expires_at.
+    let mut expiring = fresh_login(&alice, now);
+    expiring.login.expires_at = with_micros(after(now, 3600), 250);
+    created(&*store, &expiring).await;
+    let late = current_for(&expiring, expiring.login.expires_at);
+    assert_eq!(
+        store.rotate_current(&late).await.expect("rotate_current"),
+        CurrentRotated::NotApplied(Some(expiring.login.clone())),
+        "a login expiring at the attempt's now is expired: not rotated, answered as stored"
+    );
+    assert_gone(&*store, &late.rotation.session, "an expired login gets no session").await;
+    let just_live = current_for(&expiring, expiring.login.expires_at - Duration::microseconds(1));
+
+    // The lifetime cap binds one microsecond before the bound, not at it.
+    let attempt_at = after(now, 5);
+    let bound = current_for(&fresh, attempt_at).created_since;
+    let mut capped = fresh_login(&alice, now);
+    capped.login.created_at = bound - Duration::microseconds(1);
+    created(&*store, &capped).await;
+    let binding = current_for(&capped, attempt_at);
+    assert_eq!(binding.created_since, bound);
+    assert_eq!(
+        store.rotate_current(&binding).await.expect("rotate_current"),
+        CurrentRotated::NotApplied(Some(capped.login.clone())),
+        "a login whose lifetime cap binds is answered as stored, for the engine to plan the capped expiry"
+    );
+    assert_gone(&*store, &binding.rotation.session, "a refused attempt creates no session").await;
+    let mut at_bound = fresh_login(&alice, now);
+    at_bound.login.created_at = bound;
+    created(&*store, &at_bound).await;
+    let applies = current_for(&at_bound, attempt_at);
+    assert!(
+        matches!(
+            store.rotate_current(&applies).await.expect("rotate_current"),
+            CurrentRotated::Rotated { .. }
+        ),
+        "a login created exactly at created_since rotates (its cap is exactly now + max age)"
+    );
+    assert!(
+        matches!(
+            store.rotate_current(&just_live).await.expect("rotate_current"),
+            CurrentRotated::Rotated { .. }
+        ),
+        "a login one microsecond before its expiry is live and rotates"
+    );
+}
+
+/// `rotate_current` whose new session's digest exists answers
+/// `SessionExists` and writes nothing.
+pub async fn rotate_current_refuses_existing_session<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let fresh = fresh_login(&alice, now);
+    created(&*store, &fresh).await;
+    let attempt = current_for(&fresh, after(now, 1));
+    let squatter = owned_by(&attempt.rotation.session, Some(&alice));
+    insert_session(&*store, &squatter).await;
+    assert_eq!(
+        store.rotate_current(&attempt).await.expect("rotate_current"),
+        CurrentRotated::SessionExists,
+        "an attempt whose session digest is taken answers SessionExists"
+    );
+    assert_eq!(
+        login_at(&*store, &alice, &fresh.login.serial).await,
+        Some(fresh.login.clone()),
+        "and does not rotate"
+    );
+    assert_eq!(stored(&*store, &squatter).await, Some(squatter.clone()), "nor overwrite the session");
+    assert_kept(&*store, &fresh.session, "nor delete the bound session").await;
+}
+
+/// 40 concurrent `rotate_current`s of one cookie and 10 `rotate_login`s
+/// expecting the same digest: exactly one rotates; every losing attempt
+/// answers the login as it found it, which no longer has the presented
+/// token; only the winner's session exists.
+pub async fn concurrent_current_rotations_have_one_winner<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let fresh = fresh_login(&alice, now);
+    created(&*store, &fresh).await;
+    let mut tasks = Vec::new();
+    for n in 0..50 {
+        let store = store.clone();
+        if n % 5 == 4 {
+            let (rotation, _, _) = rotation_for(&fresh, after(now, 1));
+            tasks.push(tokio::spawn(async move {
+                let rotated = store.rotate_login(&rotation).await.expect("a racing rotation must not fail");
+                let won = match rotated {
+                    Rotated::Rotated => true,
+                    Rotated::NotCurrent => false,
+                    other => panic!("a losing rotation must answer NotCurrent, got {other:?}"),
+                };
+                (won, rotation.token, rotation.session)
+            }));
+        } else {
+            let attempt = current_for(&fresh, after(now, 1));
+            tasks.push(tokio::spawn(async move {
+                let answer = store
+                    .rotate_current(&attempt)
+                    .await
+                    .expect("a racing attempt must not fail (no deadlock)");
+                let won = match answer {
+                    CurrentRotated::Rotated { .. } => true,
+                    CurrentRotated::NotApplied(Some(login)) => {
+                        assert!(
+                            !attempt.applies_to(&login),
+                            "a losing attempt answers the login it could not rotate, not a stale read"
+                        );
+                        false
+                    }
+                    other => panic!("a losing attempt must answer NotApplied(Some(login)), got {other:?}"),
+                };
+                (won, attempt.rotation.token, attempt.rotation.session)
+            }));
+        }
+    }
+    let mut winners = Vec::new();
+    let mut sessions = Vec::new();
+    for task in tasks {
+        let (won, token, session) = task.await.expect("task");
+        if won {
+            winners.push(token);
+        }
+        sessions.push(session);
+    }
+    assert_eq!(winners.len(), 1, "exactly one of 50 concurrent rotations of one token wins");
+    let login = login_at(&*store, &alice, &fresh.login.serial).await.expect("the rotated login exists");
+    assert_eq!(login.token, winners[0], "the login holds the winner's token");
+    let mut live = 0;
+    for session in &sessions {
+        if stored(&*store, session).await.is_some() {
+            live += 1;
+            assert_eq!(login.session, Some(session.digest), "the only new session is the bound one");
+        }
+    }
+    assert_eq!(live, 1, "only the winner's session is created");
 }

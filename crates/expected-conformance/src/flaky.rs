@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use expected_core::store::{
-    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation, StoreErrorKind,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Rotated, Rotation, StoreErrorKind,
 };
 use expected_core::time::OffsetDateTime;
 use expected_core::{Login, Serial, SessionDigest, SessionRecord, Store, StoreError, Username};
@@ -19,6 +20,7 @@ pub enum Operation {
     CreateLogin,
     GetLogin,
     RotateLogin,
+    RotateCurrent,
     ListLogins,
     DeleteLogin,
     DeleteUser,
@@ -39,10 +41,11 @@ const OPERATIONS: usize = Operation::ALL.len();
 
 impl Operation {
     /// Every operation, in the order of the [`Store`] trait.
-    pub const ALL: [Operation; 16] = [
+    pub const ALL: [Operation; 17] = [
         Self::CreateLogin,
         Self::GetLogin,
         Self::RotateLogin,
+        Self::RotateCurrent,
         Self::ListLogins,
         Self::DeleteLogin,
         Self::DeleteUser,
@@ -117,6 +120,10 @@ impl<S: Store> Store for Flaky<S> {
     async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
         self.check(Operation::RotateLogin)?;
         self.inner.rotate_login(rotation).await
+    }
+    async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
+        self.check(Operation::RotateCurrent)?;
+        self.inner.rotate_current(attempt).await
     }
     async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {
         self.check(Operation::ListLogins)?;

@@ -17,7 +17,8 @@ use crate::protocol::{self, Judgement, SessionJudgement, TheftCause};
 use crate::record::{AuthMethod, ClientMeta, Login, SessionData, SessionRecord, SessionUser};
 use crate::secret::{OsTokens, Serial, SessionDigest, SessionId, TokenSource, Username};
 use crate::store::{
-    Confirmation, Deleted, GraceInserted, Inserted, Keep, Rotated, Store, StoreError, StoreErrorKind,
+    Confirmation, CurrentRotated, Deleted, GraceInserted, Inserted, Keep, Rotated, Store, StoreError,
+    StoreErrorKind,
 };
 use crate::telemetry::{self, Instrumented};
 
@@ -510,6 +511,17 @@ impl<H: Hooks + ?Sized> Hooks for Arc<H> {
     }
 }
 
+/// What one optimistic cookie-login attempt came to
+/// ([`Expected::attempt_current`]).
+enum Attempt {
+    /// The rotation applied: the request is logged in.
+    Rotated((Outcome, Vec<SetCookie>)),
+    /// The new session's digest was taken: try again with another.
+    SessionExists,
+    /// Not rotated: judge the login as stored.
+    Judge(Option<Login>),
+}
+
 /// What [`Expected::forget`] found and left to its caller.
 #[derive(Debug, Default)]
 struct Forgotten {
@@ -888,11 +900,20 @@ impl<S: Store> Expected<S> {
     ) -> Result<(Outcome, Vec<SetCookie>), StoreError> {
         let config = &self.config;
         let clear = || remove_both(config);
-        // The user-validity hook is asked once per request, even when a lost
-        // race sends the loop round again.
-        let mut user_checked = false;
+        // The user-validity hook is asked once per request, before anything
+        // can rotate: the optimistic attempt below rotates without reading
+        // the login first, so it runs only once the hook said yes. A no or
+        // an error is acted on only once the login is judged to
+        // authenticate, as before (an unknown, expired or replayed cookie's
+        // outcome does not depend on the hook).
+        let mut verdict = Some(self.hooks.is_user_valid(&cookie.username).await);
+        let optimistic = matches!(verdict, Some(Ok(true)));
         for _ in 0..ATTEMPTS {
-            let login = self.store.get_login(&cookie.username, &cookie.serial).await?;
+            let login = match self.attempt_current(cookie, &client, now, optimistic).await? {
+                Attempt::Rotated(outcome) => return Ok(outcome),
+                Attempt::SessionExists => continue,
+                Attempt::Judge(login) => login,
+            };
             match protocol::judge(cookie, login.as_ref(), &client, now, config) {
                 Judgement::Unknown => return Ok((Outcome::UnknownLogin, clear())),
                 Judgement::Expired => {
@@ -930,10 +951,8 @@ impl<S: Store> Expected<S> {
                 }
                 judgement @ (Judgement::Current | Judgement::Ahead { .. }) => {
                     let Some(login) = login else { return Ok((Outcome::UnknownLogin, clear())) };
-                    if !std::mem::replace(&mut user_checked, true) {
-                        if let Some(rejected) = self.reject_invalid_user(&cookie.username).await? {
-                            return Ok((rejected, clear()));
-                        }
+                    if let Some(rejected) = self.reject_refused_user(&mut verdict, &cookie.username).await? {
+                        return Ok((rejected, clear()));
                     }
                     let token = protocol::derived_successor(cookie, config)
                         .unwrap_or_else(|| self.tokens.token().into());
@@ -945,16 +964,7 @@ impl<S: Store> Expected<S> {
                             if let Judgement::Ahead { steps } = judgement {
                                 self.healed(cookie, steps, &client, now).await;
                             }
-                            let session_cookie =
-                                SessionCookie { username: Some(cookie.username.clone()), id };
-                            let cookies = vec![
-                                SetCookie::session(&session_cookie, config),
-                                self.auth_cookie(&next, rotation.expires_at, now),
-                            ];
-                            let Some(auth) = Authenticated::new(rotation.session) else {
-                                return Err(StoreError::corrupt("rotation opened an anonymous session"));
-                            };
-                            return Ok((Outcome::CookieLogin(auth), cookies));
+                            return self.logged_in(cookie, rotation, &next, id, now);
                         }
                         // Lost the race to a concurrent request: judge again
                         // against what it wrote (that is the grace case).
@@ -963,10 +973,8 @@ impl<S: Store> Expected<S> {
                     }
                 }
                 Judgement::Grace { token, key, session } => {
-                    if !std::mem::replace(&mut user_checked, true) {
-                        if let Some(rejected) = self.reject_invalid_user(&cookie.username).await? {
-                            return Ok((rejected, clear()));
-                        }
+                    if let Some(rejected) = self.reject_refused_user(&mut verdict, &cookie.username).await? {
+                        return Ok((rejected, clear()));
                     }
                     let serial = cookie.serial;
                     let Some(login) = login else { return Ok((Outcome::UnknownLogin, clear())) };
@@ -1024,14 +1032,80 @@ impl<S: Store> Expected<S> {
         Err(StoreError::new(StoreErrorKind::Backend, "session id collisions"))
     }
 
-    async fn reject_invalid_user(&self, username: &Username) -> Result<Option<Outcome>, StoreError> {
-        if self.hooks.is_user_valid(username).await? {
-            return Ok(None);
+    /// The optimistic cookie login ([`Store::rotate_current`]) when
+    /// `optimistic`, else a read: one round trip either way when the
+    /// presented token is current. A login the attempt did not rotate comes
+    /// back to be judged.
+    async fn attempt_current(
+        &self,
+        cookie: &AuthCookie,
+        client: &ClientMeta,
+        now: OffsetDateTime,
+        optimistic: bool,
+    ) -> Result<Attempt, StoreError> {
+        let config = &self.config;
+        if optimistic {
+            let token =
+                protocol::derived_successor(cookie, config).unwrap_or_else(|| self.tokens.token().into());
+            let id = self.tokens.session_id();
+            if let Some((attempt, next)) =
+                protocol::current_rotation(cookie, token, &id, client.clone(), now, config)
+            {
+                return Ok(match self.store.rotate_current(&attempt).await? {
+                    CurrentRotated::Rotated { authenticated_at } => {
+                        let rotation = attempt.with_authenticated_at(authenticated_at);
+                        Attempt::Rotated(self.logged_in(cookie, rotation, &next, id, now)?)
+                    }
+                    CurrentRotated::SessionExists => Attempt::SessionExists,
+                    CurrentRotated::NotApplied(login) => Attempt::Judge(login),
+                });
+            }
         }
+        Ok(Attempt::Judge(self.store.get_login(&cookie.username, &cookie.serial).await?))
+    }
+
+    /// What a rotation that applied comes to: the new session, and the
+    /// cookies that carry it and the successor `next`.
+    fn logged_in(
+        &self,
+        cookie: &AuthCookie,
+        rotation: crate::store::Rotation,
+        next: &AuthCookie,
+        id: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<(Outcome, Vec<SetCookie>), StoreError> {
+        let session_cookie = SessionCookie { username: Some(cookie.username.clone()), id };
+        let cookies = vec![
+            SetCookie::session(&session_cookie, &self.config),
+            self.auth_cookie(next, rotation.expires_at, now),
+        ];
+        let Some(auth) = Authenticated::new(rotation.session) else {
+            return Err(StoreError::corrupt("rotation opened an anonymous session"));
+        };
+        Ok((Outcome::CookieLogin(auth), cookies))
+    }
+
+    /// Acts on the user-validity hook's answer, asked before the first
+    /// attempt (`verdict`), once a judgement authenticates: a refusal drops
+    /// the user's logins, an error fails closed. `None` once acted on or for
+    /// a yes.
+    async fn reject_refused_user(
+        &self,
+        verdict: &mut Option<Result<bool, StoreError>>,
+        username: &Username,
+    ) -> Result<Option<Outcome>, StoreError> {
+        match verdict.take() {
+            None | Some(Ok(true)) => Ok(None),
+            Some(Err(error)) => Err(error),
+            Some(Ok(false)) => self.reject_user(username).await.map(Some),
+        }
+    }
+
+    async fn reject_user(&self, username: &Username) -> Result<Outcome, StoreError> {
         let deleted = self.store.delete_user(username).await?;
         tracing::info!(user = %username.tag(), logins = deleted.logins, "user no longer valid; logins dropped");
         self.ended(username, deleted.serials, EndCause::UserRejected).await;
-        Ok(Some(Outcome::UserRejected(username.clone())))
+        Ok(Outcome::UserRejected(username.clone()))
     }
 
     async fn revoke_after_theft(

@@ -14,7 +14,7 @@ use crate::credential::{AuthCookie, SessionCookie};
 use crate::keys::KeyId;
 use crate::record::{AuthMethod, ClientMeta, Login, PreviousToken, SessionData, SessionRecord, SessionUser};
 use crate::secret::{SealedSuccessor, Serial, SessionId, Token, Username};
-use crate::store::Rotation;
+use crate::store::{CurrentRotation, Rotation};
 
 /// Why a presented auth cookie is taken for a replayed copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -383,21 +383,80 @@ pub fn rotation(
     now: OffsetDateTime,
     config: &Config,
 ) -> (Rotation, AuthCookie) {
+    let expires_at = login_expiry(now, login.created_at, config);
+    let user = remembered_user(login);
+    let (mut rotation, cookie) =
+        planned_rotation(presented, user, token, id, client, now, expires_at, config);
+    rotation.expected = login.token;
+    (rotation, cookie)
+}
+
+/// The optimistic rotation of a cookie login, planned before the login is
+/// read ([`Store::rotate_current`](crate::Store::rotate_current)): the
+/// rotation [`rotation`] would plan if the presented token were the login's
+/// current one, with the conditions under which it is exactly that.
+///
+/// What [`rotation`] takes from the stored login is its current token (here
+/// the presented one's digest: the compare-and-swap tests the judgement
+/// [`Judgement::Current`]), its liveness (the store checks `now <
+/// expires_at`), its `created_at` (for `expires_at = min(now + max age,
+/// created_at + lifetime)`: the plan takes `now + max age` and applies only
+/// to a login created at or after `now + max age - lifetime`, one whose
+/// lifetime cap does not bind) and its `authenticated_at` (which the store
+/// copies into the new session). So the store decides nothing: it checks a
+/// digest and two bounds computed here, and a login that fails any of them
+/// is judged by [`judge`] as before. `None` when the bounds overflow the
+/// calendar (the engine then reads and judges the login first).
+pub fn current_rotation(
+    presented: &AuthCookie,
+    token: impl Into<Successor>,
+    id: &SessionId,
+    client: ClientMeta,
+    now: OffsetDateTime,
+    config: &Config,
+) -> Option<(CurrentRotation, AuthCookie)> {
+    let expires_at = now.checked_add(config.max_age())?;
+    let created_since = expires_at.checked_sub(config.lifetime())?;
+    let user = SessionUser {
+        username: presented.username.clone(),
+        login: Some(presented.serial),
+        method: AuthMethod::Remembered,
+        // A placeholder: the store writes the login's own.
+        authenticated_at: now,
+    };
+    let (rotation, cookie) = planned_rotation(presented, user, token, id, client, now, expires_at, config);
+    Some((CurrentRotation { rotation, now, created_since }, cookie))
+}
+
+/// The rotation replacing `presented` for a new session owned by `user`,
+/// the login expiring at `expires_at`.
+#[allow(clippy::too_many_arguments)]
+fn planned_rotation(
+    presented: &AuthCookie,
+    user: SessionUser,
+    token: impl Into<Successor>,
+    id: &SessionId,
+    client: ClientMeta,
+    now: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    config: &Config,
+) -> (Rotation, AuthCookie) {
     let Successor { token, key } = token.into();
-    let session = new_session(Some(remembered_user(login)), id, SessionData::new(), now, config);
+    let session = new_session(Some(user), id, SessionData::new(), now, config);
+    let presented_digest = presented.token.digest();
     let rotation = Rotation {
         username: presented.username.clone(),
         serial: presented.serial,
-        expected: login.token,
+        expected: presented_digest,
         token: token.digest(),
         previous: PreviousToken {
-            digest: presented.token.digest(),
+            digest: presented_digest,
             rotated_at: now,
             sealed: SealedSuccessor::seal(&presented.token, &token, id),
         },
         session,
         last_used_at: now,
-        expires_at: login_expiry(now, login.created_at, config),
+        expires_at,
         client,
         max_sessions: config.max_sessions_per_user(),
     };

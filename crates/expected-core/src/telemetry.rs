@@ -57,7 +57,8 @@ use crate::engine::{EndCause, Outcome};
 use crate::record::{Login, SessionRecord};
 use crate::secret::{Serial, SessionDigest, Username};
 use crate::store::{
-    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation, Store, StoreError,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Rotated, Rotation, Store, StoreError,
 };
 
 /// `expected_authentications_total{outcome}`: authentications by outcome.
@@ -86,7 +87,7 @@ macro_rules! operations {
     ($($variant:ident => $name:literal,)*) => {
         /// The `operation` label values (and the `op` field of the `store`
         /// span): the [`Store`] methods, in the trait's order.
-        pub const STORE_OPERATIONS: [&str; 16] = [$($name),*];
+        pub const STORE_OPERATIONS: [&str; 17] = [$($name),*];
 
         /// A [`Store`] method.
         #[derive(Debug, Clone, Copy)]
@@ -118,6 +119,7 @@ operations! {
     CreateLogin => "create_login",
     GetLogin => "get_login",
     RotateLogin => "rotate_login",
+    RotateCurrent => "rotate_current",
     ListLogins => "list_logins",
     DeleteLogin => "delete_login",
     DeleteUser => "delete_user",
@@ -319,6 +321,13 @@ impl<S: Store> Instrumented<S> {
 
     pub(crate) async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
         call(Op::RotateLogin, Some(&rotation.username), self.0.rotate_login(rotation)).await
+    }
+
+    pub(crate) async fn rotate_current(
+        &self,
+        attempt: &CurrentRotation,
+    ) -> Result<CurrentRotated, StoreError> {
+        call(Op::RotateCurrent, Some(&attempt.rotation.username), self.0.rotate_current(attempt)).await
     }
 
     pub(crate) async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {

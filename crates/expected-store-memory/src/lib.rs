@@ -31,7 +31,8 @@ use async_trait::async_trait;
 use expected_core::protocol::apply_rotation;
 use expected_core::record::AuthMethod;
 use expected_core::store::{
-    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Rotated, Rotation,
 };
 use expected_core::time::OffsetDateTime;
 use expected_core::{Login, Serial, SessionDigest, SessionRecord, Store, StoreError, Username};
@@ -46,6 +47,27 @@ struct User {
 impl User {
     fn is_empty(&self) -> bool {
         self.logins.is_empty() && self.sessions.is_empty()
+    }
+
+    /// The compare-and-swap rotation ([`Store::rotate_login`]).
+    fn rotate(&mut self, rotation: &Rotation) -> Rotated {
+        let Some(login) = self.logins.get_mut(&rotation.serial) else { return Rotated::NotFound };
+        if login.token != rotation.expected {
+            return Rotated::NotCurrent;
+        }
+        if self.sessions.contains_key(&rotation.session.digest) {
+            return Rotated::SessionExists;
+        }
+        let old = login.session;
+        apply_rotation(login, rotation);
+        if let Some(old) = old {
+            self.sessions.remove(&old);
+        }
+        // Every other session this login opened goes too (a grace session, a
+        // cycled one, a copy a thief keeps alive).
+        self.sessions.retain(|_, session| session.login() != Some(rotation.serial));
+        self.insert_capped(&rotation.session, rotation.max_sessions);
+        Rotated::Rotated
     }
 
     /// Removes a login and every session it opened, the latter even when the
@@ -180,24 +202,28 @@ impl Store for MemoryStore {
     }
 
     async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        Ok(self.with_user(&rotation.username, |user| user.rotate(rotation)))
+    }
+
+    async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
+        let rotation = &attempt.rotation;
         Ok(self.with_user(&rotation.username, |user| {
-            let Some(login) = user.logins.get_mut(&rotation.serial) else { return Rotated::NotFound };
-            if login.token != rotation.expected {
-                return Rotated::NotCurrent;
+            // The check and the rotation under one lock: atomic like any
+            // rotation.
+            let Some(login) = user.logins.get(&rotation.serial) else {
+                return CurrentRotated::NotApplied(None);
+            };
+            if !attempt.applies_to(login) {
+                return CurrentRotated::NotApplied(Some(login.clone()));
             }
-            if user.sessions.contains_key(&rotation.session.digest) {
-                return Rotated::SessionExists;
+            let authenticated_at = login.authenticated_at;
+            match user.rotate(&attempt.for_login(login)) {
+                Rotated::Rotated => CurrentRotated::Rotated { authenticated_at },
+                Rotated::SessionExists => CurrentRotated::SessionExists,
+                Rotated::NotCurrent | Rotated::NotFound => {
+                    CurrentRotated::NotApplied(user.logins.get(&rotation.serial).cloned())
+                }
             }
-            let old = login.session;
-            apply_rotation(login, rotation);
-            if let Some(old) = old {
-                user.sessions.remove(&old);
-            }
-            // Every other session this login opened goes too (a grace
-            // session, a cycled one, a copy a thief keeps alive).
-            user.sessions.retain(|_, session| session.login() != Some(rotation.serial));
-            user.insert_capped(&rotation.session, rotation.max_sessions);
-            Rotated::Rotated
         }))
     }
 

@@ -146,6 +146,7 @@
 //! | `create_login`, `create_session` | 1 | script: refuse if the key exists, `HSET`, `PEXPIREAT`, index (a user's session in its login's set too), then cap the user's sessions |
 //! | `get_login`, `get_session` | 1 | `HGETALL` |
 //! | `rotate_login` | 1 | script: compare `token`, refuse if the new session exists, delete the bound session and every session in the login's set, update the login, create the session as given, cap the user's sessions |
+//! | `rotate_current` | 1 | script: `rotate_login`'s, comparing `token` with the presented digest and applying only to a login live at the attempt's `now` and created at or after its `created_since` (the login's `expires_at` and `created_at` brought to a sortable UTC form in the script), the new session taking the login's `authenticated_at`; when it does not apply, the login's `HGETALL` is the answer. A cookie login is this one script (it was `HGETALL`, then `rotate_login`'s script) |
 //! | `create_grace_session` | 1 | script: refuse unless the login exists and the session does not, create the session, set the login's `session`, cap the user's sessions |
 //! | `list_logins` | 1 | script: read the user's index and each login |
 //! | `delete_login` | 1 | script: the login, its bound session, every session in its set (even when the login is gone): a few lookups for a serial that does not exist |
@@ -226,7 +227,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use expected_core::protocol::apply_rotation;
 use expected_core::store::{
-    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Rotated, Rotation,
 };
 use expected_core::time::OffsetDateTime;
 use expected_core::{
@@ -833,6 +835,29 @@ fn rotated_login_fields(
     Ok(fields)
 }
 
+/// An instant as `YYYY-MM-DDTHH:MM:SS.ffffff` in UTC: a string that sorts
+/// as the instant (the scripts compare a record's times in this form).
+fn sortable(at: OffsetDateTime) -> String {
+    let at = at.to_offset(expected_core::time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.microsecond()
+    )
+}
+
+/// The `authenticated_at` a rotation carried into its new session.
+#[derive(serde::Deserialize)]
+struct Carried {
+    #[serde(with = "expected_core::time::serde::rfc3339")]
+    authenticated_at: OffsetDateTime,
+}
+
 /// A session's `expires_at` as the session serializes it, for a touch.
 #[derive(serde::Serialize)]
 struct Expiry {
@@ -921,6 +946,64 @@ impl Store for RedisStore {
             other => {
                 Err(StoreError::new(StoreErrorKind::Backend, format!("rotation script answered {other:?}")))
             }
+        }
+    }
+
+    async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
+        let rotation = &attempt.rotation;
+        let session = &rotation.session;
+        if session.username() != Some(&rotation.username) {
+            return Err(StoreError::new(
+                StoreErrorKind::Backend,
+                "a rotation's new session must belong to the login's user",
+            ));
+        }
+        let keys = self.keys(&rotation.username);
+        let login_args = field_args(&rotated_login_fields(rotation)?);
+        let session_args = field_args(&session_fields(session)?);
+        let call = Call::on(&SCRIPTS.rotate_current, &keys)
+            .key(keys.login(&rotation.serial))
+            .key(keys.session(&session.digest))
+            .arg(rotation.serial.to_base64())
+            .arg(json(&rotation.expected)?)
+            .arg(session.digest.to_base64())
+            .arg(score_of(rotation.expires_at))
+            .arg(self.expire_at(rotation.expires_at))
+            .arg(score_of(session.expires_at))
+            .arg(self.expire_at(session.expires_at))
+            .arg(cap_arg(rotation.max_sessions))
+            .arg(sortable(attempt.now))
+            .arg(sortable(attempt.created_since))
+            .arg(login_args.len().to_string())
+            .args(login_args)
+            .args(session_args);
+        let answer: Vec<Value> = self.run(call).await?;
+        let mut answer = answer.into_iter();
+        let tag = match answer.next() {
+            Some(Value::BulkString(tag)) => tag,
+            Some(Value::SimpleString(tag)) => tag.into_bytes(),
+            other => {
+                return Err(StoreError::corrupt(format!("rotate_current answered {other:?}")));
+            }
+        };
+        match (tag.as_slice(), answer.next()) {
+            (b"rotated", Some(Value::BulkString(at))) => {
+                let Carried { authenticated_at } =
+                    serde_json::from_slice(&[&b"{\"authenticated_at\":"[..], &at, b"}"].concat())
+                        .map_err(|error| StoreError::corrupt(format!("authenticated_at: {error}")))?;
+                Ok(CurrentRotated::Rotated { authenticated_at })
+            }
+            (b"session_exists", None) => Ok(CurrentRotated::SessionExists),
+            (b"login", Some(record)) => match decode_login(flat_hash(record)?)? {
+                Some(login) if login.username != rotation.username || login.serial != rotation.serial => {
+                    Err(StoreError::corrupt("a login hash holds another login"))
+                }
+                found => Ok(CurrentRotated::NotApplied(found)),
+            },
+            (tag, _) => Err(StoreError::new(
+                StoreErrorKind::Backend,
+                format!("rotate_current answered {:?}", String::from_utf8_lossy(tag)),
+            )),
         }
     }
 

@@ -211,6 +211,11 @@ pub(crate) use bind_session;
 /// `Store` impl.
 macro_rules! store_impl {
     ($store:ty) => {
+        $crate::common::store_impl!($store, {});
+    };
+    // `$extra`: more `Store` methods, which the backend implements itself
+    // (PostgreSQL's `rotate_current`), the others keeping the default.
+    ($store:ty, { $($extra:tt)* }) => {
         fn login_row(row: &<Db as sqlx::Database>::Row) -> Result<$crate::codec::LoginRow, sqlx::Error> {
             use sqlx::Row as _;
             Ok($crate::codec::LoginRow {
@@ -276,6 +281,8 @@ macro_rules! store_impl {
 
         #[async_trait::async_trait]
         impl expected_core::Store for $store {
+            $($extra)*
+
             async fn create_login(
                 &self,
                 login: &expected_core::Login,

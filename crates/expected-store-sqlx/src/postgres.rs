@@ -4,7 +4,8 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use expected_core::store::{
-    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Rotated, Rotation,
 };
 use expected_core::{AuthMethod, Serial, SessionRecord, StoreError, Username};
 use sqlx::Row as _;
@@ -12,9 +13,10 @@ use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::DEFAULT_BATCH;
-use crate::codec::{SessionValues, micros, owner_name, serial_from};
+use crate::codec::{LoginRow, SessionValues, from_micros, micros, owner_name, serial_from};
 use crate::common::{
-    CommonSql, SESSION_COLUMNS, SqlText, bind_session, expire_in_batches, others_kept, sql, store_impl,
+    CommonSql, LOGIN_COLUMNS, SESSION_COLUMNS, SqlText, bind_session, expire_in_batches, others_kept, sql,
+    store_impl,
 };
 use crate::error::{Failure, Transience, retry, store_error};
 use crate::tables::{Backend, Tables};
@@ -43,6 +45,7 @@ struct Sql {
     common: CommonSql,
     insert_capped: SqlText,
     rotate: SqlText,
+    rotate_current: SqlText,
     grace: SqlText,
     login_exists: SqlText,
     delete_login: SqlText,
@@ -121,6 +124,51 @@ impl Sql {
                 ) \
                 SELECT EXISTS (SELECT 1 FROM rotated), EXISTS (SELECT 1 FROM current_login), \
                     EXISTS (SELECT 1 FROM current_login WHERE token = $3), EXISTS (SELECT 1 FROM clash)"
+            )),
+            // One statement, the optimistic cookie login
+            // (`Store::rotate_current`): the `rotate` statement above with
+            // the presented token's digest as $3, applying only to a login
+            // live at $21 (`expires_at > now`) and created at or after $22
+            // (its lifetime cap does not bind), the new session taking the
+            // login's `authenticated_at` from the row (its $16 is not used;
+            // a version-1 row's NULL reads as `created_at`). When it does not
+            // apply it answers the login as its snapshot holds it, so the
+            // engine judges it without a second statement. Answers the
+            // rotated login's `authenticated_at` (NULL: not rotated), the
+            // clash, then the login's LOGIN_COLUMNS (NULL: no such login).
+            rotate_current: text(format!(
+                "WITH current_login AS (\
+                    SELECT {LOGIN_COLUMNS} FROM {logins} WHERE username = $1 AND serial = $2\
+                ), clash AS (\
+                    SELECT 1 FROM {sessions} WHERE username = $12 AND digest = $13\
+                ), rotated AS (\
+                    UPDATE {logins} SET token = $4, previous_token = $5, previous_rotated_at = $6, \
+                        previous_sealed = $7, session_digest = $13, last_used_at = $8, expires_at = $9, \
+                        client_ip = $10, user_agent = $11 \
+                    WHERE username = $1 AND serial = $2 AND token = $3 AND expires_at > $21 \
+                        AND created_at >= $22 AND NOT EXISTS (SELECT 1 FROM clash) \
+                    RETURNING coalesce(authenticated_at, created_at) AS authenticated_at\
+                ), old_sessions AS (\
+                    DELETE FROM {sessions} WHERE EXISTS (SELECT 1 FROM rotated) \
+                        AND username = $1 AND digest <> $13 \
+                        AND digest IN (SELECT digest FROM {sessions} WHERE username = $1 AND login_serial = $2 \
+                            UNION ALL SELECT session_digest FROM current_login) \
+                    RETURNING 1\
+                ), evicted AS (\
+                    DELETE FROM {sessions} WHERE username = $1 AND $20::bigint IS NOT NULL \
+                        AND EXISTS (SELECT 1 FROM rotated) \
+                        AND digest IN (SELECT digest FROM {sessions} WHERE username = $1 AND digest <> $13 \
+                            AND login_serial IS DISTINCT FROM $2 \
+                            AND digest IS DISTINCT FROM (SELECT session_digest FROM current_login) \
+                            ORDER BY expires_at DESC OFFSET $20) \
+                    RETURNING 1\
+                ), new_session AS (\
+                    INSERT INTO {sessions} ({SESSION_COLUMNS}) \
+                    SELECT $12, $13, $14, $15, r.authenticated_at, $17::json, $18, $19 FROM rotated r \
+                    RETURNING 1\
+                ) \
+                SELECT (SELECT authenticated_at FROM rotated), EXISTS (SELECT 1 FROM clash), c.* \
+                FROM (SELECT 1) AS one LEFT JOIN current_login c ON true"
             )),
             // One statement: bind the new session to its login (the UPDATE
             // waits for, or is waited for by, a racing delete of the login:
@@ -396,6 +444,82 @@ impl PgStore {
         Ok(if exists.is_some() { Rotated::NotCurrent } else { Rotated::NotFound })
     }
 
+    /// [`Store::rotate_current`](expected_core::Store::rotate_current) in
+    /// one statement (`rotate_current`); a second, a read, only when a
+    /// concurrent rotation or delete committed after the statement's
+    /// snapshot (the login it read looks rotatable, yet the UPDATE, which
+    /// re-checks the newest row version, did not apply).
+    async fn rotate_current_once(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
+        let rotation = &attempt.rotation;
+        let session = SessionValues::of(&rotation.session)?;
+        let client_ip = rotation.client.ip.map(|ip| ip.to_string());
+        let found = retry(classify, || async {
+            let query = sqlx::query(sql(&self.sql.rotate_current))
+                .bind(username(&rotation.username))
+                .bind(&rotation.serial.as_bytes()[..])
+                .bind(&rotation.expected.as_bytes()[..])
+                .bind(&rotation.token.as_bytes()[..])
+                .bind(&rotation.previous.digest.as_bytes()[..])
+                .bind(micros(rotation.previous.rotated_at))
+                .bind(&rotation.previous.sealed.as_bytes()[..])
+                .bind(micros(rotation.last_used_at))
+                .bind(micros(rotation.expires_at))
+                .bind(client_ip.as_deref())
+                .bind(rotation.client.user_agent.as_deref());
+            let row = bind_session!(query, owner(session.owner), &session)
+                .bind(others_kept(rotation.max_sessions))
+                .bind(micros(attempt.now))
+                .bind(micros(attempt.created_since))
+                .fetch_one(&self.pool)
+                .await;
+            let row = match row {
+                // The new session's digest was taken after our snapshot.
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => return Ok(None),
+                other => other?,
+            };
+            let rotated: Option<i64> = row.try_get(0)?;
+            let clash: bool = row.try_get(1)?;
+            let serial: Option<Vec<u8>> = row.try_get(2)?;
+            let login = match serial {
+                None => None,
+                Some(serial) => Some(LoginRow {
+                    serial,
+                    token: row.try_get(3)?,
+                    previous_token: row.try_get(4)?,
+                    previous_rotated_at: row.try_get(5)?,
+                    previous_sealed: row.try_get(6)?,
+                    session_digest: row.try_get(7)?,
+                    created_at: row.try_get(8)?,
+                    last_used_at: row.try_get(9)?,
+                    expires_at: row.try_get(10)?,
+                    client_ip: row.try_get(11)?,
+                    user_agent: row.try_get(12)?,
+                    authenticated_at: row.try_get(13)?,
+                }),
+            };
+            Ok(Some((rotated, clash, login)))
+        })
+        .await?;
+        let Some((rotated, clash, login)) = found else { return Ok(CurrentRotated::SessionExists) };
+        if let Some(at) = rotated {
+            return Ok(CurrentRotated::Rotated { authenticated_at: from_micros(at, "authenticated_at")? });
+        }
+        let Some(login) = login.map(|row| row.into_login(&rotation.username)).transpose()? else {
+            return Ok(CurrentRotated::NotApplied(None));
+        };
+        if !attempt.applies_to(&login) {
+            return Ok(CurrentRotated::NotApplied(Some(login)));
+        }
+        if clash {
+            return Ok(CurrentRotated::SessionExists);
+        }
+        // Rotatable in our snapshot, yet not rotated: what won the race is
+        // newer than the snapshot.
+        Ok(CurrentRotated::NotApplied(
+            <Self as expected_core::Store>::get_login(self, &rotation.username, &rotation.serial).await?,
+        ))
+    }
+
     async fn insert_capped(
         &self,
         session: &SessionRecord,
@@ -543,4 +667,11 @@ impl PgStore {
     }
 }
 
-store_impl!(PgStore);
+store_impl!(PgStore, {
+    async fn rotate_current(
+        &self,
+        attempt: &expected_core::store::CurrentRotation,
+    ) -> Result<expected_core::store::CurrentRotated, expected_core::StoreError> {
+        self.rotate_current_once(attempt).await
+    }
+});
