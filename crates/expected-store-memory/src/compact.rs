@@ -25,9 +25,12 @@ const OFFSET_BITS: u32 = 18;
 const OFFSET_BIAS: i32 = 1 << (OFFSET_BITS - 1);
 
 /// An `OffsetDateTime` in 12 bytes at 4-byte alignment (the original takes
-/// 16): the Unix seconds shifted left by [`OFFSET_BITS`] with the biased UTC
-/// offset below them, as two `u32` halves, then the nanoseconds. The offset
-/// is kept so that the round trip is exact, not merely the same instant.
+/// 16): its local date and time as seconds since 1970-01-01 00:00, shifted
+/// left by [`OFFSET_BITS`] with the biased UTC offset below them, as two
+/// `u32` halves, then the nanoseconds. The offset is kept so that the round
+/// trip is exact, not merely the same instant; the local time rather than
+/// the UTC one is kept because it is what is always in `time`'s range (at
+/// `PrimitiveDateTime::MIN` with a positive offset, the UTC time is not).
 ///
 /// The seconds of any `OffsetDateTime` fit: ±999 999 years (the `time`
 /// crate's `large-dates` range) are under 2^45 seconds, 45 + 18 < 64.
@@ -36,19 +39,23 @@ pub(crate) struct Stamp([u32; 3]);
 
 impl Stamp {
     pub(crate) fn new(at: OffsetDateTime) -> Self {
-        let offset = i64::from(at.offset().whole_seconds() + OFFSET_BIAS);
-        let word = ((at.unix_timestamp() << OFFSET_BITS) | offset) as u64;
+        let offset = at.offset().whole_seconds();
+        let local = at.unix_timestamp() + i64::from(offset);
+        let word = ((local << OFFSET_BITS) | i64::from(offset + OFFSET_BIAS)) as u64;
         Self([(word >> 32) as u32, word as u32, at.nanosecond()])
     }
 
-    fn word(self) -> i64 {
-        ((u64::from(self.0[0]) << 32) | u64::from(self.0[1])) as i64
+    /// (local seconds, offset seconds).
+    fn parts(self) -> (i64, i32) {
+        let word = ((u64::from(self.0[0]) << 32) | u64::from(self.0[1])) as i64;
+        (word >> OFFSET_BITS, (word & ((1 << OFFSET_BITS) - 1)) as i32 - OFFSET_BIAS)
     }
 
     /// The instant, as (Unix seconds, nanoseconds): what ordering and
     /// expiry compare, whatever the offset.
     pub(crate) fn instant(self) -> (i64, u32) {
-        (self.word() >> OFFSET_BITS, self.0[2])
+        let (local, offset) = self.parts();
+        (local - i64::from(offset), self.0[2])
     }
 
     /// Whether the instant is at or before `now`'s.
@@ -57,12 +64,13 @@ impl Stamp {
     }
 
     pub(crate) fn get(self) -> Result<OffsetDateTime, StoreError> {
-        let offset = (self.word() & ((1 << OFFSET_BITS) - 1)) as i32 - OFFSET_BIAS;
-        let (seconds, nanosecond) = self.instant();
-        OffsetDateTime::from_unix_timestamp(seconds)
+        let (local, offset) = self.parts();
+        let offset = UtcOffset::from_whole_seconds(offset).ok();
+        OffsetDateTime::from_unix_timestamp(local)
             .ok()
-            .and_then(|utc| utc.replace_nanosecond(nanosecond).ok())
-            .and_then(|utc| utc.checked_to_offset(UtcOffset::from_whole_seconds(offset).ok()?))
+            .and_then(|local| local.replace_nanosecond(self.0[2]).ok())
+            .zip(offset)
+            .map(|(local, offset)| local.replace_offset(offset))
             .ok_or_else(|| StoreError::corrupt("a stored time does not decode"))
     }
 }
@@ -271,5 +279,258 @@ impl StoredAnonymous {
     pub(crate) fn save(&mut self, session: &SessionRecord) {
         self.data = store_data(&session.data);
         self.expires_at = Stamp::new(session.expires_at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use expected_core::secret::{MAX_USERNAME_BYTES, SealedSuccessor};
+    use time::macros::{datetime, offset};
+    use expected_core::time::{Duration, PrimitiveDateTime};
+    use expected_core::record::MAX_USER_AGENT_BYTES;
+
+    use super::*;
+
+    type Result = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    /// Times at the edges: the epoch, before it with nanoseconds, far
+    /// offsets both ways, the first and last instants `time` represents.
+    fn times() -> Vec<OffsetDateTime> {
+        vec![
+            OffsetDateTime::UNIX_EPOCH,
+            datetime!(2030-01-02 03:04:05.678_901_234 UTC),
+            datetime!(1969-12-31 23:59:59.999_999_999 UTC),
+            datetime!(2030-06-01 12:00:00.000_000_001 +05:45),
+            datetime!(2030-06-01 12:00 -12:00),
+            datetime!(2030-06-01 12:00 +25:59:59),
+            datetime!(2030-06-01 12:00 -25:59:59),
+            PrimitiveDateTime::MIN.assume_utc(),
+            PrimitiveDateTime::MAX.assume_utc(),
+            PrimitiveDateTime::MIN.assume_offset(offset!(+25:59:59)),
+            PrimitiveDateTime::MAX.assume_offset(offset!(-25:59:59)),
+        ]
+    }
+
+    #[test]
+    fn stamps_round_trip_instant_and_offset() -> Result {
+        for at in times() {
+            let back = Stamp::new(at).get()?;
+            // `==` on `OffsetDateTime` compares instants only.
+            assert_eq!((back, back.offset()), (at, at.offset()), "{at}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn stamps_order_as_their_instants() {
+        let times = times();
+        for a in &times {
+            for b in &times {
+                let (sa, sb) = (Stamp::new(*a), Stamp::new(*b));
+                assert_eq!(sa.instant().cmp(&sb.instant()), a.cmp(b), "{a} against {b}");
+                assert_eq!(sa.is_reached(sb), a <= b, "{a} against {b}");
+            }
+        }
+    }
+
+    fn username(text: &str) -> std::result::Result<Username, Box<dyn std::error::Error>> {
+        Ok(Username::new(text)?)
+    }
+
+    fn longest_username() -> std::result::Result<Username, Box<dyn std::error::Error>> {
+        // Multi-byte characters up to the last byte allowed.
+        let mut name = "é".repeat(MAX_USERNAME_BYTES / 2);
+        name.push('x');
+        assert_eq!(name.len(), MAX_USERNAME_BYTES);
+        username(&name)
+    }
+
+    fn previous() -> PreviousToken {
+        PreviousToken {
+            digest: TokenDigest::from_bytes([7; 32]),
+            rotated_at: datetime!(2030-01-01 00:00:00.5 +01:00),
+            sealed: SealedSuccessor::from_bytes([9; 64]),
+        }
+    }
+
+    fn login(username: Username, client: ClientMeta) -> Login {
+        let at = datetime!(2030-01-02 03:04:05.678_901_234 UTC);
+        Login {
+            username,
+            serial: Serial::from_bytes([1; 16]),
+            token: TokenDigest::from_bytes([2; 32]),
+            previous: None,
+            session: None,
+            created_at: at,
+            last_used_at: at + Duration::nanoseconds(1),
+            expires_at: at + Duration::days(30),
+            client,
+            authenticated_at: at - Duration::seconds(1),
+        }
+    }
+
+    #[test]
+    fn logins_round_trip_every_field() -> Result {
+        let clients = [
+            ClientMeta::default(),
+            ClientMeta::new(Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))), None),
+            ClientMeta::new(Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))), Some("Firefox")),
+            ClientMeta::new(None, Some("")),
+            ClientMeta::new(None, Some(&"ü".repeat(MAX_USER_AGENT_BYTES))),
+        ];
+        let mut agents = UserAgents::default();
+        for name in [username("a")?, longest_username()?] {
+            for client in &clients {
+                for previous in [None, Some(previous())] {
+                    for session in [None, Some(SessionDigest::from_bytes([3; 32]))] {
+                        let mut login = login(name.clone(), client.clone());
+                        login.previous = previous;
+                        login.session = session;
+                        let back = StoredLogin::new(&login, &mut agents).get(&name)?;
+                        assert_eq!(back, login);
+                        for (back, at) in [
+                            (back.created_at, login.created_at),
+                            (back.last_used_at, login.last_used_at),
+                            (back.expires_at, login.expires_at),
+                            (back.authenticated_at, login.authenticated_at),
+                        ] {
+                            assert_eq!(back.offset(), at.offset());
+                        }
+                    }
+                }
+            }
+        }
+        // A non-UTC time in every field too, offsets included.
+        let mut login = login(username("zoë")?, clients[2].clone());
+        let [a, b, c, d] = [
+            datetime!(2030-06-01 12:00 +05:45),
+            datetime!(2030-06-01 12:00:00.000_000_001 -03:00),
+            datetime!(2031-06-01 12:00 +25:59:59),
+            datetime!(2029-06-01 12:00 -00:00:01),
+        ];
+        (login.created_at, login.last_used_at, login.expires_at, login.authenticated_at) = (a, b, c, d);
+        login.previous = Some(previous());
+        let back = StoredLogin::new(&login, &mut agents).get(&login.username)?;
+        assert_eq!(back, login);
+        assert_eq!(
+            [back.created_at, back.last_used_at, back.expires_at, back.authenticated_at].map(|t| t.offset()),
+            [a, b, c, d].map(|t| t.offset())
+        );
+        assert_eq!(back.previous.map(|p| p.rotated_at.offset()), Some(offset!(+01:00)));
+        Ok(())
+    }
+
+    fn data(value: serde_json::Value) -> SessionData {
+        match value {
+            serde_json::Value::Object(map) => map,
+            _ => SessionData::new(),
+        }
+    }
+
+    #[test]
+    fn sessions_round_trip_every_field() -> Result {
+        let at = datetime!(2030-01-02 03:04:05.678_901_234 +02:00);
+        let datas = [
+            SessionData::new(),
+            data(serde_json::json!({"cart": [1, 2.5, "three", null, {"deep": true}], "": ""})),
+        ];
+        for name in [username("a")?, longest_username()?] {
+            for login in [None, Some(Serial::from_bytes([4; 16]))] {
+                for method in [AuthMethod::Password, AuthMethod::Remembered] {
+                    for data in &datas {
+                        let user = SessionUser {
+                            username: name.clone(),
+                            login,
+                            method,
+                            authenticated_at: at - Duration::nanoseconds(1),
+                        };
+                        let session = SessionRecord {
+                            digest: SessionDigest::from_bytes([5; 32]),
+                            user: Some(user.clone()),
+                            data: data.clone(),
+                            created_at: at,
+                            expires_at: at + Duration::minutes(30),
+                        };
+                        let back = StoredSession::new(&session, &user).get(&name)?;
+                        assert_eq!(back, session);
+                        assert_eq!(back.created_at.offset(), at.offset());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn anonymous_sessions_round_trip_every_field() -> Result {
+        let at = datetime!(2030-01-02 03:04:05.000_000_001 UTC);
+        for data in [SessionData::new(), data(serde_json::json!({"theme": "dark", "n": 1}))] {
+            let session = SessionRecord {
+                digest: SessionDigest::from_bytes([6; 32]),
+                user: None,
+                data,
+                created_at: at,
+                expires_at: at + Duration::minutes(30),
+            };
+            let back = StoredAnonymous::new(&session).get(session.digest)?;
+            assert_eq!(back, session);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn saving_a_session_replaces_its_data_and_expiry_only() -> Result {
+        let name = username("alice")?;
+        let at = datetime!(2030-01-02 03:04:05 UTC);
+        let user = SessionUser {
+            username: name.clone(),
+            login: None,
+            method: AuthMethod::Password,
+            authenticated_at: at,
+        };
+        let mut session = SessionRecord {
+            digest: SessionDigest::from_bytes([5; 32]),
+            user: Some(user.clone()),
+            data: data(serde_json::json!({"a": 1})),
+            created_at: at,
+            expires_at: at + Duration::minutes(30),
+        };
+        let mut stored = StoredSession::new(&session, &user);
+        session.data = SessionData::new();
+        session.expires_at = at + Duration::minutes(60);
+        stored.save(&session);
+        assert_eq!(stored.get(&name)?, session);
+        session.data = data(serde_json::json!({"b": [2]}));
+        stored.save(&session);
+        assert_eq!(stored.get(&name)?, session);
+        Ok(())
+    }
+
+    #[test]
+    fn equal_user_agents_are_held_once() {
+        let mut agents = UserAgents::default();
+        let first = agents.intern("Mozilla/5.0");
+        let second = agents.intern(&String::from("Mozilla/5.0"));
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(agents.len(), 1);
+    }
+
+    #[test]
+    fn the_interner_drops_agents_no_record_holds() {
+        let mut agents = UserAgents::default();
+        let kept: Vec<Arc<str>> = (0..10).map(|i| agents.intern(&format!("kept {i}"))).collect();
+        // A client sending a new agent with every request: nothing keeps
+        // them but the interner.
+        for i in 0..100_000 {
+            drop(agents.intern(&format!("attack {i}")));
+            assert!(agents.len() <= MIN_SWEEP + 1, "{} agents after {i}", agents.len());
+        }
+        agents.sweep();
+        assert_eq!(agents.len(), kept.len(), "only the agents records hold are left");
+        for agent in &kept {
+            assert!(Arc::ptr_eq(agent, &agents.intern(agent)), "{agent} is still shared");
+        }
     }
 }

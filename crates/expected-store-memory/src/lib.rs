@@ -518,6 +518,154 @@ impl Store for MemoryStore {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use expected_core::record::{ClientMeta, PreviousToken, SessionUser};
+    use expected_core::secret::SealedSuccessor;
+    use expected_core::time::Duration;
+    use expected_core::{SessionData, TokenDigest};
+
+    use super::*;
+
+    type Result = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    fn at(seconds: i64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + Duration::days(365 * 60) + Duration::seconds(seconds)
+    }
+
+    fn login(username: &Username, serial: u8, agent: &str) -> Login {
+        Login {
+            username: username.clone(),
+            serial: Serial::from_bytes([serial; 16]),
+            token: TokenDigest::from_bytes([0; 32]),
+            previous: None,
+            session: None,
+            created_at: at(0),
+            last_used_at: at(0),
+            expires_at: at(3600),
+            client: ClientMeta::new(None, Some(agent)),
+            authenticated_at: at(0),
+        }
+    }
+
+    /// The rotation of `login` from token `n` to `n + 1`, from `agent`.
+    fn rotation(login: &Login, n: u32, agent: &str) -> Rotation {
+        let digest = |n: u32| {
+            let mut bytes = [0; 32];
+            bytes[..4].copy_from_slice(&n.to_le_bytes());
+            bytes
+        };
+        let session = SessionRecord {
+            digest: SessionDigest::from_bytes(digest(n + 1)),
+            user: Some(SessionUser {
+                username: login.username.clone(),
+                login: Some(login.serial),
+                method: AuthMethod::Remembered,
+                authenticated_at: login.authenticated_at,
+            }),
+            data: SessionData::new(),
+            created_at: at(1),
+            expires_at: at(1800),
+        };
+        Rotation {
+            username: login.username.clone(),
+            serial: login.serial,
+            expected: TokenDigest::from_bytes(digest(n)),
+            token: TokenDigest::from_bytes(digest(n + 1)),
+            previous: PreviousToken {
+                digest: TokenDigest::from_bytes(digest(n)),
+                rotated_at: at(1),
+                sealed: SealedSuccessor::from_bytes([0; 64]),
+            },
+            session,
+            last_used_at: at(1),
+            expires_at: at(3600),
+            client: ClientMeta::new(None, Some(agent)),
+            max_sessions: None,
+        }
+    }
+
+    fn interned(store: &MemoryStore) -> usize {
+        store.records().user_agents.len()
+    }
+
+    #[tokio::test]
+    async fn logins_share_one_copy_of_a_user_agent() -> Result {
+        let store = MemoryStore::new();
+        for i in 0..3 {
+            let username = Username::new(format!("user {i}"))?;
+            assert_eq!(store.create_login(&login(&username, 1, "Mozilla/5.0")).await?, Inserted::Created);
+        }
+        let records = store.records();
+        let agents: Vec<&Arc<str>> =
+            records.users.values().flat_map(|user| &user.logins).filter_map(StoredLogin::user_agent).collect();
+        assert_eq!(agents.len(), 3);
+        assert!(agents.iter().all(|agent| Arc::ptr_eq(agent, agents[0])));
+        assert_eq!(records.user_agents.len(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_client_sending_new_user_agents_cannot_grow_the_interner() -> Result {
+        let store = MemoryStore::new();
+        let alice = Username::new("alice")?;
+        let mut current = login(&alice, 1, "agent 0");
+        current.token = TokenDigest::from_bytes([0; 32]);
+        assert_eq!(store.create_login(&current).await?, Inserted::Created);
+        // Every rotation records the agent of its request and lets the
+        // previous one go.
+        for n in 0..20_000 {
+            let rotated = store.rotate_login(&rotation(&current, n, &format!("agent {}", n + 1))).await?;
+            assert_eq!(rotated, Rotated::Rotated);
+            assert!(interned(&store) <= compact::MIN_SWEEP + 1, "{} agents after {n}", interned(&store));
+        }
+        let stored = store.get_login(&alice, &current.serial).await?.ok_or("the login is gone")?;
+        assert_eq!(stored.client.user_agent.as_deref(), Some("agent 20000"));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn user_agents_go_when_their_logins_do() -> Result {
+        let store = MemoryStore::new();
+        for i in 0..1_000 {
+            let username = Username::new(format!("user {i}"))?;
+            assert_eq!(store.create_login(&login(&username, 1, &format!("agent {i}"))).await?, Inserted::Created);
+        }
+        assert!(interned(&store) >= 1_000, "every login's agent is interned");
+        for i in 0..1_000 {
+            let username = Username::new(format!("user {i}"))?;
+            if i % 2 == 0 {
+                store.delete_user(&username).await?;
+            } else {
+                assert!(store.delete_login(&username, &Serial::from_bytes([1; 16])).await?);
+            }
+        }
+        // The next cleaning pass lets them go.
+        assert!(store.delete_expired_logins(at(0)).await?.is_empty());
+        assert_eq!(interned(&store), 0);
+        assert!(store.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_restore_shares_the_restored_agents_and_drops_the_others() -> Result {
+        let store = MemoryStore::new();
+        let alice = Username::new("alice")?;
+        assert_eq!(store.create_login(&login(&alice, 1, "kept")).await?, Inserted::Created);
+        let snapshot = store.snapshot();
+        assert_eq!(store.create_login(&login(&alice, 2, "dropped")).await?, Inserted::Created);
+        store.restore(&snapshot);
+        drop(snapshot);
+        assert_eq!(interned(&store), 1);
+        let bob = Username::new("bob")?;
+        assert_eq!(store.create_login(&login(&bob, 1, "kept")).await?, Inserted::Created);
+        assert_eq!(interned(&store), 1, "the restored agent is shared, not interned twice");
+        Ok(())
+    }
+}
+
 /// This crate's README, compiled as doctests so that it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
