@@ -286,10 +286,10 @@ impl StoredAnonymous {
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    use expected_core::secret::{MAX_USERNAME_BYTES, SealedSuccessor};
-    use time::macros::{datetime, offset};
-    use expected_core::time::{Duration, PrimitiveDateTime};
     use expected_core::record::MAX_USER_AGENT_BYTES;
+    use expected_core::secret::{MAX_USERNAME_BYTES, SealedSuccessor};
+    use expected_core::time::{Duration, PrimitiveDateTime};
+    use time::macros::{datetime, offset};
 
     use super::*;
 
@@ -376,7 +376,10 @@ mod tests {
         let clients = [
             ClientMeta::default(),
             ClientMeta::new(Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9))), None),
-            ClientMeta::new(Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))), Some("Firefox")),
+            ClientMeta::new(
+                Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))),
+                Some("Firefox"),
+            ),
             ClientMeta::new(None, Some("")),
             ClientMeta::new(None, Some(&"ü".repeat(MAX_USER_AGENT_BYTES))),
         ];

@@ -48,7 +48,9 @@ use expected_core::store::{
     Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation,
 };
 use expected_core::time::OffsetDateTime;
-use expected_core::{Login, Serial, SessionDigest, SessionRecord, Store, StoreError, Username};
+use expected_core::{
+    Login, Serial, SessionDigest, SessionRecord, Store, StoreError, StoreErrorKind, Username,
+};
 
 use crate::compact::{Stamp, StoredAnonymous, StoredLogin, StoredSession, UserAgents};
 
@@ -127,7 +129,8 @@ impl User {
             return false;
         };
         let login = self.logins.swap_remove(index);
-        self.sessions.retain(|session| session.login != Some(*serial) && Some(session.digest) != login.session);
+        self.sessions
+            .retain(|session| session.login != Some(*serial) && Some(session.digest) != login.session);
         true
     }
 
@@ -169,10 +172,7 @@ impl User {
             return Ok(Rotated::SessionExists);
         }
         let Some(owner) = rotation.session.user.as_ref() else {
-            return Err(StoreError::new(
-                expected_core::StoreErrorKind::Backend,
-                "a rotation's session must be its user's",
-            ));
+            return Err(StoreError::new(StoreErrorKind::Backend, "a rotation's session must be its user's"));
         };
         // The whole record through core's `apply_rotation`, so that this
         // store writes what every other store writes.
@@ -599,8 +599,12 @@ mod tests {
             assert_eq!(store.create_login(&login(&username, 1, "Mozilla/5.0")).await?, Inserted::Created);
         }
         let records = store.records();
-        let agents: Vec<&Arc<str>> =
-            records.users.values().flat_map(|user| &user.logins).filter_map(StoredLogin::user_agent).collect();
+        let agents: Vec<&Arc<str>> = records
+            .users
+            .values()
+            .flat_map(|user| &user.logins)
+            .filter_map(StoredLogin::user_agent)
+            .collect();
         assert_eq!(agents.len(), 3);
         assert!(agents.iter().all(|agent| Arc::ptr_eq(agent, agents[0])));
         assert_eq!(records.user_agents.len(), 1);
@@ -631,7 +635,10 @@ mod tests {
         let store = MemoryStore::new();
         for i in 0..1_000 {
             let username = Username::new(format!("user {i}"))?;
-            assert_eq!(store.create_login(&login(&username, 1, &format!("agent {i}"))).await?, Inserted::Created);
+            assert_eq!(
+                store.create_login(&login(&username, 1, &format!("agent {i}"))).await?,
+                Inserted::Created
+            );
         }
         assert!(interned(&store) >= 1_000, "every login's agent is interned");
         for i in 0..1_000 {
