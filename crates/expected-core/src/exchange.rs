@@ -293,9 +293,19 @@ impl<S: Store> Exchange<S> {
                 Outcome::Theft(report) => Some(report.clone()),
                 _ => None,
             };
+            // A session hit on the request's only session value needs no
+            // narrowing: that value is the one the session was found by.
+            // Narrowing parses and hashes every value again, which only
+            // picks a winner among several, or drops the values a cookie
+            // login or the grace path replaced.
+            let found_by_the_only_value =
+                matches!(result.outcome, Outcome::Session(_) | Outcome::AnonymousSession(_))
+                    && state.session_cookie.len() == 1;
             let current = match result.outcome.session() {
                 Some(session) => {
-                    state.narrow_session(session);
+                    if !found_by_the_only_value {
+                        state.narrow_session(session);
+                    }
                     Current::Stored(session.clone())
                 }
                 None => Current::Empty,

@@ -2,7 +2,10 @@
 //! errors.
 
 use expected_core::time::OffsetDateTime;
-use expected_core::{AuthMethod, Login, SessionRecord, StoreError, StoreErrorKind};
+use expected_core::{
+    AuthMethod, Login, Serial, SessionData, SessionDigest, SessionRecord, SessionUser, StoreError,
+    StoreErrorKind, Username,
+};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 use serde_json::{Map, Value};
 
@@ -86,15 +89,12 @@ pub(crate) fn decode_login(flat: Vec<Vec<u8>>) -> Result<Option<Login>, StoreErr
     decode(fields).map(Some)
 }
 
-/// The serde fields of [`SessionUser`], kept at the top level of a session
-/// hash.
-const USER_FIELDS: [&str; 4] = ["username", "login", "method", "authenticated_at"];
-
 /// The fields of a session hash: the serde fields of [`SessionRecord`] but
-/// `user`, whose own fields ([`USER_FIELDS`]) sit beside them, absent for an
-/// anonymous session. Flat, so that a script compares a session's `login`
-/// byte for byte without parsing JSON, and so that a 0.1 session (which had
-/// `username` and `login` there) is the same hash minus two fields.
+/// `user`, whose own fields (`username`, `login`, `method`,
+/// `authenticated_at`) sit beside them, absent for an anonymous session.
+/// Flat, so that a script compares a session's `login` byte for byte without
+/// parsing JSON, and so that a 0.1 session (which had `username` and `login`
+/// there) is the same hash minus two fields.
 pub(crate) fn session_fields(session: &SessionRecord) -> Result<Map<String, Value>, StoreError> {
     let mut fields = to_fields(session)?;
     match fields.remove("user") {
@@ -105,28 +105,103 @@ pub(crate) fn session_fields(session: &SessionRecord) -> Result<Map<String, Valu
     Ok(fields)
 }
 
+/// A timestamp field's JSON: an RFC 3339 string, as [`SessionRecord`]'s
+/// serde writes it.
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+struct Timestamp(#[serde(with = "expected_core::time::serde::rfc3339")] OffsetDateTime);
+
+/// Decodes the JSON `value` of field `name` into `slot`, which must still be
+/// empty (a hash holds each field once; a second one is corruption, not a
+/// value to pick from).
+fn take<T: serde::de::DeserializeOwned>(
+    slot: &mut Option<T>,
+    name: &str,
+    value: &[u8],
+) -> Result<(), StoreError> {
+    if slot.is_some() {
+        return Err(StoreError::corrupt(format!("a session hash holds field {name:?} twice")));
+    }
+    let decoded = serde_json::from_slice(value)
+        .map_err(|error| StoreError::corrupt(format!("session field {name:?} does not decode: {error}")))?;
+    *slot = Some(decoded);
+    Ok(())
+}
+
+/// A required field, or the corruption of its absence.
+fn required<T>(slot: Option<T>, name: &str) -> Result<T, StoreError> {
+    slot.ok_or_else(|| StoreError::corrupt(format!("a session hash has no field {name:?}")))
+}
+
 /// A session back from its hash ([`session_fields`]); `None` when there is
 /// no such key.
+///
+/// Every session hit reads one, so each known field's JSON is decoded
+/// straight into its type: no intermediate JSON tree, no field map, no
+/// second pass through serde. A field name this version does not know (one
+/// a later version adds) is skipped unread; every field it knows must be
+/// well-formed, and a malformed, missing or repeated one is
+/// [`StoreErrorKind::Corrupt`], never a panic.
 ///
 /// Version 0.1 wrote only `username` and `login` of the user: such a session
 /// reads as opened by the remember-me cookie at `created_at`, the cautious
 /// reading (an application asking for a fresh password gets one asked).
+/// Half of the newer user fields (`method` without `authenticated_at`, or the
+/// reverse) is neither version, and corrupt; so is a user field without a
+/// `username`.
 pub(crate) fn decode_session(flat: Vec<Vec<u8>>) -> Result<Option<SessionRecord>, StoreError> {
-    let Some(mut fields) = fields_of(flat)? else { return Ok(None) };
-    let mut user: Map<String, Value> = USER_FIELDS
-        .iter()
-        .filter_map(|name| fields.remove(*name).map(|value| ((*name).to_owned(), value)))
-        .collect();
-    if !user.is_empty() {
-        if !user.contains_key("method") && !user.contains_key("authenticated_at") {
-            user.insert("method".to_owned(), Value::from(AuthMethod::Remembered.as_str()));
-            if let Some(created_at) = fields.get("created_at").cloned() {
-                user.insert("authenticated_at".to_owned(), created_at);
-            }
-        }
-        fields.insert("user".to_owned(), Value::Object(user));
+    if flat.is_empty() {
+        return Ok(None);
     }
-    decode(fields).map(Some)
+    if flat.len() % 2 != 0 {
+        return Err(StoreError::corrupt("a record hash answered an odd number of values"));
+    }
+    let mut digest = None;
+    let mut data = None;
+    let mut created_at: Option<Timestamp> = None;
+    let mut expires_at: Option<Timestamp> = None;
+    let mut username = None;
+    // `Some(None)`: a `login` field holding JSON null (no remember-me).
+    let mut login: Option<Option<Serial>> = None;
+    let mut method = None;
+    let mut authenticated_at: Option<Timestamp> = None;
+    for pair in flat.chunks_exact(2) {
+        let (name, value) = (pair[0].as_slice(), pair[1].as_slice());
+        match name {
+            b"digest" => take(&mut digest, "digest", value)?,
+            b"data" => take(&mut data, "data", value)?,
+            b"created_at" => take(&mut created_at, "created_at", value)?,
+            b"expires_at" => take(&mut expires_at, "expires_at", value)?,
+            b"username" => take(&mut username, "username", value)?,
+            b"login" => take(&mut login, "login", value)?,
+            b"method" => take(&mut method, "method", value)?,
+            b"authenticated_at" => take(&mut authenticated_at, "authenticated_at", value)?,
+            _ => {}
+        }
+    }
+    let created_at = required(created_at, "created_at")?.0;
+    let has_user = username.is_some() || login.is_some() || method.is_some() || authenticated_at.is_some();
+    let user = if has_user {
+        let (method, authenticated_at) = match (method, authenticated_at) {
+            (Some(method), Some(Timestamp(at))) => (method, at),
+            (None, None) => (AuthMethod::Remembered, created_at),
+            (Some(_), None) => {
+                return Err(StoreError::corrupt("a session hash has no field \"authenticated_at\""));
+            }
+            (None, Some(_)) => return Err(StoreError::corrupt("a session hash has no field \"method\"")),
+        };
+        let username: Username = required(username, "username")?;
+        Some(SessionUser { username, login: login.flatten(), method, authenticated_at })
+    } else {
+        None
+    };
+    Ok(Some(SessionRecord {
+        digest: required::<SessionDigest>(digest, "digest")?,
+        user,
+        data: required::<SessionData>(data, "data")?,
+        created_at,
+        expires_at: required(expires_at, "expires_at")?.0,
+    }))
 }
 
 /// Microseconds since the Unix epoch, rounded up: a record's score.
@@ -183,7 +258,6 @@ pub(crate) fn store_error(error: RedisError) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use expected_core::{Serial, SessionDigest, SessionUser, Username};
     use time::macros::datetime;
 
     #[test]
@@ -307,6 +381,116 @@ mod tests {
         assert_eq!(decode_login(flat(&fields))?, Some(login.clone()));
         fields.remove("authenticated_at");
         assert_eq!(decode_login(flat(&fields))?, Some(login));
+        Ok(())
+    }
+
+    /// A logged-in user's session hash, as pairs (name, value) to mutate.
+    fn user_session_pairs() -> Result<Vec<(String, Vec<u8>)>, Box<dyn std::error::Error>> {
+        let user = SessionUser {
+            username: Username::new("zoë")?,
+            login: Some(Serial::from_bytes([2; 16])),
+            method: AuthMethod::Password,
+            authenticated_at: datetime!(2030-01-01 0:00 UTC),
+        };
+        let fields = session_fields(&session(Some(user)))?;
+        Ok(fields.iter().map(|(name, value)| (name.clone(), value.to_string().into_bytes())).collect())
+    }
+
+    fn flatten(pairs: &[(String, Vec<u8>)]) -> Vec<Vec<u8>> {
+        pairs.iter().flat_map(|(name, value)| [name.clone().into_bytes(), value.clone()]).collect()
+    }
+
+    fn corrupt(flat: Vec<Vec<u8>>) -> bool {
+        decode_session(flat).err().map(|error| error.kind()) == Some(StoreErrorKind::Corrupt)
+    }
+
+    #[test]
+    fn every_malformed_session_field_is_corrupt_not_a_panic() -> Result<(), Box<dyn std::error::Error>> {
+        let pairs = user_session_pairs()?;
+        assert!(decode_session(flatten(&pairs))?.is_some(), "the unmutated hash reads");
+        // Values that are not JSON, or JSON of another type, or of the right
+        // type but no valid value (a short digest, a bad date, a bad name).
+        let garbage: [&[u8]; 14] = [
+            b"",
+            b"{",
+            b"\"",
+            b"\xff\xfe",
+            b"42",
+            b"[]",
+            b"{}",
+            b"true",
+            b"\"AAAA\"",
+            b"\"2030-13-45T25:61:00Z\"",
+            b"\"not a date\"",
+            b"\"has space\\u0000\"",
+            b"\"password\" trailing",
+            b"18446744073709551616999",
+        ];
+        for index in 0..pairs.len() {
+            for bad in garbage {
+                let mut mutated = pairs.clone();
+                mutated[index].1 = bad.to_vec();
+                let name = &pairs[index].0;
+                // What is a valid value of the field after all: `login`
+                // may be null, `data` any object, a username any string
+                // without control characters.
+                let reads = match name.as_str() {
+                    "login" => bad == b"null",
+                    "data" => bad == b"{}",
+                    "username" => bad.starts_with(b"\"") && bad.ends_with(b"\"") && !bad.contains(&b'\\'),
+                    _ => false,
+                };
+                let decoded = decode_session(flatten(&mutated));
+                assert!(
+                    reads || decoded.as_ref().err().map(StoreError::kind) == Some(StoreErrorKind::Corrupt),
+                    "{name} = {:?} answered {decoded:?}",
+                    String::from_utf8_lossy(bad)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn missing_repeated_and_unknown_session_fields() -> Result<(), Box<dyn std::error::Error>> {
+        let pairs = user_session_pairs()?;
+        for required in ["digest", "data", "created_at", "expires_at", "username"] {
+            let without: Vec<_> = pairs.iter().filter(|(name, _)| name != required).cloned().collect();
+            assert!(corrupt(flatten(&without)), "without {required}");
+        }
+        for index in 0..pairs.len() {
+            let mut twice = pairs.clone();
+            twice.push(pairs[index].clone());
+            assert!(corrupt(flatten(&twice)), "{} twice", pairs[index].0);
+        }
+        let mut odd = flatten(&pairs);
+        odd.pop();
+        assert!(corrupt(odd), "an odd number of values");
+        // A field a later version adds is skipped, whatever it holds.
+        let mut later = pairs.clone();
+        later.push(("later_field".to_owned(), b"\xff not json".to_vec()));
+        later.push((String::from_utf8_lossy(b"\xff").into_owned(), b"{".to_vec()));
+        assert_eq!(decode_session(flatten(&later))?, decode_session(flatten(&pairs))?);
+        Ok(())
+    }
+
+    #[test]
+    fn truncated_session_values_never_panic() -> Result<(), Box<dyn std::error::Error>> {
+        let pairs = user_session_pairs()?;
+        for index in 0..pairs.len() {
+            for cut in 0..pairs[index].1.len() {
+                let mut mutated = pairs.clone();
+                mutated[index].1.truncate(cut);
+                // Every value is a JSON string or object: any prefix loses
+                // its closing quote or brace.
+                let decoded = decode_session(flatten(&mutated));
+                assert!(
+                    decoded.is_err_and(|error| error.kind() == StoreErrorKind::Corrupt),
+                    "{} cut at {cut}",
+                    pairs[index].0
+                );
+            }
+        }
         Ok(())
     }
 
