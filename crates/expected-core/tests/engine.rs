@@ -9,7 +9,7 @@ use expected_core::credential::CookieError;
 use expected_core::store::StoreErrorKind;
 use expected_core::time::Duration;
 use expected_core::{
-    AuthCookie, ChaChaTokens, Config, CookieKind, Expected, Hooks, ManualClock, Outcome, Presented,
+    AuthCookie, ChaChaTokens, Clock, Config, CookieKind, Expected, Hooks, ManualClock, Outcome, Presented,
     SessionCookie, SetCookie, Store, StoreError, TokenSource, Username,
 };
 use expected_store_memory::MemoryStore;

@@ -384,8 +384,11 @@ mod tests {
         Ok(())
     }
 
-    /// A logged-in user's session hash, as pairs (name, value) to mutate.
-    fn user_session_pairs() -> Result<Vec<(String, Vec<u8>)>, Box<dyn std::error::Error>> {
+    /// A hash's fields as (name, value) pairs, to mutate.
+    type Pairs = Vec<(String, Vec<u8>)>;
+
+    /// A logged-in user's session hash.
+    fn user_session_pairs() -> Result<Pairs, Box<dyn std::error::Error>> {
         let user = SessionUser {
             username: Username::new("zoë")?,
             login: Some(Serial::from_bytes([2; 16])),
