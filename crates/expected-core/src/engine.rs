@@ -865,8 +865,10 @@ impl<S: Store> Expected<S> {
         now: OffsetDateTime,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let owner = cookie.username.as_ref();
-        let stored = self.store.get_session(owner, &cookie.id.digest()).await?;
-        match protocol::judge_session(cookie, stored.as_ref(), now, &self.config) {
+        // Hashed once: the lookup key and what the judgement compares.
+        let digest = cookie.id.digest();
+        let stored = self.store.get_session(owner, &digest).await?;
+        match protocol::judge_session(cookie, &digest, stored.as_ref(), now, &self.config) {
             SessionJudgement::Unknown | SessionJudgement::Expired => Ok(None),
             SessionJudgement::Live { touch } => {
                 let Some(mut session) = stored else { return Ok(None) };

@@ -13,7 +13,7 @@ use crate::config::{Config, GraceBinding};
 use crate::credential::{AuthCookie, SessionCookie};
 use crate::keys::KeyId;
 use crate::record::{AuthMethod, ClientMeta, Login, PreviousToken, SessionData, SessionRecord, SessionUser};
-use crate::secret::{SealedSuccessor, Serial, SessionId, Token, Username};
+use crate::secret::{SealedSuccessor, Serial, SessionDigest, SessionId, Token, Username};
 use crate::store::{CurrentRotation, Rotation};
 
 /// Why a presented auth cookie is taken for a replayed copy.
@@ -270,8 +270,16 @@ pub enum SessionJudgement {
 }
 
 /// Judges a session cookie against the stored session.
+///
+/// `presented` is the digest of the cookie's id ([`SessionId::digest`]):
+/// the caller computed it to look the session up, and hashing the id again
+/// here would only repeat that work on every request. It is compared with
+/// the stored digest in constant time all the same: the store found the
+/// session by it, but a store need not compare keys in constant time, nor
+/// be right.
 pub fn judge_session(
     cookie: &SessionCookie,
+    presented: &SessionDigest,
     session: Option<&SessionRecord>,
     now: OffsetDateTime,
     config: &Config,
@@ -279,7 +287,7 @@ pub fn judge_session(
     let Some(session) = session else {
         return SessionJudgement::Unknown;
     };
-    if session.username() != cookie.username.as_ref() || !session.digest.matches(&cookie.id) {
+    if session.username() != cookie.username.as_ref() || !session.digest.ct_eq(presented) {
         return SessionJudgement::Unknown;
     }
     if !session.is_live(now) {
@@ -680,22 +688,36 @@ mod tests {
         let cookie = SessionCookie { username: Some(user.clone()), id };
         let idle = config.idle().whole_seconds();
         assert_eq!(
-            judge_session(&cookie, Some(&session), at(1), &config),
+            judge_session(&cookie, &cookie.id.digest(), Some(&session), at(1), &config),
             SessionJudgement::Live { touch: false }
         );
         assert_eq!(
-            judge_session(&cookie, Some(&session), at(idle / 4), &config),
+            judge_session(&cookie, &cookie.id.digest(), Some(&session), at(idle / 4), &config),
             SessionJudgement::Live { touch: true }
         );
-        assert_eq!(judge_session(&cookie, Some(&session), at(idle), &config), SessionJudgement::Expired);
+        assert_eq!(
+            judge_session(&cookie, &cookie.id.digest(), Some(&session), at(idle), &config),
+            SessionJudgement::Expired
+        );
         let other = SessionCookie {
             username: Some(Username::new("bob").unwrap_or_else(|e| panic!("{e}"))),
             ..cookie.clone()
         };
-        assert_eq!(judge_session(&other, Some(&session), at(1), &config), SessionJudgement::Unknown);
+        assert_eq!(
+            judge_session(&other, &other.id.digest(), Some(&session), at(1), &config),
+            SessionJudgement::Unknown
+        );
+        // The digest is what is compared: another id's digest next to the
+        // right username finds nothing, even when the store answered this
+        // session for it.
+        let stranger = SessionId::from_bytes([9; 32]).digest();
+        assert_eq!(
+            judge_session(&cookie, &stranger, Some(&session), at(1), &config),
+            SessionJudgement::Unknown
+        );
         let anonymous = SessionCookie { username: None, ..cookie };
         assert_eq!(
-            judge_session(&anonymous, Some(&session), at(1), &config),
+            judge_session(&anonymous, &anonymous.id.digest(), Some(&session), at(1), &config),
             SessionJudgement::Unknown,
             "an anonymous cookie must not reach a user's session"
         );
@@ -715,7 +737,7 @@ mod tests {
         let mut now = 0;
         while now < absolute {
             if let SessionJudgement::Live { touch: true } =
-                judge_session(&cookie, Some(&session), at(now), &config)
+                judge_session(&cookie, &cookie.id.digest(), Some(&session), at(now), &config)
             {
                 session.expires_at = session_expiry(at(now), session.created_at, &config);
             }
@@ -723,9 +745,12 @@ mod tests {
             now += idle / 3;
         }
         assert_eq!(session.expires_at, at(absolute));
-        assert_eq!(judge_session(&cookie, Some(&session), at(absolute), &config), SessionJudgement::Expired);
         assert_eq!(
-            judge_session(&cookie, Some(&session), at(absolute - 1), &config),
+            judge_session(&cookie, &cookie.id.digest(), Some(&session), at(absolute), &config),
+            SessionJudgement::Expired
+        );
+        assert_eq!(
+            judge_session(&cookie, &cookie.id.digest(), Some(&session), at(absolute - 1), &config),
             SessionJudgement::Live { touch: false },
             "no touch once the expiry cannot move"
         );
