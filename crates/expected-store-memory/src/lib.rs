@@ -32,7 +32,7 @@ use expected_core::protocol::apply_rotation;
 use expected_core::record::AuthMethod;
 use expected_core::store::{
     Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
-    Rotated, Rotation,
+    Remembered, Rotated, Rotation,
 };
 use expected_core::time::OffsetDateTime;
 use expected_core::{Login, Serial, SessionDigest, SessionRecord, Store, StoreError, Username};
@@ -224,6 +224,34 @@ impl Store for MemoryStore {
                     CurrentRotated::NotApplied(user.logins.get(&rotation.serial).cloned())
                 }
             }
+        }))
+    }
+
+    async fn create_remembered(
+        &self,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        if session.username() != Some(&login.username) {
+            return Err(StoreError::new(
+                expected_core::StoreErrorKind::Backend,
+                "a remembered login's session must belong to the login's user",
+            ));
+        }
+        // Both checks, both writes and the read under one lock: atomic.
+        Ok(self.with_user(&login.username, |user| {
+            if user.logins.contains_key(&login.serial) {
+                return Remembered::LoginExists;
+            }
+            if user.sessions.contains_key(&session.digest) {
+                return Remembered::SessionExists;
+            }
+            let others = list_logins.then(|| user.logins.values().cloned().collect());
+            user.logins.insert(login.serial, login.clone());
+            user.insert_capped(session, max_sessions);
+            Remembered::Created { others }
         }))
     }
 
