@@ -488,11 +488,14 @@ pub trait Store: Send + Sync + 'static {
     /// A store that can do this in one round trip (one statement, one
     /// script) makes a password login with "remember me" one round trip
     /// under the cap, two when the new login puts the user over it. The
-    /// default does what the engine did before: [`Store::create_login`],
-    /// [`Store::create_session`] (deleting the login again when that fails:
-    /// the login exists alone for that long), then
-    /// [`Store::list_logins`] when asked: correct on any store, in two or
-    /// three round trips.
+    /// default does what the engine did before, in two or three round trips
+    /// correct on any store: [`Store::create_login`] (of the login not yet
+    /// bound to its session), [`Store::create_grace_session`] (which creates
+    /// the session and binds the login to it in one step; the login exists
+    /// alone for that long, and is deleted again when that fails), then
+    /// [`Store::list_logins`] when asked. Before 0.2 the engine called
+    /// [`Store::create_session`] there, whose undo of a login already bound
+    /// to a taken digest deleted the session holding it.
     async fn create_remembered(
         &self,
         login: &Login,
@@ -500,15 +503,37 @@ pub trait Store: Send + Sync + 'static {
         max_sessions: Option<NonZeroUsize>,
         list_logins: bool,
     ) -> Result<Remembered, StoreError> {
-        if self.create_login(login).await? == Inserted::AlreadyExists {
+        if session.login() != Some(login.serial) || login.session != Some(session.digest) {
+            return Err(StoreError::new(
+                StoreErrorKind::Backend,
+                "a remembered login and its session must name each other",
+            ));
+        }
+        // The login goes in unbound, and the session's creation binds it in
+        // the same step (`create_grace_session`), so that undoing the login
+        // when the session's digest is taken ends nothing but what it
+        // opened: `delete_login` of a login already bound to that digest
+        // would end the session that holds it, someone else's.
+        let unbound = Login { session: None, ..login.clone() };
+        if self.create_login(&unbound).await? == Inserted::AlreadyExists {
             return Ok(Remembered::LoginExists);
         }
-        let created = self.create_session(session, max_sessions).await;
-        if !matches!(created, Ok(Inserted::Created)) {
+        match self.create_grace_session(session, max_sessions).await {
+            Ok(GraceInserted::Created) => {}
             // No login without its session.
-            self.delete_login(&login.username, &login.serial).await?;
-            if created? == Inserted::AlreadyExists {
+            Ok(GraceInserted::AlreadyExists) => {
+                self.delete_login(&login.username, &login.serial).await?;
                 return Ok(Remembered::SessionExists);
+            }
+            Ok(GraceInserted::LoginGone) => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Backend,
+                    "the new login was deleted before its session was created",
+                ));
+            }
+            Err(error) => {
+                self.delete_login(&login.username, &login.serial).await?;
+                return Err(error);
             }
         }
         if !list_logins {

@@ -118,7 +118,8 @@ async fn a_remembered_login_is_at_most_two_scripts() {
     // Loads every script these registrations use (the last one ends
     // alice's oldest login), and brings alice to the cap.
     for _ in 0..=cap {
-        let _registered = engine.register(&name("alice"), true, &Presented::default()).await.expect("warm up");
+        let _registered =
+            engine.register(&name("alice"), true, &Presented::default()).await.expect("warm up");
         clock.advance(Duration::minutes(1));
     }
     let _registered = engine.register(&name("nobody"), false, &Presented::default()).await.expect("warm up");
@@ -138,6 +139,7 @@ async fn a_remembered_login_is_at_most_two_scripts() {
             assert_eq!(sent(&before, &after).0, expected, "a password login {what} is {expected} script(s)");
         }
     }
-    let logins = expected_core::Store::list_logins(engine.store(), &name("alice")).await.expect("list_logins");
+    let logins =
+        expected_core::Store::list_logins(engine.store(), &name("alice")).await.expect("list_logins");
     assert_eq!(logins.len(), cap, "the cap held");
 }

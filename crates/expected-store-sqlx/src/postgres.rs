@@ -15,8 +15,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use crate::DEFAULT_BATCH;
 use crate::codec::{LoginRow, LoginValues, SessionValues, from_micros, micros, owner_name, serial_from};
 use crate::common::{
-    CommonSql, LOGIN_COLUMNS, SESSION_COLUMNS, SqlText, bind_login, bind_session, expire_in_batches, others_kept, sql,
-    store_impl,
+    CommonSql, LOGIN_COLUMNS, SESSION_COLUMNS, SqlText, bind_login, bind_session, expire_in_batches,
+    others_kept, sql, store_impl,
 };
 use crate::error::{Failure, Transience, retry, store_error};
 use crate::tables::{Backend, Tables};
@@ -620,7 +620,10 @@ impl PgStore {
             Some((false, false, _)) => Remembered::LoginExists,
             Some((true, _, others)) if list_logins => Remembered::Created {
                 others: Some(
-                    others.into_iter().map(|row| row.into_login(&login.username)).collect::<Result<_, _>>()?,
+                    others
+                        .into_iter()
+                        .map(|row| row.into_login(&login.username))
+                        .collect::<Result<_, _>>()?,
                 ),
             },
             Some((true, ..)) => Remembered::Created { others: None },

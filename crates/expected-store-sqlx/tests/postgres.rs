@@ -336,15 +336,18 @@ fn a_remembered_login_is_at_most_two_statements() {
         setup.store().migrate().await.unwrap_or_else(|e| panic!("migrate: {e}"));
         // alice is at the cap: each registration of hers ends her oldest.
         for _ in 0..cap {
-            let _registered =
-                setup.register(&name("alice"), true, &Presented::default()).await.unwrap_or_else(|e| panic!("{e}"));
+            let _registered = setup
+                .register(&name("alice"), true, &Presented::default())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
             clock.advance(expected_core::time::Duration::minutes(1));
         }
         setup.store().pool().close().await;
 
         // (who registers, remember me, statements expected per login); the
         // users under the cap are new in each phase.
-        let scenarios = [("at the cap", true, 2), ("under the cap", true, 1), ("without remember me", false, 1)];
+        let scenarios =
+            [("at the cap", true, 2), ("under the cap", true, 1), ("without remember me", false, 1)];
         let extra = 2;
         for (phase_name, (what, remember, expected)) in scenarios.into_iter().enumerate() {
             let mut counted = Vec::new();
