@@ -31,7 +31,7 @@ use arbitrary::Arbitrary;
 use async_trait::async_trait;
 use expected_core::store::{
     Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
-    Rotated, Rotation,
+    Remembered, Rotated, Rotation,
 };
 use expected_core::time::{Duration, OffsetDateTime};
 use expected_core::{
@@ -644,6 +644,16 @@ impl<S: Store> Store for Pausing<S> {
     async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
         self.pause().await;
         self.inner.rotate_current(attempt).await
+    }
+    async fn create_remembered(
+        &self,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        self.pause().await;
+        self.inner.create_remembered(login, session, max_sessions, list_logins).await
     }
     async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {
         self.pause().await;

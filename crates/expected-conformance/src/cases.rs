@@ -10,7 +10,7 @@ use std::sync::Arc;
 use expected_core::protocol::{self, apply_rotation, remembered_user};
 use expected_core::store::{
     Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
-    Rotated,
+    Remembered, Rotated,
 };
 use expected_core::time::Duration;
 use expected_core::{
@@ -3194,4 +3194,139 @@ pub async fn concurrent_current_rotations_have_one_winner<S: Store>(store: Arc<S
         }
     }
     assert_eq!(live, 1, "only the winner's session is created");
+}
+
+/// `create_remembered` creates a login and its session together, both
+/// reading back exactly; asked, it answers the user's other logins exactly
+/// as stored (not the new one, not another user's), and not asked, none.
+/// The session is the login's: it ends with it.
+pub async fn create_remembered_creates_login_and_session<S: Store>(store: Arc<S>) {
+    let now = now();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let earlier = fresh_login(&alice, now);
+    created(&*store, &earlier).await;
+    created(&*store, &fresh_login(&bob, now)).await;
+
+    let fresh = fresh_login(&alice, after(now, 1));
+    let answer = store.create_remembered(&fresh.login, &fresh.session, None, true).await;
+    assert_eq!(
+        answer.expect("create_remembered"),
+        Remembered::Created { others: Some(vec![earlier.login.clone()]) },
+        "asked, create_remembered answers the user's other logins as stored, and only those"
+    );
+    assert_eq!(
+        login_at(&*store, &alice, &fresh.login.serial).await,
+        Some(fresh.login.clone()),
+        "the login is created"
+    );
+    assert_kept(&*store, &fresh.session, "its session is created with it").await;
+    assert_kept(&*store, &earlier.session, "the user's other sessions stay").await;
+
+    let second = fresh_login(&alice, after(now, 2));
+    let answer = store.create_remembered(&second.login, &second.session, None, false).await;
+    assert_eq!(
+        answer.expect("create_remembered"),
+        Remembered::Created { others: None },
+        "not asked, create_remembered answers no logins"
+    );
+    assert_eq!(login_at(&*store, &alice, &second.login.serial).await, Some(second.login.clone()), "created");
+    assert_kept(&*store, &second.session, "with its session").await;
+
+    let carol = user("carol");
+    let first = fresh_login(&carol, now);
+    let answer = store.create_remembered(&first.login, &first.session, None, true).await;
+    assert_eq!(
+        answer.expect("create_remembered"),
+        Remembered::Created { others: Some(Vec::new()) },
+        "a user's first login has no others"
+    );
+    assert!(store.delete_login(&alice, &fresh.login.serial).await.expect("delete_login"), "the login exists");
+    assert_gone(&*store, &fresh.session, "the session created with a login ends with it").await;
+    assert_kept(&*store, &second.session, "and no other").await;
+}
+
+/// `create_remembered` refuses a taken serial (`LoginExists`) or a taken
+/// session digest (`SessionExists`), writing nothing: neither record, nor
+/// the deletions of the session cap.
+pub async fn create_remembered_refuses_taken_serial_or_session<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let existing = fresh_login(&alice, now);
+    created(&*store, &existing).await;
+    let early = expiring(&alice, None, now, 1);
+    insert_session(&*store, &early).await;
+
+    // The same serial, a new session and token.
+    let mut twin = fresh_login(&alice, after(now, 1));
+    twin.login.serial = existing.login.serial;
+    let user = protocol::password_user(&alice, Some(existing.login.serial), after(now, 1));
+    twin.session.user = Some(user);
+    twin.login.session = Some(twin.session.digest);
+    let answer = store.create_remembered(&twin.login, &twin.session, cap(1), true).await;
+    assert_eq!(answer.expect("create_remembered"), Remembered::LoginExists, "a taken serial is refused");
+    assert_eq!(
+        login_at(&*store, &alice, &existing.login.serial).await,
+        Some(existing.login.clone()),
+        "not overwritten"
+    );
+    assert_gone(&*store, &twin.session, "a refused login creates no session").await;
+    assert_kept(&*store, &early, "nor deletes one over the cap").await;
+    assert_kept(&*store, &existing.session, "nor deletes one over the cap").await;
+
+    // A new serial, a taken session digest.
+    let fresh = fresh_login(&alice, after(now, 2));
+    let squatter = owned_by(&fresh.session, Some(&alice));
+    insert_session(&*store, &squatter).await;
+    let answer = store.create_remembered(&fresh.login, &fresh.session, cap(1), true).await;
+    assert_eq!(
+        answer.expect("create_remembered"),
+        Remembered::SessionExists,
+        "a taken session digest is refused"
+    );
+    assert_eq!(login_at(&*store, &alice, &fresh.login.serial).await, None, "no login without its session");
+    assert_kept(&*store, &squatter, "the taken session is not overwritten").await;
+    assert_kept(&*store, &early, "nor any deleted over the cap").await;
+    assert_eq!(
+        serials_of(&*store, &alice).await,
+        vec![existing.login.serial],
+        "the user's logins are as they were"
+    );
+}
+
+/// `create_remembered` caps the user's sessions as `create_session` does:
+/// over `max_sessions`, the sessions that expire first go, never the new
+/// one; another user's sessions and anonymous ones are not counted.
+pub async fn create_remembered_caps_sessions_per_user<S: Store>(store: Arc<S>) {
+    let now = now();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let (first, middle, late) =
+        (expiring(&alice, None, now, 10), expiring(&alice, None, now, 20), expiring(&alice, None, now, 40));
+    let bobs = expiring(&bob, None, now, 1);
+    let visitor = anonymous_session(now);
+    for session in [&late, &first, &middle, &bobs, &visitor] {
+        insert_session(&*store, session).await;
+    }
+    let mut fresh = fresh_login(&alice, now);
+    // The new session expires before all others: it stays all the same.
+    fresh.session.expires_at = now + Duration::minutes(5);
+    let answer = store.create_remembered(&fresh.login, &fresh.session, cap(3), false).await;
+    assert_eq!(
+        answer.expect("create_remembered"),
+        Remembered::Created { others: None },
+        "created under the cap"
+    );
+    assert_kept(&*store, &fresh.session, "the session being created is never deleted over the cap").await;
+    assert_gone(&*store, &first, "over the cap, the user's session that expires first is deleted").await;
+    for (session, what) in [(&middle, "the second earliest"), (&late, "the latest")] {
+        assert_kept(&*store, session, &format!("at the cap, {what} of the user's sessions stays")).await;
+    }
+    assert_kept(&*store, &bobs, "another user's session is not counted").await;
+    assert_kept(&*store, &visitor, "an anonymous session is not counted").await;
+
+    let another = fresh_login(&alice, after(now, 1));
+    let answer = store.create_remembered(&another.login, &another.session, None, false).await;
+    assert_eq!(answer.expect("create_remembered"), Remembered::Created { others: None }, "created");
+    for session in [&fresh.session, &middle, &late, &another.session] {
+        assert_kept(&*store, session, "without a cap no session is deleted").await;
+    }
 }

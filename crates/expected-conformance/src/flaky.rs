@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use expected_core::store::{
     Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
-    Rotated, Rotation, StoreErrorKind,
+    Remembered, Rotated, Rotation, StoreErrorKind,
 };
 use expected_core::time::OffsetDateTime;
 use expected_core::{Login, Serial, SessionDigest, SessionRecord, Store, StoreError, Username};
@@ -21,6 +21,7 @@ pub enum Operation {
     GetLogin,
     RotateLogin,
     RotateCurrent,
+    CreateRemembered,
     ListLogins,
     DeleteLogin,
     DeleteUser,
@@ -41,11 +42,12 @@ const OPERATIONS: usize = Operation::ALL.len();
 
 impl Operation {
     /// Every operation, in the order of the [`Store`] trait.
-    pub const ALL: [Operation; 17] = [
+    pub const ALL: [Operation; 18] = [
         Self::CreateLogin,
         Self::GetLogin,
         Self::RotateLogin,
         Self::RotateCurrent,
+        Self::CreateRemembered,
         Self::ListLogins,
         Self::DeleteLogin,
         Self::DeleteUser,
@@ -124,6 +126,16 @@ impl<S: Store> Store for Flaky<S> {
     async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
         self.check(Operation::RotateCurrent)?;
         self.inner.rotate_current(attempt).await
+    }
+    async fn create_remembered(
+        &self,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        self.check(Operation::CreateRemembered)?;
+        self.inner.create_remembered(login, session, max_sessions, list_logins).await
     }
     async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {
         self.check(Operation::ListLogins)?;

@@ -80,6 +80,7 @@ async fn call_each(store: &Flaky<MemoryStore>) -> Vec<(Operation, bool)> {
         (Operation::GetLogin, down(store.get_login(&name, &serial).await)),
         (Operation::RotateLogin, down(store.rotate_login(&rotation).await)),
         (Operation::RotateCurrent, down(store.rotate_current(&current).await)),
+        (Operation::CreateRemembered, down(store.create_remembered(&login, &session, None, false).await)),
         (Operation::ListLogins, down(store.list_logins(&name).await)),
         (Operation::DeleteLogin, down(store.delete_login(&name, &serial).await)),
         (Operation::DeleteUser, down(store.delete_user(&name).await)),

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -17,8 +18,8 @@ use crate::protocol::{self, Judgement, SessionJudgement, TheftCause};
 use crate::record::{AuthMethod, ClientMeta, Login, SessionData, SessionRecord, SessionUser};
 use crate::secret::{OsTokens, Serial, SessionDigest, SessionId, TokenSource, Username};
 use crate::store::{
-    Confirmation, CurrentRotated, Deleted, GraceInserted, Inserted, Keep, Rotated, Store, StoreError,
-    StoreErrorKind,
+    Confirmation, CurrentRotated, Deleted, GraceInserted, Inserted, Keep, Remembered, Rotated, Store,
+    StoreError, StoreErrorKind,
 };
 use crate::telemetry::{self, Instrumented};
 
@@ -1221,21 +1222,24 @@ impl<S: Store> Expected<S> {
                 let token = self.tokens.token();
                 let (login, cookie) =
                     protocol::new_login(username, serial, token, &session, client.clone(), now, config);
-                if self.store.create_login(&login).await? == Inserted::AlreadyExists {
-                    continue;
-                }
-                let created = self.store.create_session(&session, self.config.max_sessions_per_user()).await;
-                if !matches!(created, Ok(Inserted::Created)) {
-                    // No login without its session: undo, then retry or fail.
-                    self.store.delete_login(username, &serial).await?;
-                    if created? == Inserted::AlreadyExists {
-                        continue;
-                    }
-                }
+                // One store call for the login, its session and what the
+                // login cap needs to know (the user's other logins).
+                let cap = config.max_logins_per_user();
+                let sessions_cap = config.max_sessions_per_user();
+                let others = match self
+                    .store
+                    .create_remembered(&login, &session, sessions_cap, cap.is_some())
+                    .await?
+                {
+                    Remembered::Created { others } => others,
+                    Remembered::LoginExists | Remembered::SessionExists => continue,
+                };
                 cookies.push(self.auth_cookie(&cookie, login.expires_at, now));
-                if let Err(error) = self.evict_over_cap(username, serial).await {
-                    // The login is made; the cap is enforced again next time.
-                    tracing::warn!(%error, user = %username.tag(), "could not evict logins over the cap");
+                if let (Some(max), Some(others)) = (cap, others) {
+                    if let Err(error) = self.evict_over_cap(username, &others, max).await {
+                        // The login is made; the cap is enforced again next time.
+                        tracing::warn!(%error, user = %username.tag(), "could not evict logins over the cap");
+                    }
                 }
             } else {
                 let cap = self.config.max_sessions_per_user();
@@ -1276,23 +1280,21 @@ impl<S: Store> Expected<S> {
         Err(EngineError::KeyCollision)
     }
 
-    /// Deletes the least recently used logins of `username` beyond the cap,
-    /// never `keep` (the one just registered).
-    async fn evict_over_cap(&self, username: &Username, keep: Serial) -> Result<(), StoreError> {
-        let Some(max) = self.config.max_logins_per_user() else { return Ok(()) };
-        let mut logins = self.store.list_logins(username).await?;
-        let excess = logins.len().saturating_sub(max.get());
-        if excess == 0 {
-            return Ok(());
-        }
-        logins.retain(|login| login.serial != keep);
-        logins.sort_by_key(|login| (login.last_used_at, login.created_at));
+    /// Deletes the least recently used logins of `username` beyond the cap
+    /// `max`, `others` being the user's logins but the one just registered
+    /// (which is never deleted).
+    async fn evict_over_cap(
+        &self,
+        username: &Username,
+        others: &[Login],
+        max: NonZeroUsize,
+    ) -> Result<(), StoreError> {
         let mut evicted = Vec::new();
-        for login in logins.iter().take(excess) {
-            if self.store.delete_login(username, &login.serial).await? {
-                evicted.push(login.serial);
+        for serial in protocol::logins_over_cap(others, max) {
+            if self.store.delete_login(username, &serial).await? {
+                evicted.push(serial);
             }
-            tracing::debug!(user = %username.tag(), serial = %login.serial, "login evicted over the per-user cap");
+            tracing::debug!(user = %username.tag(), %serial, "login evicted over the per-user cap");
         }
         self.ended(username, evicted, EndCause::Evicted).await;
         Ok(())

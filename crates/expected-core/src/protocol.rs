@@ -484,10 +484,43 @@ pub fn apply_rotation(login: &mut Login, rotation: &Rotation) {
     login.client = rotation.client.clone();
 }
 
+/// The logins a new login ends under the per-user cap `max`: `others` being
+/// the user's other logins, the least recently used (`last_used_at`, then
+/// `created_at`) beyond `max - 1` of them, so that with the new one the user
+/// holds at most `max`. The new login is never among them.
+pub fn logins_over_cap(others: &[Login], max: std::num::NonZeroUsize) -> Vec<Serial> {
+    let excess = (others.len() + 1).saturating_sub(max.get());
+    let mut oldest: Vec<&Login> = others.iter().collect();
+    oldest.sort_by_key(|login| (login.last_used_at, login.created_at));
+    oldest.into_iter().take(excess).map(|login| login.serial).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::Duration;
+
+    #[test]
+    fn the_cap_ends_the_least_recently_used_logins_beyond_it() {
+        let config = Config::default();
+        let cap = |n| std::num::NonZeroUsize::new(n).unwrap_or(std::num::NonZeroUsize::MIN);
+        let mut logins = Vec::new();
+        for (n, (used, created)) in [(30, 0), (10, 5), (10, 1), (20, 0)].into_iter().enumerate() {
+            let (_, mut login) = login_under(&config);
+            login.serial = Serial::from_bytes([n as u8 + 1; 16]);
+            login.last_used_at = at(used);
+            login.created_at = at(created);
+            logins.push(login);
+        }
+        let serial = |n: usize| logins[n].serial;
+        // Four others and the new one: a cap of 5 ends none, 3 the two least
+        // recently used (a tie in use broken by the older creation), 1 all.
+        assert_eq!(logins_over_cap(&logins, cap(5)), vec![]);
+        assert_eq!(logins_over_cap(&logins, cap(4)), vec![serial(2)]);
+        assert_eq!(logins_over_cap(&logins, cap(3)), vec![serial(2), serial(1)]);
+        assert_eq!(logins_over_cap(&logins, cap(1)), vec![serial(2), serial(1), serial(3), serial(0)]);
+        assert_eq!(logins_over_cap(&[], cap(1)), vec![]);
+    }
 
     fn at(seconds: i64) -> OffsetDateTime {
         time::macros::datetime!(2030-01-01 0:00 UTC) + Duration::seconds(seconds)

@@ -38,7 +38,7 @@
 //!   counts those (not what the backend already dropped).
 //! - **Sessions per user are capped.** Every operation that creates a user's
 //!   session ([`Store::create_session`], [`Store::rotate_login`],
-//!   [`Store::create_grace_session`]) is given the cap (`max_sessions`,
+//!   [`Store::create_grace_session`], [`Store::create_remembered`]) is given the cap (`max_sessions`,
 //!   `None` for no limit) and, in the same atomic step, leaves that user with
 //!   at most that many sessions: over it, it deletes the user's sessions with
 //!   the earliest `expires_at` (the least recently used, sessions sliding by
@@ -82,6 +82,16 @@
 //! default. [`Store::rotate_login`] follows only when the optimistic attempt
 //! did not apply and the judgement still asks for a rotation (the last
 //! cookie max age of a login's lifetime, a heal).
+//!
+//! A password login with "remember me" is one [`Store::create_remembered`]
+//! (the login, its session and, when the engine caps logins per user, the
+//! user's other logins read in the same step), then one
+//! [`Store::delete_login`] per login the cap ends, decided by core
+//! ([`protocol::logins_over_cap`](crate::protocol::logins_over_cap)): at
+//! most two round trips on a store that implements it (PostgreSQL, Redis)
+//! when a registration puts the user over the cap by one, as it does once
+//! the cap holds; three on the default. Without "remember me" it is one
+//! [`Store::create_session`].
 //!
 //! Why the attempt carries bounds rather than asking the store to judge: a
 //! store that answered the login on a mismatch and rotated on a match would
@@ -325,6 +335,28 @@ pub enum CurrentRotated {
     SessionExists,
 }
 
+/// The result of [`Store::create_remembered`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum Remembered {
+    /// The login and its session were created (the user's sessions capped
+    /// as [`Store::create_session`] caps them).
+    Created {
+        /// The user's other logins (every one but the new), as the store
+        /// held them when it created the login: `Some` when asked
+        /// (`list_logins`). `None` when not asked, or when a store that
+        /// reads them in a separate step (the default) could not: the login
+        /// is made all the same, and the per-user login cap is enforced at
+        /// the next registration.
+        others: Option<Vec<Login>>,
+    },
+    /// A login with that `(username, serial)` exists. Nothing was written.
+    LoginExists,
+    /// A session with that `(owner, digest)` exists. Nothing was written.
+    SessionExists,
+}
+
 /// What [`Store::delete_user`] or [`Store::delete_user_except`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deleted {
@@ -441,6 +473,86 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
+    /// A password login with "remember me": creates `login` and its
+    /// `session` (the session `login.session` names, opened by it:
+    /// `session.user.login == Some(login.serial)`) together, in one atomic
+    /// step, capping the user's sessions at `max_sessions` as
+    /// [`Store::create_session`] does. Either both are created or, when the
+    /// serial ([`Remembered::LoginExists`]) or the session's digest
+    /// ([`Remembered::SessionExists`]) is taken, neither: nothing is written.
+    /// With `list_logins`, it also answers the user's other logins as the
+    /// same step saw them, so that the engine decides what the per-user
+    /// login cap ends (ending it with [`Store::delete_login`]) without
+    /// another read.
+    ///
+    /// A store that can do this in one round trip (one statement, one
+    /// script) makes a password login with "remember me" one round trip
+    /// under the cap, two when the new login puts the user over it. The
+    /// default does what the engine did before, in two or three round trips
+    /// correct on any store: [`Store::create_login`] (of the login not yet
+    /// bound to its session), [`Store::create_grace_session`] (which creates
+    /// the session and binds the login to it in one step; the login exists
+    /// alone for that long, and is deleted again when that fails), then
+    /// [`Store::list_logins`] when asked. Before 0.2 the engine called
+    /// [`Store::create_session`] there, whose undo of a login already bound
+    /// to a taken digest deleted the session holding it.
+    async fn create_remembered(
+        &self,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        if session.login() != Some(login.serial) || login.session != Some(session.digest) {
+            return Err(StoreError::new(
+                StoreErrorKind::Backend,
+                "a remembered login and its session must name each other",
+            ));
+        }
+        // The login goes in unbound, and the session's creation binds it in
+        // the same step (`create_grace_session`), so that undoing the login
+        // when the session's digest is taken ends nothing but what it
+        // opened: `delete_login` of a login already bound to that digest
+        // would end the session that holds it, someone else's.
+        let unbound = Login { session: None, ..login.clone() };
+        if self.create_login(&unbound).await? == Inserted::AlreadyExists {
+            return Ok(Remembered::LoginExists);
+        }
+        match self.create_grace_session(session, max_sessions).await {
+            Ok(GraceInserted::Created) => {}
+            // No login without its session.
+            Ok(GraceInserted::AlreadyExists) => {
+                self.delete_login(&login.username, &login.serial).await?;
+                return Ok(Remembered::SessionExists);
+            }
+            Ok(GraceInserted::LoginGone) => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Backend,
+                    "the new login was deleted before its session was created",
+                ));
+            }
+            Err(error) => {
+                self.delete_login(&login.username, &login.serial).await?;
+                return Err(error);
+            }
+        }
+        if !list_logins {
+            return Ok(Remembered::Created { others: None });
+        }
+        match self.list_logins(&login.username).await {
+            Ok(mut logins) => {
+                logins.retain(|other| other.serial != login.serial);
+                Ok(Remembered::Created { others: Some(logins) })
+            }
+            // The login is made: failing the registration now would leave
+            // it behind unused. The cap waits for the next one.
+            Err(error) => {
+                tracing::warn!(%error, user = %login.username.tag(), "could not list logins for the per-user cap");
+                Ok(Remembered::Created { others: None })
+            }
+        }
+    }
+
     /// All of a user's logins, in no particular order.
     async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError>;
 
@@ -547,6 +659,15 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
         (**self).rotate_current(attempt).await
+    }
+    async fn create_remembered(
+        &self,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        (**self).create_remembered(login, session, max_sessions, list_logins).await
     }
     async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {
         (**self).list_logins(username).await

@@ -140,7 +140,9 @@ fn every_outcome_registration_and_ended_login_is_counted_once() {
     // (the hook said no before anything could rotate).
     assert_eq!(count("rotate_current"), 6.0, "{text}");
     assert_eq!(count("rotate_login"), 0.0, "{text}");
-    for op in ["create_login", "get_login", "get_session", "create_session", "delete_user", "delete_login"] {
+    for op in
+        ["create_remembered", "get_login", "get_session", "create_session", "delete_user", "delete_login"]
+    {
         assert!(count(op) >= 1.0, "{op} timed:\n{text}");
     }
     // A histogram in seconds: the memory store answers well under one.

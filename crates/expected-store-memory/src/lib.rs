@@ -46,7 +46,7 @@ use expected_core::protocol::apply_rotation;
 use expected_core::record::AuthMethod;
 use expected_core::store::{
     Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
-    Rotated, Rotation,
+    Remembered, Rotated, Rotation,
 };
 use expected_core::time::OffsetDateTime;
 use expected_core::{
@@ -338,6 +338,45 @@ impl Store for MemoryStore {
                     user.login(&rotation.serial).map(|login| login.get(username)).transpose()?,
                 ),
             })
+        })
+    }
+
+    async fn create_remembered(
+        &self,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        if session.username() != Some(&login.username) {
+            return Err(StoreError::new(
+                expected_core::StoreErrorKind::Backend,
+                "a remembered login's session must belong to the login's user",
+            ));
+        }
+        let Some(owner) = session.user.as_ref() else {
+            return Err(StoreError::new(
+                expected_core::StoreErrorKind::Backend,
+                "a remembered login's session must belong to the login's user",
+            ));
+        };
+        let username = &login.username;
+        // Both checks, both writes and the read under one lock: atomic.
+        self.with_user(username, |user, agents| {
+            if user.login(&login.serial).is_some() {
+                return Ok(Remembered::LoginExists);
+            }
+            if user.session(&session.digest).is_some() {
+                return Ok(Remembered::SessionExists);
+            }
+            let others = if list_logins {
+                Some(user.logins.iter().map(|other| other.get(username)).collect::<Result<Vec<_>, _>>()?)
+            } else {
+                None
+            };
+            push(&mut user.logins, StoredLogin::new(login, agents));
+            user.insert_capped(StoredSession::new(session, owner), max_sessions);
+            Ok(Remembered::Created { others })
         })
     }
 

@@ -149,6 +149,7 @@
 //! | `get_session` | 1 | `HMGET` of the fields a session is written with, values only |
 //! | `rotate_login` | 1 | script: compare `token`, refuse if the new session exists, delete the bound session and every session in the login's set, update the login, create the session as given, cap the user's sessions |
 //! | `rotate_current` | 1 | script: `rotate_login`'s, comparing `token` with the presented digest and applying only to a login live at the attempt's `now` and created at or after its `created_since` (the login's `expires_at` and `created_at` brought to a sortable UTC form in the script), the new session taking the login's `authenticated_at`; when it does not apply, the login's `HGETALL` is the answer. A cookie login is this one script (it was `HGETALL`, then `rotate_login`'s script) |
+//! | `create_remembered` | 1 | script: refuse if the login or the session exists, read the user's other logins when asked (as `list_logins` does), write the login, create the session, cap the user's sessions. A password login with "remember me" is this one script under the per-user login cap, and a `delete_login` for each login the cap ends, decided by the engine from the logins answered: two for a user at the cap (it was `create_login`, `create_session`, `list_logins`, then `delete_login`: three and four) |
 //! | `create_grace_session` | 1 | script: refuse unless the login exists and the session does not, create the session, set the login's `session`, cap the user's sessions |
 //! | `list_logins` | 1 | script: read the user's index and each login |
 //! | `delete_login` | 1 | script: the login, its bound session, every session in its set (even when the login is gone): a few lookups for a serial that does not exist |
@@ -230,7 +231,7 @@ use async_trait::async_trait;
 use expected_core::protocol::apply_rotation;
 use expected_core::store::{
     Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
-    Rotated, Rotation,
+    Remembered, Rotated, Rotation,
 };
 use expected_core::time::OffsetDateTime;
 use expected_core::{
@@ -1005,6 +1006,70 @@ impl Store for RedisStore {
             (tag, _) => Err(StoreError::new(
                 StoreErrorKind::Backend,
                 format!("rotate_current answered {:?}", String::from_utf8_lossy(tag)),
+            )),
+        }
+    }
+
+    async fn create_remembered(
+        &self,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        // The session goes under the login's user's keys: one naming
+        // somebody else would be stored where it reads back as corrupt.
+        if session.username() != Some(&login.username) {
+            return Err(StoreError::new(
+                StoreErrorKind::Backend,
+                "a remembered login's session must belong to the login's user",
+            ));
+        }
+        let keys = self.keys(&login.username);
+        let login_args = field_args(&login_fields(login)?);
+        let session_args = field_args(&session_fields(session)?);
+        let call = Call::on(&SCRIPTS.create_remembered, &keys)
+            .key(keys.login(&login.serial))
+            .key(keys.session(&session.digest))
+            .arg(login.serial.to_base64())
+            .arg(score_of(login.expires_at))
+            .arg(self.expire_at(login.expires_at))
+            .arg(session.digest.to_base64())
+            .arg(score_of(session.expires_at))
+            .arg(self.expire_at(session.expires_at))
+            .arg(cap_arg(max_sessions))
+            .arg(if list_logins { "1" } else { "" })
+            .arg(login_args.len().to_string())
+            .args(login_args)
+            .args(session_args);
+        let answer: Vec<Value> = self.run(call).await?;
+        let mut answer = answer.into_iter();
+        let tag = match answer.next() {
+            Some(Value::BulkString(tag)) => tag,
+            Some(Value::SimpleString(tag)) => tag.into_bytes(),
+            other => return Err(StoreError::corrupt(format!("create_remembered answered {other:?}"))),
+        };
+        match (tag.as_slice(), answer.next()) {
+            (b"login_exists", None) => Ok(Remembered::LoginExists),
+            (b"session_exists", None) => Ok(Remembered::SessionExists),
+            (b"created", Some(Value::Array(records))) if list_logins => {
+                let mut others = Vec::with_capacity(records.len());
+                for record in records {
+                    match decode_login(flat_hash(record)?)? {
+                        Some(other) if other.username == login.username => others.push(other),
+                        _ => {
+                            return Err(StoreError::corrupt(
+                                "a user's login index points at another user's login",
+                            ));
+                        }
+                    }
+                }
+                Ok(Remembered::Created { others: Some(others) })
+            }
+            (b"created", Some(_)) => Ok(Remembered::Created { others: None }),
+            (tag, _) => Err(StoreError::new(
+                StoreErrorKind::Backend,
+                format!("create_remembered answered {:?}", String::from_utf8_lossy(tag)),
             )),
         }
     }

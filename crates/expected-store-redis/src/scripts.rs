@@ -373,6 +373,40 @@ prune_sessions()
 return {'rotated', carried}
 "#;
 
+/// A password login with "remember me" (`Store::create_remembered`): the
+/// login and its session together.
+///
+/// `KEYS[1]` login, `KEYS[2]` session; `ARGV[3]` serial, `[4]`/`[5]` login
+/// score and PEXPIREAT, `[6]` session digest, `[7]`/`[8]` session score and
+/// PEXPIREAT, `[9]` the cap on the user's sessions (`''` for none), `[10]`
+/// `'1'` to answer the user's other logins, `[11]` how many ARGV the login's
+/// field/value pairs take, from `[12]`, then the session's. Answers
+/// `{'login_exists'}` or `{'session_exists'}`, writing nothing, or
+/// `{'created', {HGETALL of each other login}}` (read before the new login
+/// is written; a login Redis expired on its own takes its sessions with it,
+/// as in `LIST_LOGINS`).
+const CREATE_REMEMBERED: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'login_exists'} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'session_exists'} end
+prune_logins()
+prune_sessions()
+local others = {}
+if ARGV[10] == '1' then
+  for _, serial in ipairs(redis.call('ZRANGE', user_logins, 0, -1)) do
+    local record = redis.call('HGETALL', login_key(serial))
+    if #record == 0 then
+      end_login(serial)
+    else
+      others[#others + 1] = record
+    end
+  end
+end
+local login_args = tonumber(ARGV[11])
+put(KEYS[1], user_logins, bucket_logins, ARGV[3], ARGV[4], ARGV[5], 12, 11 + login_args)
+create_session(KEYS[2], ARGV[6], ARGV[7], ARGV[8], 12 + login_args, #ARGV, ARGV[9])
+return {'created', others}
+"#;
+
 /// Answers every live login of the user as a flat field/value array; a login
 /// Redis expired on its own takes its sessions with it.
 const LIST_LOGINS: &str = r#"
@@ -510,6 +544,7 @@ pub(crate) struct Scripts {
     pub(crate) create_grace_session: Script,
     pub(crate) rotate_login: Script,
     pub(crate) rotate_current: Script,
+    pub(crate) create_remembered: Script,
     pub(crate) list_logins: Script,
     pub(crate) delete_login: Script,
     pub(crate) delete_user: Script,
@@ -530,6 +565,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     create_grace_session: script(CREATE_GRACE_SESSION),
     rotate_login: script(ROTATE_LOGIN),
     rotate_current: script(ROTATE_CURRENT),
+    create_remembered: script(CREATE_REMEMBERED),
     list_logins: script(LIST_LOGINS),
     delete_login: script(DELETE_LOGIN),
     delete_user: script(DELETE_USER),

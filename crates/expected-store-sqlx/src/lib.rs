@@ -194,6 +194,7 @@
 //! | `get_login`, `list_logins`| 1      | 1          | 1               |
 //! | `rotate_login`            | 7: `BEGIN IMMEDIATE`, CAS `UPDATE`, `INSERT` session, 2 `DELETE`s of the login's other sessions (the bound one, the ones it opened), `UPDATE` binding, `COMMIT`, and with a cap a `SELECT` of the sessions beyond it (and a `DELETE` of each found); refused: 4 | **1** (see below); +1 read in a lost race | as SQLite, with `BEGIN` (at `READ COMMITTED`, in the round trip of `START TRANSACTION`) |
 //! | `rotate_current` (the optimistic cookie login) | the default: `get_login`, then `rotate_login` when it applies (1 + 7) | **1** (the `rotate_login` CTE, see below); +1 read in a lost race | the default, as SQLite |
+//! | `create_remembered` (a password login with "remember me") | the default: `create_login` (of the login unbound), `create_grace_session` (4: it creates the session and binds the login, as `create_session` under a session cap costs), then with a per-user login cap `list_logins` (1) | **1** (CTE, see below) | the default, as SQLite |
 //! | `create_grace_session`    | 4: `BEGIN IMMEDIATE`, `UPDATE` binding (0 rows: no login, `ROLLBACK`), `INSERT` session, `COMMIT`, and with a cap a `SELECT` of the sessions beyond it (and a `DELETE` of each found) | 1 (CTE) | as SQLite, with `BEGIN` (at `READ COMMITTED`) |
 //! | `delete_login`            | 4: `BEGIN IMMEDIATE`, 2 `DELETE`s, `COMMIT` | 1 (CTE); +1 if the bound session was not among those deleted | 1 (multi-table `DELETE`); +1 when the login is gone, for the sessions it opened |
 //! | `delete_user`, `delete_user_except` | 5: `BEGIN IMMEDIATE`, `SELECT` the logins, 2 `DELETE`s, `COMMIT` | 1 (CTE); +1 if a deleted login's bound session was not among those deleted | 5, as SQLite, the logins read `FOR UPDATE` |
@@ -258,6 +259,26 @@
 //! RETURNING`, and SQLite has no network to save), so folding the read into it
 //! would save one statement of seven while changing the statements the MariaDB
 //! deadlock work is reviewing; it is left for later.
+//!
+//! **A password login with "remember me"** is one `create_remembered`, then
+//! one `delete_login` per login the per-user cap (`max_logins_per_user`)
+//! ends, chosen by the engine from the user's other logins that
+//! `create_remembered` answers. On PostgreSQL `create_remembered` is one
+//! statement: its CTEs insert the login (unless the session's digest is
+//! taken, or its serial: `ON CONFLICT DO NOTHING`), the session only if the
+//! login went in (a digest taken concurrently fails the statement with a
+//! unique violation, writing nothing), apply the session cap, and answer the
+//! user's other logins from the snapshot: **one statement under the login
+//! cap, two for a user at it** (and `delete_login`), where it was three and
+//! four (`create_login`, `create_session`, `list_logins`, `delete_login`;
+//! `a_remembered_login_is_at_most_two_statements` in `tests/postgres.rs`
+//! counts them in `pg_stat_database`). SQLite and MySQL/MariaDB keep the
+//! trait's default, as for the cookie login: a user's session under a cap is
+//! already a transaction of four round trips there, the login's `INSERT`
+//! and the listing would join it for two saved of six while the MariaDB
+//! deadlock work reviews those transactions, and SQLite has no network to
+//! save. Without "remember me" a password login is one `create_session` on
+//! every backend, as before.
 //!
 //! **Deleting a login or a user, or logging out the other devices, while a
 //! login is being rotated** must not leave the rotation's new session behind.

@@ -5,18 +5,18 @@ use std::sync::Arc;
 
 use expected_core::store::{
     Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
-    Rotated, Rotation,
+    Remembered, Rotated, Rotation,
 };
-use expected_core::{AuthMethod, Serial, SessionRecord, StoreError, Username};
+use expected_core::{AuthMethod, Login, Serial, SessionRecord, StoreError, StoreErrorKind, Username};
 use sqlx::Row as _;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::DEFAULT_BATCH;
-use crate::codec::{LoginRow, SessionValues, from_micros, micros, owner_name, serial_from};
+use crate::codec::{LoginRow, LoginValues, SessionValues, from_micros, micros, owner_name, serial_from};
 use crate::common::{
-    CommonSql, LOGIN_COLUMNS, SESSION_COLUMNS, SqlText, bind_session, expire_in_batches, others_kept, sql,
-    store_impl,
+    CommonSql, LOGIN_COLUMNS, SESSION_COLUMNS, SqlText, bind_login, bind_session, expire_in_batches,
+    others_kept, sql, store_impl,
 };
 use crate::error::{Failure, Transience, retry, store_error};
 use crate::tables::{Backend, Tables};
@@ -46,6 +46,7 @@ struct Sql {
     insert_capped: SqlText,
     rotate: SqlText,
     rotate_current: SqlText,
+    remembered: SqlText,
     grace: SqlText,
     login_exists: SqlText,
     delete_login: SqlText,
@@ -169,6 +170,42 @@ impl Sql {
                 ) \
                 SELECT (SELECT authenticated_at FROM rotated), EXISTS (SELECT 1 FROM clash), c.* \
                 FROM (SELECT 1) AS one LEFT JOIN current_login c ON true"
+            )),
+            // One statement, a password login with "remember me"
+            // (`Store::create_remembered`): the login ($1 to $13, username
+            // first then LOGIN_COLUMNS), unless the session's digest is
+            // taken or its serial is (ON CONFLICT waits for a racing insert
+            // of the serial, then does nothing); its session ($14 to $21 in
+            // SESSION_COLUMNS order) only if the login was inserted (a
+            // digest taken after our snapshot fails the statement with a
+            // unique violation: nothing written); the cap on the user's
+            // sessions ($22 of the others kept, NULL: all); then, when $23,
+            // the user's other logins as the snapshot holds them (it does not
+            // hold the new row). Answers one row per other login (or one with
+            // NULL login columns): inserted, clash, LOGIN_COLUMNS.
+            remembered: text(format!(
+                "WITH clash AS (\
+                    SELECT 1 FROM {sessions} WHERE username = $14 AND digest = $15\
+                ), new_login AS (\
+                    INSERT INTO {logins} (username, {LOGIN_COLUMNS}) \
+                    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
+                    WHERE NOT EXISTS (SELECT 1 FROM clash) \
+                    ON CONFLICT DO NOTHING RETURNING 1\
+                ), created AS (\
+                    INSERT INTO {sessions} ({SESSION_COLUMNS}) \
+                    SELECT $14, $15, $16, $17, $18, $19::json, $20, $21 FROM new_login \
+                    RETURNING 1\
+                ), evicted AS (\
+                    DELETE FROM {sessions} WHERE username = $14 AND $22::bigint IS NOT NULL \
+                        AND EXISTS (SELECT 1 FROM new_login) \
+                        AND digest IN (SELECT digest FROM {sessions} WHERE username = $14 AND digest <> $15 \
+                            ORDER BY expires_at DESC OFFSET $22) \
+                    RETURNING 1\
+                ) \
+                SELECT EXISTS (SELECT 1 FROM new_login), EXISTS (SELECT 1 FROM clash), o.* \
+                FROM (SELECT 1) AS one LEFT JOIN \
+                    (SELECT {LOGIN_COLUMNS} FROM {logins} WHERE username = $1 AND $23::boolean) AS o \
+                    ON EXISTS (SELECT 1 FROM new_login)"
             )),
             // One statement: bind the new session to its login (the UPDATE
             // waits for, or is waited for by, a racing delete of the login:
@@ -520,6 +557,79 @@ impl PgStore {
         ))
     }
 
+    /// [`Store::create_remembered`](expected_core::Store::create_remembered)
+    /// in one statement (`remembered`).
+    async fn remembered(
+        &self,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        // The session goes under the login's user: one naming somebody else
+        // would be counted against, and deleted with, the wrong logins.
+        if session.username() != Some(&login.username) {
+            return Err(StoreError::new(
+                StoreErrorKind::Backend,
+                "a remembered login's session must belong to the login's user",
+            ));
+        }
+        let login_values = LoginValues::of(login);
+        let values = SessionValues::of(session)?;
+        let found = retry(classify, || async {
+            let query = sqlx::query(sql(&self.sql.remembered));
+            let query = bind_login!(query, username(&login.username), &login_values);
+            let rows = bind_session!(query, owner(values.owner), &values)
+                .bind(others_kept(max_sessions))
+                .bind(list_logins)
+                .fetch_all(&self.pool)
+                .await;
+            let rows = match rows {
+                // The digest was taken after our snapshot: nothing written.
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => return Ok(None),
+                other => other?,
+            };
+            let Some(first) = rows.first() else {
+                return Err(Failure::from(sqlx::Error::RowNotFound));
+            };
+            let (created, clash): (bool, bool) = (first.try_get(0)?, first.try_get(1)?);
+            let mut others = Vec::new();
+            for row in &rows {
+                let serial: Option<Vec<u8>> = row.try_get(2)?;
+                let Some(serial) = serial else { continue };
+                others.push(LoginRow {
+                    serial,
+                    token: row.try_get(3)?,
+                    previous_token: row.try_get(4)?,
+                    previous_rotated_at: row.try_get(5)?,
+                    previous_sealed: row.try_get(6)?,
+                    session_digest: row.try_get(7)?,
+                    created_at: row.try_get(8)?,
+                    last_used_at: row.try_get(9)?,
+                    expires_at: row.try_get(10)?,
+                    client_ip: row.try_get(11)?,
+                    user_agent: row.try_get(12)?,
+                    authenticated_at: row.try_get(13)?,
+                });
+            }
+            Ok(Some((created, clash, others)))
+        })
+        .await?;
+        Ok(match found {
+            None | Some((false, true, _)) => Remembered::SessionExists,
+            Some((false, false, _)) => Remembered::LoginExists,
+            Some((true, _, others)) if list_logins => Remembered::Created {
+                others: Some(
+                    others
+                        .into_iter()
+                        .map(|row| row.into_login(&login.username))
+                        .collect::<Result<_, _>>()?,
+                ),
+            },
+            Some((true, ..)) => Remembered::Created { others: None },
+        })
+    }
+
     async fn insert_capped(
         &self,
         session: &SessionRecord,
@@ -673,5 +783,15 @@ store_impl!(PgStore, {
         attempt: &expected_core::store::CurrentRotation,
     ) -> Result<expected_core::store::CurrentRotated, expected_core::StoreError> {
         self.rotate_current_once(attempt).await
+    }
+
+    async fn create_remembered(
+        &self,
+        login: &expected_core::Login,
+        session: &expected_core::SessionRecord,
+        max_sessions: Option<std::num::NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<expected_core::store::Remembered, expected_core::StoreError> {
+        self.remembered(login, session, max_sessions, list_logins).await
     }
 });
