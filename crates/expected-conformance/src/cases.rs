@@ -3011,6 +3011,31 @@ pub async fn rotate_current_rotates_a_current_token<S: Store>(store: Arc<S>) {
     assert_kept(&*store, &unrelated, "other sessions of the user stay").await;
 }
 
+/// `rotate_current` on a login whose times carry nanoseconds (a store given
+/// them by a clock that does not truncate, as the engine's does, to the
+/// microsecond) still rotates a current token: however the store compares
+/// the bounds, a precision it was handed must not turn every cookie login
+/// into the two-step path. (The Redis script once refused any time with
+/// more than six fractional digits.)
+pub async fn rotate_current_takes_nanosecond_times<S: Store>(store: Arc<S>) {
+    use expected_core::time::OffsetDateTime;
+    let now = now();
+    let alice = user("alice");
+    let mut fresh = fresh_login(&alice, now);
+    let nanos = |at: OffsetDateTime| at.replace_nanosecond(123_456_789).expect("a nanosecond of the second");
+    fresh.login.created_at = nanos(now - Duration::days(1));
+    fresh.login.last_used_at = fresh.login.created_at;
+    fresh.login.authenticated_at = fresh.login.created_at;
+    fresh.login.expires_at = nanos(now + Duration::days(30));
+    created(&*store, &fresh).await;
+    let attempt = current_for(&fresh, nanos(after(now, 60)));
+    let answer = store.rotate_current(&attempt).await.expect("rotate_current");
+    assert!(
+        matches!(answer, CurrentRotated::Rotated { .. }),
+        "a current token of a live login with nanosecond times must rotate: {answer:?}"
+    );
+}
+
 /// What `rotate_current` must not rotate, each answering `NotApplied` with
 /// the login as stored and writing nothing: a token that is no longer
 /// current, a login that does not exist (or is another user's), a login that

@@ -220,6 +220,7 @@ macro_rules! __cases {
             rotate_unknown_login,
             rotate_refuses_existing_session,
             rotate_current_rotates_a_current_token,
+            rotate_current_takes_nanosecond_times,
             rotate_current_leaves_what_does_not_apply,
             rotate_current_refuses_existing_session,
             concurrent_current_rotations_have_one_winner,

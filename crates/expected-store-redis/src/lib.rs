@@ -838,19 +838,20 @@ fn rotated_login_fields(
     Ok(fields)
 }
 
-/// An instant as `YYYY-MM-DDTHH:MM:SS.ffffff` in UTC: a string that sorts
-/// as the instant (the scripts compare a record's times in this form).
+/// An instant as `YYYY-MM-DDTHH:MM:SS.fffffffff` in UTC, to the nanosecond
+/// (as exact as the records' RFC 3339 times): a string that sorts as the
+/// instant (the scripts compare a record's times in this form).
 fn sortable(at: OffsetDateTime) -> String {
     let at = at.to_offset(expected_core::time::UtcOffset::UTC);
     format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}",
         at.year(),
         u8::from(at.month()),
         at.day(),
         at.hour(),
         at.minute(),
         at.second(),
-        at.microsecond()
+        at.nanosecond()
     )
 }
 

@@ -336,7 +336,8 @@ return 'rotated'
 /// The optimistic cookie login (`Store::rotate_current`): `ROTATE_LOGIN`
 /// with the presented token as the expected one, applying only to a login
 /// live at `ARGV[11]` and created at or after `ARGV[12]` (both
-/// `YYYY-MM-DDTHH:MM:SS.ffffff`, UTC, which sort as the instants they are;
+/// `YYYY-MM-DDTHH:MM:SS.fffffffff`, UTC, to the nanosecond, which sort as
+/// the instants they are;
 /// the login's `expires_at` and `created_at` are brought to that form, and a
 /// value not in canonical UTC form never applies). `[13]` how many ARGV the
 /// login's field/value pairs take, from `[14]`, then the session's. The new
@@ -349,8 +350,8 @@ const ROTATE_CURRENT: &str = r#"
 local function sortable(json)
   if not json then return nil end
   local stamp, fraction = string.match(json, '^"(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d)%.?(%d*)Z"$')
-  if not stamp or #fraction > 6 then return nil end
-  return stamp .. '.' .. fraction .. string.rep('0', 6 - #fraction)
+  if not stamp or #fraction > 9 then return nil end
+  return stamp .. '.' .. fraction .. string.rep('0', 9 - #fraction)
 end
 local found = redis.call('HMGET', KEYS[1], 'token', 'expires_at', 'created_at', 'authenticated_at')
 local token, expires, created, authenticated = found[1], found[2], found[3], found[4]
