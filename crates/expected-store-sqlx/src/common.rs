@@ -542,8 +542,7 @@ pub(crate) use store_impl;
 #[derive(Debug)]
 pub(crate) struct TxSql {
     pub(crate) rotate_cas: SqlText,
-    pub(crate) rotate_delete_bound: SqlText,
-    pub(crate) rotate_delete_opened: SqlText,
+    pub(crate) rotate_replaced: SqlText,
     pub(crate) rotate_bind: SqlText,
     pub(crate) login_exists: SqlText,
     pub(crate) sessions_beyond: SqlText,
@@ -557,7 +556,7 @@ pub(crate) struct TxSql {
 /// `(username, login_serial)` index: on MySQL the multi-table form, the only
 /// one that takes an index hint (`FORCE INDEX`, the index named as in
 /// `schema.rs`).
-#[cfg(any(feature = "mysql", feature = "sqlite"))]
+#[cfg(feature = "mysql")]
 pub(crate) fn delete_by_login(backend: Backend, tables: &Tables) -> String {
     let sessions = backend.quote(tables.sessions());
     if backend == Backend::MySql {
@@ -598,37 +597,30 @@ impl TxSql {
                 p(10),
                 p(11)
             )),
-            // Every session of the login but the new one ($2): the bound one
-            // and every one it opened (a grace session, a cycled one, a copy),
-            // as two statements that each find their rows through an index
-            // (the bound one by the primary key, the opened ones by
-            // `(username, login_serial)`) and lock nothing else. One statement
-            // with an OR makes MySQL scan the user's range of the primary key,
-            // waiting on the rows other transactions of the user hold (a
-            // DELETE does not skip locked rows it would not delete), which
-            // deadlocks two rotations of one user; SQLite would read every
-            // session of the user. MySQL refuses a subquery on the table a
-            // DELETE deletes from, so its bound session is found by a join.
-            rotate_delete_bound: text(if backend == Backend::MySql {
-                format!(
-                    "DELETE s FROM {logins} AS l JOIN {sessions} AS s \
-                     ON s.username = l.username AND s.digest = l.session_digest \
-                     WHERE l.username = ? AND l.serial = ? AND s.digest <> ?"
-                )
-            } else {
-                format!(
-                    "DELETE FROM {sessions} WHERE username = $1 AND digest <> $3 AND digest = \
-                     (SELECT session_digest FROM {logins} WHERE username = $1 AND serial = $2)"
-                )
-            }),
-            // MySQL is told the index: on a small table it otherwise scans
-            // the user's range of the primary key, with the waits above.
-            rotate_delete_opened: text(format!(
-                "{} WHERE s.username = {} AND s.login_serial = {} AND s.digest <> {}",
-                delete_by_login(backend, tables),
+            // Every session of the login but the new one ($3): the bound one
+            // and every one it opened (a grace session, a cycled one, a
+            // copy), read by a plain query (on MySQL at READ COMMITTED, a
+            // consistent read that locks nothing) and then deleted one by
+            // one by the primary key (`evict_sessions`). A DELETE that finds
+            // its rows through the `(username, login_serial)` index locks
+            // the index record past the range, which may be another device's
+            // session, so it waits on that device's rotation or deletion
+            // (and two rotations of one user deadlocked); a DELETE by the
+            // whole primary key locks exactly its row. The login's row is
+            // locked by the CAS, and every writer of a session bound to it
+            // (a rotation, a grace session) takes that lock first, so the
+            // read misses none of theirs; a session cycled at this very
+            // instant may be missed, as PostgreSQL's DELETE would miss it.
+            rotate_replaced: text(format!(
+                "SELECT digest FROM {sessions} WHERE username = {} AND login_serial = {} AND digest <> {} \
+                 UNION SELECT session_digest FROM {logins} WHERE username = {} AND serial = {} \
+                 AND session_digest IS NOT NULL AND session_digest <> {}",
                 p(1),
                 p(2),
-                p(3)
+                p(3),
+                p(4),
+                p(5),
+                p(6)
             )),
             rotate_bind: text(format!(
                 "UPDATE {logins} SET session_digest = {} WHERE username = {} AND serial = {}",
@@ -733,11 +725,20 @@ macro_rules! tx_impl {
                         tx.rollback().await?;
                         return Ok(Rotated::SessionExists);
                     }
-                    for delete in [&self.sql.tx.rotate_delete_bound, &self.sql.tx.rotate_delete_opened] {
-                        sqlx::query($crate::common::sql(delete))
+                    let replaced: Vec<Vec<u8>> =
+                        sqlx::query_scalar($crate::common::sql(&self.sql.tx.rotate_replaced))
                             .bind(user)
                             .bind(serial)
                             .bind(session.digest)
+                            .bind(user)
+                            .bind(serial)
+                            .bind(session.digest)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    for digest in &replaced {
+                        sqlx::query($crate::common::sql(&self.sql.tx.evict_sessions))
+                            .bind(user)
+                            .bind(digest.as_slice())
                             .execute(&mut *tx)
                             .await?;
                     }

@@ -192,7 +192,7 @@
 //! |---------------------------|--------|------------|-----------------|
 //! | `create_login`            | 1 (`INSERT … ON CONFLICT DO NOTHING`) | 1 (as SQLite) | 1 (`INSERT`, duplicate key caught) |
 //! | `get_login`, `list_logins`| 1      | 1          | 1               |
-//! | `rotate_login`            | 7: `BEGIN IMMEDIATE`, CAS `UPDATE`, `INSERT` session, 2 `DELETE`s of the login's other sessions (the bound one, the ones it opened), `UPDATE` binding, `COMMIT`, and with a cap a `SELECT` of the sessions beyond it (and a `DELETE` of each found); refused: 4 | **1** (see below); +1 read in a lost race | as SQLite, with `BEGIN` (at `READ COMMITTED`, in the round trip of `START TRANSACTION`) |
+//! | `rotate_login`            | 7: `BEGIN IMMEDIATE`, CAS `UPDATE`, `INSERT` session, a `SELECT` of the login's other sessions (the bound one, the ones it opened) and a `DELETE` by key of each (usually 1), `UPDATE` binding, `COMMIT`, and with a cap a `SELECT` of the sessions beyond it (and a `DELETE` of each found); refused: 4 | **1** (see below); +1 read in a lost race | as SQLite, with `BEGIN` (at `READ COMMITTED`, in the round trip of `START TRANSACTION`) |
 //! | `rotate_current` (the optimistic cookie login) | the default: `get_login`, then `rotate_login` when it applies (1 + 7) | **1** (the `rotate_login` CTE, see below); +1 read in a lost race | the default, as SQLite |
 //! | `create_remembered` (a password login with "remember me") | the default: `create_login` (of the login unbound), `create_grace_session` (4: it creates the session and binds the login, as `create_session` under a session cap costs), then with a per-user login cap `list_logins` (1) | **1** (CTE, see below) | the default, as SQLite |
 //! | `create_grace_session`    | 4: `BEGIN IMMEDIATE`, `UPDATE` binding (0 rows: no login, `ROLLBACK`), `INSERT` session, `COMMIT`, and with a cap a `SELECT` of the sessions beyond it (and a `DELETE` of each found) | 1 (CTE) | as SQLite, with `BEGIN` (at `READ COMMITTED`) |
@@ -242,9 +242,12 @@
 //!   writes: at InnoDB's default `REPEATABLE READ`, rotations of two devices
 //!   of one user deadlocked on each other's sessions (the gaps and the scans
 //!   of the user's rows), and 32 concurrent browsers on three users exhausted
-//!   the retries of 25 of 4 315 cookie logins. Every statement names its
-//!   rows, and the login row's lock orders the rotation with a racing
-//!   deletion, which keeps the default level.
+//!   the retries of 25 of 4 315 cookie logins. Every write names its rows
+//!   by the whole primary key (the sessions to delete are found by a plain
+//!   read first: a `DELETE` through the `(username, login_serial)` index
+//!   locks the index record past its range, another device's session), and
+//!   the login row's lock orders the rotation with a racing deletion, which
+//!   keeps the default level.
 //!
 //! **A cookie login** is one `rotate_current`. On PostgreSQL it is the rotation
 //! statement above with the presented token's digest as the expected one and

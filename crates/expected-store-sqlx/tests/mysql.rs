@@ -148,6 +148,11 @@ fn rotating_one_device_locks_none_of_the_others_rows() {
             assert_eq!(store.create_session(&session, None).await.ok(), Some(Inserted::Created));
             devices.push((login, cookie, session));
         }
+        // The device rotated is the one whose serial sorts first, so that
+        // the other's rows come right after its own in every index on
+        // `(username, login_serial)`: a scan of its range that locks the
+        // record past the end reaches the other's locked session.
+        devices.sort_by(|a, b| a.0.serial.as_bytes().cmp(b.0.serial.as_bytes()));
         let (login, cookie, _) = &devices[0];
         let (_, _, other_session) = &devices[1];
 
