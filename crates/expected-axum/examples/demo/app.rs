@@ -27,8 +27,8 @@ use expected_demo_kit::api::{
 use expected_demo_kit::html::{self, Alert, Theme, paths};
 use expected_demo_kit::{DemoState, Passwords, Refused, csrf, metrics};
 use serde::Deserialize;
-use tower::ServiceBuilder;
 use serde::de::DeserializeOwned;
+use tower::ServiceBuilder;
 
 /// What every route runs first, outermost first: the refusal of
 /// state-changing requests from other origins, then the body limit, as a
@@ -80,11 +80,7 @@ pub(crate) fn app(expected: ExpectedLayer, state: DemoState) -> Router {
         .route("/api/confirm-password", post(api_confirm_password))
         .route("/api/sensitive", post(api_sensitive))
         .route("/api/csrf", get(api_csrf))
-        .layer(
-            outer_checks!()
-                .layer(expected.clone())
-                .layer(middleware::from_fn(csrf_guard::<false>)),
-        );
+        .layer(outer_checks!().layer(expected.clone()).layer(middleware::from_fn(csrf_guard::<false>)));
     let pages = Router::new()
         .route(paths::HOME, get(home))
         .route(paths::LOGIN, get(login_page).post(login))
@@ -107,11 +103,7 @@ pub(crate) fn app(expected: ExpectedLayer, state: DemoState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(outer_checks!());
-    Router::new()
-        .merge(api)
-        .merge(pages)
-        .merge(rest)
-        .with_state(state)
+    Router::new().merge(api).merge(pages).merge(rest).with_state(state)
 }
 
 // ---------------------------------------------------------------- JSON API
