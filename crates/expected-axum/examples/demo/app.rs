@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::rejection::{FormRejection, PathRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Form, Json, Router};
@@ -18,7 +18,7 @@ use expected_axum::expected_core::time::OffsetDateTime;
 use expected_axum::expected_core::{EngineError, Serial, StoreError, Username};
 use expected_axum::{
     Auth, AuthError, AuthUser, CsrfError, Error, ExpectedLayer, FreshLogin, FreshUser, LoginRequired,
-    Session, SessionError, check_origin, csrf_header, safe_next,
+    Session, SessionError, csrf_header, safe_next,
 };
 use expected_demo_kit::api::{
     self, ConfirmPasswordRequest, CsrfView, ErrorBody, Health, LoginInfo, LoginRequest, LoginResponse,
@@ -30,18 +30,23 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tower::ServiceBuilder;
 
+// A path of its own: this file is also compiled into tests under other
+// module paths.
+#[path = "guards.rs"]
+mod guards;
+
 /// What every route runs first, outermost first: the refusal of
 /// state-changing requests from other origins, then the body limit, as a
 /// `ServiceBuilder` the rest of a router's stack goes on. Each router takes
 /// its whole stack in one `layer` call: every `Router::layer` boxes each
 /// route once more, and every boxed level is cloned again on each request by
 /// the levels above it (22 allocations of a session hit went to that with
-/// one `layer` call per middleware). A macro, because the type of a
-/// `from_fn` of an `async fn` cannot be named.
+/// one `layer` call per middleware). A macro, because the type of the stack
+/// with the rest on it is a different one per router.
 macro_rules! outer_checks {
     () => {
         ServiceBuilder::new()
-            .layer(middleware::from_fn(refuse_cross_site))
+            .layer(guards::RefuseCrossSiteLayer)
             .layer(DefaultBodyLimit::max(api::MAX_BODY_BYTES))
     };
 }
@@ -80,7 +85,7 @@ pub(crate) fn app(expected: ExpectedLayer, state: DemoState) -> Router {
         .route("/api/confirm-password", post(api_confirm_password))
         .route("/api/sensitive", post(api_sensitive))
         .route("/api/csrf", get(api_csrf))
-        .layer(outer_checks!().layer(expected.clone()).layer(middleware::from_fn(csrf_guard::<false>)));
+        .layer(outer_checks!().layer(expected.clone()).layer(guards::CsrfLayer::<false>));
     let pages = Router::new()
         .route(paths::HOME, get(home))
         .route(paths::LOGIN, get(login_page).post(login))
@@ -96,7 +101,7 @@ pub(crate) fn app(expected: ExpectedLayer, state: DemoState) -> Router {
             outer_checks!()
                 .layer(middleware::map_response(outage_as_page))
                 .layer(expected)
-                .layer(middleware::from_fn(csrf_guard::<true>)),
+                .layer(guards::CsrfLayer::<true>),
         );
     let rest = Router::new()
         .route("/healthz", get(|| async { Json(Health::ok()) }))
@@ -536,15 +541,6 @@ async fn not_found(request: Request) -> Response {
     }
 }
 
-/// Refuses state-changing requests that do not come from this origin (see
-/// [`check_origin`]).
-async fn refuse_cross_site(request: Request, next: Next) -> Response {
-    if check_origin(request.method(), request.uri(), request.headers()).is_err() {
-        return ApiError::Code(StatusCode::FORBIDDEN, error::CROSS_SITE_REQUEST).into_response();
-    }
-    next.run(request).await
-}
-
 /// The CSRF rule (the kit's `csrf` module): a logged-in user's
 /// state-changing request presents the session's token, or is refused. On
 /// the API (`PAGE` false) the token comes in the `X-CSRF-Token` header and a
@@ -552,14 +548,17 @@ async fn refuse_cross_site(request: Request, next: Next) -> Response {
 /// logged-in user's page first gets the token (so its forms carry it), the
 /// token comes in the form's `csrf_token` field (or the header), and a
 /// refusal is the 403 "form expired" page.
-async fn csrf_guard<const PAGE: bool>(
+pub(crate) async fn csrf_guard<const PAGE: bool, I>(
     auth: Auth,
     session: Session,
     request: Request,
-    next: Next,
-) -> Response {
+    next: I,
+) -> Response
+where
+    I: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+{
     match csrf::token_needed(&auth, &session, request.method().as_str(), PAGE).await {
-        Ok(false) => return next.run(request).await,
+        Ok(false) => return guards::run(next, request).await,
         Ok(true) => {}
         Err(failed) => return Error::from(failed).into_response(),
     }
@@ -579,7 +578,7 @@ async fn csrf_guard<const PAGE: bool>(
         body
     };
     match session.verify_csrf(presented.as_deref()).await {
-        Ok(()) => next.run(Request::from_parts(parts, body)).await,
+        Ok(()) => guards::run(next, Request::from_parts(parts, body)).await,
         // A store outage: the layer's 503 (made a page by `outage_as_page`).
         Err(CsrfError::Session(failed)) => Error::from(failed).into_response(),
         Err(_) if PAGE => PageError(html::ErrorPage::FormExpired).into_response(),
