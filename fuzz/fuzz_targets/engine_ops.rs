@@ -30,7 +30,8 @@ use std::time::Duration as StdDuration;
 use arbitrary::Arbitrary;
 use async_trait::async_trait;
 use expected_core::store::{
-    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Remembered, Rotated, Rotation,
 };
 use expected_core::time::{Duration, OffsetDateTime};
 use expected_core::{
@@ -639,6 +640,20 @@ impl<S: Store> Store for Pausing<S> {
     async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
         self.pause().await;
         self.inner.rotate_login(rotation).await
+    }
+    async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
+        self.pause().await;
+        self.inner.rotate_current(attempt).await
+    }
+    async fn create_remembered(
+        &self,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        self.pause().await;
+        self.inner.create_remembered(login, session, max_sessions, list_logins).await
     }
     async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {
         self.pause().await;

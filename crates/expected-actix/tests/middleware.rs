@@ -187,7 +187,7 @@ fn store_calls(store: &Flaky<MemoryStore>) -> usize {
 }
 
 fn writes(store: &Flaky<MemoryStore>) -> usize {
-    [Operation::CreateSession, Operation::SaveSession, Operation::CreateLogin]
+    [Operation::CreateSession, Operation::SaveSession, Operation::CreateLogin, Operation::CreateRemembered]
         .iter()
         .map(|operation| store.calls(*operation))
         .sum()

@@ -7,8 +7,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use expected_core::protocol::{apply_rotation, remembered_user};
-use expected_core::store::{Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated};
+use expected_core::protocol::{self, apply_rotation, remembered_user};
+use expected_core::store::{
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Remembered, Rotated,
+};
 use expected_core::time::Duration;
 use expected_core::{
     AuthCookie, AuthMethod, ClientMeta, EndCause, GraceBinding, Login, Outcome, PreviousToken,
@@ -2939,4 +2942,416 @@ pub async fn engine_cycle_session_keeps_owner_data_and_creation<S: Store>(store:
         None,
         "cycling a session that is gone answers nothing"
     );
+}
+
+// ------------------------------------------------- optimistic rotation
+
+/// The optimistic rotation of `fresh`'s presented token at `at`, with a
+/// fresh successor and session id.
+fn current_for(fresh: &Fresh, at: expected_core::time::OffsetDateTime) -> CurrentRotation {
+    let tokens = tokens();
+    let (attempt, _) = protocol::current_rotation(
+        &fresh.cookie,
+        tokens.token(),
+        &tokens.session_id(),
+        ClientMeta::new(Some([198, 51, 100, 4].into()), Some("Optimist/1.0")),
+        at,
+        &config(),
+    )
+    .expect("the bounds of a rotation now fit the calendar");
+    attempt
+}
+
+/// `rotate_current` of the current token rotates, exactly as `rotate_login`
+/// of the rotation planned from the login would: the login written as
+/// `apply_rotation` writes it, the new session stored exactly (carrying the
+/// login's `authenticated_at`, read from the row, not the placeholder), the
+/// login's bound session and every session it opened deleted, the user's
+/// other sessions kept; the answer is the login's `authenticated_at`.
+pub async fn rotate_current_rotates_a_current_token<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let mut fresh = fresh_login(&alice, now);
+    // Entered its password an hour before, to the microsecond: not `now`,
+    // which is the placeholder the attempt carries.
+    fresh.login.authenticated_at = with_micros(after(now, -3600), 654_321);
+    created(&*store, &fresh).await;
+    let opened = opened_by(&alice, fresh.login.serial, now);
+    insert_session(&*store, &opened).await;
+    let unrelated = plain_session(&alice, now);
+    insert_session(&*store, &unrelated).await;
+
+    let attempt = current_for(&fresh, after(now, 60));
+    assert_ne!(
+        attempt.rotation.session.user.as_ref().map(|u| u.authenticated_at),
+        Some(fresh.login.authenticated_at)
+    );
+    let answer = store.rotate_current(&attempt).await.expect("rotate_current");
+    assert_eq!(
+        answer,
+        CurrentRotated::Rotated { authenticated_at: fresh.login.authenticated_at },
+        "an attempt on the current token of a live login whose lifetime does not bind rotates, \
+         answering the login's authenticated_at"
+    );
+    let rotation = attempt.for_login(&fresh.login);
+    let mut expected = fresh.login.clone();
+    apply_rotation(&mut expected, &rotation);
+    assert_eq!(
+        login_at(&*store, &alice, &fresh.login.serial).await,
+        Some(expected),
+        "the rotated login must be exactly what apply_rotation writes"
+    );
+    assert_eq!(
+        stored(&*store, &rotation.session).await,
+        Some(rotation.session.clone()),
+        "the new session must be stored exactly, with the login's authenticated_at"
+    );
+    assert_gone(&*store, &fresh.session, "the old bound session must be deleted").await;
+    assert_gone(&*store, &opened, "a session the login opened must be deleted").await;
+    assert_kept(&*store, &unrelated, "other sessions of the user stay").await;
+}
+
+/// `rotate_current` on a login whose times carry nanoseconds (a store given
+/// them by a clock that does not truncate, as the engine's does, to the
+/// microsecond) still rotates a current token: however the store compares
+/// the bounds, a precision it was handed must not turn every cookie login
+/// into the two-step path. (The Redis script once refused any time with
+/// more than six fractional digits.)
+pub async fn rotate_current_takes_nanosecond_times<S: Store>(store: Arc<S>) {
+    use expected_core::time::OffsetDateTime;
+    let now = now();
+    let alice = user("alice");
+    let mut fresh = fresh_login(&alice, now);
+    let nanos = |at: OffsetDateTime| at.replace_nanosecond(123_456_789).expect("a nanosecond of the second");
+    fresh.login.created_at = nanos(now - Duration::days(1));
+    fresh.login.last_used_at = fresh.login.created_at;
+    fresh.login.authenticated_at = fresh.login.created_at;
+    fresh.login.expires_at = nanos(now + Duration::days(30));
+    created(&*store, &fresh).await;
+    let attempt = current_for(&fresh, nanos(after(now, 60)));
+    let answer = store.rotate_current(&attempt).await.expect("rotate_current");
+    assert!(
+        matches!(answer, CurrentRotated::Rotated { .. }),
+        "a current token of a live login with nanosecond times must rotate: {answer:?}"
+    );
+}
+
+/// What `rotate_current` must not rotate, each answering `NotApplied` with
+/// the login as stored and writing nothing: a token that is no longer
+/// current, a login that does not exist (or is another user's), a login that
+/// has expired at the attempt's `now` (`now == expires_at`), and a login
+/// whose lifetime cap binds (created one microsecond before
+/// `created_since`). A login created exactly at `created_since` rotates.
+pub async fn rotate_current_leaves_what_does_not_apply<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+
+    // Stale: the token was rotated away.
+    let fresh = fresh_login(&alice, now);
+    created(&*store, &fresh).await;
+    let (first, _, _) = rotation_for(&fresh, after(now, 1));
+    assert_eq!(store.rotate_login(&first).await.expect("rotate_login"), Rotated::Rotated);
+    let rotated = login_at(&*store, &alice, &fresh.login.serial).await;
+    let stale = current_for(&fresh, after(now, 2));
+    let answer = store.rotate_current(&stale).await.expect("rotate_current");
+    assert_eq!(
+        answer,
+        CurrentRotated::NotApplied(rotated.clone()),
+        "a stale token answers the login as stored"
+    );
+    assert_eq!(login_at(&*store, &alice, &fresh.login.serial).await, rotated, "and changes nothing");
+    assert_gone(&*store, &stale.rotation.session, "a refused attempt creates no session").await;
+    assert_kept(&*store, &first.session, "a refused attempt keeps the bound session").await;
+
+    // Unknown, and another user's serial.
+    let nobody = fresh_login(&alice, now);
+    let unknown = current_for(&nobody, after(now, 2));
+    assert_eq!(
+        store.rotate_current(&unknown).await.expect("rotate_current"),
+        CurrentRotated::NotApplied(None),
+        "no such login answers NotApplied(None)"
+    );
+    assert_gone(&*store, &unknown.rotation.session, "an unknown login gets no session").await;
+    let mut foreign = fresh_login(&alice, now);
+    created(&*store, &foreign).await;
+    foreign.cookie.username = user("bob");
+    let theirs = current_for(&foreign, after(now, 2));
+    assert_eq!(
+        store.rotate_current(&theirs).await.expect("rotate_current"),
+        CurrentRotated::NotApplied(None),
+        "another user's serial is no login of this user"
+    );
+    assert_gone(&*store, &theirs.rotation.session, "nor does another user's").await;
+
+    // Expired at the attempt's time: live means now < expires_at.
+    let mut expiring = fresh_login(&alice, now);
+    expiring.login.expires_at = with_micros(after(now, 3600), 250);
+    created(&*store, &expiring).await;
+    let late = current_for(&expiring, expiring.login.expires_at);
+    assert_eq!(
+        store.rotate_current(&late).await.expect("rotate_current"),
+        CurrentRotated::NotApplied(Some(expiring.login.clone())),
+        "a login expiring at the attempt's now is expired: not rotated, answered as stored"
+    );
+    assert_gone(&*store, &late.rotation.session, "an expired login gets no session").await;
+    let just_live = current_for(&expiring, expiring.login.expires_at - Duration::microseconds(1));
+
+    // The lifetime cap binds one microsecond before the bound, not at it.
+    let attempt_at = after(now, 5);
+    let bound = current_for(&fresh, attempt_at).created_since;
+    let mut capped = fresh_login(&alice, now);
+    capped.login.created_at = bound - Duration::microseconds(1);
+    created(&*store, &capped).await;
+    let binding = current_for(&capped, attempt_at);
+    assert_eq!(binding.created_since, bound);
+    assert_eq!(
+        store.rotate_current(&binding).await.expect("rotate_current"),
+        CurrentRotated::NotApplied(Some(capped.login.clone())),
+        "a login whose lifetime cap binds is answered as stored, for the engine to plan the capped expiry"
+    );
+    assert_gone(&*store, &binding.rotation.session, "a refused attempt creates no session").await;
+    let mut at_bound = fresh_login(&alice, now);
+    at_bound.login.created_at = bound;
+    created(&*store, &at_bound).await;
+    let applies = current_for(&at_bound, attempt_at);
+    assert!(
+        matches!(
+            store.rotate_current(&applies).await.expect("rotate_current"),
+            CurrentRotated::Rotated { .. }
+        ),
+        "a login created exactly at created_since rotates (its cap is exactly now + max age)"
+    );
+    assert!(
+        matches!(
+            store.rotate_current(&just_live).await.expect("rotate_current"),
+            CurrentRotated::Rotated { .. }
+        ),
+        "a login one microsecond before its expiry is live and rotates"
+    );
+}
+
+/// `rotate_current` whose new session's digest exists answers
+/// `SessionExists` and writes nothing.
+pub async fn rotate_current_refuses_existing_session<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let fresh = fresh_login(&alice, now);
+    created(&*store, &fresh).await;
+    let attempt = current_for(&fresh, after(now, 1));
+    let squatter = owned_by(&attempt.rotation.session, Some(&alice));
+    insert_session(&*store, &squatter).await;
+    assert_eq!(
+        store.rotate_current(&attempt).await.expect("rotate_current"),
+        CurrentRotated::SessionExists,
+        "an attempt whose session digest is taken answers SessionExists"
+    );
+    assert_eq!(
+        login_at(&*store, &alice, &fresh.login.serial).await,
+        Some(fresh.login.clone()),
+        "and does not rotate"
+    );
+    assert_eq!(stored(&*store, &squatter).await, Some(squatter.clone()), "nor overwrite the session");
+    assert_kept(&*store, &fresh.session, "nor delete the bound session").await;
+}
+
+/// 40 concurrent `rotate_current`s of one cookie and 10 `rotate_login`s
+/// expecting the same digest: exactly one rotates; every losing attempt
+/// answers the login as it found it, which no longer has the presented
+/// token; only the winner's session exists.
+pub async fn concurrent_current_rotations_have_one_winner<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let fresh = fresh_login(&alice, now);
+    created(&*store, &fresh).await;
+    let mut tasks = Vec::new();
+    for n in 0..50 {
+        let store = store.clone();
+        if n % 5 == 4 {
+            let (rotation, _, _) = rotation_for(&fresh, after(now, 1));
+            tasks.push(tokio::spawn(async move {
+                let rotated = store.rotate_login(&rotation).await.expect("a racing rotation must not fail");
+                let won = match rotated {
+                    Rotated::Rotated => true,
+                    Rotated::NotCurrent => false,
+                    other => panic!("a losing rotation must answer NotCurrent, got {other:?}"),
+                };
+                (won, rotation.token, rotation.session)
+            }));
+        } else {
+            let attempt = current_for(&fresh, after(now, 1));
+            tasks.push(tokio::spawn(async move {
+                let answer = store
+                    .rotate_current(&attempt)
+                    .await
+                    .expect("a racing attempt must not fail (no deadlock)");
+                let won = match answer {
+                    CurrentRotated::Rotated { .. } => true,
+                    CurrentRotated::NotApplied(Some(login)) => {
+                        assert!(
+                            !attempt.applies_to(&login),
+                            "a losing attempt answers the login it could not rotate, not a stale read"
+                        );
+                        false
+                    }
+                    other => panic!("a losing attempt must answer NotApplied(Some(login)), got {other:?}"),
+                };
+                (won, attempt.rotation.token, attempt.rotation.session)
+            }));
+        }
+    }
+    let mut winners = Vec::new();
+    let mut sessions = Vec::new();
+    for task in tasks {
+        let (won, token, session) = task.await.expect("task");
+        if won {
+            winners.push(token);
+        }
+        sessions.push(session);
+    }
+    assert_eq!(winners.len(), 1, "exactly one of 50 concurrent rotations of one token wins");
+    let login = login_at(&*store, &alice, &fresh.login.serial).await.expect("the rotated login exists");
+    assert_eq!(login.token, winners[0], "the login holds the winner's token");
+    let mut live = 0;
+    for session in &sessions {
+        if stored(&*store, session).await.is_some() {
+            live += 1;
+            assert_eq!(login.session, Some(session.digest), "the only new session is the bound one");
+        }
+    }
+    assert_eq!(live, 1, "only the winner's session is created");
+}
+
+/// `create_remembered` creates a login and its session together, both
+/// reading back exactly; asked, it answers the user's other logins exactly
+/// as stored (not the new one, not another user's), and not asked, none.
+/// The session is the login's: it ends with it.
+pub async fn create_remembered_creates_login_and_session<S: Store>(store: Arc<S>) {
+    let now = now();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let earlier = fresh_login(&alice, now);
+    created(&*store, &earlier).await;
+    created(&*store, &fresh_login(&bob, now)).await;
+
+    let fresh = fresh_login(&alice, after(now, 1));
+    let answer = store.create_remembered(&fresh.login, &fresh.session, None, true).await;
+    assert_eq!(
+        answer.expect("create_remembered"),
+        Remembered::Created { others: Some(vec![earlier.login.clone()]) },
+        "asked, create_remembered answers the user's other logins as stored, and only those"
+    );
+    assert_eq!(
+        login_at(&*store, &alice, &fresh.login.serial).await,
+        Some(fresh.login.clone()),
+        "the login is created"
+    );
+    assert_kept(&*store, &fresh.session, "its session is created with it").await;
+    assert_kept(&*store, &earlier.session, "the user's other sessions stay").await;
+
+    let second = fresh_login(&alice, after(now, 2));
+    let answer = store.create_remembered(&second.login, &second.session, None, false).await;
+    assert_eq!(
+        answer.expect("create_remembered"),
+        Remembered::Created { others: None },
+        "not asked, create_remembered answers no logins"
+    );
+    assert_eq!(login_at(&*store, &alice, &second.login.serial).await, Some(second.login.clone()), "created");
+    assert_kept(&*store, &second.session, "with its session").await;
+
+    let carol = user("carol");
+    let first = fresh_login(&carol, now);
+    let answer = store.create_remembered(&first.login, &first.session, None, true).await;
+    assert_eq!(
+        answer.expect("create_remembered"),
+        Remembered::Created { others: Some(Vec::new()) },
+        "a user's first login has no others"
+    );
+    assert!(store.delete_login(&alice, &fresh.login.serial).await.expect("delete_login"), "the login exists");
+    assert_gone(&*store, &fresh.session, "the session created with a login ends with it").await;
+    assert_kept(&*store, &second.session, "and no other").await;
+}
+
+/// `create_remembered` refuses a taken serial (`LoginExists`) or a taken
+/// session digest (`SessionExists`), writing nothing: neither record, nor
+/// the deletions of the session cap.
+pub async fn create_remembered_refuses_taken_serial_or_session<S: Store>(store: Arc<S>) {
+    let now = now();
+    let alice = user("alice");
+    let existing = fresh_login(&alice, now);
+    created(&*store, &existing).await;
+    let early = expiring(&alice, None, now, 1);
+    insert_session(&*store, &early).await;
+
+    // The same serial, a new session and token.
+    let mut twin = fresh_login(&alice, after(now, 1));
+    twin.login.serial = existing.login.serial;
+    let user = protocol::password_user(&alice, Some(existing.login.serial), after(now, 1));
+    twin.session.user = Some(user);
+    twin.login.session = Some(twin.session.digest);
+    let answer = store.create_remembered(&twin.login, &twin.session, cap(1), true).await;
+    assert_eq!(answer.expect("create_remembered"), Remembered::LoginExists, "a taken serial is refused");
+    assert_eq!(
+        login_at(&*store, &alice, &existing.login.serial).await,
+        Some(existing.login.clone()),
+        "not overwritten"
+    );
+    assert_gone(&*store, &twin.session, "a refused login creates no session").await;
+    assert_kept(&*store, &early, "nor deletes one over the cap").await;
+    assert_kept(&*store, &existing.session, "nor deletes one over the cap").await;
+
+    // A new serial, a taken session digest.
+    let fresh = fresh_login(&alice, after(now, 2));
+    let squatter = owned_by(&fresh.session, Some(&alice));
+    insert_session(&*store, &squatter).await;
+    let answer = store.create_remembered(&fresh.login, &fresh.session, cap(1), true).await;
+    assert_eq!(
+        answer.expect("create_remembered"),
+        Remembered::SessionExists,
+        "a taken session digest is refused"
+    );
+    assert_eq!(login_at(&*store, &alice, &fresh.login.serial).await, None, "no login without its session");
+    assert_kept(&*store, &squatter, "the taken session is not overwritten").await;
+    assert_kept(&*store, &early, "nor any deleted over the cap").await;
+    assert_eq!(
+        serials_of(&*store, &alice).await,
+        vec![existing.login.serial],
+        "the user's logins are as they were"
+    );
+}
+
+/// `create_remembered` caps the user's sessions as `create_session` does:
+/// over `max_sessions`, the sessions that expire first go, never the new
+/// one; another user's sessions and anonymous ones are not counted.
+pub async fn create_remembered_caps_sessions_per_user<S: Store>(store: Arc<S>) {
+    let now = now();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let (first, middle, late) =
+        (expiring(&alice, None, now, 10), expiring(&alice, None, now, 20), expiring(&alice, None, now, 40));
+    let bobs = expiring(&bob, None, now, 1);
+    let visitor = anonymous_session(now);
+    for session in [&late, &first, &middle, &bobs, &visitor] {
+        insert_session(&*store, session).await;
+    }
+    let mut fresh = fresh_login(&alice, now);
+    // The new session expires before all others: it stays all the same.
+    fresh.session.expires_at = now + Duration::minutes(5);
+    let answer = store.create_remembered(&fresh.login, &fresh.session, cap(3), false).await;
+    assert_eq!(
+        answer.expect("create_remembered"),
+        Remembered::Created { others: None },
+        "created under the cap"
+    );
+    assert_kept(&*store, &fresh.session, "the session being created is never deleted over the cap").await;
+    assert_gone(&*store, &first, "over the cap, the user's session that expires first is deleted").await;
+    for (session, what) in [(&middle, "the second earliest"), (&late, "the latest")] {
+        assert_kept(&*store, session, &format!("at the cap, {what} of the user's sessions stays")).await;
+    }
+    assert_kept(&*store, &bobs, "another user's session is not counted").await;
+    assert_kept(&*store, &visitor, "an anonymous session is not counted").await;
+
+    let another = fresh_login(&alice, after(now, 1));
+    let answer = store.create_remembered(&another.login, &another.session, None, false).await;
+    assert_eq!(answer.expect("create_remembered"), Remembered::Created { others: None }, "created");
+    for session in [&fresh.session, &middle, &late, &another.session] {
+        assert_kept(&*store, session, "without a cap no session is deleted").await;
+    }
 }

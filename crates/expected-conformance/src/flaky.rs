@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use expected_core::store::{
-    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation, StoreErrorKind,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Remembered, Rotated, Rotation, StoreErrorKind,
 };
 use expected_core::time::OffsetDateTime;
 use expected_core::{Login, Serial, SessionDigest, SessionRecord, Store, StoreError, Username};
@@ -19,6 +20,8 @@ pub enum Operation {
     CreateLogin,
     GetLogin,
     RotateLogin,
+    RotateCurrent,
+    CreateRemembered,
     ListLogins,
     DeleteLogin,
     DeleteUser,
@@ -39,10 +42,12 @@ const OPERATIONS: usize = Operation::ALL.len();
 
 impl Operation {
     /// Every operation, in the order of the [`Store`] trait.
-    pub const ALL: [Operation; 16] = [
+    pub const ALL: [Operation; 18] = [
         Self::CreateLogin,
         Self::GetLogin,
         Self::RotateLogin,
+        Self::RotateCurrent,
+        Self::CreateRemembered,
         Self::ListLogins,
         Self::DeleteLogin,
         Self::DeleteUser,
@@ -117,6 +122,20 @@ impl<S: Store> Store for Flaky<S> {
     async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
         self.check(Operation::RotateLogin)?;
         self.inner.rotate_login(rotation).await
+    }
+    async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
+        self.check(Operation::RotateCurrent)?;
+        self.inner.rotate_current(attempt).await
+    }
+    async fn create_remembered(
+        &self,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        self.check(Operation::CreateRemembered)?;
+        self.inner.create_remembered(login, session, max_sessions, list_logins).await
     }
     async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {
         self.check(Operation::ListLogins)?;

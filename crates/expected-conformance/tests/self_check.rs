@@ -2,7 +2,7 @@
 //! case run against the memory store (which the store crate runs too).
 
 use expected_conformance::{CASES, Flaky, Harness, Operation, Unreachable};
-use expected_core::store::{Confirmation, Keep, StoreErrorKind};
+use expected_core::store::{Confirmation, CurrentRotation, Keep, StoreErrorKind};
 use expected_core::time::OffsetDateTime;
 use expected_core::{
     ClientMeta, Config, Serial, SessionData, SessionDigest, SessionId, SessionRecord, Store, Token, Username,
@@ -69,6 +69,7 @@ async fn call_each(store: &Flaky<MemoryStore>) -> Vec<(Operation, bool)> {
         now,
         &config,
     );
+    let current = CurrentRotation { rotation: rotation.clone(), now, created_since: now };
     let keep = Keep { session: digest, login: None };
     let confirmation = Confirmation { username: name.clone(), session: digest, login: None, at: now };
     fn down<T>(result: Result<T, expected_core::StoreError>) -> bool {
@@ -78,6 +79,8 @@ async fn call_each(store: &Flaky<MemoryStore>) -> Vec<(Operation, bool)> {
         (Operation::CreateLogin, down(store.create_login(&login).await)),
         (Operation::GetLogin, down(store.get_login(&name, &serial).await)),
         (Operation::RotateLogin, down(store.rotate_login(&rotation).await)),
+        (Operation::RotateCurrent, down(store.rotate_current(&current).await)),
+        (Operation::CreateRemembered, down(store.create_remembered(&login, &session, None, false).await)),
         (Operation::ListLogins, down(store.list_logins(&name).await)),
         (Operation::DeleteLogin, down(store.delete_login(&name, &serial).await)),
         (Operation::DeleteUser, down(store.delete_user(&name).await)),

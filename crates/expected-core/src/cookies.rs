@@ -340,6 +340,19 @@ impl PresentedCookies {
     }
 }
 
+/// The `name=value` pairs of one `Cookie` header, split as the `cookie`
+/// crate's `Cookie::split_parse` splits them (on `;`, name and value
+/// trimmed, a piece without `=` or with an empty name skipped, the value
+/// not decoded), without building a `Cookie` per pair: every request reads
+/// this header, and only two names matter.
+fn split_pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header.split(';').filter_map(|piece| {
+        let (name, value) = piece.split_once('=')?;
+        let name = name.trim();
+        (!name.is_empty()).then(|| (name, value.trim()))
+    })
+}
+
 /// Reads the session and auth cookies from the raw values of a request's
 /// `Cookie` headers, whatever HTTP library carried them.
 ///
@@ -365,16 +378,16 @@ pub fn read_cookie_headers<'a>(
     let mut found = PresentedCookies::default();
     for header in values {
         let Ok(text) = std::str::from_utf8(header) else { continue };
-        for cookie in Cookie::split_parse(text).flatten() {
-            let list = if cookie.name() == config.session_cookie_name() {
+        for (name, value) in split_pairs(text) {
+            let list = if name == config.session_cookie_name() {
                 &mut found.session
-            } else if cookie.name() == config.auth_cookie_name() {
+            } else if name == config.auth_cookie_name() {
                 &mut found.auth
             } else {
                 continue;
             };
-            if list.len() < MAX_VALUES_PER_NAME && !list.iter().any(|seen| seen == cookie.value()) {
-                list.push(cookie.value().to_owned());
+            if list.len() < MAX_VALUES_PER_NAME && !list.iter().any(|seen| seen == value) {
+                list.push(value.to_owned());
             }
         }
     }
@@ -384,6 +397,30 @@ pub fn read_cookie_headers<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookie_pairs_split_as_the_cookie_crate_splits_them() {
+        let headers = [
+            "a=1; b=2",
+            "a=1;b=2;;  ;c=3",
+            " a = 1 ; b=\"quoted\" ;",
+            "novalue; =empty-name; a==x=y; a=",
+            "\u{a0}a\u{a0}=\u{2003}v\u{2003}; b=%41",
+            "a=1; Path=/; Secure; HttpOnly; Max-Age=nope",
+            ";;;",
+            "",
+            "zoë=ö; x",
+        ];
+        for header in headers {
+            let ours: Vec<(&str, &str)> = split_pairs(header).collect();
+            let theirs: Vec<(String, String)> = Cookie::split_parse(header)
+                .flatten()
+                .map(|cookie| (cookie.name().to_owned(), cookie.value().to_owned()))
+                .collect();
+            let theirs: Vec<(&str, &str)> = theirs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            assert_eq!(ours, theirs, "{header:?}");
+        }
+    }
     use crate::secret::{Serial, Token, Username};
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -17,7 +18,8 @@ use crate::protocol::{self, Judgement, SessionJudgement, TheftCause};
 use crate::record::{AuthMethod, ClientMeta, Login, SessionData, SessionRecord, SessionUser};
 use crate::secret::{OsTokens, Serial, SessionDigest, SessionId, TokenSource, Username};
 use crate::store::{
-    Confirmation, Deleted, GraceInserted, Inserted, Keep, Rotated, Store, StoreError, StoreErrorKind,
+    Confirmation, CurrentRotated, Deleted, GraceInserted, Inserted, Keep, Remembered, Rotated, Store,
+    StoreError, StoreErrorKind,
 };
 use crate::telemetry::{self, Instrumented};
 
@@ -510,6 +512,17 @@ impl<H: Hooks + ?Sized> Hooks for Arc<H> {
     }
 }
 
+/// What one optimistic cookie-login attempt came to
+/// ([`Expected::attempt_current`]).
+enum Attempt {
+    /// The rotation applied: the request is logged in.
+    Rotated((Outcome, Vec<SetCookie>)),
+    /// The new session's digest was taken: try again with another.
+    SessionExists,
+    /// Not rotated: judge the login as stored.
+    Judge(Option<Login>),
+}
+
 /// What [`Expected::forget`] found and left to its caller.
 #[derive(Debug, Default)]
 struct Forgotten {
@@ -853,8 +866,10 @@ impl<S: Store> Expected<S> {
         now: OffsetDateTime,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let owner = cookie.username.as_ref();
-        let stored = self.store.get_session(owner, &cookie.id.digest()).await?;
-        match protocol::judge_session(cookie, stored.as_ref(), now, &self.config) {
+        // Hashed once: the lookup key and what the judgement compares.
+        let digest = cookie.id.digest();
+        let stored = self.store.get_session(owner, &digest).await?;
+        match protocol::judge_session(cookie, &digest, stored.as_ref(), now, &self.config) {
             SessionJudgement::Unknown | SessionJudgement::Expired => Ok(None),
             SessionJudgement::Live { touch } => {
                 let Some(mut session) = stored else { return Ok(None) };
@@ -888,11 +903,20 @@ impl<S: Store> Expected<S> {
     ) -> Result<(Outcome, Vec<SetCookie>), StoreError> {
         let config = &self.config;
         let clear = || remove_both(config);
-        // The user-validity hook is asked once per request, even when a lost
-        // race sends the loop round again.
-        let mut user_checked = false;
+        // The user-validity hook is asked once per request, before anything
+        // can rotate: the optimistic attempt below rotates without reading
+        // the login first, so it runs only once the hook said yes. A no or
+        // an error is acted on only once the login is judged to
+        // authenticate, as before (an unknown, expired or replayed cookie's
+        // outcome does not depend on the hook).
+        let mut verdict = Some(self.hooks.is_user_valid(&cookie.username).await);
+        let optimistic = matches!(verdict, Some(Ok(true)));
         for _ in 0..ATTEMPTS {
-            let login = self.store.get_login(&cookie.username, &cookie.serial).await?;
+            let login = match self.attempt_current(cookie, &client, now, optimistic).await? {
+                Attempt::Rotated(outcome) => return Ok(outcome),
+                Attempt::SessionExists => continue,
+                Attempt::Judge(login) => login,
+            };
             match protocol::judge(cookie, login.as_ref(), &client, now, config) {
                 Judgement::Unknown => return Ok((Outcome::UnknownLogin, clear())),
                 Judgement::Expired => {
@@ -930,10 +954,8 @@ impl<S: Store> Expected<S> {
                 }
                 judgement @ (Judgement::Current | Judgement::Ahead { .. }) => {
                     let Some(login) = login else { return Ok((Outcome::UnknownLogin, clear())) };
-                    if !std::mem::replace(&mut user_checked, true) {
-                        if let Some(rejected) = self.reject_invalid_user(&cookie.username).await? {
-                            return Ok((rejected, clear()));
-                        }
+                    if let Some(rejected) = self.reject_refused_user(&mut verdict, &cookie.username).await? {
+                        return Ok((rejected, clear()));
                     }
                     let token = protocol::derived_successor(cookie, config)
                         .unwrap_or_else(|| self.tokens.token().into());
@@ -945,16 +967,7 @@ impl<S: Store> Expected<S> {
                             if let Judgement::Ahead { steps } = judgement {
                                 self.healed(cookie, steps, &client, now).await;
                             }
-                            let session_cookie =
-                                SessionCookie { username: Some(cookie.username.clone()), id };
-                            let cookies = vec![
-                                SetCookie::session(&session_cookie, config),
-                                self.auth_cookie(&next, rotation.expires_at, now),
-                            ];
-                            let Some(auth) = Authenticated::new(rotation.session) else {
-                                return Err(StoreError::corrupt("rotation opened an anonymous session"));
-                            };
-                            return Ok((Outcome::CookieLogin(auth), cookies));
+                            return self.logged_in(cookie, rotation, &next, id, now);
                         }
                         // Lost the race to a concurrent request: judge again
                         // against what it wrote (that is the grace case).
@@ -963,10 +976,8 @@ impl<S: Store> Expected<S> {
                     }
                 }
                 Judgement::Grace { token, key, session } => {
-                    if !std::mem::replace(&mut user_checked, true) {
-                        if let Some(rejected) = self.reject_invalid_user(&cookie.username).await? {
-                            return Ok((rejected, clear()));
-                        }
+                    if let Some(rejected) = self.reject_refused_user(&mut verdict, &cookie.username).await? {
+                        return Ok((rejected, clear()));
                     }
                     let serial = cookie.serial;
                     let Some(login) = login else { return Ok((Outcome::UnknownLogin, clear())) };
@@ -1024,14 +1035,80 @@ impl<S: Store> Expected<S> {
         Err(StoreError::new(StoreErrorKind::Backend, "session id collisions"))
     }
 
-    async fn reject_invalid_user(&self, username: &Username) -> Result<Option<Outcome>, StoreError> {
-        if self.hooks.is_user_valid(username).await? {
-            return Ok(None);
+    /// The optimistic cookie login ([`Store::rotate_current`]) when
+    /// `optimistic`, else a read: one round trip either way when the
+    /// presented token is current. A login the attempt did not rotate comes
+    /// back to be judged.
+    async fn attempt_current(
+        &self,
+        cookie: &AuthCookie,
+        client: &ClientMeta,
+        now: OffsetDateTime,
+        optimistic: bool,
+    ) -> Result<Attempt, StoreError> {
+        let config = &self.config;
+        if optimistic {
+            let token =
+                protocol::derived_successor(cookie, config).unwrap_or_else(|| self.tokens.token().into());
+            let id = self.tokens.session_id();
+            if let Some((attempt, next)) =
+                protocol::current_rotation(cookie, token, &id, client.clone(), now, config)
+            {
+                return Ok(match self.store.rotate_current(&attempt).await? {
+                    CurrentRotated::Rotated { authenticated_at } => {
+                        let rotation = attempt.with_authenticated_at(authenticated_at);
+                        Attempt::Rotated(self.logged_in(cookie, rotation, &next, id, now)?)
+                    }
+                    CurrentRotated::SessionExists => Attempt::SessionExists,
+                    CurrentRotated::NotApplied(login) => Attempt::Judge(login),
+                });
+            }
         }
+        Ok(Attempt::Judge(self.store.get_login(&cookie.username, &cookie.serial).await?))
+    }
+
+    /// What a rotation that applied comes to: the new session, and the
+    /// cookies that carry it and the successor `next`.
+    fn logged_in(
+        &self,
+        cookie: &AuthCookie,
+        rotation: crate::store::Rotation,
+        next: &AuthCookie,
+        id: SessionId,
+        now: OffsetDateTime,
+    ) -> Result<(Outcome, Vec<SetCookie>), StoreError> {
+        let session_cookie = SessionCookie { username: Some(cookie.username.clone()), id };
+        let cookies = vec![
+            SetCookie::session(&session_cookie, &self.config),
+            self.auth_cookie(next, rotation.expires_at, now),
+        ];
+        let Some(auth) = Authenticated::new(rotation.session) else {
+            return Err(StoreError::corrupt("rotation opened an anonymous session"));
+        };
+        Ok((Outcome::CookieLogin(auth), cookies))
+    }
+
+    /// Acts on the user-validity hook's answer, asked before the first
+    /// attempt (`verdict`), once a judgement authenticates: a refusal drops
+    /// the user's logins, an error fails closed. `None` once acted on or for
+    /// a yes.
+    async fn reject_refused_user(
+        &self,
+        verdict: &mut Option<Result<bool, StoreError>>,
+        username: &Username,
+    ) -> Result<Option<Outcome>, StoreError> {
+        match verdict.take() {
+            None | Some(Ok(true)) => Ok(None),
+            Some(Err(error)) => Err(error),
+            Some(Ok(false)) => self.reject_user(username).await.map(Some),
+        }
+    }
+
+    async fn reject_user(&self, username: &Username) -> Result<Outcome, StoreError> {
         let deleted = self.store.delete_user(username).await?;
         tracing::info!(user = %username.tag(), logins = deleted.logins, "user no longer valid; logins dropped");
         self.ended(username, deleted.serials, EndCause::UserRejected).await;
-        Ok(Some(Outcome::UserRejected(username.clone())))
+        Ok(Outcome::UserRejected(username.clone()))
     }
 
     async fn revoke_after_theft(
@@ -1145,21 +1222,24 @@ impl<S: Store> Expected<S> {
                 let token = self.tokens.token();
                 let (login, cookie) =
                     protocol::new_login(username, serial, token, &session, client.clone(), now, config);
-                if self.store.create_login(&login).await? == Inserted::AlreadyExists {
-                    continue;
-                }
-                let created = self.store.create_session(&session, self.config.max_sessions_per_user()).await;
-                if !matches!(created, Ok(Inserted::Created)) {
-                    // No login without its session: undo, then retry or fail.
-                    self.store.delete_login(username, &serial).await?;
-                    if created? == Inserted::AlreadyExists {
-                        continue;
-                    }
-                }
+                // One store call for the login, its session and what the
+                // login cap needs to know (the user's other logins).
+                let cap = config.max_logins_per_user();
+                let sessions_cap = config.max_sessions_per_user();
+                let others = match self
+                    .store
+                    .create_remembered(&login, &session, sessions_cap, cap.is_some())
+                    .await?
+                {
+                    Remembered::Created { others } => others,
+                    Remembered::LoginExists | Remembered::SessionExists => continue,
+                };
                 cookies.push(self.auth_cookie(&cookie, login.expires_at, now));
-                if let Err(error) = self.evict_over_cap(username, serial).await {
-                    // The login is made; the cap is enforced again next time.
-                    tracing::warn!(%error, user = %username.tag(), "could not evict logins over the cap");
+                if let (Some(max), Some(others)) = (cap, others) {
+                    if let Err(error) = self.evict_over_cap(username, &others, max).await {
+                        // The login is made; the cap is enforced again next time.
+                        tracing::warn!(%error, user = %username.tag(), "could not evict logins over the cap");
+                    }
                 }
             } else {
                 let cap = self.config.max_sessions_per_user();
@@ -1200,23 +1280,21 @@ impl<S: Store> Expected<S> {
         Err(EngineError::KeyCollision)
     }
 
-    /// Deletes the least recently used logins of `username` beyond the cap,
-    /// never `keep` (the one just registered).
-    async fn evict_over_cap(&self, username: &Username, keep: Serial) -> Result<(), StoreError> {
-        let Some(max) = self.config.max_logins_per_user() else { return Ok(()) };
-        let mut logins = self.store.list_logins(username).await?;
-        let excess = logins.len().saturating_sub(max.get());
-        if excess == 0 {
-            return Ok(());
-        }
-        logins.retain(|login| login.serial != keep);
-        logins.sort_by_key(|login| (login.last_used_at, login.created_at));
+    /// Deletes the least recently used logins of `username` beyond the cap
+    /// `max`, `others` being the user's logins but the one just registered
+    /// (which is never deleted).
+    async fn evict_over_cap(
+        &self,
+        username: &Username,
+        others: &[Login],
+        max: NonZeroUsize,
+    ) -> Result<(), StoreError> {
         let mut evicted = Vec::new();
-        for login in logins.iter().take(excess) {
-            if self.store.delete_login(username, &login.serial).await? {
-                evicted.push(login.serial);
+        for serial in protocol::logins_over_cap(others, max) {
+            if self.store.delete_login(username, &serial).await? {
+                evicted.push(serial);
             }
-            tracing::debug!(user = %username.tag(), serial = %login.serial, "login evicted over the per-user cap");
+            tracing::debug!(user = %username.tag(), %serial, "login evicted over the per-user cap");
         }
         self.ended(username, evicted, EndCause::Evicted).await;
         Ok(())

@@ -30,7 +30,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::config::Config;
 use crate::cookies::{CookieKind, PresentedCookies, SetCookie};
 use crate::credential::SessionCookie;
-use crate::engine::{Client, Device, EngineError, Expected, Outcome, Presented, TheftReport};
+use crate::engine::{Authentication, Client, Device, EngineError, Expected, Outcome, Presented, TheftReport};
 use crate::record::{AuthMethod, ClientMeta, SessionData, SessionRecord};
 use crate::secret::{Serial, Username};
 use crate::store::{Deleted, Store, StoreError};
@@ -231,6 +231,17 @@ impl State {
         });
     }
 
+    /// What the request presented, borrowed from the state and `client`.
+    fn presented_borrowed<'a>(&'a self, client: &'a ClientMeta) -> Presented<'a> {
+        Presented {
+            session: self.session_cookie.as_slice().into(),
+            auth: self.auth_cookie.as_slice().into(),
+            client: Client { ip: client.ip, user_agent: client.user_agent.as_deref() },
+        }
+    }
+
+    /// What the request presented, copied: for the paths that change the
+    /// state while the engine still reads it (a login, a logout).
     fn presented(&self, client: &ClientMeta) -> OwnedPresented {
         OwnedPresented {
             session: self.session_cookie.clone(),
@@ -281,31 +292,57 @@ impl<S: Store> Exchange<S> {
     async fn loaded(&self) -> MutexGuard<'_, State> {
         let mut state = self.state.lock().await;
         if state.loaded.is_none() {
-            let presented = state.presented(&self.client);
-            let result = self.engine.authenticate(&presented.borrowed()).await;
-            let via = match &result.outcome {
+            // Borrowed, not copied: every request that asks who is logged in
+            // comes through here, and the state is ours until we let go.
+            let Authentication { outcome, cookies } =
+                self.engine.authenticate(&state.presented_borrowed(&self.client)).await;
+            let via = match &outcome {
                 Outcome::Session(_) => Some(Via::Session),
                 Outcome::CookieLogin(_) => Some(Via::CookieLogin),
                 Outcome::Grace(_) => Some(Via::Grace),
                 _ => None,
             };
-            let theft = match &result.outcome {
-                Outcome::Theft(report) => Some(report.clone()),
-                _ => None,
+            // A session hit on the request's only session value needs no
+            // narrowing: that value is the one the session was found by.
+            // Narrowing parses and hashes every value again, which only
+            // picks a winner among several, or drops the values a cookie
+            // login or the grace path replaced.
+            let found_by_the_only_value =
+                matches!(outcome, Outcome::Session(_) | Outcome::AnonymousSession(_))
+                    && state.session_cookie.len() == 1;
+            let (mut theft, mut failure) = (None, None);
+            // The session moves out of the outcome: a hit copies no record.
+            let session = match outcome {
+                Outcome::Session(auth) | Outcome::CookieLogin(auth) | Outcome::Grace(auth) => {
+                    Some(auth.into_session())
+                }
+                Outcome::AnonymousSession(session) => Some(session),
+                Outcome::Theft(report) => {
+                    theft = Some(report);
+                    None
+                }
+                Outcome::Unavailable(error) => {
+                    failure = Some(error);
+                    None
+                }
+                Outcome::Anonymous
+                | Outcome::Malformed(..)
+                | Outcome::UnknownLogin
+                | Outcome::ExpiredLogin
+                | Outcome::GraceRefused(_)
+                | Outcome::UserRejected(_) => None,
             };
-            let current = match result.outcome.session() {
+            let current = match session {
                 Some(session) => {
-                    state.narrow_session(session);
-                    Current::Stored(session.clone())
+                    if !found_by_the_only_value {
+                        state.narrow_session(&session);
+                    }
+                    Current::Stored(session)
                 }
                 None => Current::Empty,
             };
-            let failure = match result.outcome {
-                Outcome::Unavailable(error) => Some(error),
-                _ => None,
-            };
             state.loaded = Some(Loaded { current, via, dirty: false, theft, failure });
-            state.apply(result.cookies);
+            state.apply(cookies);
         }
         state
     }

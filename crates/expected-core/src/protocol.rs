@@ -13,8 +13,8 @@ use crate::config::{Config, GraceBinding};
 use crate::credential::{AuthCookie, SessionCookie};
 use crate::keys::KeyId;
 use crate::record::{AuthMethod, ClientMeta, Login, PreviousToken, SessionData, SessionRecord, SessionUser};
-use crate::secret::{SealedSuccessor, Serial, SessionId, Token, Username};
-use crate::store::Rotation;
+use crate::secret::{SealedSuccessor, Serial, SessionDigest, SessionId, Token, Username};
+use crate::store::{CurrentRotation, Rotation};
 
 /// Why a presented auth cookie is taken for a replayed copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -270,8 +270,16 @@ pub enum SessionJudgement {
 }
 
 /// Judges a session cookie against the stored session.
+///
+/// `presented` is the digest of the cookie's id ([`SessionId::digest`]):
+/// the caller computed it to look the session up, and hashing the id again
+/// here would only repeat that work on every request. It is compared with
+/// the stored digest in constant time all the same: the store found the
+/// session by it, but a store need not compare keys in constant time, nor
+/// be right.
 pub fn judge_session(
     cookie: &SessionCookie,
+    presented: &SessionDigest,
     session: Option<&SessionRecord>,
     now: OffsetDateTime,
     config: &Config,
@@ -279,7 +287,7 @@ pub fn judge_session(
     let Some(session) = session else {
         return SessionJudgement::Unknown;
     };
-    if session.username() != cookie.username.as_ref() || !session.digest.matches(&cookie.id) {
+    if session.username() != cookie.username.as_ref() || !session.digest.ct_eq(presented) {
         return SessionJudgement::Unknown;
     }
     if !session.is_live(now) {
@@ -383,21 +391,80 @@ pub fn rotation(
     now: OffsetDateTime,
     config: &Config,
 ) -> (Rotation, AuthCookie) {
+    let expires_at = login_expiry(now, login.created_at, config);
+    let user = remembered_user(login);
+    let (mut rotation, cookie) =
+        planned_rotation(presented, user, token, id, client, now, expires_at, config);
+    rotation.expected = login.token;
+    (rotation, cookie)
+}
+
+/// The optimistic rotation of a cookie login, planned before the login is
+/// read ([`Store::rotate_current`](crate::Store::rotate_current)): the
+/// rotation [`rotation`] would plan if the presented token were the login's
+/// current one, with the conditions under which it is exactly that.
+///
+/// What [`rotation`] takes from the stored login is its current token (here
+/// the presented one's digest: the compare-and-swap tests the judgement
+/// [`Judgement::Current`]), its liveness (the store checks `now <
+/// expires_at`), its `created_at` (for `expires_at = min(now + max age,
+/// created_at + lifetime)`: the plan takes `now + max age` and applies only
+/// to a login created at or after `now + max age - lifetime`, one whose
+/// lifetime cap does not bind) and its `authenticated_at` (which the store
+/// copies into the new session). So the store decides nothing: it checks a
+/// digest and two bounds computed here, and a login that fails any of them
+/// is judged by [`judge`] as before. `None` when the bounds overflow the
+/// calendar (the engine then reads and judges the login first).
+pub fn current_rotation(
+    presented: &AuthCookie,
+    token: impl Into<Successor>,
+    id: &SessionId,
+    client: ClientMeta,
+    now: OffsetDateTime,
+    config: &Config,
+) -> Option<(CurrentRotation, AuthCookie)> {
+    let expires_at = now.checked_add(config.max_age())?;
+    let created_since = expires_at.checked_sub(config.lifetime())?;
+    let user = SessionUser {
+        username: presented.username.clone(),
+        login: Some(presented.serial),
+        method: AuthMethod::Remembered,
+        // A placeholder: the store writes the login's own.
+        authenticated_at: now,
+    };
+    let (rotation, cookie) = planned_rotation(presented, user, token, id, client, now, expires_at, config);
+    Some((CurrentRotation { rotation, now, created_since }, cookie))
+}
+
+/// The rotation replacing `presented` for a new session owned by `user`,
+/// the login expiring at `expires_at`.
+#[allow(clippy::too_many_arguments)]
+fn planned_rotation(
+    presented: &AuthCookie,
+    user: SessionUser,
+    token: impl Into<Successor>,
+    id: &SessionId,
+    client: ClientMeta,
+    now: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    config: &Config,
+) -> (Rotation, AuthCookie) {
     let Successor { token, key } = token.into();
-    let session = new_session(Some(remembered_user(login)), id, SessionData::new(), now, config);
+    let session = new_session(Some(user), id, SessionData::new(), now, config);
+    let presented_digest = presented.token.digest();
     let rotation = Rotation {
         username: presented.username.clone(),
         serial: presented.serial,
-        expected: login.token,
+        expected: presented_digest,
         token: token.digest(),
         previous: PreviousToken {
-            digest: presented.token.digest(),
+            digest: presented_digest,
             rotated_at: now,
             sealed: SealedSuccessor::seal(&presented.token, &token, id),
         },
         session,
         last_used_at: now,
-        expires_at: login_expiry(now, login.created_at, config),
+        expires_at,
         client,
         max_sessions: config.max_sessions_per_user(),
     };
@@ -417,10 +484,43 @@ pub fn apply_rotation(login: &mut Login, rotation: &Rotation) {
     login.client = rotation.client.clone();
 }
 
+/// The logins a new login ends under the per-user cap `max`: `others` being
+/// the user's other logins, the least recently used (`last_used_at`, then
+/// `created_at`) beyond `max - 1` of them, so that with the new one the user
+/// holds at most `max`. The new login is never among them.
+pub fn logins_over_cap(others: &[Login], max: std::num::NonZeroUsize) -> Vec<Serial> {
+    let excess = (others.len() + 1).saturating_sub(max.get());
+    let mut oldest: Vec<&Login> = others.iter().collect();
+    oldest.sort_by_key(|login| (login.last_used_at, login.created_at));
+    oldest.into_iter().take(excess).map(|login| login.serial).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use time::Duration;
+
+    #[test]
+    fn the_cap_ends_the_least_recently_used_logins_beyond_it() {
+        let config = Config::default();
+        let cap = |n| std::num::NonZeroUsize::new(n).unwrap_or(std::num::NonZeroUsize::MIN);
+        let mut logins = Vec::new();
+        for (n, (used, created)) in [(30, 0), (10, 5), (10, 1), (20, 0)].into_iter().enumerate() {
+            let (_, mut login) = login_under(&config);
+            login.serial = Serial::from_bytes([n as u8 + 1; 16]);
+            login.last_used_at = at(used);
+            login.created_at = at(created);
+            logins.push(login);
+        }
+        let serial = |n: usize| logins[n].serial;
+        // Four others and the new one: a cap of 5 ends none, 3 the two least
+        // recently used (a tie in use broken by the older creation), 1 all.
+        assert_eq!(logins_over_cap(&logins, cap(5)), vec![]);
+        assert_eq!(logins_over_cap(&logins, cap(4)), vec![serial(2)]);
+        assert_eq!(logins_over_cap(&logins, cap(3)), vec![serial(2), serial(1)]);
+        assert_eq!(logins_over_cap(&logins, cap(1)), vec![serial(2), serial(1), serial(3), serial(0)]);
+        assert_eq!(logins_over_cap(&[], cap(1)), vec![]);
+    }
 
     fn at(seconds: i64) -> OffsetDateTime {
         time::macros::datetime!(2030-01-01 0:00 UTC) + Duration::seconds(seconds)
@@ -621,22 +721,36 @@ mod tests {
         let cookie = SessionCookie { username: Some(user.clone()), id };
         let idle = config.idle().whole_seconds();
         assert_eq!(
-            judge_session(&cookie, Some(&session), at(1), &config),
+            judge_session(&cookie, &cookie.id.digest(), Some(&session), at(1), &config),
             SessionJudgement::Live { touch: false }
         );
         assert_eq!(
-            judge_session(&cookie, Some(&session), at(idle / 4), &config),
+            judge_session(&cookie, &cookie.id.digest(), Some(&session), at(idle / 4), &config),
             SessionJudgement::Live { touch: true }
         );
-        assert_eq!(judge_session(&cookie, Some(&session), at(idle), &config), SessionJudgement::Expired);
+        assert_eq!(
+            judge_session(&cookie, &cookie.id.digest(), Some(&session), at(idle), &config),
+            SessionJudgement::Expired
+        );
         let other = SessionCookie {
             username: Some(Username::new("bob").unwrap_or_else(|e| panic!("{e}"))),
             ..cookie.clone()
         };
-        assert_eq!(judge_session(&other, Some(&session), at(1), &config), SessionJudgement::Unknown);
+        assert_eq!(
+            judge_session(&other, &other.id.digest(), Some(&session), at(1), &config),
+            SessionJudgement::Unknown
+        );
+        // The digest is what is compared: another id's digest next to the
+        // right username finds nothing, even when the store answered this
+        // session for it.
+        let stranger = SessionId::from_bytes([9; 32]).digest();
+        assert_eq!(
+            judge_session(&cookie, &stranger, Some(&session), at(1), &config),
+            SessionJudgement::Unknown
+        );
         let anonymous = SessionCookie { username: None, ..cookie };
         assert_eq!(
-            judge_session(&anonymous, Some(&session), at(1), &config),
+            judge_session(&anonymous, &anonymous.id.digest(), Some(&session), at(1), &config),
             SessionJudgement::Unknown,
             "an anonymous cookie must not reach a user's session"
         );
@@ -656,7 +770,7 @@ mod tests {
         let mut now = 0;
         while now < absolute {
             if let SessionJudgement::Live { touch: true } =
-                judge_session(&cookie, Some(&session), at(now), &config)
+                judge_session(&cookie, &cookie.id.digest(), Some(&session), at(now), &config)
             {
                 session.expires_at = session_expiry(at(now), session.created_at, &config);
             }
@@ -664,9 +778,12 @@ mod tests {
             now += idle / 3;
         }
         assert_eq!(session.expires_at, at(absolute));
-        assert_eq!(judge_session(&cookie, Some(&session), at(absolute), &config), SessionJudgement::Expired);
         assert_eq!(
-            judge_session(&cookie, Some(&session), at(absolute - 1), &config),
+            judge_session(&cookie, &cookie.id.digest(), Some(&session), at(absolute), &config),
+            SessionJudgement::Expired
+        );
+        assert_eq!(
+            judge_session(&cookie, &cookie.id.digest(), Some(&session), at(absolute - 1), &config),
             SessionJudgement::Live { touch: false },
             "no touch once the expiry cannot move"
         );

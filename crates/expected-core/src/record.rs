@@ -33,6 +33,12 @@ impl ClientMeta {
     /// stripped of control characters.
     pub fn new(ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
         let user_agent = user_agent.map(|agent| {
+            // Every request builds one, and a browser's agent is printable
+            // ASCII within the bound: copied whole, not char by char.
+            if agent.len() <= MAX_USER_AGENT_BYTES && agent.bytes().all(|byte| (b' '..=b'~').contains(&byte))
+            {
+                return agent.to_owned();
+            }
             let mut kept = String::with_capacity(agent.len().min(MAX_USER_AGENT_BYTES));
             for c in agent.chars().filter(|c| !c.is_control()) {
                 if kept.len() + c.len_utf8() > MAX_USER_AGENT_BYTES {
@@ -191,6 +197,18 @@ mod tests {
         assert_eq!(kept.len(), 512);
         let meta = ClientMeta::new(None, Some("Mozilla\r\n/5.0"));
         assert_eq!(meta.user_agent.as_deref(), Some("Mozilla/5.0"));
+        // Printable ASCII is kept as is up to the bound, then cut; DEL is a
+        // control character like the others.
+        let browser = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        assert_eq!(ClientMeta::new(None, Some(browser)).user_agent.as_deref(), Some(browser));
+        let at_bound = "a".repeat(MAX_USER_AGENT_BYTES);
+        assert_eq!(ClientMeta::new(None, Some(&at_bound)).user_agent.as_deref(), Some(at_bound.as_str()));
+        let over = "b".repeat(MAX_USER_AGENT_BYTES + 1);
+        assert_eq!(
+            ClientMeta::new(None, Some(&over)).user_agent.map(|kept| kept.len()),
+            Some(MAX_USER_AGENT_BYTES)
+        );
+        assert_eq!(ClientMeta::new(None, Some("a\u{7f}b")).user_agent.as_deref(), Some("ab"));
     }
 
     #[test]

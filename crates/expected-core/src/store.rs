@@ -38,7 +38,7 @@
 //!   counts those (not what the backend already dropped).
 //! - **Sessions per user are capped.** Every operation that creates a user's
 //!   session ([`Store::create_session`], [`Store::rotate_login`],
-//!   [`Store::create_grace_session`]) is given the cap (`max_sessions`,
+//!   [`Store::create_grace_session`], [`Store::create_remembered`]) is given the cap (`max_sessions`,
 //!   `None` for no limit) and, in the same atomic step, leaves that user with
 //!   at most that many sessions: over it, it deletes the user's sessions with
 //!   the earliest `expires_at` (the least recently used, sessions sliding by
@@ -76,8 +76,31 @@
 //!
 //! Each method is one atomic unit of work on the backend: one statement,
 //! transaction or script, ideally one round trip (a SQL backend without
-//! `UPDATE … RETURNING` needs a few inside its transaction). The engine calls
-//! [`Store::rotate_login`] exactly once per successful cookie login.
+//! `UPDATE … RETURNING` needs a few inside its transaction). A cookie login
+//! whose token is current is one [`Store::rotate_current`] that rotates: one
+//! round trip on a store that implements it (PostgreSQL, Redis), two on the
+//! default. [`Store::rotate_login`] follows only when the optimistic attempt
+//! did not apply and the judgement still asks for a rotation (the last
+//! cookie max age of a login's lifetime, a heal).
+//!
+//! A password login with "remember me" is one [`Store::create_remembered`]
+//! (the login, its session and, when the engine caps logins per user, the
+//! user's other logins read in the same step), then one
+//! [`Store::delete_login`] per login the cap ends, decided by core
+//! ([`protocol::logins_over_cap`](crate::protocol::logins_over_cap)): at
+//! most two round trips on a store that implements it (PostgreSQL, Redis)
+//! when a registration puts the user over the cap by one, as it does once
+//! the cap holds; three on the default. Without "remember me" it is one
+//! [`Store::create_session`].
+//!
+//! Why the attempt carries bounds rather than asking the store to judge: a
+//! store that answered the login on a mismatch and rotated on a match would
+//! decide the new expiry and the new session's `authenticated_at` itself.
+//! Here core computes the two bounds ([`CurrentRotation::created_since`],
+//! [`CurrentRotation::now`]) under which its plan is the rotation
+//! [`protocol::rotation`](crate::protocol::rotation) would make, and the store
+//! only compares and copies: any store proven by the conformance suite
+//! applies exactly what core decided.
 
 use std::num::NonZeroUsize;
 
@@ -230,6 +253,110 @@ pub enum Rotated {
     SessionExists,
 }
 
+/// An optimistic cookie login, applied by [`Store::rotate_current`]: the
+/// rotation of a login whose current token is the one the cookie presented,
+/// planned before the login is read, so that the common case (the presented
+/// token is current) is one round trip.
+///
+/// The engine plans it ([`protocol::current_rotation`](crate::protocol::current_rotation))
+/// with every value a rotation needs but one it cannot know without the
+/// login: the `authenticated_at` of the new session, which the store copies
+/// from the login it rotates. The conditions under which the plan is the
+/// rotation the engine would have planned after reading the login are
+/// computed in core and only checked by the store ([`CurrentRotation::applies_to`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentRotation {
+    /// The rotation. `expected` is the presented token's digest (so is
+    /// `previous.digest`); `expires_at` is `now + cookie max age`; the new
+    /// session's `user.authenticated_at` is a placeholder the store replaces
+    /// with the login's `authenticated_at`.
+    pub rotation: Rotation,
+    /// The request's time: the rotation applies only to a login that is live
+    /// then (`now < login.expires_at`).
+    pub now: OffsetDateTime,
+    /// The rotation applies only to a login with `created_at >=
+    /// created_since`: one whose lifetime cap does not bind, so that its new
+    /// expiry `min(now + max age, created_at + lifetime)` is
+    /// `rotation.expires_at`.
+    pub created_since: OffsetDateTime,
+}
+
+impl CurrentRotation {
+    /// Whether the rotation applies to `login`: it is the login named
+    /// (username and serial), its current token digest is
+    /// `rotation.expected`, it is live at `now` and created at or after
+    /// `created_since`. A store checks exactly this, in the same atomic step
+    /// as the write.
+    pub fn applies_to(&self, login: &Login) -> bool {
+        login.username == self.rotation.username
+            && login.serial == self.rotation.serial
+            && login.token == self.rotation.expected
+            && login.is_live(self.now)
+            && login.created_at >= self.created_since
+    }
+
+    /// The rotation as it applies to `login`: the new session carries the
+    /// login's `authenticated_at`.
+    pub fn for_login(&self, login: &Login) -> Rotation {
+        self.with_authenticated_at(login.authenticated_at)
+    }
+
+    /// The rotation with the new session's `authenticated_at` set to `at`.
+    pub fn with_authenticated_at(&self, at: OffsetDateTime) -> Rotation {
+        let mut rotation = self.rotation.clone();
+        if let Some(user) = rotation.session.user.as_mut() {
+            user.authenticated_at = at;
+        }
+        rotation
+    }
+}
+
+/// The result of [`Store::rotate_current`].
+// Answered once per cookie login and matched at once: a box around the
+// login would only add an allocation and an indirection to the contract.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum CurrentRotated {
+    /// The rotation applied, as [`Rotated::Rotated`]; the new session
+    /// carries `authenticated_at`, the login's.
+    Rotated {
+        /// The login's `authenticated_at`, now the new session's too.
+        authenticated_at: OffsetDateTime,
+    },
+    /// The rotation does not apply ([`CurrentRotation::applies_to`] is
+    /// false, or no such login): nothing was written. Carries the login as
+    /// the store holds it (`None`: no such login), read in the same step or
+    /// after it, for the engine to judge without another read.
+    NotApplied(Option<Login>),
+    /// The rotation applies but a session with the new session's digest
+    /// exists: nothing was written.
+    SessionExists,
+}
+
+/// The result of [`Store::create_remembered`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum Remembered {
+    /// The login and its session were created (the user's sessions capped
+    /// as [`Store::create_session`] caps them).
+    Created {
+        /// The user's other logins (every one but the new), as the store
+        /// held them when it created the login: `Some` when asked
+        /// (`list_logins`). `None` when not asked, or when a store that
+        /// reads them in a separate step (the default) could not: the login
+        /// is made all the same, and the per-user login cap is enforced at
+        /// the next registration.
+        others: Option<Vec<Login>>,
+    },
+    /// A login with that `(username, serial)` exists. Nothing was written.
+    LoginExists,
+    /// A session with that `(owner, digest)` exists. Nothing was written.
+    SessionExists,
+}
+
 /// What [`Store::delete_user`] or [`Store::delete_user_except`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deleted {
@@ -311,6 +438,120 @@ pub trait Store: Send + Sync + 'static {
     /// (its bound one and every one with `session.user.login ==
     /// Some(serial)`) deleted.
     async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError>;
+
+    /// The optimistic cookie login: [`Store::rotate_login`] of
+    /// `attempt.rotation`, in one atomic step, if and only if
+    /// [`CurrentRotation::applies_to`] holds for the login as stored, the new
+    /// session taking the login's `authenticated_at`
+    /// ([`CurrentRotation::for_login`]). Otherwise it writes nothing and
+    /// answers the login as stored ([`CurrentRotated::NotApplied`]), and the
+    /// engine judges it as it would a [`Store::get_login`] (grace, theft,
+    /// expiry, heal, a lifetime cap that binds), then calls
+    /// [`Store::rotate_login`] if a rotation is still due.
+    ///
+    /// Of any number of concurrent calls (or [`Store::rotate_login`]s)
+    /// expecting the same digest, exactly one rotates. A store that can do
+    /// this in one round trip (one statement, one script) makes a cookie
+    /// login one round trip. The default does what the engine did before:
+    /// [`Store::get_login`], then [`Store::rotate_login`] when the rotation
+    /// applies (re-reading the login if that lost a race): correct on any
+    /// store, in two round trips.
+    async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
+        let rotation = &attempt.rotation;
+        let login = self.get_login(&rotation.username, &rotation.serial).await?;
+        let Some(login) = login else { return Ok(CurrentRotated::NotApplied(None)) };
+        if !attempt.applies_to(&login) {
+            return Ok(CurrentRotated::NotApplied(Some(login)));
+        }
+        match self.rotate_login(&attempt.for_login(&login)).await? {
+            Rotated::Rotated => Ok(CurrentRotated::Rotated { authenticated_at: login.authenticated_at }),
+            Rotated::SessionExists => Ok(CurrentRotated::SessionExists),
+            // Another rotation or a delete came in between: what it left.
+            Rotated::NotCurrent | Rotated::NotFound => {
+                Ok(CurrentRotated::NotApplied(self.get_login(&rotation.username, &rotation.serial).await?))
+            }
+        }
+    }
+
+    /// A password login with "remember me": creates `login` and its
+    /// `session` (the session `login.session` names, opened by it:
+    /// `session.user.login == Some(login.serial)`) together, in one atomic
+    /// step, capping the user's sessions at `max_sessions` as
+    /// [`Store::create_session`] does. Either both are created or, when the
+    /// serial ([`Remembered::LoginExists`]) or the session's digest
+    /// ([`Remembered::SessionExists`]) is taken, neither: nothing is written.
+    /// With `list_logins`, it also answers the user's other logins as the
+    /// same step saw them, so that the engine decides what the per-user
+    /// login cap ends (ending it with [`Store::delete_login`]) without
+    /// another read.
+    ///
+    /// A store that can do this in one round trip (one statement, one
+    /// script) makes a password login with "remember me" one round trip
+    /// under the cap, two when the new login puts the user over it. The
+    /// default does what the engine did before, in two or three round trips
+    /// correct on any store: [`Store::create_login`] (of the login not yet
+    /// bound to its session), [`Store::create_grace_session`] (which creates
+    /// the session and binds the login to it in one step; the login exists
+    /// alone for that long, and is deleted again when that fails), then
+    /// [`Store::list_logins`] when asked. Before 0.2 the engine called
+    /// [`Store::create_session`] there, whose undo of a login already bound
+    /// to a taken digest deleted the session holding it.
+    async fn create_remembered(
+        &self,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        if session.login() != Some(login.serial) || login.session != Some(session.digest) {
+            return Err(StoreError::new(
+                StoreErrorKind::Backend,
+                "a remembered login and its session must name each other",
+            ));
+        }
+        // The login goes in unbound, and the session's creation binds it in
+        // the same step (`create_grace_session`), so that undoing the login
+        // when the session's digest is taken ends nothing but what it
+        // opened: `delete_login` of a login already bound to that digest
+        // would end the session that holds it, someone else's.
+        let unbound = Login { session: None, ..login.clone() };
+        if self.create_login(&unbound).await? == Inserted::AlreadyExists {
+            return Ok(Remembered::LoginExists);
+        }
+        match self.create_grace_session(session, max_sessions).await {
+            Ok(GraceInserted::Created) => {}
+            // No login without its session.
+            Ok(GraceInserted::AlreadyExists) => {
+                self.delete_login(&login.username, &login.serial).await?;
+                return Ok(Remembered::SessionExists);
+            }
+            Ok(GraceInserted::LoginGone) => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Backend,
+                    "the new login was deleted before its session was created",
+                ));
+            }
+            Err(error) => {
+                self.delete_login(&login.username, &login.serial).await?;
+                return Err(error);
+            }
+        }
+        if !list_logins {
+            return Ok(Remembered::Created { others: None });
+        }
+        match self.list_logins(&login.username).await {
+            Ok(mut logins) => {
+                logins.retain(|other| other.serial != login.serial);
+                Ok(Remembered::Created { others: Some(logins) })
+            }
+            // The login is made: failing the registration now would leave
+            // it behind unused. The cap waits for the next one.
+            Err(error) => {
+                tracing::warn!(%error, user = %login.username.tag(), "could not list logins for the per-user cap");
+                Ok(Remembered::Created { others: None })
+            }
+        }
+    }
 
     /// All of a user's logins, in no particular order.
     async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError>;
@@ -415,6 +656,18 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
         (**self).rotate_login(rotation).await
+    }
+    async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
+        (**self).rotate_current(attempt).await
+    }
+    async fn create_remembered(
+        &self,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        (**self).create_remembered(login, session, max_sessions, list_logins).await
     }
     async fn list_logins(&self, username: &Username) -> Result<Vec<Login>, StoreError> {
         (**self).list_logins(username).await

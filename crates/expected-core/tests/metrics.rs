@@ -133,18 +133,25 @@ fn every_outcome_registration_and_ended_login_is_counted_once() {
     assert_eq!(total(&text, telemetry::STORE_ERRORS), 1.0, "{text}");
 
     let count = |op| value(&text, &format!("{}_count", telemetry::STORE_CALL_DURATION), &[("operation", op)]);
-    // One rotation: the victim's cookie login (grace and the rest rotate nothing).
-    assert_eq!(count("rotate_login"), 1.0, "{text}");
-    for op in ["create_login", "get_login", "get_session", "create_session", "delete_user", "delete_login"] {
+    // Every remember-me cookie the store was asked about (the cookie login,
+    // grace, grace refused, unknown, expired, theft) tried the optimistic
+    // rotation once; only the victim's cookie login applied, so none went on
+    // to the two-step rotation. The rejected user's cookie is read instead
+    // (the hook said no before anything could rotate).
+    assert_eq!(count("rotate_current"), 6.0, "{text}");
+    assert_eq!(count("rotate_login"), 0.0, "{text}");
+    for op in
+        ["create_remembered", "get_login", "get_session", "create_session", "delete_user", "delete_login"]
+    {
         assert!(count(op) >= 1.0, "{op} timed:\n{text}");
     }
     // A histogram in seconds: the memory store answers well under one.
     let under_a_second = value(
         &text,
         &format!("{}_bucket", telemetry::STORE_CALL_DURATION),
-        &[("operation", "rotate_login"), ("le", "1")],
+        &[("operation", "rotate_current"), ("le", "1")],
     );
-    assert_eq!(under_a_second, 1.0, "{text}");
+    assert_eq!(under_a_second, 6.0, "{text}");
 }
 
 #[test]

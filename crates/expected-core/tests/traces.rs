@@ -120,7 +120,7 @@ fn spans_carry_the_outcome_and_the_users_tag() {
         "{text}"
     );
     // Store calls: their operation, the user's tag, and how they ended.
-    for (op, outcome) in [("rotate_login", "ok"), ("delete_user", "ok"), ("get_session", "unavailable")] {
+    for (op, outcome) in [("rotate_current", "ok"), ("delete_user", "ok"), ("get_session", "unavailable")] {
         let found = text.lines().any(|line| {
             line.contains("store{")
                 && line.contains(&format!("op=\"{op}\""))
@@ -128,5 +128,5 @@ fn spans_carry_the_outcome_and_the_users_tag() {
         });
         assert!(found, "no store span {op} {outcome}:\n{text}");
     }
-    assert!(text.contains(&format!("store{{op=\"rotate_login\" user={victim}")), "{text}");
+    assert!(text.contains(&format!("store{{op=\"rotate_current\" user={victim}")), "{text}");
 }

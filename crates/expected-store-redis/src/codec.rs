@@ -2,7 +2,10 @@
 //! errors.
 
 use expected_core::time::OffsetDateTime;
-use expected_core::{AuthMethod, Login, SessionRecord, StoreError, StoreErrorKind};
+use expected_core::{
+    AuthMethod, Login, Serial, SessionData, SessionDigest, SessionRecord, SessionUser, StoreError,
+    StoreErrorKind, Username,
+};
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 use serde_json::{Map, Value};
 
@@ -86,15 +89,12 @@ pub(crate) fn decode_login(flat: Vec<Vec<u8>>) -> Result<Option<Login>, StoreErr
     decode(fields).map(Some)
 }
 
-/// The serde fields of [`SessionUser`], kept at the top level of a session
-/// hash.
-const USER_FIELDS: [&str; 4] = ["username", "login", "method", "authenticated_at"];
-
 /// The fields of a session hash: the serde fields of [`SessionRecord`] but
-/// `user`, whose own fields ([`USER_FIELDS`]) sit beside them, absent for an
-/// anonymous session. Flat, so that a script compares a session's `login`
-/// byte for byte without parsing JSON, and so that a 0.1 session (which had
-/// `username` and `login` there) is the same hash minus two fields.
+/// `user`, whose own fields (`username`, `login`, `method`,
+/// `authenticated_at`) sit beside them, absent for an anonymous session.
+/// Flat, so that a script compares a session's `login` byte for byte without
+/// parsing JSON, and so that a 0.1 session (which had `username` and `login`
+/// there) is the same hash minus two fields.
 pub(crate) fn session_fields(session: &SessionRecord) -> Result<Map<String, Value>, StoreError> {
     let mut fields = to_fields(session)?;
     match fields.remove("user") {
@@ -105,28 +105,105 @@ pub(crate) fn session_fields(session: &SessionRecord) -> Result<Map<String, Valu
     Ok(fields)
 }
 
-/// A session back from its hash ([`session_fields`]); `None` when there is
-/// no such key.
+/// A timestamp field's JSON: an RFC 3339 string, as [`SessionRecord`]'s
+/// serde writes it.
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+struct Timestamp(#[serde(with = "expected_core::time::serde::rfc3339")] OffsetDateTime);
+
+/// The fields a session read asks for, in the order `HMGET` answers them:
+/// every field [`session_fields`] writes, 0.1's included, and nothing else.
+pub(crate) const SESSION_FIELDS: [&str; 8] =
+    ["digest", "data", "created_at", "expires_at", "username", "login", "method", "authenticated_at"];
+
+/// The answer of `HMGET key` [`SESSION_FIELDS`]: one value or nil per
+/// field, in that order (all nil when there is no such key).
+pub(crate) fn session_values(answer: redis::Value) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    let redis::Value::Array(items) = answer else {
+        return Err(StoreError::corrupt(format!("HMGET answered {answer:?}")));
+    };
+    if items.len() != SESSION_FIELDS.len() {
+        return Err(StoreError::corrupt(format!("HMGET answered {} values", items.len())));
+    }
+    items
+        .into_iter()
+        .map(|item| match item {
+            redis::Value::Nil => Ok(None),
+            redis::Value::BulkString(bytes) => Ok(Some(bytes)),
+            redis::Value::SimpleString(text) => Ok(Some(text.into_bytes())),
+            other => Err(StoreError::corrupt(format!("a hash field is {other:?}"))),
+        })
+        .collect()
+}
+
+/// The JSON `value` of field `name`, decoded, when the hash has the field.
+fn field<T: serde::de::DeserializeOwned>(value: Option<&[u8]>, name: &str) -> Result<Option<T>, StoreError> {
+    value
+        .map(|value| {
+            serde_json::from_slice(value).map_err(|error| {
+                StoreError::corrupt(format!("session field {name:?} does not decode: {error}"))
+            })
+        })
+        .transpose()
+}
+
+/// A required field, or the corruption of its absence.
+fn required<T>(slot: Option<T>, name: &str) -> Result<T, StoreError> {
+    slot.ok_or_else(|| StoreError::corrupt(format!("a session hash has no field {name:?}")))
+}
+
+/// A session back from its fields ([`session_fields`]) as `HMGET`
+/// [`SESSION_FIELDS`] answers them ([`session_values`]); `None` when the
+/// hash has none of them (no such key).
+///
+/// Every session hit reads one, so it asks for exactly these fields, values
+/// only (half the strings `HGETALL` answers, for redis-rs to parse and us to
+/// allocate), and decodes each field's JSON straight into its type: no
+/// intermediate JSON tree, no field map. A field a later version adds is not
+/// asked for; every field this version knows must be well-formed, and a
+/// malformed or missing one is [`StoreErrorKind::Corrupt`], never a panic.
 ///
 /// Version 0.1 wrote only `username` and `login` of the user: such a session
 /// reads as opened by the remember-me cookie at `created_at`, the cautious
 /// reading (an application asking for a fresh password gets one asked).
-pub(crate) fn decode_session(flat: Vec<Vec<u8>>) -> Result<Option<SessionRecord>, StoreError> {
-    let Some(mut fields) = fields_of(flat)? else { return Ok(None) };
-    let mut user: Map<String, Value> = USER_FIELDS
-        .iter()
-        .filter_map(|name| fields.remove(*name).map(|value| ((*name).to_owned(), value)))
-        .collect();
-    if !user.is_empty() {
-        if !user.contains_key("method") && !user.contains_key("authenticated_at") {
-            user.insert("method".to_owned(), Value::from(AuthMethod::Remembered.as_str()));
-            if let Some(created_at) = fields.get("created_at").cloned() {
-                user.insert("authenticated_at".to_owned(), created_at);
-            }
-        }
-        fields.insert("user".to_owned(), Value::Object(user));
+/// Half of the newer user fields (`method` without `authenticated_at`, or the
+/// reverse) is neither version, and corrupt; so is a user field without a
+/// `username`.
+pub(crate) fn decode_session(values: &[Option<Vec<u8>>]) -> Result<Option<SessionRecord>, StoreError> {
+    if values.iter().all(Option::is_none) {
+        return Ok(None);
     }
-    decode(fields).map(Some)
+    let [digest, data, created_at, expires_at, username, login, method, authenticated_at] = values else {
+        return Err(StoreError::corrupt(format!("a session read answered {} values", values.len())));
+    };
+    let created_at = required(field::<Timestamp>(created_at.as_deref(), "created_at")?, "created_at")?.0;
+    let username: Option<Username> = field(username.as_deref(), "username")?;
+    // `Some(None)`: a `login` field holding JSON null (no remember-me).
+    let login: Option<Option<Serial>> = field(login.as_deref(), "login")?;
+    let method: Option<AuthMethod> = field(method.as_deref(), "method")?;
+    let authenticated_at: Option<Timestamp> = field(authenticated_at.as_deref(), "authenticated_at")?;
+    let has_user = username.is_some() || login.is_some() || method.is_some() || authenticated_at.is_some();
+    let user = if has_user {
+        let (method, authenticated_at) = match (method, authenticated_at) {
+            (Some(method), Some(Timestamp(at))) => (method, at),
+            (None, None) => (AuthMethod::Remembered, created_at),
+            (Some(_), None) => {
+                return Err(StoreError::corrupt("a session hash has no field \"authenticated_at\""));
+            }
+            (None, Some(_)) => return Err(StoreError::corrupt("a session hash has no field \"method\"")),
+        };
+        let username: Username = required(username, "username")?;
+        Some(SessionUser { username, login: login.flatten(), method, authenticated_at })
+    } else {
+        None
+    };
+    Ok(Some(SessionRecord {
+        digest: required::<SessionDigest>(field(digest.as_deref(), "digest")?, "digest")?,
+        user,
+        data: required::<SessionData>(field(data.as_deref(), "data")?, "data")?,
+        created_at,
+        expires_at: required(field::<Timestamp>(expires_at.as_deref(), "expires_at")?, "expires_at")?.0,
+    }))
 }
 
 /// Microseconds since the Unix epoch, rounded up: a record's score.
@@ -183,7 +260,6 @@ pub(crate) fn store_error(error: RedisError) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use expected_core::{Serial, SessionDigest, SessionUser, Username};
     use time::macros::datetime;
 
     #[test]
@@ -227,6 +303,56 @@ mod tests {
         assert_eq!(store_error(script).kind(), StoreErrorKind::Backend);
     }
 
+    /// What `HMGET key` [`SESSION_FIELDS`] answers for the hash holding
+    /// the flat field/value pairs `flat` (a later pair for the same field
+    /// overwrites an earlier one, as `HSET` does).
+    fn hmget(flat: Vec<Vec<u8>>) -> Vec<Option<Vec<u8>>> {
+        let mut values = vec![None; SESSION_FIELDS.len()];
+        for pair in flat.chunks_exact(2) {
+            if let Some(slot) = SESSION_FIELDS.iter().position(|name| name.as_bytes() == pair[0]) {
+                values[slot] = Some(pair[1].clone());
+            }
+        }
+        values
+    }
+
+    #[test]
+    fn session_reads_take_hmget_answers_only() -> Result<(), StoreError> {
+        use redis::Value;
+        let nils = Value::Array(vec![Value::Nil; SESSION_FIELDS.len()]);
+        assert_eq!(decode_session(&session_values(nils)?)?, None, "no such key");
+        let mut items = vec![Value::Nil; SESSION_FIELDS.len()];
+        items[0] = Value::BulkString(b"x".to_vec());
+        assert_eq!(session_values(Value::Array(items.clone()))?[0], Some(b"x".to_vec()));
+        items.pop();
+        assert!(session_values(Value::Array(items)).is_err_and(|e| e.kind() == StoreErrorKind::Corrupt));
+        let mut items = vec![Value::Nil; SESSION_FIELDS.len()];
+        items[3] = Value::Int(7);
+        assert!(session_values(Value::Array(items)).is_err_and(|e| e.kind() == StoreErrorKind::Corrupt));
+        assert!(session_values(Value::Nil).is_err_and(|e| e.kind() == StoreErrorKind::Corrupt));
+        assert!(
+            decode_session(&[None, Some(b"{}".to_vec())]).is_err_and(|e| e.kind() == StoreErrorKind::Corrupt)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn sessions_read_back_every_field_they_write() -> Result<(), Box<dyn std::error::Error>> {
+        let user = SessionUser {
+            username: Username::new("zoë")?,
+            login: Some(Serial::from_bytes([2; 16])),
+            method: AuthMethod::Password,
+            authenticated_at: datetime!(2030-01-01 0:00 UTC),
+        };
+        // A field written but not read back would be lost on every hit.
+        let mut written: Vec<String> = session_fields(&session(Some(user)))?.keys().cloned().collect();
+        let mut read: Vec<String> = SESSION_FIELDS.iter().map(|name| (*name).to_owned()).collect();
+        written.sort();
+        read.sort();
+        assert_eq!(written, read);
+        Ok(())
+    }
+
     fn flat(fields: &Map<String, Value>) -> Vec<Vec<u8>> {
         field_args(fields).into_iter().map(String::into_bytes).collect()
     }
@@ -261,9 +387,9 @@ mod tests {
             if let Some(serial) = session.login() {
                 assert_eq!(fields.get("login"), Some(&Value::from(serial.to_base64())));
             }
-            assert_eq!(decode_session(flat(&fields))?, Some(session));
+            assert_eq!(decode_session(&hmget(flat(&fields)))?, Some(session));
         }
-        assert_eq!(decode_session(Vec::new())?, None);
+        assert_eq!(decode_session(&hmget(Vec::new()))?, None);
         Ok(())
     }
 
@@ -279,15 +405,15 @@ mod tests {
         let mut fields = session_fields(&old)?;
         fields.remove("method");
         fields.remove("authenticated_at");
-        assert_eq!(decode_session(flat(&fields))?, Some(old));
+        assert_eq!(decode_session(&hmget(flat(&fields)))?, Some(old));
         // Half of the new fields is neither version: corrupt.
         fields.insert("method".to_owned(), Value::from("password"));
-        let error = decode_session(flat(&fields)).err().map(|error| error.kind());
+        let error = decode_session(&hmget(flat(&fields))).err().map(|error| error.kind());
         assert_eq!(error, Some(StoreErrorKind::Corrupt));
         // A user's field without a username is no session either.
         let mut fields = session_fields(&session(None))?;
         fields.insert("login".to_owned(), Value::Null);
-        let error = decode_session(flat(&fields)).err().map(|error| error.kind());
+        let error = decode_session(&hmget(flat(&fields))).err().map(|error| error.kind());
         assert_eq!(error, Some(StoreErrorKind::Corrupt));
 
         let at = datetime!(2030-01-02 03:04:05.678901 UTC);
@@ -307,6 +433,111 @@ mod tests {
         assert_eq!(decode_login(flat(&fields))?, Some(login.clone()));
         fields.remove("authenticated_at");
         assert_eq!(decode_login(flat(&fields))?, Some(login));
+        Ok(())
+    }
+
+    /// A hash's fields as (name, value) pairs, to mutate.
+    type Pairs = Vec<(String, Vec<u8>)>;
+
+    /// A logged-in user's session hash.
+    fn user_session_pairs() -> Result<Pairs, Box<dyn std::error::Error>> {
+        let user = SessionUser {
+            username: Username::new("zoë")?,
+            login: Some(Serial::from_bytes([2; 16])),
+            method: AuthMethod::Password,
+            authenticated_at: datetime!(2030-01-01 0:00 UTC),
+        };
+        let fields = session_fields(&session(Some(user)))?;
+        Ok(fields.iter().map(|(name, value)| (name.clone(), value.to_string().into_bytes())).collect())
+    }
+
+    fn flatten(pairs: &[(String, Vec<u8>)]) -> Vec<Vec<u8>> {
+        pairs.iter().flat_map(|(name, value)| [name.clone().into_bytes(), value.clone()]).collect()
+    }
+
+    fn corrupt(flat: Vec<Vec<u8>>) -> bool {
+        decode_session(&hmget(flat)).err().map(|error| error.kind()) == Some(StoreErrorKind::Corrupt)
+    }
+
+    #[test]
+    fn every_malformed_session_field_is_corrupt_not_a_panic() -> Result<(), Box<dyn std::error::Error>> {
+        let pairs = user_session_pairs()?;
+        assert!(decode_session(&hmget(flatten(&pairs)))?.is_some(), "the unmutated hash reads");
+        // Values that are not JSON, or JSON of another type, or of the right
+        // type but no valid value (a short digest, a bad date, a bad name).
+        let garbage: [&[u8]; 14] = [
+            b"",
+            b"{",
+            b"\"",
+            b"\xff\xfe",
+            b"42",
+            b"[]",
+            b"{}",
+            b"true",
+            b"\"AAAA\"",
+            b"\"2030-13-45T25:61:00Z\"",
+            b"\"not a date\"",
+            b"\"has space\\u0000\"",
+            b"\"password\" trailing",
+            b"18446744073709551616999",
+        ];
+        for index in 0..pairs.len() {
+            for bad in garbage {
+                let mut mutated = pairs.clone();
+                mutated[index].1 = bad.to_vec();
+                let name = &pairs[index].0;
+                // What is a valid value of the field after all: `login`
+                // may be null, `data` any object, a username any string
+                // without control characters.
+                let reads = match name.as_str() {
+                    "login" => bad == b"null",
+                    "data" => bad == b"{}",
+                    "username" => bad.starts_with(b"\"") && bad.ends_with(b"\"") && !bad.contains(&b'\\'),
+                    _ => false,
+                };
+                let decoded = decode_session(&hmget(flatten(&mutated)));
+                assert!(
+                    reads || decoded.as_ref().err().map(StoreError::kind) == Some(StoreErrorKind::Corrupt),
+                    "{name} = {:?} answered {decoded:?}",
+                    String::from_utf8_lossy(bad)
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn missing_and_unknown_session_fields() -> Result<(), Box<dyn std::error::Error>> {
+        let pairs = user_session_pairs()?;
+        for required in ["digest", "data", "created_at", "expires_at", "username"] {
+            let without: Vec<_> = pairs.iter().filter(|(name, _)| name != required).cloned().collect();
+            assert!(corrupt(flatten(&without)), "without {required}");
+        }
+        // A field a later version adds is not read, whatever it holds.
+        let mut later = pairs.clone();
+        later.push(("later_field".to_owned(), b"\xff not json".to_vec()));
+        later.push((String::from_utf8_lossy(b"\xff").into_owned(), b"{".to_vec()));
+        assert_eq!(decode_session(&hmget(flatten(&later)))?, decode_session(&hmget(flatten(&pairs)))?);
+        Ok(())
+    }
+
+    #[test]
+    fn truncated_session_values_never_panic() -> Result<(), Box<dyn std::error::Error>> {
+        let pairs = user_session_pairs()?;
+        for index in 0..pairs.len() {
+            for cut in 0..pairs[index].1.len() {
+                let mut mutated = pairs.clone();
+                mutated[index].1.truncate(cut);
+                // Every value is a JSON string or object: any prefix loses
+                // its closing quote or brace.
+                let decoded = decode_session(&hmget(flatten(&mutated)));
+                assert!(
+                    decoded.is_err_and(|error| error.kind() == StoreErrorKind::Corrupt),
+                    "{} cut at {cut}",
+                    pairs[index].0
+                );
+            }
+        }
         Ok(())
     }
 

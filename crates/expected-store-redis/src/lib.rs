@@ -90,7 +90,8 @@
 //! `authenticated_at`) sit beside them instead, again as canonical JSON, and
 //! are absent from an anonymous session: flat, so that a script compares a
 //! session's `login` byte for byte without parsing JSON. `HGETALL` thus gives
-//! back exactly the record written. Scores are microseconds since the Unix
+//! back exactly the record written (a session read asks `HMGET` for those
+//! fields by name instead: half the reply to parse on every hit). Scores are microseconds since the Unix
 //! epoch. The per-bucket sets are why users share buckets rather than each
 //! having a tag of their own: they let every write keep the index that
 //! cleaning walks in the same atomic script, on the same node, and let
@@ -144,8 +145,11 @@
 //! | operation | round trips | how |
 //! | --- | --- | --- |
 //! | `create_login`, `create_session` | 1 | script: refuse if the key exists, `HSET`, `PEXPIREAT`, index (a user's session in its login's set too), then cap the user's sessions |
-//! | `get_login`, `get_session` | 1 | `HGETALL` |
+//! | `get_login` | 1 | `HGETALL` |
+//! | `get_session` | 1 | `HMGET` of the fields a session is written with, values only |
 //! | `rotate_login` | 1 | script: compare `token`, refuse if the new session exists, delete the bound session and every session in the login's set, update the login, create the session as given, cap the user's sessions |
+//! | `rotate_current` | 1 | script: `rotate_login`'s, comparing `token` with the presented digest and applying only to a login live at the attempt's `now` and created at or after its `created_since` (the login's `expires_at` and `created_at` brought to a sortable UTC form in the script), the new session taking the login's `authenticated_at`; when it does not apply, the login's `HGETALL` is the answer. A cookie login is this one script (it was `HGETALL`, then `rotate_login`'s script) |
+//! | `create_remembered` | 1 | script: refuse if the login or the session exists, read the user's other logins when asked (as `list_logins` does), write the login, create the session, cap the user's sessions. A password login with "remember me" is this one script under the per-user login cap, and a `delete_login` for each login the cap ends, decided by the engine from the logins answered: two for a user at the cap (it was `create_login`, `create_session`, `list_logins`, then `delete_login`: three and four) |
 //! | `create_grace_session` | 1 | script: refuse unless the login exists and the session does not, create the session, set the login's `session`, cap the user's sessions |
 //! | `list_logins` | 1 | script: read the user's index and each login |
 //! | `delete_login` | 1 | script: the login, its bound session, every session in its set (even when the login is gone): a few lookups for a serial that does not exist |
@@ -226,7 +230,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use expected_core::protocol::apply_rotation;
 use expected_core::store::{
-    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Remembered, Rotated, Rotation,
 };
 use expected_core::time::OffsetDateTime;
 use expected_core::{
@@ -240,8 +245,8 @@ use redis::{Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, RedisFuture, Scri
 pub use redis;
 
 use codec::{
-    cutoff_of, decode_login, decode_session, expire_at_ms, field_args, flat_hash, login_fields, score_of,
-    session_fields, store_error, to_fields,
+    SESSION_FIELDS, cutoff_of, decode_login, decode_session, expire_at_ms, field_args, flat_hash,
+    login_fields, score_of, session_fields, session_values, store_error, to_fields,
 };
 use keys::{BUCKETS, Keys, bucket_base, expired_login_of, serial_of};
 use scripts::SCRIPTS;
@@ -833,6 +838,30 @@ fn rotated_login_fields(
     Ok(fields)
 }
 
+/// An instant as `YYYY-MM-DDTHH:MM:SS.fffffffff` in UTC, to the nanosecond
+/// (as exact as the records' RFC 3339 times): a string that sorts as the
+/// instant (the scripts compare a record's times in this form).
+fn sortable(at: OffsetDateTime) -> String {
+    let at = at.to_offset(expected_core::time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.nanosecond()
+    )
+}
+
+/// The `authenticated_at` a rotation carried into its new session.
+#[derive(serde::Deserialize)]
+struct Carried {
+    #[serde(with = "expected_core::time::serde::rfc3339")]
+    authenticated_at: OffsetDateTime,
+}
+
 /// A session's `expires_at` as the session serializes it, for a touch.
 #[derive(serde::Serialize)]
 struct Expiry {
@@ -921,6 +950,128 @@ impl Store for RedisStore {
             other => {
                 Err(StoreError::new(StoreErrorKind::Backend, format!("rotation script answered {other:?}")))
             }
+        }
+    }
+
+    async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
+        let rotation = &attempt.rotation;
+        let session = &rotation.session;
+        if session.username() != Some(&rotation.username) {
+            return Err(StoreError::new(
+                StoreErrorKind::Backend,
+                "a rotation's new session must belong to the login's user",
+            ));
+        }
+        let keys = self.keys(&rotation.username);
+        let login_args = field_args(&rotated_login_fields(rotation)?);
+        let session_args = field_args(&session_fields(session)?);
+        let call = Call::on(&SCRIPTS.rotate_current, &keys)
+            .key(keys.login(&rotation.serial))
+            .key(keys.session(&session.digest))
+            .arg(rotation.serial.to_base64())
+            .arg(json(&rotation.expected)?)
+            .arg(session.digest.to_base64())
+            .arg(score_of(rotation.expires_at))
+            .arg(self.expire_at(rotation.expires_at))
+            .arg(score_of(session.expires_at))
+            .arg(self.expire_at(session.expires_at))
+            .arg(cap_arg(rotation.max_sessions))
+            .arg(sortable(attempt.now))
+            .arg(sortable(attempt.created_since))
+            .arg(login_args.len().to_string())
+            .args(login_args)
+            .args(session_args);
+        let answer: Vec<Value> = self.run(call).await?;
+        let mut answer = answer.into_iter();
+        let tag = match answer.next() {
+            Some(Value::BulkString(tag)) => tag,
+            Some(Value::SimpleString(tag)) => tag.into_bytes(),
+            other => {
+                return Err(StoreError::corrupt(format!("rotate_current answered {other:?}")));
+            }
+        };
+        match (tag.as_slice(), answer.next()) {
+            (b"rotated", Some(Value::BulkString(at))) => {
+                let Carried { authenticated_at } =
+                    serde_json::from_slice(&[&b"{\"authenticated_at\":"[..], &at, b"}"].concat())
+                        .map_err(|error| StoreError::corrupt(format!("authenticated_at: {error}")))?;
+                Ok(CurrentRotated::Rotated { authenticated_at })
+            }
+            (b"session_exists", None) => Ok(CurrentRotated::SessionExists),
+            (b"login", Some(record)) => match decode_login(flat_hash(record)?)? {
+                Some(login) if login.username != rotation.username || login.serial != rotation.serial => {
+                    Err(StoreError::corrupt("a login hash holds another login"))
+                }
+                found => Ok(CurrentRotated::NotApplied(found)),
+            },
+            (tag, _) => Err(StoreError::new(
+                StoreErrorKind::Backend,
+                format!("rotate_current answered {:?}", String::from_utf8_lossy(tag)),
+            )),
+        }
+    }
+
+    async fn create_remembered(
+        &self,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        // The session goes under the login's user's keys: one naming
+        // somebody else would be stored where it reads back as corrupt.
+        if session.username() != Some(&login.username) {
+            return Err(StoreError::new(
+                StoreErrorKind::Backend,
+                "a remembered login's session must belong to the login's user",
+            ));
+        }
+        let keys = self.keys(&login.username);
+        let login_args = field_args(&login_fields(login)?);
+        let session_args = field_args(&session_fields(session)?);
+        let call = Call::on(&SCRIPTS.create_remembered, &keys)
+            .key(keys.login(&login.serial))
+            .key(keys.session(&session.digest))
+            .arg(login.serial.to_base64())
+            .arg(score_of(login.expires_at))
+            .arg(self.expire_at(login.expires_at))
+            .arg(session.digest.to_base64())
+            .arg(score_of(session.expires_at))
+            .arg(self.expire_at(session.expires_at))
+            .arg(cap_arg(max_sessions))
+            .arg(if list_logins { "1" } else { "" })
+            .arg(login_args.len().to_string())
+            .args(login_args)
+            .args(session_args);
+        let answer: Vec<Value> = self.run(call).await?;
+        let mut answer = answer.into_iter();
+        let tag = match answer.next() {
+            Some(Value::BulkString(tag)) => tag,
+            Some(Value::SimpleString(tag)) => tag.into_bytes(),
+            other => return Err(StoreError::corrupt(format!("create_remembered answered {other:?}"))),
+        };
+        match (tag.as_slice(), answer.next()) {
+            (b"login_exists", None) => Ok(Remembered::LoginExists),
+            (b"session_exists", None) => Ok(Remembered::SessionExists),
+            (b"created", Some(Value::Array(records))) if list_logins => {
+                let mut others = Vec::with_capacity(records.len());
+                for record in records {
+                    match decode_login(flat_hash(record)?)? {
+                        Some(other) if other.username == login.username => others.push(other),
+                        _ => {
+                            return Err(StoreError::corrupt(
+                                "a user's login index points at another user's login",
+                            ));
+                        }
+                    }
+                }
+                Ok(Remembered::Created { others: Some(others) })
+            }
+            (b"created", Some(_)) => Ok(Remembered::Created { others: None }),
+            (tag, _) => Err(StoreError::new(
+                StoreErrorKind::Backend,
+                format!("create_remembered answered {:?}", String::from_utf8_lossy(tag)),
+            )),
         }
     }
 
@@ -1020,7 +1171,16 @@ impl Store for RedisStore {
         digest: &SessionDigest,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let key = self.session_keys(owner, digest).session(digest);
-        match decode_session(self.hgetall(key).await?)? {
+        // The known fields by name, values only: the hit's one round trip,
+        // with half the reply strings of `HGETALL` (see `decode_session`).
+        let mut connection = self.connection.clone();
+        let answer: Value = redis::cmd("HMGET")
+            .arg(key)
+            .arg(&SESSION_FIELDS[..])
+            .query_async(&mut connection)
+            .await
+            .map_err(store_error)?;
+        match decode_session(&session_values(answer)?)? {
             Some(session) if session.username() != owner || session.digest != *digest => {
                 Err(StoreError::corrupt("a session hash holds another session"))
             }

@@ -333,6 +333,81 @@ prune_sessions()
 return 'rotated'
 "#;
 
+/// The optimistic cookie login (`Store::rotate_current`): `ROTATE_LOGIN`
+/// with the presented token as the expected one, applying only to a login
+/// live at `ARGV[11]` and created at or after `ARGV[12]` (both
+/// `YYYY-MM-DDTHH:MM:SS.fffffffff`, UTC, to the nanosecond, which sort as
+/// the instants they are;
+/// the login's `expires_at` and `created_at` are brought to that form, and a
+/// value not in canonical UTC form never applies). `[13]` how many ARGV the
+/// login's field/value pairs take, from `[14]`, then the session's. The new
+/// session takes the login's `authenticated_at` (a 0.1 login's
+/// `created_at`). Answers `{'rotated', authenticated_at JSON}`,
+/// `{'session_exists'}`, or `{'login', HGETALL of the login}` (empty: no
+/// login) when the rotation does not apply, so that the engine judges the
+/// login without another round trip.
+const ROTATE_CURRENT: &str = r#"
+local function sortable(json)
+  if not json then return nil end
+  local stamp, fraction = string.match(json, '^"(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d)%.?(%d*)Z"$')
+  if not stamp or #fraction > 9 then return nil end
+  return stamp .. '.' .. fraction .. string.rep('0', 9 - #fraction)
+end
+local found = redis.call('HMGET', KEYS[1], 'token', 'expires_at', 'created_at', 'authenticated_at')
+local token, expires, created, authenticated = found[1], found[2], found[3], found[4]
+local live, young = sortable(expires), sortable(created)
+if not token or token ~= ARGV[4] or not live or live <= ARGV[11] or not young or young < ARGV[12] then
+  return {'login', redis.call('HGETALL', KEYS[1])}
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'session_exists'} end
+local old = unquote(field(KEYS[1], 'session'))
+if old then drop_session(old) end
+drop_sessions_of(ARGV[3])
+local login_args = tonumber(ARGV[13])
+put(KEYS[1], user_logins, bucket_logins, ARGV[3], ARGV[6], ARGV[7], 14, 13 + login_args)
+create_session(KEYS[2], ARGV[5], ARGV[8], ARGV[9], 14 + login_args, #ARGV, ARGV[10])
+local carried = authenticated
+if type(carried) ~= 'string' then carried = created end
+redis.call('HSET', KEYS[2], 'authenticated_at', carried)
+prune_logins()
+prune_sessions()
+return {'rotated', carried}
+"#;
+
+/// A password login with "remember me" (`Store::create_remembered`): the
+/// login and its session together.
+///
+/// `KEYS[1]` login, `KEYS[2]` session; `ARGV[3]` serial, `[4]`/`[5]` login
+/// score and PEXPIREAT, `[6]` session digest, `[7]`/`[8]` session score and
+/// PEXPIREAT, `[9]` the cap on the user's sessions (`''` for none), `[10]`
+/// `'1'` to answer the user's other logins, `[11]` how many ARGV the login's
+/// field/value pairs take, from `[12]`, then the session's. Answers
+/// `{'login_exists'}` or `{'session_exists'}`, writing nothing, or
+/// `{'created', {HGETALL of each other login}}` (read before the new login
+/// is written; a login Redis expired on its own takes its sessions with it,
+/// as in `LIST_LOGINS`).
+const CREATE_REMEMBERED: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'login_exists'} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'session_exists'} end
+prune_logins()
+prune_sessions()
+local others = {}
+if ARGV[10] == '1' then
+  for _, serial in ipairs(redis.call('ZRANGE', user_logins, 0, -1)) do
+    local record = redis.call('HGETALL', login_key(serial))
+    if #record == 0 then
+      end_login(serial)
+    else
+      others[#others + 1] = record
+    end
+  end
+end
+local login_args = tonumber(ARGV[11])
+put(KEYS[1], user_logins, bucket_logins, ARGV[3], ARGV[4], ARGV[5], 12, 11 + login_args)
+create_session(KEYS[2], ARGV[6], ARGV[7], ARGV[8], 12 + login_args, #ARGV, ARGV[9])
+return {'created', others}
+"#;
+
 /// Answers every live login of the user as a flat field/value array; a login
 /// Redis expired on its own takes its sessions with it.
 const LIST_LOGINS: &str = r#"
@@ -469,6 +544,8 @@ pub(crate) struct Scripts {
     pub(crate) create_session: Script,
     pub(crate) create_grace_session: Script,
     pub(crate) rotate_login: Script,
+    pub(crate) rotate_current: Script,
+    pub(crate) create_remembered: Script,
     pub(crate) list_logins: Script,
     pub(crate) delete_login: Script,
     pub(crate) delete_user: Script,
@@ -488,6 +565,8 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     create_session: script(CREATE_SESSION),
     create_grace_session: script(CREATE_GRACE_SESSION),
     rotate_login: script(ROTATE_LOGIN),
+    rotate_current: script(ROTATE_CURRENT),
+    create_remembered: script(CREATE_REMEMBERED),
     list_logins: script(LIST_LOGINS),
     delete_login: script(DELETE_LOGIN),
     delete_user: script(DELETE_USER),

@@ -5,7 +5,8 @@
 use std::num::NonZeroUsize;
 
 use expected_core::store::{
-    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Remembered, Rotated, Rotation,
 };
 use expected_core::time::OffsetDateTime;
 use expected_core::{Login, Serial, SessionDigest, SessionRecord, Store, StoreError, Username};
@@ -44,6 +45,20 @@ impl<D: Dialect> Store for SqlStore<D> {
 
     async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
         D::rotate(self, rotation).await
+    }
+
+    async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
+        D::rotate_current(self, attempt).await
+    }
+
+    async fn create_remembered(
+        &self,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        D::create_remembered(self, login, session, max_sessions, list_logins).await
     }
 
     async fn list_logins(&self, user: &Username) -> Result<Vec<Login>, StoreError> {
@@ -229,22 +244,25 @@ pub(crate) fn created(done: Result<u64, sqlx::Error>) -> Result<Inserted, Failur
 }
 
 /// A login's columns, in [`LOGIN_COLUMNS`](crate::statements::LOGIN_COLUMNS)
-/// order.
-fn login_row<D: Dialect>(row: &Row<D>) -> Result<LoginRow, sqlx::Error> {
-    Ok(LoginRow {
-        serial: row.get(0)?,
-        token: row.get(1)?,
-        previous_token: row.get(2)?,
-        previous_rotated_at: row.get(3)?,
-        previous_sealed: row.get(4)?,
-        session_digest: row.get(5)?,
-        created_at: row.get(6)?,
-        last_used_at: row.get(7)?,
-        expires_at: row.get(8)?,
-        client_ip: row.get(9)?,
-        user_agent: row.get(10)?,
-        authenticated_at: row.get(11)?,
-    })
+/// order from column `first`; `None` when its serial is `NULL` (a statement
+/// that answers no login with its other columns).
+pub(crate) fn login_row<D: Dialect>(row: &Row<D>, first: usize) -> Result<Option<LoginRow>, sqlx::Error> {
+    let Some(serial) = row.get::<Option<Vec<u8>>>(first)? else { return Ok(None) };
+    let at = |n: usize| first + n;
+    Ok(Some(LoginRow {
+        serial,
+        token: row.get(at(1))?,
+        previous_token: row.get(at(2))?,
+        previous_rotated_at: row.get(at(3))?,
+        previous_sealed: row.get(at(4))?,
+        session_digest: row.get(at(5))?,
+        created_at: row.get(at(6))?,
+        last_used_at: row.get(at(7))?,
+        expires_at: row.get(at(8))?,
+        client_ip: row.get(at(9))?,
+        user_agent: row.get(at(10))?,
+        authenticated_at: row.get(at(11))?,
+    }))
 }
 
 /// A session's columns as `select_session` reads them.
@@ -260,5 +278,114 @@ fn session_row<D: Dialect>(row: &Row<D>) -> Result<SessionRow, sqlx::Error> {
 }
 
 fn decode_login<D: Dialect>(row: &Row<D>, user: &Username) -> Result<Login, StoreError> {
-    login_row(row).map_err(|e| store_error(e, D::classify))?.into_login(user)
+    login_row(row, 0)
+        .map_err(|e| store_error(e, D::classify))?
+        .ok_or_else(|| {
+            store_error(
+                sqlx::Error::ColumnDecode {
+                    index: "serial".into(),
+                    source: "a login read without its serial".into(),
+                },
+                D::classify,
+            )
+        })?
+        .into_login(user)
+}
+
+/// The store with the [`Store`] contract's own default bodies of the
+/// operations a dialect may do in fewer round trips
+/// ([`Store::rotate_current`], [`Store::create_remembered`]), every other
+/// operation the store's: what [`Dialect`]'s default bodies of those run.
+/// A trait's default body cannot be called from an impl that overrides it,
+/// and `Store` is `'static`, so this holds a clone of the store (its pool
+/// and statements shared) rather than a borrow; the defaults are then the
+/// contract's very code, not a copy of it.
+pub(crate) struct ByDefault<D: Dialect>(pub(crate) SqlStore<D>);
+
+#[async_trait::async_trait]
+impl<D: Dialect> Store for ByDefault<D> {
+    async fn create_login(&self, login: &Login) -> Result<Inserted, StoreError> {
+        self.0.create_login(login).await
+    }
+
+    async fn get_login(&self, user: &Username, serial: &Serial) -> Result<Option<Login>, StoreError> {
+        self.0.get_login(user, serial).await
+    }
+
+    async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        self.0.rotate_login(rotation).await
+    }
+
+    async fn list_logins(&self, user: &Username) -> Result<Vec<Login>, StoreError> {
+        self.0.list_logins(user).await
+    }
+
+    async fn delete_login(&self, user: &Username, serial: &Serial) -> Result<bool, StoreError> {
+        self.0.delete_login(user, serial).await
+    }
+
+    async fn delete_user(&self, user: &Username) -> Result<Deleted, StoreError> {
+        self.0.delete_user(user).await
+    }
+
+    async fn delete_user_except(&self, user: &Username, keep: &Keep) -> Result<Deleted, StoreError> {
+        self.0.delete_user_except(user, keep).await
+    }
+
+    async fn confirm_password(&self, confirmation: &Confirmation) -> Result<bool, StoreError> {
+        self.0.confirm_password(confirmation).await
+    }
+
+    async fn delete_expired_logins(&self, now: OffsetDateTime) -> Result<Vec<ExpiredLogin>, StoreError> {
+        self.0.delete_expired_logins(now).await
+    }
+
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<Inserted, StoreError> {
+        self.0.create_session(session, max_sessions).await
+    }
+
+    async fn create_grace_session(
+        &self,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+    ) -> Result<GraceInserted, StoreError> {
+        self.0.create_grace_session(session, max_sessions).await
+    }
+
+    async fn get_session(
+        &self,
+        user: Option<&Username>,
+        digest: &SessionDigest,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.0.get_session(user, digest).await
+    }
+
+    async fn save_session(&self, session: &SessionRecord) -> Result<bool, StoreError> {
+        self.0.save_session(session).await
+    }
+
+    async fn touch_session(
+        &self,
+        user: Option<&Username>,
+        digest: &SessionDigest,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.0.touch_session(user, digest, expires_at).await
+    }
+
+    async fn delete_session(
+        &self,
+        user: Option<&Username>,
+        digest: &SessionDigest,
+    ) -> Result<bool, StoreError> {
+        self.0.delete_session(user, digest).await
+    }
+
+    async fn delete_expired_sessions(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.0.delete_expired_sessions(now).await
+    }
 }

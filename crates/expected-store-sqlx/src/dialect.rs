@@ -11,9 +11,11 @@
 //!
 //! A new `Store` operation that one backend does in fewer round trips: a
 //! method here whose default body is the shared way (written against
-//! [`SqlStore`]'s parts, or the contract's default), overridden in that
-//! backend's impl (its statement text in its `Sql`, e.g. `postgres/sql.rs`),
-//! and the `Store` impl (`contract.rs`) calling it.
+//! [`SqlStore`]'s parts, or the contract's default, reached through
+//! [`ByDefault`]), overridden in that backend's impl (its statement text in
+//! its `Sql`, e.g. `postgres/sql.rs`), and the `Store` impl (`contract.rs`)
+//! calling it. `rotate_current` and `create_remembered` are such: one
+//! statement each on PostgreSQL, the contract's default elsewhere.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -21,12 +23,14 @@ use std::num::NonZeroUsize;
 use std::ops::DerefMut;
 
 use expected_core::store::{
-    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Remembered, Rotated, Rotation,
 };
-use expected_core::{Serial, SessionRecord, StoreError, Username};
+use expected_core::{Login, Serial, SessionRecord, Store as _, StoreError, Username};
 use sqlx::error::DatabaseError;
 use sqlx::{Database, Pool, Transaction};
 
+use crate::contract::ByDefault;
 use crate::driver::{BoxFuture, Driver, Stmt};
 use crate::error::Transience;
 use crate::statements::CommonSql;
@@ -114,6 +118,29 @@ pub trait Dialect: Sized + Send + Sync + 'static {
         rotation: &Rotation,
     ) -> impl Future<Output = Result<Rotated, StoreError>> + Send;
 
+    /// `rotate_current`, the optimistic cookie login: by default the
+    /// contract's own (`get_login`, then `rotate_login` when it applies);
+    /// PostgreSQL's is one statement.
+    fn rotate_current(
+        store: &SqlStore<Self>,
+        attempt: &CurrentRotation,
+    ) -> impl Future<Output = Result<CurrentRotated, StoreError>> + Send {
+        async move { ByDefault(store.clone()).rotate_current(attempt).await }
+    }
+
+    /// `create_remembered`, a password login with "remember me": by default
+    /// the contract's own (`create_login`, `create_grace_session`, then
+    /// `list_logins` when asked); PostgreSQL's is one statement.
+    fn create_remembered(
+        store: &SqlStore<Self>,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> impl Future<Output = Result<Remembered, StoreError>> + Send {
+        async move { ByDefault(store.clone()).create_remembered(login, session, max_sessions, list_logins).await }
+    }
+
     /// `create_session` of a user's session under a cap of `max`.
     fn insert_capped(
         store: &SqlStore<Self>,
@@ -165,4 +192,15 @@ pub trait Dialect: Sized + Send + Sync + 'static {
 pub(crate) trait Transactional: Dialect {
     /// The transactions' statements, among the dialect's.
     fn tx(sql: &Self::Sql) -> &TxSql;
+
+    /// Begins the write transaction of a rotation or of a session's
+    /// creation (under a cap, or a grace session) on `conn`: by default
+    /// [`Dialect::begin`] (SQLite, whose writer serializes writes anyway);
+    /// MySQL's runs at `READ COMMITTED`, which locks only the rows it
+    /// writes.
+    fn begin_session_write(
+        conn: &mut Connection<Self>,
+    ) -> BoxFuture<'_, Result<Transaction<'_, Self::Db>, sqlx::Error>> {
+        Self::begin(conn)
+    }
 }

@@ -193,14 +193,16 @@
 //! |---------------------------|--------|------------|-----------------|
 //! | `create_login`            | 1 (`INSERT … ON CONFLICT DO NOTHING`) | 1 (as SQLite) | 1 (`INSERT`, duplicate key caught) |
 //! | `get_login`, `list_logins`| 1      | 1          | 1               |
-//! | `rotate_login`            | 4: `BEGIN IMMEDIATE`, CAS `UPDATE` (refused if the new session's digest is taken), one command of the `INSERT` session, the `DELETE` of the login's other sessions, the `DELETE` beyond the cap when one is given and the `UPDATE` binding, `COMMIT`; refused: 4 (a `SELECT` tells why, `ROLLBACK`) | **1** (see below); +1 read in a lost race | 6: `BEGIN`, CAS `UPDATE`, `INSERT` session, `DELETE` the login's other sessions, `UPDATE` binding, `COMMIT`, and a `DELETE` for the cap when one is given; refused: 4 |
-//! | `create_grace_session`    | 4: `BEGIN IMMEDIATE`, `UPDATE` binding (0 rows: no login, `ROLLBACK`), `INSERT` session, `COMMIT`, and a `DELETE` for the cap when one is given | 1 (CTE) | as SQLite, with `BEGIN` |
+//! | `rotate_login`            | 4: `BEGIN IMMEDIATE`, CAS `UPDATE` (refused if the new session's digest is taken), one command of the `INSERT` session, the `DELETE` of the login's other sessions, the `DELETE` beyond the cap when one is given and the `UPDATE` binding, `COMMIT`; refused: 4 (a `SELECT` tells why, `ROLLBACK`) | **1** (see below); +1 read in a lost race | 7: `BEGIN` (at `READ COMMITTED`, in the round trip of `START TRANSACTION`), CAS `UPDATE`, `INSERT` session, a `SELECT` of the login's other sessions (the bound one, the ones it opened) and a `DELETE` by key of each (usually 1), `UPDATE` binding, `COMMIT`, and with a cap a `SELECT` of the sessions beyond it (and a `DELETE` of each found); refused: 4 |
+//! | `rotate_current` (the optimistic cookie login) | the default: `get_login`, then `rotate_login` when it applies (1 + 4) | **1** (the `rotate_login` CTE, see below); +1 read in a lost race | the default (1 + 7) |
+//! | `create_remembered` (a password login with "remember me") | the default: `create_login` (of the login unbound), `create_grace_session` (4: it creates the session and binds the login, as `create_session` under a session cap costs), then with a per-user login cap `list_logins` (1) | **1** (CTE, see below) | the default, as SQLite |
+//! | `create_grace_session`    | 4: `BEGIN IMMEDIATE`, `UPDATE` binding (0 rows: no login, `ROLLBACK`), `INSERT` session, `COMMIT`, and with a cap a `SELECT` of the sessions beyond it (and a `DELETE` of each found) | 1 (CTE) | as SQLite, with `BEGIN` (at `READ COMMITTED`) |
 //! | `delete_login`            | 4: `BEGIN IMMEDIATE`, 2 `DELETE`s, `COMMIT` | 1 (CTE); +1 if the bound session was not among those deleted | 1 (multi-table `DELETE`); +1 when the login is gone, for the sessions it opened |
 //! | `delete_user`, `delete_user_except` | 5: `BEGIN IMMEDIATE`, `SELECT` the logins, 2 `DELETE`s, `COMMIT` | 1 (CTE); +1 if a deleted login's bound session was not among those deleted | 5, as SQLite, the logins read `FOR UPDATE` |
 //! | `confirm_password`        | 4: `BEGIN IMMEDIATE`, `UPDATE` session, `UPDATE` login, `COMMIT` (3 without a login; unknown session: 3) | 1 (CTE) | 1 (multi-table `UPDATE`) |
 //! | `delete_expired_logins`   | 4 per batch: `BEGIN IMMEDIATE`, 2 `DELETE`s (the logins' `… RETURNING`), `COMMIT` | 1 per batch (CTE: logins and their sessions) | 4 per batch: `BEGIN`, `SELECT … FOR UPDATE`, multi-table `DELETE`, `COMMIT` |
 //! | `delete_expired_sessions` | 1 per batch | 1 per batch | 1 per batch  |
-//! | `create_session`          | 1; a user's under a cap: 4 (`BEGIN IMMEDIATE`, `INSERT`, `DELETE` beyond the cap, `COMMIT`) | 1; a user's under a cap: 1 (CTE) | as SQLite, with `BEGIN` |
+//! | `create_session`          | 1; a user's under a cap: 4 (`BEGIN IMMEDIATE`, `INSERT`, `SELECT` the sessions beyond the cap, `COMMIT`; and a `DELETE` of each found) | 1; a user's under a cap: 1 (CTE) | as SQLite, with `BEGIN` (at `READ COMMITTED`) |
 //! | `get_session`, `save_session`, `touch_session`, `delete_session` | 1 | 1 | 1 |
 //!
 //! A cleaning call runs batches until one comes back short, so it costs one
@@ -241,10 +243,60 @@
 //!   prepared command), so it runs a transaction of one statement a round
 //!   trip: the CAS `UPDATE` (which locks the login row until `COMMIT`), the
 //!   new session's `INSERT` (a duplicate key rolls back and answers
-//!   `SessionExists`), the `DELETE` of the login's other sessions, with a cap
-//!   the `DELETE` beyond it, the `UPDATE` binding, `COMMIT`. When the CAS
-//!   matched nothing, one `SELECT` tells `NotCurrent` from `NotFound`, then
-//!   `ROLLBACK`.
+//!   `SessionExists`), a `SELECT` of the login's other sessions (the bound
+//!   one, read from the still-unchanged `session_digest` column, and those
+//!   it opened) and the `DELETE` of each by its primary key, with a cap the
+//!   `SELECT` of the user's sessions that expire first beyond it and the
+//!   `DELETE` of each, the `UPDATE` binding, `COMMIT`. When the CAS matched
+//!   nothing, one `SELECT` tells `NotCurrent` from `NotFound`, then
+//!   `ROLLBACK`. That transaction (and a session's creation under a cap, and
+//!   a grace session's) runs at `READ COMMITTED`, so that it locks only the
+//!   rows it writes: at InnoDB's default `REPEATABLE READ`, rotations of two
+//!   devices of one user deadlocked on each other's sessions (the gaps and
+//!   the scans of the user's rows), and 32 concurrent browsers on three
+//!   users exhausted the retries of 25 of 4 315 cookie logins. Every write
+//!   names its rows by the whole primary key (the sessions to delete are
+//!   found by a plain read first: a `DELETE` through the `(username,
+//!   login_serial)` index locks the index record past its range, another
+//!   device's session), and the login row's lock orders the rotation with a
+//!   racing deletion, which keeps the default level.
+//!
+//! **A cookie login** is one `rotate_current`. On PostgreSQL it is the rotation
+//! statement above with the presented token's digest as the expected one and
+//! two more conditions in the `UPDATE`'s `WHERE` (`expires_at > now`,
+//! `created_at >= created_since`, bounds the engine computes), the new
+//! session's `authenticated_at` taken from the row (`UPDATE … RETURNING`), and
+//! the login's snapshot read as its answer when it did not apply (so a grace,
+//! theft or expiry is judged without a second statement): **one statement per
+//! cookie login**, where it was two (`get_login`, `rotate_login`). SQLite and
+//! MySQL/MariaDB keep the trait's default, `get_login` then `rotate_login`:
+//! their rotation is already a transaction of several round trips (no `UPDATE …
+//! RETURNING`), so folding the read into it would save one of five commands
+//! on SQLite, which has no network to save, and one of eight round trips on
+//! MySQL, whose transaction the deadlock fix above has just reshaped; it is
+//! left for later. (Each is a method of the crate's internal `Dialect` trait,
+//! `rotate_current` and `create_remembered`, whose default is the contract's:
+//! a backend that does one in fewer round trips overrides it.)
+//!
+//! **A password login with "remember me"** is one `create_remembered`, then
+//! one `delete_login` per login the per-user cap (`max_logins_per_user`)
+//! ends, chosen by the engine from the user's other logins that
+//! `create_remembered` answers. On PostgreSQL `create_remembered` is one
+//! statement: its CTEs insert the login (unless the session's digest is
+//! taken, or its serial: `ON CONFLICT DO NOTHING`), the session only if the
+//! login went in (a digest taken concurrently fails the statement with a
+//! unique violation, writing nothing), apply the session cap, and answer the
+//! user's other logins from the snapshot: **one statement under the login
+//! cap, two for a user at it** (and `delete_login`), where it was three and
+//! four (`create_login`, `create_session`, `list_logins`, `delete_login`;
+//! `a_remembered_login_is_at_most_two_statements` in `tests/postgres.rs`
+//! counts them in `pg_stat_database`). SQLite and MySQL/MariaDB keep the
+//! trait's default, as for the cookie login: a user's session under a cap is
+//! already a transaction of four round trips there, which the login's
+//! `INSERT` and the listing would join for two saved of six (on MySQL a
+//! transaction the deadlock fix has just reshaped), and SQLite has no network
+//! to save. Without "remember me" a password login is one `create_session` on
+//! every backend, as before.
 //!
 //! **Deleting a login or a user, or logging out the other devices, while a
 //! login is being rotated** must not leave the rotation's new session behind.

@@ -90,13 +90,18 @@ pub(crate) fn migrations_table(backend: Backend, tables: &Tables) -> String {
     }
 }
 
+/// The name of the sessions' `(username, login_serial)` index, unquoted.
+pub(crate) fn sessions_login_index(tables: &Tables) -> String {
+    format!("{}_login_idx", tables.sessions())
+}
+
 /// Version 1: the two tables and their indexes.
 fn initial(backend: Backend, tables: &Tables) -> Vec<String> {
     let logins = backend.quote(tables.logins());
     let sessions = backend.quote(tables.sessions());
     let index = |table: &str, suffix: &str| backend.quote(&format!("{table}_{suffix}"));
     let logins_expiry = index(tables.logins(), "expires_at_idx");
-    let sessions_login = index(tables.sessions(), "login_idx");
+    let sessions_login = backend.quote(&sessions_login_index(tables));
     let sessions_expiry = index(tables.sessions(), "expires_at_idx");
     match backend {
         Backend::Postgres | Backend::Sqlite => {

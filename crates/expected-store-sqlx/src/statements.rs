@@ -138,7 +138,8 @@ pub(crate) fn others_kept(max: Option<std::num::NonZeroUsize>) -> Option<i64> {
 #[derive(Debug)]
 pub(crate) struct TxSql {
     pub(crate) bind_session: SqlText,
-    pub(crate) evict_sessions: SqlText,
+    pub(crate) sessions_beyond: SqlText,
+    pub(crate) delete_session_by_key: SqlText,
     pub(crate) user_serials: SqlText,
     pub(crate) delete_user_logins: SqlText,
     pub(crate) delete_user_sessions: SqlText,
@@ -162,21 +163,29 @@ impl TxSql {
                 p(2),
                 p(3)
             )),
-            // The cap, inside the transaction that created the session $3
+            // The cap, inside the transaction that created the session $2
             // (visible here, never deleted): the user's other sessions but
-            // the $4 that expire last. The user's rows are a range of the
-            // primary key, at most the cap and one once the cap holds. The
-            // derived table lets MySQL take a LIMIT in the subquery and
-            // delete from the table it reads; SQLite takes -1 as no limit.
-            evict_sessions: text(format!(
-                "DELETE FROM {sessions} WHERE username = {} AND digest IN (SELECT digest FROM \
-                 (SELECT digest FROM {sessions} WHERE username = {} AND digest <> {} \
-                 ORDER BY expires_at DESC LIMIT {} OFFSET {}) AS beyond)",
+            // the $3 that expire last. The user's rows are a range of the
+            // primary key, at most the cap and one once the cap holds. A
+            // plain read (on MySQL at READ COMMITTED, a consistent read that
+            // locks nothing), almost always empty; only what it finds is
+            // deleted, by the primary key (`delete_session_by_key`), so that
+            // a user's creations under the cap lock none of each other's
+            // rows. SQLite takes -1 as no limit.
+            sessions_beyond: text(format!(
+                "SELECT digest FROM {sessions} WHERE username = {} AND digest <> {} \
+                 ORDER BY expires_at DESC LIMIT {} OFFSET {}",
                 p(1),
                 p(2),
-                p(3),
                 if backend == Backend::MySql { "18446744073709551615" } else { "-1" },
-                p(4)
+                p(3)
+            )),
+            // One session, by the whole primary key: on MySQL the lock of
+            // exactly its row.
+            delete_session_by_key: text(format!(
+                "DELETE FROM {sessions} WHERE username = {} AND digest = {}",
+                p(1),
+                p(2)
             )),
             // A user deletion keeps the login and the session it is given, or
             // none when they are NULL (`delete_user`). The logins it deletes

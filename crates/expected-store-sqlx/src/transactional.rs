@@ -4,9 +4,17 @@
 //! rotation (SQLite's sends fewer commands: `sqlite/rotation.rs`).
 //!
 //! Each attempt takes the writer, begins the dialect's write transaction
-//! (MySQL `BEGIN`, SQLite `BEGIN IMMEDIATE`), runs its statements on it and
-//! only on it, and commits or rolls back before letting the writer go: a
-//! retry's pause is outside.
+//! (MySQL `BEGIN`, SQLite `BEGIN IMMEDIATE`; a session's creation under a
+//! cap or as a grace session with
+//! [`Transactional::begin_session_write`], on MySQL at `READ COMMITTED`),
+//! runs its statements on it and only on it, and commits or rolls back
+//! before letting the writer go: a retry's pause is outside.
+//!
+//! The sessions a transaction deletes beside the ones its user names (the
+//! cap's) are read first by a plain `SELECT`, then deleted one by one by the
+//! whole primary key: on MySQL a `DELETE` that scans the user's range locks
+//! rows and gaps of the user's other devices, and rotations of two devices
+//! deadlocked on each other (see `MySql::begin_session_write`).
 
 use std::num::NonZeroUsize;
 
@@ -30,7 +38,7 @@ pub(crate) async fn insert_capped<D: Transactional>(
     store
         .retry(|| async {
             let mut conn = store.write().await?;
-            let mut tx = D::begin(&mut conn).await?;
+            let mut tx = D::begin_session_write(&mut conn).await?;
             if !insert_session_in(store, &mut tx, &values).await? {
                 tx.rollback().await?;
                 return Ok(Inserted::AlreadyExists);
@@ -60,7 +68,7 @@ pub(crate) async fn create_grace<D: Transactional>(
     store
         .retry(|| async {
             let mut conn = store.write().await?;
-            let mut tx = D::begin(&mut conn).await?;
+            let mut tx = D::begin_session_write(&mut conn).await?;
             let bound = Stmt::<D>::new(&tx_sql.bind_session)
                 .bind(values.digest)
                 .owner(values.owner)
@@ -134,7 +142,8 @@ pub(crate) async fn insert_session_in<D: Transactional>(
 
 /// Deletes, inside the transaction on `conn`, the user's sessions that
 /// expire first beyond `max`, counting `keep` (the session just created,
-/// which stays); nothing without a cap.
+/// which stays); nothing without a cap. They are read first, then deleted
+/// one by one by key (see `TxSql::sessions_beyond`): usually none.
 pub(crate) async fn evict_in<D: Transactional>(
     store: &SqlStore<D>,
     conn: &mut Connection<D>,
@@ -143,12 +152,27 @@ pub(crate) async fn evict_in<D: Transactional>(
     max: Option<NonZeroUsize>,
 ) -> Result<(), sqlx::Error> {
     let Some(others) = others_kept(max) else { return Ok(()) };
-    Stmt::<D>::new(&D::tx(&store.sql).evict_sessions)
-        .user(user)
+    let beyond = Stmt::<D>::new(&D::tx(&store.sql).sessions_beyond)
         .user(user)
         .bind(keep)
         .bind(others)
-        .execute(conn)
+        .fetch_all(&mut *conn)
         .await?;
+    for row in &beyond {
+        let digest: Vec<u8> = row.get(0)?;
+        delete_session_in(store, &mut *conn, user, &digest).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the user's session `digest` inside the transaction on `conn`, by
+/// the whole primary key.
+pub(crate) async fn delete_session_in<D: Transactional>(
+    store: &SqlStore<D>,
+    conn: &mut Connection<D>,
+    user: &Username,
+    digest: &[u8],
+) -> Result<(), sqlx::Error> {
+    Stmt::<D>::new(&D::tx(&store.sql).delete_session_by_key).user(user).bind(digest).execute(conn).await?;
     Ok(())
 }

@@ -109,3 +109,90 @@ fn cleaning_stays_under_the_placeholder_limit() {
         assert_eq!(store.integers("SELECT COUNT(*) FROM expected_logins").await, [0]);
     });
 }
+
+/// A user's second device, `other`, whose session another transaction has
+/// locked (as a rotation or a deletion of that device would): rotating the
+/// first device, and creating a session for the user under the cap, must
+/// touch none of `other`'s rows, so neither waits for that lock. Before the
+/// rotation ran at `READ COMMITTED` with its deletes and the cap's read
+/// going through their indexes, both scanned the user's range of the
+/// sessions' primary key and waited here (InnoDB's lock wait timeout, 50 s
+/// by default), which is how two rotations of one user deadlocked under
+/// load.
+#[test]
+fn rotating_one_device_locks_none_of_the_others_rows() {
+    use std::num::NonZeroUsize;
+    use std::time::Duration;
+
+    use expected_core::protocol::{new_login, new_session, password_user, rotation};
+    use expected_core::store::{Inserted, Rotated};
+    use expected_core::time::OffsetDateTime;
+    use expected_core::{
+        ChaChaTokens, ClientMeta, Config, SessionData, Store as _, TokenSource as _, Username,
+    };
+
+    let name = "rotating_one_device_locks_none_of_the_others_rows";
+    expected_conformance::run(support::Fresh::new(MySql), name, |store| async move {
+        let now = OffsetDateTime::now_utc();
+        let tokens = ChaChaTokens::from_os();
+        let config = Config::default();
+        let user = Username::new("two-devices").unwrap_or_else(|e| panic!("{e}"));
+        let mut devices = Vec::new();
+        for _ in 0..2 {
+            let serial = tokens.serial();
+            let owner = Some(password_user(&user, Some(serial), now));
+            let session = new_session(owner, &tokens.session_id(), SessionData::new(), now, &config);
+            let (login, cookie) =
+                new_login(&user, serial, tokens.token(), &session, ClientMeta::default(), now, &config);
+            assert_eq!(store.create_login(&login).await.ok(), Some(Inserted::Created));
+            assert_eq!(store.create_session(&session, None).await.ok(), Some(Inserted::Created));
+            devices.push((login, cookie, session));
+        }
+        // The device rotated is the one whose serial sorts first, so that
+        // the other's rows come right after its own in every index on
+        // `(username, login_serial)`: a scan of its range that locks the
+        // record past the end reaches the other's locked session.
+        devices.sort_by(|a, b| a.0.serial.as_bytes().cmp(b.0.serial.as_bytes()));
+        let (login, cookie, _) = &devices[0];
+        let (_, _, other_session) = &devices[1];
+
+        // The other device's session, locked by a transaction left open.
+        let mut holder = store.pool().begin().await.unwrap_or_else(|e| panic!("begin: {e}"));
+        let locked: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT digest FROM expected_sessions WHERE username = ? AND digest = ? FOR UPDATE",
+        )
+        .bind(user.as_str().as_bytes())
+        .bind(&other_session.digest.as_bytes()[..])
+        .fetch_all(&mut *holder)
+        .await
+        .unwrap_or_else(|e| panic!("lock: {e}"));
+        assert_eq!(locked.len(), 1, "the other device's session is there and locked");
+
+        let patience = Duration::from_secs(10);
+        let (planned, _) = rotation(
+            cookie,
+            login,
+            tokens.token(),
+            &tokens.session_id(),
+            ClientMeta::default(),
+            now,
+            &config,
+        );
+        let rotated = tokio::time::timeout(patience, store.rotate_login(&planned))
+            .await
+            .unwrap_or_else(|_| panic!("the rotation waited for the other device's locked session"));
+        assert_eq!(rotated.ok(), Some(Rotated::Rotated));
+
+        let owner = Some(password_user(&user, None, now));
+        let fresh = new_session(owner, &tokens.session_id(), SessionData::new(), now, &config);
+        let cap = NonZeroUsize::new(64);
+        let created = tokio::time::timeout(patience, store.create_session(&fresh, cap))
+            .await
+            .unwrap_or_else(|_| panic!("the capped creation waited for the other device's locked session"));
+        assert_eq!(created.ok(), Some(Inserted::Created));
+
+        holder.rollback().await.unwrap_or_else(|e| panic!("rollback: {e}"));
+        // Nothing of the other device was touched.
+        assert!(store.get_session(Some(&user), &other_session.digest).await.ok().flatten().is_some());
+    });
+}

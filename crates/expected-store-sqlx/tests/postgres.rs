@@ -167,3 +167,229 @@ fn ending_a_login_reads_only_its_sessions() {
         );
     });
 }
+
+/// The transactions `database` has counted once every connection to it is
+/// gone (a backend flushes its statistics as it exits) and the count has
+/// settled.
+async fn settled_transactions(admin: &mut sqlx::PgConnection, database: &str) -> i64 {
+    let mut last = -1;
+    for _ in 0..100 {
+        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+            .bind(database)
+            .fetch_one(&mut *admin)
+            .await
+            .unwrap_or_else(|e| panic!("pg_stat_activity: {e}"));
+        let count: i64 =
+            sqlx::query_scalar("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1")
+                .bind(database)
+                .fetch_one(&mut *admin)
+                .await
+                .unwrap_or_else(|e| panic!("pg_stat_database: {e}"));
+        if open == 0 && count == last {
+            return count;
+        }
+        last = count;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    panic!("the statistics of {database} did not settle");
+}
+
+/// Statements per cookie login, as PostgreSQL counts them: the transactions
+/// of a database of the test's own (`pg_stat_database`; every statement the
+/// store sends is a transaction of its own), each phase on a pool of one
+/// connection closed at its end (so that its statistics are flushed), less
+/// what a phase that does nothing counts.
+#[test]
+fn a_cookie_login_is_one_statement() {
+    use expected_core::{Config, CookieKind, Expected, ManualClock, Outcome, Presented, SetCookie, Username};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    runtime.block_on(async {
+        let mut admin = match admin().await {
+            Ok(admin) => admin,
+            Err(Unreachable(why)) => {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n!!! SKIPPED a_cookie_login_is_one_statement: backend unreachable: {why}\n"
+                );
+                return;
+            }
+        };
+        let database = support::unique_name("expected_rt");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("create database: {e}"));
+        let options =
+            PgConnectOptions::from_str(&url()).unwrap_or_else(|e| panic!("bad URL: {e}")).database(&database);
+        let clock = ManualClock::starting_now();
+        let config = Config::builder().secure(false).build().unwrap_or_else(|e| panic!("{e}"));
+        let engine = || async {
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await
+                .unwrap_or_else(|e| panic!("pool: {e}"));
+            Expected::new(PgStore::new(pool), config.clone()).with_clock(clock.clone())
+        };
+        let auth_of = |cookies: &[SetCookie]| {
+            cookies
+                .iter()
+                .find(|c| c.kind() == CookieKind::Auth && !c.is_removal())
+                .map(|c| c.value().to_owned())
+                .unwrap_or_else(|| panic!("an auth cookie"))
+        };
+        let setup = engine().await;
+        setup.store().migrate().await.unwrap_or_else(|e| panic!("migrate: {e}"));
+        let alice = Username::new("alice").unwrap_or_else(|e| panic!("{e}"));
+        let registration =
+            setup.register(&alice, true, &Presented::default()).await.unwrap_or_else(|e| panic!("{e}"));
+        let mut auth = auth_of(&registration.cookies);
+        setup.store().pool().close().await;
+
+        // Two phases on fresh connections, one cookie login and one plus
+        // `logins`: what a connection costs by itself (sqlx looks up types
+        // on a connection's first statements) cancels out.
+        let logins = 5;
+        let mut counted = Vec::new();
+        for extra in [0, logins] {
+            let start = settled_transactions(&mut admin, &database).await;
+            let phase = engine().await;
+            for _ in 0..=extra {
+                clock.advance(expected_core::time::Duration::hours(1));
+                let presented = Presented { auth: Some(auth.as_str()).into(), ..Presented::default() };
+                let result = phase.authenticate(&presented).await;
+                assert!(matches!(result.outcome, Outcome::CookieLogin(_)), "{:?}", result.outcome);
+                auth = auth_of(&result.cookies);
+            }
+            phase.store().pool().close().await;
+            counted.push(settled_transactions(&mut admin, &database).await - start);
+        }
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await;
+        assert_eq!(
+            counted[1] - counted[0],
+            logins,
+            "a cookie login is one statement (phases of 1 and {} logins counted {counted:?})",
+            logins + 1
+        );
+    });
+}
+
+/// Statements per password login, counted as `a_cookie_login_is_one_statement`
+/// counts them: with "remember me", one (`create_remembered`) under the
+/// per-user login cap and two (and `delete_login`) for a user at the cap;
+/// without, one (`create_session`).
+#[test]
+fn a_remembered_login_is_at_most_two_statements() {
+    use expected_core::{Config, Expected, ManualClock, Presented, Username};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    runtime.block_on(async {
+        let mut admin = match admin().await {
+            Ok(admin) => admin,
+            Err(Unreachable(why)) => {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n!!! SKIPPED a_remembered_login_is_at_most_two_statements: backend unreachable: {why}\n"
+                );
+                return;
+            }
+        };
+        let database = support::unique_name("expected_rt");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("create database: {e}"));
+        let options =
+            PgConnectOptions::from_str(&url()).unwrap_or_else(|e| panic!("bad URL: {e}")).database(&database);
+        let clock = ManualClock::starting_now();
+        let cap = 3;
+        let config = Config::builder()
+            .secure(false)
+            .max_logins_per_user(std::num::NonZeroUsize::new(cap))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let engine = || async {
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await
+                .unwrap_or_else(|e| panic!("pool: {e}"));
+            Expected::new(PgStore::new(pool), config.clone()).with_clock(clock.clone())
+        };
+        let name = |n: &str| Username::new(n).unwrap_or_else(|e| panic!("{e}"));
+        let setup = engine().await;
+        setup.store().migrate().await.unwrap_or_else(|e| panic!("migrate: {e}"));
+        // alice is at the cap: each registration of hers ends her oldest.
+        for _ in 0..cap {
+            let _registered = setup
+                .register(&name("alice"), true, &Presented::default())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            clock.advance(expected_core::time::Duration::minutes(1));
+        }
+        setup.store().pool().close().await;
+
+        // (who registers, remember me, statements expected per login); the
+        // users under the cap are new in each phase.
+        let scenarios =
+            [("at the cap", true, 2), ("under the cap", true, 1), ("without remember me", false, 1)];
+        let extra = 2;
+        for (phase_name, (what, remember, expected)) in scenarios.into_iter().enumerate() {
+            let mut counted = Vec::new();
+            for ops in [1, 1 + extra] {
+                let start = settled_transactions(&mut admin, &database).await;
+                let phase = engine().await;
+                for n in 0..ops {
+                    clock.advance(expected_core::time::Duration::minutes(1));
+                    let user = match what {
+                        "at the cap" => name("alice"),
+                        _ => name(&format!("user{phase_name}_{ops}_{n}")),
+                    };
+                    let registration = phase
+                        .register(&user, remember, &Presented::default())
+                        .await
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_eq!(registration.serial.is_some(), remember, "{what}");
+                }
+                phase.store().pool().close().await;
+                counted.push(settled_transactions(&mut admin, &database).await - start);
+            }
+            assert_eq!(
+                counted[1] - counted[0],
+                expected * extra as i64,
+                "a password login {what} is {expected} statement(s) (phases of 1 and {} counted {counted:?})",
+                1 + extra
+            );
+        }
+        let alices = PgStore::new(
+            PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await
+                .unwrap_or_else(|e| panic!("pool: {e}")),
+        );
+        let left = expected_core::Store::list_logins(&alices, &name("alice")).await;
+        assert_eq!(left.map(|l| l.len()).ok(), Some(cap), "the cap held");
+        alices.pool().close().await;
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await;
+    });
+}

@@ -1,9 +1,9 @@
 //! The raw reference: what the store itself can do of a cookie login, with
 //! no HTTP, no adapter and no engine around it.
 //!
-//! A tight loop of exactly the store calls a cookie login makes (the
-//! engine's `cookie_login`: `get_login`, then `rotate_login` with the
-//! rotation `protocol::rotation` plans), each rotating the loop's own
+//! A tight loop of exactly the store call a cookie login with a current
+//! token makes (the engine's `cookie_login`: `rotate_current` with the
+//! rotation `protocol::current_rotation` plans), each rotating the loop's own
 //! chain, on the store's own code, hence its statements and durability
 //! settings (SQLite in WAL with `synchronous = FULL`, PostgreSQL and
 //! MariaDB as the server is configured, the same server the demo used). A
@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use expected_core::store::{Inserted, Rotated};
+use expected_core::store::{CurrentRotated, Inserted};
 use expected_core::time::OffsetDateTime;
 use expected_core::{ClientMeta, Config, OsTokens, SessionData, Store, TokenSource as _, Username, protocol};
 use expected_store_redis::RedisStore;
@@ -130,25 +130,22 @@ async fn chain<S: Store>(
         if started >= end {
             return Ok((made, latencies));
         }
-        let login = store
-            .get_login(&cookie.username, &cookie.serial)
-            .await
-            .map_err(|e| format!("get_login: {e}"))?
-            .ok_or("get_login: the reference's login is gone")?;
+        // What the engine does for a current token: the optimistic
+        // rotation, one store call (`Store::rotate_current`).
         let now = OffsetDateTime::now_utc();
-        let (rotation, next) = protocol::rotation(
+        let (attempt, next) = protocol::current_rotation(
             &cookie,
-            &login,
             tokens.token(),
             &tokens.session_id(),
             client.clone(),
             now,
             &config,
-        );
-        match store.rotate_login(&rotation).await.map_err(|e| format!("rotate_login: {e}"))? {
-            Rotated::Rotated => cookie = next,
+        )
+        .ok_or("current_rotation: the clock is out of range")?;
+        match store.rotate_current(&attempt).await.map_err(|e| format!("rotate_current: {e}"))? {
+            CurrentRotated::Rotated { .. } => cookie = next,
             other => {
-                return Err(format!("rotate_login answered {other:?} on the reference's own chain").into());
+                return Err(format!("rotate_current answered {other:?} on the reference's own chain").into());
             }
         }
         made += 1;

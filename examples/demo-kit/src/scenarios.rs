@@ -911,7 +911,11 @@ pub mod cases {
         let errors = |op| delta(&after, STORE_ERRORS, &[("operation", op), ("kind", "unavailable")]);
         assert_eq!(errors("get_session"), 1.0, "the outage's one store call:\n{after}");
         let rotations = format!("{STORE_CALL_DURATION}_count");
-        assert_eq!(delta(&after, &rotations, &[("operation", "rotate_login")]), 1.0, "{after}");
+        // The thief's cookie login rotated by the optimistic attempt; alice's
+        // replay tried it too, did not apply, and was judged a theft: no
+        // two-step rotation.
+        assert_eq!(delta(&after, &rotations, &[("operation", "rotate_current")]), 2.0, "{after}");
+        assert_eq!(delta(&after, &rotations, &[("operation", "rotate_login")]), 0.0, "{after}");
         let lookups = delta(&after, &rotations, &[("operation", "get_session")]);
         assert!(lookups >= 3.0, "every session lookup is timed, failed ones too: {lookups}\n{after}");
         assert_holds_no_secret(&after, &victim);

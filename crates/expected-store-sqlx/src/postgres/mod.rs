@@ -6,18 +6,20 @@ mod sql;
 use std::num::NonZeroUsize;
 
 use expected_core::store::{
-    Confirmation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep, Rotated, Rotation,
+    Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
+    Remembered, Rotated, Rotation,
 };
-use expected_core::{Serial, SessionRecord, StoreError, Username};
+use expected_core::{Login, Serial, SessionRecord, Store as _, StoreError, StoreErrorKind, Username};
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgQueryResult, PgRow};
 use sqlx::{Connection as _, Row as _, Transaction};
 
 use self::sql::Sql;
-use crate::codec::{SessionValues, expired, micros, serial_from};
+use crate::codec::{LoginValues, SessionValues, expired, from_micros, micros, serial_from};
+use crate::contract::login_row;
 use crate::dialect::{Connection, Dialect};
 use crate::driver::{BoxFuture, RowsAffected, Stmt};
-use crate::error::{Transience, store_error};
+use crate::error::{Failure, Transience, store_error};
 use crate::statements::{CommonSql, others_kept};
 use crate::store::SqlStore;
 use crate::tables::{Backend, Tables};
@@ -105,6 +107,27 @@ impl Dialect for Postgres {
 
     async fn rotate(store: &PgStore, rotation: &Rotation) -> Result<Rotated, StoreError> {
         rotate(store, rotation).await
+    }
+
+    /// One statement (`rotate_current`); a second, a read, only when a
+    /// concurrent rotation or delete committed after the statement's
+    /// snapshot (see [`rotate_current`]).
+    async fn rotate_current(
+        store: &PgStore,
+        attempt: &CurrentRotation,
+    ) -> Result<CurrentRotated, StoreError> {
+        rotate_current(store, attempt).await
+    }
+
+    /// One statement (`remembered`).
+    async fn create_remembered(
+        store: &PgStore,
+        login: &Login,
+        session: &SessionRecord,
+        max_sessions: Option<NonZeroUsize>,
+        list_logins: bool,
+    ) -> Result<Remembered, StoreError> {
+        remembered(store, login, session, max_sessions, list_logins).await
     }
 
     async fn insert_capped(
@@ -276,6 +299,120 @@ async fn rotate(store: &PgStore, rotation: &Rotation) -> Result<Rotated, StoreEr
         })
         .await?;
     Ok(if exists.is_some() { Rotated::NotCurrent } else { Rotated::NotFound })
+}
+
+/// `rotate_current` in one statement: the rotation applies only to a login
+/// the attempt applies to, or answers the login as the statement's snapshot
+/// holds it. A second statement, a read, only when a concurrent rotation or
+/// delete committed after that snapshot (the login it read looks rotatable,
+/// yet the `UPDATE`, which re-checks the newest row version, did not apply).
+async fn rotate_current(store: &PgStore, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
+    let rotation = &attempt.rotation;
+    let session = SessionValues::of(&rotation.session)?;
+    let client_ip = rotation.client.ip.map(|ip| ip.to_string());
+    let found = store
+        .retry(|| async {
+            let mut conn = store.write().await?;
+            let row = Stmt::<Postgres>::new(&store.sql.rotate_current)
+                .user(&rotation.username)
+                .bind(&rotation.serial.as_bytes()[..])
+                .bind(&rotation.expected.as_bytes()[..])
+                .bind(&rotation.token.as_bytes()[..])
+                .bind(&rotation.previous.digest.as_bytes()[..])
+                .bind(micros(rotation.previous.rotated_at))
+                .bind(&rotation.previous.sealed.as_bytes()[..])
+                .bind(micros(rotation.last_used_at))
+                .bind(micros(rotation.expires_at))
+                .bind(client_ip.as_deref())
+                .bind(rotation.client.user_agent.as_deref())
+                .session(&session)
+                .bind(others_kept(rotation.max_sessions))
+                .bind(micros(attempt.now))
+                .bind(micros(attempt.created_since))
+                .fetch_one(&mut conn)
+                .await;
+            let row = match row {
+                // The new session's digest was taken after our snapshot.
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => return Ok(None),
+                other => other?,
+            };
+            let rotated: Option<i64> = row.get(0)?;
+            let clash: bool = row.get(1)?;
+            Ok(Some((rotated, clash, login_row(&row, 2)?)))
+        })
+        .await?;
+    let Some((rotated, clash, login)) = found else { return Ok(CurrentRotated::SessionExists) };
+    if let Some(at) = rotated {
+        return Ok(CurrentRotated::Rotated { authenticated_at: from_micros(at, "authenticated_at")? });
+    }
+    let Some(login) = login.map(|row| row.into_login(&rotation.username)).transpose()? else {
+        return Ok(CurrentRotated::NotApplied(None));
+    };
+    if !attempt.applies_to(&login) {
+        return Ok(CurrentRotated::NotApplied(Some(login)));
+    }
+    if clash {
+        return Ok(CurrentRotated::SessionExists);
+    }
+    // Rotatable in our snapshot, yet not rotated: what won the race is newer
+    // than the snapshot.
+    Ok(CurrentRotated::NotApplied(store.get_login(&rotation.username, &rotation.serial).await?))
+}
+
+/// `create_remembered` in one statement: the login, its session and the cap
+/// on the user's sessions, and the user's other logins when asked.
+async fn remembered(
+    store: &PgStore,
+    login: &Login,
+    session: &SessionRecord,
+    max_sessions: Option<NonZeroUsize>,
+    list_logins: bool,
+) -> Result<Remembered, StoreError> {
+    // The session goes under the login's user: one naming somebody else
+    // would be counted against, and deleted with, the wrong logins.
+    if session.username() != Some(&login.username) {
+        return Err(StoreError::new(
+            StoreErrorKind::Backend,
+            "a remembered login's session must belong to the login's user",
+        ));
+    }
+    let login_values = LoginValues::of(login);
+    let values = SessionValues::of(session)?;
+    let found = store
+        .retry(|| async {
+            let mut conn = store.write().await?;
+            let rows = Stmt::<Postgres>::new(&store.sql.remembered)
+                .login(&login.username, &login_values)
+                .session(&values)
+                .bind(others_kept(max_sessions))
+                .bind(list_logins)
+                .fetch_all(&mut conn)
+                .await;
+            let rows = match rows {
+                // The digest was taken after our snapshot: nothing written.
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => return Ok(None),
+                other => other?,
+            };
+            // The statement answers at least one row (a LEFT JOIN on one).
+            let Some(first) = rows.first() else { return Err(Failure::from(sqlx::Error::RowNotFound)) };
+            let (created, clash): (bool, bool) = (first.get(0)?, first.get(1)?);
+            let mut others = Vec::new();
+            for row in &rows {
+                others.extend(login_row(row, 2)?);
+            }
+            Ok(Some((created, clash, others)))
+        })
+        .await?;
+    Ok(match found {
+        None | Some((false, true, _)) => Remembered::SessionExists,
+        Some((false, false, _)) => Remembered::LoginExists,
+        Some((true, _, others)) if list_logins => Remembered::Created {
+            others: Some(
+                others.into_iter().map(|row| row.into_login(&login.username)).collect::<Result<_, _>>()?,
+            ),
+        },
+        Some((true, ..)) => Remembered::Created { others: None },
+    })
 }
 
 async fn remove_login(store: &PgStore, user: &Username, serial: &Serial) -> Result<bool, StoreError> {

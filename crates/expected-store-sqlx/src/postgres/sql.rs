@@ -4,7 +4,7 @@
 
 use expected_core::AuthMethod;
 
-use crate::statements::{CommonSql, SESSION_COLUMNS, SqlText};
+use crate::statements::{CommonSql, LOGIN_COLUMNS, SESSION_COLUMNS, SqlText};
 use crate::tables::{Backend, Tables};
 
 /// PostgreSQL's statements: the shared ones, and its own single-statement
@@ -14,6 +14,8 @@ pub struct Sql {
     pub(crate) common: CommonSql,
     pub(crate) insert_capped: SqlText,
     pub(crate) rotate: SqlText,
+    pub(crate) rotate_current: SqlText,
+    pub(crate) remembered: SqlText,
     pub(crate) grace: SqlText,
     pub(crate) login_exists: SqlText,
     pub(crate) delete_login: SqlText,
@@ -92,6 +94,87 @@ impl Sql {
                 ) \
                 SELECT EXISTS (SELECT 1 FROM rotated), EXISTS (SELECT 1 FROM current_login), \
                     EXISTS (SELECT 1 FROM current_login WHERE token = $3), EXISTS (SELECT 1 FROM clash)"
+            )),
+            // One statement, the optimistic cookie login
+            // (`Store::rotate_current`): the `rotate` statement above with
+            // the presented token's digest as $3, applying only to a login
+            // live at $21 (`expires_at > now`) and created at or after $22
+            // (its lifetime cap does not bind), the new session taking the
+            // login's `authenticated_at` from the row (its $16 is not used;
+            // a version-1 row's NULL reads as `created_at`). When it does not
+            // apply it answers the login as its snapshot holds it, so the
+            // engine judges it without a second statement. Answers the
+            // rotated login's `authenticated_at` (NULL: not rotated), the
+            // clash, then the login's LOGIN_COLUMNS (NULL: no such login).
+            rotate_current: text(format!(
+                "WITH current_login AS (\
+                    SELECT {LOGIN_COLUMNS} FROM {logins} WHERE username = $1 AND serial = $2\
+                ), clash AS (\
+                    SELECT 1 FROM {sessions} WHERE username = $12 AND digest = $13\
+                ), rotated AS (\
+                    UPDATE {logins} SET token = $4, previous_token = $5, previous_rotated_at = $6, \
+                        previous_sealed = $7, session_digest = $13, last_used_at = $8, expires_at = $9, \
+                        client_ip = $10, user_agent = $11 \
+                    WHERE username = $1 AND serial = $2 AND token = $3 AND expires_at > $21 \
+                        AND created_at >= $22 AND NOT EXISTS (SELECT 1 FROM clash) \
+                    RETURNING coalesce(authenticated_at, created_at) AS authenticated_at\
+                ), old_sessions AS (\
+                    DELETE FROM {sessions} WHERE EXISTS (SELECT 1 FROM rotated) \
+                        AND username = $1 AND digest <> $13 \
+                        AND digest IN (SELECT digest FROM {sessions} WHERE username = $1 AND login_serial = $2 \
+                            UNION ALL SELECT session_digest FROM current_login) \
+                    RETURNING 1\
+                ), evicted AS (\
+                    DELETE FROM {sessions} WHERE username = $1 AND $20::bigint IS NOT NULL \
+                        AND EXISTS (SELECT 1 FROM rotated) \
+                        AND digest IN (SELECT digest FROM {sessions} WHERE username = $1 AND digest <> $13 \
+                            AND login_serial IS DISTINCT FROM $2 \
+                            AND digest IS DISTINCT FROM (SELECT session_digest FROM current_login) \
+                            ORDER BY expires_at DESC OFFSET $20) \
+                    RETURNING 1\
+                ), new_session AS (\
+                    INSERT INTO {sessions} ({SESSION_COLUMNS}) \
+                    SELECT $12, $13, $14, $15, r.authenticated_at, $17::json, $18, $19 FROM rotated r \
+                    RETURNING 1\
+                ) \
+                SELECT (SELECT authenticated_at FROM rotated), EXISTS (SELECT 1 FROM clash), c.* \
+                FROM (SELECT 1) AS one LEFT JOIN current_login c ON true"
+            )),
+            // One statement, a password login with "remember me"
+            // (`Store::create_remembered`): the login ($1 to $13, username
+            // first then LOGIN_COLUMNS), unless the session's digest is
+            // taken or its serial is (ON CONFLICT waits for a racing insert
+            // of the serial, then does nothing); its session ($14 to $21 in
+            // SESSION_COLUMNS order) only if the login was inserted (a
+            // digest taken after our snapshot fails the statement with a
+            // unique violation: nothing written); the cap on the user's
+            // sessions ($22 of the others kept, NULL: all); then, when $23,
+            // the user's other logins as the snapshot holds them (it does not
+            // hold the new row). Answers one row per other login (or one with
+            // NULL login columns): inserted, clash, LOGIN_COLUMNS.
+            remembered: text(format!(
+                "WITH clash AS (\
+                    SELECT 1 FROM {sessions} WHERE username = $14 AND digest = $15\
+                ), new_login AS (\
+                    INSERT INTO {logins} (username, {LOGIN_COLUMNS}) \
+                    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
+                    WHERE NOT EXISTS (SELECT 1 FROM clash) \
+                    ON CONFLICT DO NOTHING RETURNING 1\
+                ), created AS (\
+                    INSERT INTO {sessions} ({SESSION_COLUMNS}) \
+                    SELECT $14, $15, $16, $17, $18, $19::json, $20, $21 FROM new_login \
+                    RETURNING 1\
+                ), evicted AS (\
+                    DELETE FROM {sessions} WHERE username = $14 AND $22::bigint IS NOT NULL \
+                        AND EXISTS (SELECT 1 FROM new_login) \
+                        AND digest IN (SELECT digest FROM {sessions} WHERE username = $14 AND digest <> $15 \
+                            ORDER BY expires_at DESC OFFSET $22) \
+                    RETURNING 1\
+                ) \
+                SELECT EXISTS (SELECT 1 FROM new_login), EXISTS (SELECT 1 FROM clash), o.* \
+                FROM (SELECT 1) AS one LEFT JOIN \
+                    (SELECT {LOGIN_COLUMNS} FROM {logins} WHERE username = $1 AND $23::boolean) AS o \
+                    ON EXISTS (SELECT 1 FROM new_login)"
             )),
             // One statement: bind the new session to its login (the UPDATE
             // waits for, or is waited for by, a racing delete of the login:
