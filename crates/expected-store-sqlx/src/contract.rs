@@ -280,15 +280,8 @@ fn session_row<D: Dialect>(row: &Row<D>) -> Result<SessionRow, sqlx::Error> {
 fn decode_login<D: Dialect>(row: &Row<D>, user: &Username) -> Result<Login, StoreError> {
     login_row(row, 0)
         .map_err(|e| store_error(e, D::classify))?
-        .ok_or_else(|| {
-            store_error(
-                sqlx::Error::ColumnDecode {
-                    index: "serial".into(),
-                    source: "a login read without its serial".into(),
-                },
-                D::classify,
-            )
-        })?
+        // The serial is the key's: never NULL in a row that exists.
+        .ok_or_else(|| StoreError::corrupt("a login read without its serial"))?
         .into_login(user)
 }
 

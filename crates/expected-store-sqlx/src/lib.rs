@@ -96,8 +96,10 @@
 //! (`delete_login`, a rotation) looks its sessions up by
 //! `(username, login_serial)` and its bound one by the primary key, each
 //! part on its own (an `OR` of the two has PostgreSQL and SQLite read every
-//! session of the user; MySQL merges the two indexes), so its cost is what
-//! the login holds, and a serial that does not exist costs a lookup. The cap
+//! session of the user; MySQL's `delete_login` merges the two indexes, and
+//! its rotation reads the two parts with a `UNION`, then deletes by key), so
+//! its cost is what the login holds, and a serial that does not exist costs
+//! a lookup. The cap
 //! on a user's sessions ranks the user's rows by `expires_at` within their
 //! primary-key range: at most the cap and one once the cap holds, so no
 //! index of its own is needed (and no migration).
