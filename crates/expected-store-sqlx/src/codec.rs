@@ -7,6 +7,7 @@
 
 use std::net::IpAddr;
 
+use expected_core::store::ExpiredLogin;
 use expected_core::time::OffsetDateTime;
 use expected_core::{
     AuthMethod, ClientMeta, Login, PreviousToken, SealedSuccessor, Serial, SessionData, SessionDigest,
@@ -41,6 +42,16 @@ impl UsernameColumn for Vec<u8> {
     fn into_username(self) -> Result<Username, StoreError> {
         String::from_utf8(self).map_err(|_| StoreError::corrupt("username: not UTF-8"))?.into_username()
     }
+}
+
+/// The logins a cleaning batch deleted, from their `(username, serial)`
+/// keys.
+pub(crate) fn expired<U: UsernameColumn>(keys: Vec<(U, Vec<u8>)>) -> Result<Vec<ExpiredLogin>, StoreError> {
+    keys.into_iter()
+        .map(|(username, serial)| {
+            Ok(ExpiredLogin { username: username.into_username()?, serial: serial_from(serial)? })
+        })
+        .collect()
 }
 
 /// Microseconds since the Unix epoch (sub-microsecond digits are dropped:
@@ -194,7 +205,7 @@ fn method_from(text: &str) -> Result<AuthMethod, StoreError> {
 }
 
 /// A login's values, ready to bind, in column order.
-pub(crate) struct LoginValues<'a> {
+pub struct LoginValues<'a> {
     pub(crate) serial: &'a [u8],
     pub(crate) token: &'a [u8],
     pub(crate) previous_token: Option<&'a [u8]>,
@@ -230,7 +241,7 @@ impl<'a> LoginValues<'a> {
 
 /// A session's values, ready to bind, in column order after the username
 /// (which [`owner_name`] of `owner` gives).
-pub(crate) struct SessionValues<'a> {
+pub struct SessionValues<'a> {
     pub(crate) owner: Option<&'a Username>,
     pub(crate) digest: &'a [u8],
     pub(crate) login_serial: Option<&'a [u8]>,

@@ -44,7 +44,7 @@ impl Failure {
 
 /// How a backend classifies its database errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Transience {
+pub enum Transience {
     /// Deadlock or serialization failure: retry at once.
     #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
     Conflict,
