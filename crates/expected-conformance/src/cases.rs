@@ -302,6 +302,42 @@ pub async fn rotate_refuses_existing_session<S: Store>(store: Arc<S>) {
         .await;
 }
 
+/// A rotation (`rotate_login`, `rotate_current`) whose new session is not the
+/// login's user's, another user's or an anonymous one, is refused with an
+/// error and writes nothing: filed under the login's user, that session
+/// would read back as corrupt or be ended with the wrong logins.
+pub async fn rotate_refuses_a_session_of_another_user<S: Store>(store: Arc<S>) {
+    let now = now();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let fresh = fresh_login(&alice, now);
+    created(&*store, &fresh).await;
+    for (owner, what) in [(Some(&bob), "another user's"), (None, "an anonymous")] {
+        let (mut rotation, _, _) = rotation_for(&fresh, after(now, 1));
+        rotation.session = owned_by(&rotation.session, owner);
+        let answer = store.rotate_login(&rotation).await;
+        assert!(answer.is_err(), "rotate_login onto {what} session must be refused, answered {answer:?}");
+        let mut attempt = current_for(&fresh, after(now, 1));
+        attempt.rotation.session = owned_by(&attempt.rotation.session, owner);
+        let answer = store.rotate_current(&attempt).await;
+        assert!(answer.is_err(), "rotate_current onto {what} session must be refused, answered {answer:?}");
+        assert_eq!(
+            login_at(&*store, &alice, &fresh.login.serial).await,
+            Some(fresh.login.clone()),
+            "a refused rotation onto {what} session must not change the login"
+        );
+        for digest in [rotation.session.digest, attempt.rotation.session.digest] {
+            for owner in [Some(&alice), Some(&bob), None] {
+                assert_eq!(
+                    session_at(&*store, owner, &digest).await,
+                    None,
+                    "a refused rotation onto {what} session creates no session"
+                );
+            }
+        }
+        assert_kept(&*store, &fresh.session, "a refused rotation keeps the bound session").await;
+    }
+}
+
 /// Deleting a login deletes its bound session and every session it opened,
 /// and nothing else.
 pub async fn delete_login_ends_its_sessions<S: Store>(store: Arc<S>) {
@@ -3316,6 +3352,43 @@ pub async fn create_remembered_refuses_taken_serial_or_session<S: Store>(store: 
         vec![existing.login.serial],
         "the user's logins are as they were"
     );
+}
+
+/// `create_remembered` refuses, with an error and writing nothing, a session
+/// that is not the one the login opens: another user's, an anonymous
+/// visitor's, or the user's own when the two do not name each other. Filed
+/// under the login's user, another user's session would read back as
+/// corrupt or be counted against (and ended with) the wrong logins.
+pub async fn create_remembered_refuses_a_session_it_does_not_open<S: Store>(store: Arc<S>) {
+    let now = now();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let fresh = fresh_login(&alice, now);
+    let serial = fresh.login.serial;
+
+    let bobs = owned_by(&fresh.session, Some(&bob));
+    let anonymous = owned_by(&fresh.session, None);
+    let mut unbound = fresh.session.clone();
+    unbound.user = Some(protocol::password_user(&alice, None, now));
+    let mut elsewhere = fresh.login.clone();
+    elsewhere.session = Some(anonymous_session(now).digest);
+    for (login, session, what) in [
+        (&fresh.login, &bobs, "another user's session"),
+        (&fresh.login, &anonymous, "an anonymous session"),
+        (&fresh.login, &unbound, "a session the login did not open"),
+        (&elsewhere, &fresh.session, "a login bound to another session"),
+    ] {
+        let answer = store.create_remembered(login, session, None, true).await;
+        assert!(answer.is_err(), "create_remembered refuses {what}, answered {answer:?}");
+        assert_eq!(login_at(&*store, &alice, &serial).await, None, "refused, {what} creates no login");
+        for owner in [Some(&alice), Some(&bob), None] {
+            assert_eq!(
+                session_at(&*store, owner, &fresh.session.digest).await,
+                None,
+                "refused, {what} creates no session under any owner"
+            );
+        }
+    }
+    assert!(serials_of(&*store, &alice).await.is_empty(), "the user has no login");
 }
 
 /// `create_remembered` caps the user's sessions as `create_session` does:

@@ -107,7 +107,7 @@ use std::num::NonZeroUsize;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::record::{ClientMeta, Login, PreviousToken, SessionRecord};
+use crate::record::{ClientMeta, Login, PreviousToken, SessionRecord, SessionUser};
 use crate::secret::{Serial, SessionDigest, TokenDigest, Username};
 
 /// The kinds of store failure.
@@ -235,6 +235,58 @@ pub struct Rotation {
     /// deletes the user's sessions that expire first beyond it, after the
     /// login's own, never the new one.
     pub max_sessions: Option<NonZeroUsize>,
+}
+
+impl Rotation {
+    /// The new session's owner, which must be the login's user: a store
+    /// files the session under that user's keys or rows, where one naming
+    /// somebody else (or nobody) would read back as corrupt, or be counted
+    /// against and deleted with the wrong logins. Stores call this before
+    /// writing anything; the engine never plans otherwise.
+    ///
+    /// # Errors
+    /// A [`StoreErrorKind::Backend`] error when the session is anonymous or
+    /// another user's.
+    pub fn session_owner(&self) -> Result<&SessionUser, StoreError> {
+        owned_by(&self.session, &self.username, "a rotation's new session must belong to the login's user")
+    }
+}
+
+/// The precondition of [`Store::create_remembered`], checked: `session` is
+/// `login`'s user's (answered, for the store to file it under) and the two
+/// name each other (the session opened by `login`, the login bound to the
+/// session). Stores call this before writing anything; the engine never
+/// asks otherwise.
+///
+/// # Errors
+/// A [`StoreErrorKind::Backend`] error when the session is anonymous or
+/// another user's, or either does not name the other.
+pub fn remembered_owner<'a>(
+    login: &Login,
+    session: &'a SessionRecord,
+) -> Result<&'a SessionUser, StoreError> {
+    let owner =
+        owned_by(session, &login.username, "a remembered login's session must belong to the login's user")?;
+    if owner.login != Some(login.serial) || login.session != Some(session.digest) {
+        return Err(StoreError::new(
+            StoreErrorKind::Backend,
+            "a remembered login and its session must name each other",
+        ));
+    }
+    Ok(owner)
+}
+
+/// `session`'s owner when it is `username`, else a backend error saying
+/// `what` was refused.
+fn owned_by<'a>(
+    session: &'a SessionRecord,
+    username: &Username,
+    what: &'static str,
+) -> Result<&'a SessionUser, StoreError> {
+    match &session.user {
+        Some(owner) if owner.username == *username => Ok(owner),
+        _ => Err(StoreError::new(StoreErrorKind::Backend, what)),
+    }
 }
 
 /// The result of [`Store::rotate_login`].
@@ -503,12 +555,7 @@ pub trait Store: Send + Sync + 'static {
         max_sessions: Option<NonZeroUsize>,
         list_logins: bool,
     ) -> Result<Remembered, StoreError> {
-        if session.login() != Some(login.serial) || login.session != Some(session.digest) {
-            return Err(StoreError::new(
-                StoreErrorKind::Backend,
-                "a remembered login and its session must name each other",
-            ));
-        }
+        remembered_owner(login, session)?;
         // The login goes in unbound, and the session's creation binds it in
         // the same step (`create_grace_session`), so that undoing the login
         // when the session's digest is taken ends nothing but what it

@@ -314,11 +314,13 @@ impl Store for MemoryStore {
     }
 
     async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        rotation.session_owner()?;
         self.with_user(&rotation.username, |user, agents| user.rotate(&rotation.username, rotation, agents))
     }
 
     async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
         let rotation = &attempt.rotation;
+        rotation.session_owner()?;
         let username = &rotation.username;
         self.with_user(username, |user, agents| {
             // The check and the rotation under one lock: atomic like any
@@ -348,18 +350,7 @@ impl Store for MemoryStore {
         max_sessions: Option<NonZeroUsize>,
         list_logins: bool,
     ) -> Result<Remembered, StoreError> {
-        if session.username() != Some(&login.username) {
-            return Err(StoreError::new(
-                expected_core::StoreErrorKind::Backend,
-                "a remembered login's session must belong to the login's user",
-            ));
-        }
-        let Some(owner) = session.user.as_ref() else {
-            return Err(StoreError::new(
-                expected_core::StoreErrorKind::Backend,
-                "a remembered login's session must belong to the login's user",
-            ));
-        };
+        let owner = expected_core::store::remembered_owner(login, session)?;
         let username = &login.username;
         // Both checks, both writes and the read under one lock: atomic.
         self.with_user(username, |user, agents| {

@@ -916,14 +916,7 @@ impl Store for RedisStore {
 
     async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
         let session = &rotation.session;
-        // The session goes under the user's keys: one naming somebody else
-        // (or nobody) would be stored where it reads back as corrupt.
-        if session.username() != Some(&rotation.username) {
-            return Err(StoreError::new(
-                StoreErrorKind::Backend,
-                "a rotation's new session must belong to the login's user",
-            ));
-        }
+        rotation.session_owner()?;
         let keys = self.keys(&rotation.username);
         let login_args = field_args(&rotated_login_fields(rotation)?);
         let session_args = field_args(&session_fields(session)?);
@@ -956,12 +949,7 @@ impl Store for RedisStore {
     async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
         let rotation = &attempt.rotation;
         let session = &rotation.session;
-        if session.username() != Some(&rotation.username) {
-            return Err(StoreError::new(
-                StoreErrorKind::Backend,
-                "a rotation's new session must belong to the login's user",
-            ));
-        }
+        rotation.session_owner()?;
         let keys = self.keys(&rotation.username);
         let login_args = field_args(&rotated_login_fields(rotation)?);
         let session_args = field_args(&session_fields(session)?);
@@ -1018,14 +1006,7 @@ impl Store for RedisStore {
         max_sessions: Option<NonZeroUsize>,
         list_logins: bool,
     ) -> Result<Remembered, StoreError> {
-        // The session goes under the login's user's keys: one naming
-        // somebody else would be stored where it reads back as corrupt.
-        if session.username() != Some(&login.username) {
-            return Err(StoreError::new(
-                StoreErrorKind::Backend,
-                "a remembered login's session must belong to the login's user",
-            ));
-        }
+        expected_core::store::remembered_owner(login, session)?;
         let keys = self.keys(&login.username);
         let login_args = field_args(&login_fields(login)?);
         let session_args = field_args(&session_fields(session)?);
