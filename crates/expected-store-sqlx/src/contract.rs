@@ -44,10 +44,13 @@ impl<D: Dialect> Store for SqlStore<D> {
     }
 
     async fn rotate_login(&self, rotation: &Rotation) -> Result<Rotated, StoreError> {
+        // The new session's rows are written under the login's user.
+        rotation.session_owner()?;
         D::rotate(self, rotation).await
     }
 
     async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
+        attempt.rotation.session_owner()?;
         D::rotate_current(self, attempt).await
     }
 

@@ -9,7 +9,7 @@ use expected_core::store::{
     Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
     Remembered, Rotated, Rotation,
 };
-use expected_core::{Login, Serial, SessionRecord, Store as _, StoreError, StoreErrorKind, Username};
+use expected_core::{Login, Serial, SessionRecord, Store as _, StoreError, Username};
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgQueryResult, PgRow};
 use sqlx::{Connection as _, Row as _, Transaction};
@@ -370,12 +370,7 @@ async fn remembered(
 ) -> Result<Remembered, StoreError> {
     // The session goes under the login's user: one naming somebody else
     // would be counted against, and deleted with, the wrong logins.
-    if session.username() != Some(&login.username) {
-        return Err(StoreError::new(
-            StoreErrorKind::Backend,
-            "a remembered login's session must belong to the login's user",
-        ));
-    }
+    expected_core::store::remembered_owner(login, session)?;
     let login_values = LoginValues::of(login);
     let values = SessionValues::of(session)?;
     let found = store
