@@ -130,15 +130,19 @@ fn start_on(ports: &[u16], replicas: u16, extra: &[&str], dir: PathBuf) -> Resul
     let addresses: Vec<String> = ports.iter().map(|port| format!("127.0.0.1:{port}")).collect();
     let mut create = vec!["--cluster", "create"];
     create.extend(addresses.iter().map(String::as_str));
+    let replica_count = 3 * usize::from(replicas);
     let replicas = replicas.to_string();
     create.extend(["--cluster-replicas", &replicas, "--cluster-yes"]);
     cli(ports[0], &create)?;
-    wait_until_ok(ports)?;
+    wait_until_ok(ports, replica_count)?;
     Ok(Cluster { nodes: ports.iter().map(|port| format!("redis://127.0.0.1:{port}")).collect(), servers })
 }
 
-/// Waits until every node sees the whole cluster healthy.
-fn wait_until_ok(ports: &[u16]) -> Result<(), String> {
+/// Waits until every node sees the whole cluster healthy, with its
+/// `replicas` replicas in their role: `--cluster create` makes them replicas
+/// by gossip, which a loaded machine spreads slowly, and a test that looks
+/// for a primary's replica must find it.
+fn wait_until_ok(ports: &[u16], replicas: usize) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let healthy = ports.iter().all(|port| {
@@ -146,6 +150,14 @@ fn wait_until_ok(ports: &[u16]) -> Result<(), String> {
                 info.contains("cluster_state:ok")
                     && info.contains("cluster_slots_ok:16384")
                     && info.contains(&format!("cluster_known_nodes:{}", ports.len()))
+            }) && cli(*port, &["CLUSTER", "NODES"]).is_ok_and(|nodes| {
+                nodes
+                    .lines()
+                    .filter(|line| {
+                        line.split_whitespace().nth(2).is_some_and(|flags| flags.contains("slave"))
+                    })
+                    .count()
+                    == replicas
             })
         });
         if healthy {
