@@ -16,7 +16,7 @@ use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use expected_core::cookies::{PresentedCookies, read_cookie_headers};
 use expected_core::http::{AfterHandler, OnStoreError, STORE_UNAVAILABLE_JSON, after_handler, client_ip};
 use expected_core::{
-    AuthError, ClientMeta, Config, CurrentUser, DynStore, Exchange, Expected, SetCookie, Store,
+    AuthError, ClientMeta, Concluded, Config, CurrentUser, DynStore, Exchange, Expected, SetCookie, Store,
 };
 
 use expected_core::guard::{Guards, is_page_path};
@@ -355,10 +355,9 @@ where
 
             let result = service.call(request).await;
 
-            let authentication_failed = exchange.store_failed().await;
-            let authenticated = exchange.was_loaded().await;
-            let (cookies, saved) =
-                if authentication_failed { (Vec::new(), Ok(())) } else { exchange.finish().await };
+            let Concluded {
+                cookies, saved, asked: authenticated, store_failed: authentication_failed, ..
+            } = exchange.conclude().await;
             if let Err(error) = &saved {
                 tracing::warn!(%error, "session data could not be saved");
             }

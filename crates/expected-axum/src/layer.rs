@@ -13,7 +13,7 @@ use expected_core::http::{
     AfterHandler, OnStoreError, STORE_UNAVAILABLE_JSON, after_handler, append_set_cookies, client_ip,
     presented_cookies, user_agent,
 };
-use expected_core::{AuthError, ClientMeta, CurrentUser, DynStore, Exchange, Expected, Store};
+use expected_core::{AuthError, ClientMeta, Concluded, CurrentUser, DynStore, Exchange, Expected, Store};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, VARY};
 use http::{HeaderMap, StatusCode};
 use tower_layer::Layer;
@@ -299,10 +299,9 @@ where
 
             let mut response = inner.call(request).await?;
 
-            let authentication_failed = exchange.store_failed().await;
-            let authenticated = exchange.was_loaded().await;
-            let (cookies, saved) =
-                if authentication_failed { (Vec::new(), Ok(())) } else { exchange.finish().await };
+            let Concluded {
+                cookies, saved, asked: authenticated, store_failed: authentication_failed, ..
+            } = exchange.conclude().await;
             if let Err(error) = &saved {
                 tracing::warn!(%error, "session data could not be saved");
             }

@@ -758,7 +758,9 @@ impl<S: Store> Expected<S> {
         for value in presented.session.iter() {
             match SessionCookie::parse(value) {
                 Err(error) => {
-                    session_problem.get_or_insert(Outcome::Malformed(CookieKind::Session, error));
+                    // The error alone, not an `Outcome`: this future is held
+                    // across the session reads, and an outcome is larger.
+                    session_problem.get_or_insert(error);
                 }
                 Ok(cookie) => match self.session_hit(&cookie, now).await {
                     Err(error) => return unavailable(error),
@@ -789,8 +791,28 @@ impl<S: Store> Expected<S> {
             cookies.extend(SetCookie::removals(CookieKind::Session, config));
         }
         if presented.auth.is_empty() {
-            return Authentication { outcome: session_problem.unwrap_or(Outcome::Anonymous), cookies };
+            let outcome = session_problem
+                .map_or(Outcome::Anonymous, |error| Outcome::Malformed(CookieKind::Session, error));
+            return Authentication { outcome, cookies };
         }
+        // Boxed: the cookie login's states (the login read, the rotation,
+        // the theft and grace paths) are most of this future's size, and
+        // every request that asks who is logged in holds it, inline in
+        // its handler's future, on a session hit too (4 320 bytes in all,
+        // a large allocation and its copies per request).
+        Box::pin(self.by_auth_cookie(presented, cookies, now)).await
+    }
+
+    /// [`Expected::decide`] for a request with auth cookies and no live
+    /// session: the remember-me cookie decides, `cookies` holding what the
+    /// session cookies' side already set.
+    async fn by_auth_cookie(
+        &self,
+        presented: &Presented<'_>,
+        mut cookies: Vec<SetCookie>,
+        now: OffsetDateTime,
+    ) -> Authentication {
+        let config = &self.config;
         let mut parsed = Vec::with_capacity(presented.auth.len());
         let mut malformed = None;
         for value in presented.auth.iter() {
@@ -872,20 +894,29 @@ impl<S: Store> Expected<S> {
         match protocol::judge_session(cookie, &digest, stored.as_ref(), now, &self.config) {
             SessionJudgement::Unknown | SessionJudgement::Expired => Ok(None),
             SessionJudgement::Live { touch } => {
-                let Some(mut session) = stored else { return Ok(None) };
-                if touch {
-                    session.expires_at = protocol::session_expiry(now, session.created_at, &self.config);
-                    let touched =
-                        self.store.touch_session(owner, &session.digest, session.expires_at).await?;
-                    if !touched {
-                        // Deleted between the read and the touch (a remote
-                        // logout): it must not count.
-                        return Ok(None);
-                    }
+                let Some(session) = stored else { return Ok(None) };
+                if !touch {
+                    return Ok(Some(session));
                 }
-                Ok(Some(session))
+                // Boxed, as it is rare (a quarter of the idle timeout): its
+                // state would otherwise add to every session hit's future.
+                Box::pin(self.touch(owner, session, now)).await
             }
         }
+    }
+
+    /// Moves a live session's idle expiry forward; `None` when it was
+    /// deleted between the read and the touch (a remote logout): it must
+    /// not count.
+    async fn touch(
+        &self,
+        owner: Option<&Username>,
+        mut session: SessionRecord,
+        now: OffsetDateTime,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        session.expires_at = protocol::session_expiry(now, session.created_at, &self.config);
+        let touched = self.store.touch_session(owner, &session.digest, session.expires_at).await?;
+        Ok(touched.then_some(session))
     }
 
     /// The auth cookie for `next`, for what is left of `login`'s life.

@@ -155,9 +155,19 @@ impl CurrentUser {
     /// `now` on this session: method [`AuthMethod::Password`] and a recent
     /// `authenticated_at`.
     pub fn is_fresh_at(&self, max_age: Duration, now: OffsetDateTime) -> bool {
-        let max_age = time::Duration::try_from(max_age).unwrap_or(time::Duration::MAX);
-        self.method == AuthMethod::Password && now - self.authenticated_at < max_age
+        is_fresh_at(self.method, self.authenticated_at, max_age, now)
     }
+}
+
+/// [`CurrentUser::is_fresh_at`] on a session's user fields.
+fn is_fresh_at(
+    method: AuthMethod,
+    authenticated_at: OffsetDateTime,
+    max_age: Duration,
+    now: OffsetDateTime,
+) -> bool {
+    let max_age = time::Duration::try_from(max_age).unwrap_or(time::Duration::MAX);
+    method == AuthMethod::Password && now - authenticated_at < max_age
 }
 
 /// The request's session as this exchange holds it.
@@ -294,8 +304,11 @@ impl<S: Store> Exchange<S> {
         if state.loaded.is_none() {
             // Borrowed, not copied: every request that asks who is logged in
             // comes through here, and the state is ours until we let go.
+            // Boxed: every future that asks (a guard's, an extractor's, and
+            // the handler's that holds them) would otherwise hold the
+            // authentication's whole state, taken once per request.
             let Authentication { outcome, cookies } =
-                self.engine.authenticate(&state.presented_borrowed(&self.client)).await;
+                Box::pin(self.engine.authenticate(&state.presented_borrowed(&self.client))).await;
             let via = match &outcome {
                 Outcome::Session(_) => Some(Via::Session),
                 Outcome::CookieLogin(_) => Some(Via::CookieLogin),
@@ -631,33 +644,69 @@ impl<S: Store> Exchange<S> {
     /// the adapter can send them and log.
     pub async fn finish(&self) -> (Vec<SetCookie>, Result<(), EngineError>) {
         let mut state = self.state.lock().await;
-        let Some(loaded) = state.loaded.as_mut() else { return (Vec::new(), Ok(())) };
-        let saved = if std::mem::take(&mut loaded.dirty) {
-            match &mut loaded.current {
-                Current::Empty => Ok(()),
-                Current::Stored(session) => {
-                    let mut session = session.clone();
-                    self.engine.save_session(&mut session).await.map(|_| ()).map_err(EngineError::from)
-                }
-                Current::Pending(data) => match self.engine.create_anonymous(std::mem::take(data)).await {
-                    Ok((session, cookie)) => {
-                        loaded.current = Current::Stored(session);
-                        state.apply(vec![cookie]);
-                        Ok(())
-                    }
-                    Err(error) => Err(error),
-                },
-            }
-        } else {
-            Ok(())
-        };
+        let saved = self.save(&mut state).await;
         (state.cookies.clone(), saved)
+    }
+
+    /// The adapter's last call, after the handler: what
+    /// [`store_failed`](Self::store_failed), [`was_loaded`](Self::was_loaded)
+    /// and [`finish`](Self::finish) answer, under one lock. When
+    /// authenticating met a store outage nothing is saved and no cookie is
+    /// answered: the adapter answers 503 with the cookies untouched.
+    pub async fn conclude(&self) -> Concluded {
+        let mut state = self.state.lock().await;
+        let asked = state.loaded.is_some();
+        let store_failed = state.loaded.as_ref().is_some_and(|loaded| loaded.failure.is_some());
+        if store_failed {
+            return Concluded { cookies: Vec::new(), saved: Ok(()), asked, store_failed };
+        }
+        let saved = self.save(&mut state).await;
+        Concluded { cookies: state.cookies.clone(), saved, asked, store_failed }
+    }
+
+    /// Saves changed session data, creating a visitor's session on its first
+    /// write (whose cookie joins the state's).
+    async fn save(&self, state: &mut State) -> Result<(), EngineError> {
+        let Some(loaded) = state.loaded.as_mut() else { return Ok(()) };
+        if !std::mem::take(&mut loaded.dirty) {
+            return Ok(());
+        }
+        match &mut loaded.current {
+            Current::Empty => Ok(()),
+            Current::Stored(session) => {
+                let mut session = session.clone();
+                self.engine.save_session(&mut session).await.map(|_| ()).map_err(EngineError::from)
+            }
+            Current::Pending(data) => {
+                let (session, cookie) = self.engine.create_anonymous(std::mem::take(data)).await?;
+                loaded.current = Current::Stored(session);
+                state.apply(vec![cookie]);
+                Ok(())
+            }
+        }
     }
 
     /// Whether the exchange has asked the store anything yet.
     pub async fn was_loaded(&self) -> bool {
         self.state.lock().await.loaded.is_some()
     }
+}
+
+/// What the exchange came to, for the adapter to answer
+/// ([`Exchange::conclude`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Concluded {
+    /// The `Set-Cookie`s to send (none when `store_failed`).
+    pub cookies: Vec<SetCookie>,
+    /// Whether changed session data was saved; the cookies go out either way.
+    pub saved: Result<(), EngineError>,
+    /// Whether the request was authenticated (someone asked): the response
+    /// then depends on the cookies and must not be cached.
+    pub asked: bool,
+    /// Whether authenticating met a store outage (see
+    /// [`Exchange::store_failed`]).
+    pub store_failed: bool,
 }
 
 /// Clears both cookies, host-only twins included.
@@ -757,7 +806,16 @@ impl<S: Store> AuthHandle<S> {
     /// `max_age` ago (`false` for a visitor, or after a cookie login).
     pub async fn is_fresh(&self, max_age: Duration) -> Result<bool, StoreError> {
         let now = self.0.engine.now();
-        Ok(self.0.current_user().await?.is_some_and(|user| user.is_fresh_at(max_age, now)))
+        // Read in place: no `CurrentUser` (and its username) copied to ask.
+        self.0
+            .with_loaded(|loaded| {
+                let Current::Stored(session) = &loaded.current else { return false };
+                session
+                    .user
+                    .as_ref()
+                    .is_some_and(|user| is_fresh_at(user.method, user.authenticated_at, max_age, now))
+            })
+            .await
     }
 
     /// The user when fresh (see [`AuthHandle::is_fresh`]), else why not.

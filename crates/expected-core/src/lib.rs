@@ -150,7 +150,8 @@ pub use engine::{
     Hooks, LoginsEnded, NoHooks, Outcome, Presented, Registration, RollbackHealed, SignIn, TheftReport,
 };
 pub use exchange::{
-    AuthError, AuthHandle, CurrentUser, Exchange, SessionError, SessionHandle, Unauthenticated, Via,
+    AuthError, AuthHandle, Concluded, CurrentUser, Exchange, SessionError, SessionHandle, Unauthenticated,
+    Via,
 };
 pub use keys::{KeyError, KeyId, TokenKey, TokenKeys};
 pub use protocol::TheftCause;

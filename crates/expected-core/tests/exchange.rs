@@ -324,6 +324,45 @@ async fn an_outage_is_met_where_first_asked_and_touches_no_cookie() {
 }
 
 #[tokio::test]
+async fn conclude_answers_what_the_three_calls_answer() {
+    let s = setup();
+    let (session, auth) = logged_in(&s).await;
+
+    // Nobody asked: nothing read, nothing set, nothing to keep from caches.
+    let calls = s.flaky.total_calls();
+    let untouched = begin(&s, session.clone(), auth.clone()).conclude().await;
+    assert!(!untouched.asked && !untouched.store_failed && untouched.cookies.is_empty());
+    assert!(untouched.saved.is_ok());
+    assert_eq!(s.flaky.total_calls(), calls, "concluding an exchange nobody asked reads nothing");
+
+    // A visitor's first write: concluding creates the session and sets its cookie.
+    let visitor = begin(&s, None, None);
+    ok(visitor.insert("cart", 1).await);
+    let concluded = visitor.conclude().await;
+    assert!(concluded.saved.is_ok());
+    assert!(value(&concluded.cookies, CookieKind::Session).is_some(), "the new visitor session's cookie");
+    assert!(concluded.asked && !concluded.store_failed);
+
+    // A cookie login: asked, and the rotated cookies to send.
+    s.clock.advance(Duration::hours(1));
+    let remembered = begin(&s, None, auth.clone());
+    assert_eq!(ok(remembered.current_user().await).map(|u| u.via), Some(Via::CookieLogin));
+    let concluded = remembered.conclude().await;
+    let rotated = value(&concluded.cookies, CookieKind::Auth);
+    assert!(rotated.is_some() && rotated != auth, "the rotated auth cookie goes out");
+    assert!(concluded.asked && !concluded.store_failed && concluded.saved.is_ok());
+
+    // An outage met by the first question: no cookie, nothing saved.
+    s.flaky.set_down(true);
+    let failed = begin(&s, session, rotated);
+    assert!(failed.current_user().await.is_err());
+    let concluded = failed.conclude().await;
+    assert!(concluded.asked && concluded.store_failed);
+    assert!(concluded.cookies.is_empty(), "an outage changes no cookie");
+    assert!(concluded.saved.is_ok());
+}
+
+#[tokio::test]
 async fn theft_is_reported_on_the_exchange() {
     let s = setup();
     let (_, stolen) = logged_in(&s).await;

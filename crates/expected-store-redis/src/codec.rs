@@ -2,6 +2,7 @@
 //! errors.
 
 use expected_core::time::OffsetDateTime;
+use expected_core::time::format_description::well_known::Rfc3339;
 use expected_core::{
     AuthMethod, Login, Serial, SessionData, SessionDigest, SessionRecord, SessionUser, StoreError,
     StoreErrorKind, Username,
@@ -176,16 +177,24 @@ pub(crate) fn decode_session(values: &[Option<Vec<u8>>]) -> Result<Option<Sessio
     let [digest, data, created_at, expires_at, username, login, method, authenticated_at] = values else {
         return Err(StoreError::corrupt(format!("a session read answered {} values", values.len())));
     };
-    let created_at = required(field::<Timestamp>(created_at.as_deref(), "created_at")?, "created_at")?.0;
-    let username: Option<Username> = field(username.as_deref(), "username")?;
+    let created_at = required(timestamp(created_at.as_deref(), "created_at")?, "created_at")?;
+    let username: Option<Username> =
+        string_field(username.as_deref(), "username", |text| Username::new(text).ok())?;
     // `Some(None)`: a `login` field holding JSON null (no remember-me).
-    let login: Option<Option<Serial>> = field(login.as_deref(), "login")?;
-    let method: Option<AuthMethod> = field(method.as_deref(), "method")?;
-    let authenticated_at: Option<Timestamp> = field(authenticated_at.as_deref(), "authenticated_at")?;
+    let login: Option<Option<Serial>> = match login.as_deref() {
+        Some(b"null") => Some(None),
+        other => string_field(other, "login", |text| Serial::from_base64(text).ok().map(Some))?,
+    };
+    let method: Option<AuthMethod> = string_field(method.as_deref(), "method", |text| match text {
+        "password" => Some(AuthMethod::Password),
+        "remembered" => Some(AuthMethod::Remembered),
+        _ => None,
+    })?;
+    let authenticated_at = timestamp(authenticated_at.as_deref(), "authenticated_at")?;
     let has_user = username.is_some() || login.is_some() || method.is_some() || authenticated_at.is_some();
     let user = if has_user {
         let (method, authenticated_at) = match (method, authenticated_at) {
-            (Some(method), Some(Timestamp(at))) => (method, at),
+            (Some(method), Some(at)) => (method, at),
             (None, None) => (AuthMethod::Remembered, created_at),
             (Some(_), None) => {
                 return Err(StoreError::corrupt("a session hash has no field \"authenticated_at\""));
@@ -197,13 +206,85 @@ pub(crate) fn decode_session(values: &[Option<Vec<u8>>]) -> Result<Option<Sessio
     } else {
         None
     };
+    let digest = string_field(digest.as_deref(), "digest", |text| SessionDigest::from_base64(text).ok())?;
     Ok(Some(SessionRecord {
-        digest: required::<SessionDigest>(field(digest.as_deref(), "digest")?, "digest")?,
+        digest: required::<SessionDigest>(digest, "digest")?,
         user,
         data: required::<SessionData>(field(data.as_deref(), "data")?, "data")?,
         created_at,
-        expires_at: required(field::<Timestamp>(expires_at.as_deref(), "expires_at")?, "expires_at")?.0,
+        expires_at: required(timestamp(expires_at.as_deref(), "expires_at")?, "expires_at")?,
     }))
+}
+
+/// The text of a JSON string with no escape in it, as this store writes
+/// every string field but a username with quotes or control characters in
+/// it (base64url, RFC 3339 times, method names); `None` for anything else.
+fn plain_json_string(value: &[u8]) -> Option<&str> {
+    let text = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if text.iter().any(|&byte| byte == b'\\' || byte == b'"' || byte < 0x20) {
+        return None;
+    }
+    std::str::from_utf8(text).ok()
+}
+
+/// A field whose JSON is a string, parsed by `parse` straight from the
+/// plain string's text (every session read decodes six of them); anything
+/// `parse` does not take (an escape, another JSON type, a bad value) goes
+/// through serde_json as [`field`] does, which decides it the same way with
+/// the same parser and names what is wrong.
+fn string_field<T: serde::de::DeserializeOwned>(
+    value: Option<&[u8]>,
+    name: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>, StoreError> {
+    let Some(bytes) = value else { return Ok(None) };
+    match plain_json_string(bytes).and_then(parse) {
+        Some(parsed) => Ok(Some(parsed)),
+        None => field(Some(bytes), name),
+    }
+}
+
+/// A timestamp field: RFC 3339, as [`SessionRecord`]'s serde writes it.
+fn timestamp(value: Option<&[u8]>, name: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+    let parse = |text: &str| {
+        canonical_utc(text).or_else(|| OffsetDateTime::parse(text, &Rfc3339).ok()).map(Timestamp)
+    };
+    Ok(string_field(value, name, parse)?.map(|Timestamp(at)| at))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.F]Z` (one to nine fractional digits), the form
+/// this store's times are written in, read without the general RFC 3339
+/// parser (a session read has three). `None` for any other text, which
+/// that parser then decides: a lowercase `t` or `z`, an offset, a leap
+/// second, a date or time out of range.
+fn canonical_utc(text: &str) -> Option<OffsetDateTime> {
+    use expected_core::time::{Date, Month, PrimitiveDateTime, Time};
+    let bytes = text.as_bytes();
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if bytes.len() < 20 || bytes.last() != Some(&b'Z') || separators.iter().any(|&(at, sep)| bytes[at] != sep)
+    {
+        return None;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0u32, |value, &digit| {
+            digit.is_ascii_digit().then(|| value * 10 + u32::from(digit - b'0'))
+        })
+    };
+    let nanos = match &bytes[19..bytes.len() - 1] {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            number(digits)? * 10u32.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    let small = |digits: &[u8]| number(digits).and_then(|value| u8::try_from(value).ok());
+    let year = i32::try_from(number(&bytes[0..4])?).ok()?;
+    let month = Month::try_from(small(&bytes[5..7])?).ok()?;
+    let date = Date::from_calendar_date(year, month, small(&bytes[8..10])?).ok()?;
+    let time =
+        Time::from_hms_nano(small(&bytes[11..13])?, small(&bytes[14..16])?, small(&bytes[17..19])?, nanos)
+            .ok()?;
+    Some(PrimitiveDateTime::new(date, time).assume_utc())
 }
 
 /// Microseconds since the Unix epoch, rounded up: a record's score.
@@ -503,6 +584,81 @@ mod tests {
                 );
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn canonical_times_read_as_the_rfc3339_parser_reads_them() {
+        use expected_core::time::format_description::well_known::Rfc3339;
+        // Every time this store writes takes the short way, to the same value.
+        let start = datetime!(1999-12-31 23:59:59.999999 UTC);
+        for step in 0..2000i64 {
+            let at = start + expected_core::time::Duration::microseconds(step * 7_919_113_337);
+            let text = at.format(&Rfc3339).unwrap_or_default();
+            assert_eq!(canonical_utc(&text), Some(at), "{text}");
+        }
+        // Text it does not take is left to the parser; what it takes, the
+        // parser reads the same.
+        let texts = [
+            "2024-02-29T12:00:00Z",
+            "2023-02-29T12:00:00Z",
+            "2030-01-02T03:04:05.1Z",
+            "2030-01-02T03:04:05.123456789Z",
+            "2030-01-02T03:04:05.1234567890Z",
+            "2030-01-02T03:04:05.Z",
+            "2030-01-02T03:04:05z",
+            "2030-01-02t03:04:05Z",
+            "2030-01-02T03:04:05+00:00",
+            "2016-12-31T23:59:60Z",
+            "2030-13-02T03:04:05Z",
+            "2030-00-02T03:04:05Z",
+            "2030-01-32T03:04:05Z",
+            "2030-01-02T24:04:05Z",
+            "2030-01-02T03:60:05Z",
+            "+030-01-02T03:04:05Z",
+            "2030-01-02T03:04:5Z",
+            "2030-01-02T03:04:05",
+            "",
+        ];
+        for text in texts {
+            if let Some(at) = canonical_utc(text) {
+                assert_eq!(OffsetDateTime::parse(text, &Rfc3339).ok(), Some(at), "{text}");
+            }
+        }
+        assert_eq!(canonical_utc("2030-01-02T03:04:05.1234567890Z"), None);
+        assert_eq!(canonical_utc("2030-01-02T03:04:05+00:00"), None);
+        assert_eq!(canonical_utc("2016-12-31T23:59:60Z"), None);
+        assert_eq!(canonical_utc("2023-02-29T12:00:00Z"), None);
+    }
+
+    #[test]
+    fn escaped_strings_read_as_their_plain_form() -> Result<(), Box<dyn std::error::Error>> {
+        // The plain strings take the fast path, the escaped ones serde_json:
+        // both must read the same record.
+        let pairs = user_session_pairs()?;
+        let plain = decode_session(&hmget(flatten(&pairs)))?;
+        assert!(plain.is_some());
+        let mut escaped_any = 0;
+        for index in 0..pairs.len() {
+            let value = &pairs[index].1;
+            let Some(text) = value.strip_prefix(b"\"").and_then(|rest| rest.strip_suffix(b"\"")) else {
+                continue;
+            };
+            let Some((&first, rest)) = text.split_first() else { continue };
+            let mut escaped = format!("\"\\u{first:04x}").into_bytes();
+            escaped.extend_from_slice(rest);
+            escaped.push(b'"');
+            let mut mutated = pairs.clone();
+            mutated[index].1 = escaped;
+            assert_eq!(decode_session(&hmget(flatten(&mutated)))?, plain, "{}", pairs[index].0);
+            escaped_any += 1;
+        }
+        assert_eq!(escaped_any, 7, "every string field but data was escaped once");
+        // Whitespace around a string is JSON too, read the slow way.
+        let mut spaced = pairs.clone();
+        let method = spaced.iter_mut().find(|(name, _)| name == "method").ok_or("no method field")?;
+        method.1 = b" \"password\" ".to_vec();
+        assert_eq!(decode_session(&hmget(flatten(&spaced)))?, plain);
         Ok(())
     }
 

@@ -29,7 +29,29 @@ pub(crate) fn bucket_of_session(digest: &SessionDigest) -> u16 {
 
 /// `<prefix>:{<bucket>}:`, the start of every key of a bucket.
 pub(crate) fn bucket_base(prefix: &str, bucket: u16) -> String {
-    format!("{prefix}:{{{bucket:04}}}:")
+    // By hand rather than `format!`: every store call names its keys.
+    let mut base = String::with_capacity(prefix.len() + 8);
+    base.push_str(prefix);
+    base.push_str(":{");
+    let digits = [bucket / 1000 % 10, bucket / 100 % 10, bucket / 10 % 10, bucket % 10];
+    base.extend(digits.map(|digit| char::from(b'0' + digit as u8)));
+    base.push_str("}:");
+    base
+}
+
+/// `<base><kind><user>:<base64url of bytes>`, a record's key (`user` empty
+/// for anonymous sessions, then without its `:`).
+fn record_key(base: &str, kind: &str, user: &str, bytes: &[u8]) -> String {
+    let mut key =
+        String::with_capacity(base.len() + kind.len() + user.len() + 1 + bytes.len().div_ceil(3) * 4);
+    key.push_str(base);
+    key.push_str(kind);
+    if !user.is_empty() {
+        key.push_str(user);
+        key.push(':');
+    }
+    URL_SAFE_NO_PAD.encode_string(bytes, &mut key);
+    key
 }
 
 /// The key names of one owner of sessions: a user, or nobody (the anonymous
@@ -73,15 +95,15 @@ impl Keys {
 
     /// The login hash (users only).
     pub(crate) fn login(&self, serial: &Serial) -> String {
-        format!("{}l:{}:{}", self.base, self.user, serial.to_base64())
+        record_key(&self.base, "l:", &self.user, serial.as_bytes())
     }
 
     /// The session hash: `s:U:D` for a user's, `a:D` for an anonymous one.
     pub(crate) fn session(&self, digest: &SessionDigest) -> String {
         if self.is_anonymous() {
-            format!("{}a:{}", self.base, digest.to_base64())
+            record_key(&self.base, "a:", "", digest.as_bytes())
         } else {
-            format!("{}s:{}:{}", self.base, self.user, digest.to_base64())
+            record_key(&self.base, "s:", &self.user, digest.as_bytes())
         }
     }
 
@@ -140,6 +162,24 @@ pub(crate) fn expired_login_of(member: &str) -> Result<ExpiredLogin, StoreError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_names_are_the_layout_the_scripts_build() {
+        // The layout is shared with the scripts' prelude and with data
+        // already stored: spelled out here as the format strings it was.
+        for (prefix, bucket) in [("app", 0), ("expected", 7), ("x:y", 42), ("", 1023), ("p", 999)] {
+            assert_eq!(bucket_base(prefix, bucket), format!("{prefix}:{{{bucket:04}}}:"));
+        }
+        let keys = Keys::user("app", &user("zoë"));
+        let serial = Serial::from_bytes([1; 16]);
+        let digest = SessionDigest::from_bytes([2; 32]);
+        let base = &keys.base;
+        let name = &keys.user;
+        assert_eq!(keys.login(&serial), format!("{base}l:{name}:{}", serial.to_base64()));
+        assert_eq!(keys.session(&digest), format!("{base}s:{name}:{}", digest.to_base64()));
+        let anonymous = Keys::anonymous("app", &digest);
+        assert_eq!(anonymous.session(&digest), format!("{}a:{}", anonymous.base, digest.to_base64()));
+    }
 
     fn user(name: &str) -> Username {
         Username::new(name).unwrap_or_else(|e| panic!("{e}"))

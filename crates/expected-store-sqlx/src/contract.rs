@@ -145,11 +145,10 @@ impl<D: Dialect> Store for SqlStore<D> {
     ) -> Result<Option<SessionRecord>, StoreError> {
         let row = self
             .retry(|| async {
-                let mut conn = self.read().await?;
                 Ok(Stmt::<D>::new(&self.common().select_session)
                     .owner(user)
                     .bind(&digest.as_bytes()[..])
-                    .fetch_optional(&mut conn)
+                    .fetch_optional_pooled(&self.pool)
                     .await?)
             })
             .await?;

@@ -16,9 +16,10 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 
 use expected_core::Username;
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
+use expected_core::store::Rotation;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
-use crate::codec::{LoginValues, SessionValues, owner_name};
+use crate::codec::{LoginValues, SessionValues, micros, owner_name};
 use crate::dialect::Dialect;
 use crate::statements::{SqlText, sql};
 
@@ -96,6 +97,13 @@ pub trait Driver:
         query: Query<Self>,
     ) -> BoxFuture<'_, Result<Option<Self::Row>, sqlx::Error>>;
 
+    /// Runs `query` on a connection of `pool`, given back as soon as the
+    /// row is read: its first row, if any.
+    fn fetch_optional_pooled(
+        pool: &Pool<Self>,
+        query: Query<Self>,
+    ) -> BoxFuture<'_, Result<Option<Self::Row>, sqlx::Error>>;
+
     /// Runs `query` on `conn`: every row.
     fn fetch_all(
         conn: &mut Self::Connection,
@@ -134,6 +142,13 @@ where
         query: Query<Self>,
     ) -> BoxFuture<'_, Result<Option<Self::Row>, sqlx::Error>> {
         conn.fetch_optional(query)
+    }
+
+    fn fetch_optional_pooled(
+        pool: &Pool<Self>,
+        query: Query<Self>,
+    ) -> BoxFuture<'_, Result<Option<Self::Row>, sqlx::Error>> {
+        pool.fetch_optional(query)
     }
 
     fn fetch_all(
@@ -200,6 +215,30 @@ impl<D: Dialect> Stmt<D> {
             .bind(v.authenticated_at)
     }
 
+    /// Binds the login a rotation acts on, as its compare-and-swap finds
+    /// it: username, serial, and the digest of the token expected current.
+    pub fn rotated_login_key(self, rotation: &Rotation) -> Self {
+        self.user(&rotation.username)
+            .bind(&rotation.serial.as_bytes()[..])
+            .bind(&rotation.expected.as_bytes()[..])
+    }
+
+    /// Binds what a rotation writes to its login, in the order every
+    /// dialect's compare-and-swap sets it: the new token's digest, the
+    /// previous token (digest, when rotated, sealed), last use, expiry,
+    /// client IP (`client_ip`, the text of `rotation.client.ip`) and user
+    /// agent.
+    pub fn rotated_login_state(self, rotation: &Rotation, client_ip: Option<&str>) -> Self {
+        self.bind(&rotation.token.as_bytes()[..])
+            .bind(&rotation.previous.digest.as_bytes()[..])
+            .bind(micros(rotation.previous.rotated_at))
+            .bind(&rotation.previous.sealed.as_bytes()[..])
+            .bind(micros(rotation.last_used_at))
+            .bind(micros(rotation.expires_at))
+            .bind(client_ip)
+            .bind(rotation.client.user_agent.as_deref())
+    }
+
     /// Binds a session's 8 columns, owner first, in the order of
     /// [`SESSION_COLUMNS`](crate::statements::SESSION_COLUMNS).
     pub fn session(self, v: &SessionValues<'_>) -> Self {
@@ -231,6 +270,15 @@ impl<D: Dialect> Stmt<D> {
         conn: &mut <D::Db as Database>::Connection,
     ) -> Result<Option<Row<D>>, sqlx::Error> {
         Ok(D::Db::fetch_optional(conn, self.query).await?.map(Row))
+    }
+
+    /// Runs it on a connection of `pool`: its first row, if any. One boxed
+    /// future for the pool's acquire and the statement, where a
+    /// [`fetch_optional`](Self::fetch_optional) on a connection acquired
+    /// first nests the acquire's (kilobytes) in every caller's state: the
+    /// session read of every request takes this.
+    pub async fn fetch_optional_pooled(self, pool: &Pool<D::Db>) -> Result<Option<Row<D>>, sqlx::Error> {
+        Ok(D::Db::fetch_optional_pooled(pool, self.query).await?.map(Row))
     }
 
     /// Runs it: its one row (a statement that always answers one, such as

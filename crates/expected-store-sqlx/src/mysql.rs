@@ -358,17 +358,8 @@ async fn rotate(store: &MySqlStore, rotation: &Rotation) -> Result<Rotated, Stor
             let mut conn = store.write().await?;
             let mut tx = MySql::begin_session_write(&mut conn).await?;
             let swapped = Stmt::<MySql>::new(&sql.rotate_cas)
-                .bind(&rotation.token.as_bytes()[..])
-                .bind(&rotation.previous.digest.as_bytes()[..])
-                .bind(micros(rotation.previous.rotated_at))
-                .bind(&rotation.previous.sealed.as_bytes()[..])
-                .bind(micros(rotation.last_used_at))
-                .bind(micros(rotation.expires_at))
-                .bind(client_ip.as_deref())
-                .bind(rotation.client.user_agent.as_deref())
-                .user(&rotation.username)
-                .bind(serial)
-                .bind(&rotation.expected.as_bytes()[..])
+                .rotated_login_state(rotation, client_ip.as_deref())
+                .rotated_login_key(rotation)
                 .execute(&mut tx)
                 .await?;
             if swapped == 0 {

@@ -16,7 +16,7 @@ use expected_core::StoreError;
 use expected_core::store::{Rotated, Rotation};
 
 use super::{Sqlite, SqliteStore};
-use crate::codec::{SessionValues, micros};
+use crate::codec::SessionValues;
 use crate::dialect::Dialect as _;
 use crate::driver::Stmt;
 use crate::statements::{SESSION_COLUMNS, SqlText, others_kept};
@@ -97,17 +97,8 @@ pub(super) async fn rotate(store: &SqliteStore, rotation: &Rotation) -> Result<R
             let mut conn = store.write().await?;
             let mut tx = Sqlite::begin(&mut conn).await?;
             let swapped = Stmt::<Sqlite>::new(&sql.cas)
-                .bind(&rotation.token.as_bytes()[..])
-                .bind(&rotation.previous.digest.as_bytes()[..])
-                .bind(micros(rotation.previous.rotated_at))
-                .bind(&rotation.previous.sealed.as_bytes()[..])
-                .bind(micros(rotation.last_used_at))
-                .bind(micros(rotation.expires_at))
-                .bind(client_ip.as_deref())
-                .bind(rotation.client.user_agent.as_deref())
-                .user(&rotation.username)
-                .bind(serial)
-                .bind(&rotation.expected.as_bytes()[..])
+                .rotated_login_state(rotation, client_ip.as_deref())
+                .rotated_login_key(rotation)
                 .owner(session.owner)
                 .bind(session.digest)
                 .execute(&mut tx)
