@@ -252,6 +252,87 @@ impl Rotation {
     }
 }
 
+/// [`Store::rotate_current`]'s default, in steps on any store: [`Store::get_login`],
+/// then [`Store::rotate_login`] when the rotation applies (re-reading the login if that
+/// lost a race). For a store that does it in one step on some backends only, to call
+/// on the others.
+pub async fn rotate_current_in_steps<S: Store + ?Sized>(
+    store: &S,
+    attempt: &CurrentRotation,
+) -> Result<CurrentRotated, StoreError> {
+    let rotation = &attempt.rotation;
+    let login = store.get_login(&rotation.username, &rotation.serial).await?;
+    let Some(login) = login else { return Ok(CurrentRotated::NotApplied(None)) };
+    if !attempt.applies_to(&login) {
+        return Ok(CurrentRotated::NotApplied(Some(login)));
+    }
+    match store.rotate_login(&attempt.for_login(&login)).await? {
+        Rotated::Rotated => Ok(CurrentRotated::Rotated { authenticated_at: login.authenticated_at }),
+        Rotated::SessionExists => Ok(CurrentRotated::SessionExists),
+        // Another rotation or a delete came in between: what it left.
+        Rotated::NotCurrent | Rotated::NotFound => {
+            Ok(CurrentRotated::NotApplied(store.get_login(&rotation.username, &rotation.serial).await?))
+        }
+    }
+}
+
+/// [`Store::create_remembered`]'s default, in steps on any store:
+/// [`Store::create_login`] of the login unbound, [`Store::create_grace_session`] (which
+/// creates the session and binds the login in one step; the login is deleted again when
+/// that fails), then [`Store::list_logins`] when asked. For a store that does it in one
+/// step on some backends only, to call on the others.
+pub async fn create_remembered_in_steps<S: Store + ?Sized>(
+    store: &S,
+    login: &Login,
+    session: &SessionRecord,
+    max_sessions: Option<NonZeroUsize>,
+    list_logins: bool,
+) -> Result<Remembered, StoreError> {
+    remembered_owner(login, session)?;
+    // The login goes in unbound, and the session's creation binds it in
+    // the same step (`create_grace_session`), so that undoing the login
+    // when the session's digest is taken ends nothing but what it
+    // opened: `delete_login` of a login already bound to that digest
+    // would end the session that holds it, someone else's.
+    let unbound = Login { session: None, ..login.clone() };
+    if store.create_login(&unbound).await? == Inserted::AlreadyExists {
+        return Ok(Remembered::LoginExists);
+    }
+    match store.create_grace_session(session, max_sessions).await {
+        Ok(GraceInserted::Created) => {}
+        // No login without its session.
+        Ok(GraceInserted::AlreadyExists) => {
+            store.delete_login(&login.username, &login.serial).await?;
+            return Ok(Remembered::SessionExists);
+        }
+        Ok(GraceInserted::LoginGone) => {
+            return Err(StoreError::new(
+                StoreErrorKind::Backend,
+                "the new login was deleted before its session was created",
+            ));
+        }
+        Err(error) => {
+            store.delete_login(&login.username, &login.serial).await?;
+            return Err(error);
+        }
+    }
+    if !list_logins {
+        return Ok(Remembered::Created { others: None });
+    }
+    match store.list_logins(&login.username).await {
+        Ok(mut logins) => {
+            logins.retain(|other| other.serial != login.serial);
+            Ok(Remembered::Created { others: Some(logins) })
+        }
+        // The login is made: failing the registration now would leave
+        // it behind unused. The cap waits for the next one.
+        Err(error) => {
+            tracing::warn!(%error, user = %login.username.tag(), "could not list logins for the per-user cap");
+            Ok(Remembered::Created { others: None })
+        }
+    }
+}
+
 /// The precondition of [`Store::create_remembered`], checked: `session` is
 /// `login`'s user's (answered, for the store to file it under) and the two
 /// name each other (the session opened by `login`, the login bound to the
@@ -509,20 +590,7 @@ pub trait Store: Send + Sync + 'static {
     /// applies (re-reading the login if that lost a race): correct on any
     /// store, in two round trips.
     async fn rotate_current(&self, attempt: &CurrentRotation) -> Result<CurrentRotated, StoreError> {
-        let rotation = &attempt.rotation;
-        let login = self.get_login(&rotation.username, &rotation.serial).await?;
-        let Some(login) = login else { return Ok(CurrentRotated::NotApplied(None)) };
-        if !attempt.applies_to(&login) {
-            return Ok(CurrentRotated::NotApplied(Some(login)));
-        }
-        match self.rotate_login(&attempt.for_login(&login)).await? {
-            Rotated::Rotated => Ok(CurrentRotated::Rotated { authenticated_at: login.authenticated_at }),
-            Rotated::SessionExists => Ok(CurrentRotated::SessionExists),
-            // Another rotation or a delete came in between: what it left.
-            Rotated::NotCurrent | Rotated::NotFound => {
-                Ok(CurrentRotated::NotApplied(self.get_login(&rotation.username, &rotation.serial).await?))
-            }
-        }
+        rotate_current_in_steps(self, attempt).await
     }
 
     /// A password login with "remember me": creates `login` and its
@@ -555,49 +623,7 @@ pub trait Store: Send + Sync + 'static {
         max_sessions: Option<NonZeroUsize>,
         list_logins: bool,
     ) -> Result<Remembered, StoreError> {
-        remembered_owner(login, session)?;
-        // The login goes in unbound, and the session's creation binds it in
-        // the same step (`create_grace_session`), so that undoing the login
-        // when the session's digest is taken ends nothing but what it
-        // opened: `delete_login` of a login already bound to that digest
-        // would end the session that holds it, someone else's.
-        let unbound = Login { session: None, ..login.clone() };
-        if self.create_login(&unbound).await? == Inserted::AlreadyExists {
-            return Ok(Remembered::LoginExists);
-        }
-        match self.create_grace_session(session, max_sessions).await {
-            Ok(GraceInserted::Created) => {}
-            // No login without its session.
-            Ok(GraceInserted::AlreadyExists) => {
-                self.delete_login(&login.username, &login.serial).await?;
-                return Ok(Remembered::SessionExists);
-            }
-            Ok(GraceInserted::LoginGone) => {
-                return Err(StoreError::new(
-                    StoreErrorKind::Backend,
-                    "the new login was deleted before its session was created",
-                ));
-            }
-            Err(error) => {
-                self.delete_login(&login.username, &login.serial).await?;
-                return Err(error);
-            }
-        }
-        if !list_logins {
-            return Ok(Remembered::Created { others: None });
-        }
-        match self.list_logins(&login.username).await {
-            Ok(mut logins) => {
-                logins.retain(|other| other.serial != login.serial);
-                Ok(Remembered::Created { others: Some(logins) })
-            }
-            // The login is made: failing the registration now would leave
-            // it behind unused. The cap waits for the next one.
-            Err(error) => {
-                tracing::warn!(%error, user = %login.username.tag(), "could not list logins for the per-user cap");
-                Ok(Remembered::Created { others: None })
-            }
-        }
+        create_remembered_in_steps(self, login, session, max_sessions, list_logins).await
     }
 
     /// All of a user's logins, in no particular order.

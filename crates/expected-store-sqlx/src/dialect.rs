@@ -11,8 +11,8 @@
 //!
 //! A new `Store` operation that one backend does in fewer round trips: a
 //! method here whose default body is the shared way (written against
-//! [`SqlStore`]'s parts, or the contract's default, reached through
-//! [`ByDefault`]), overridden in that backend's impl (its statement text in
+//! [`SqlStore`]'s parts, or the contract's default in steps, such as
+//! [`rotate_current_in_steps`]), overridden in that backend's impl (its statement text in
 //! its `Sql`, e.g. `postgres/sql.rs`), and the `Store` impl (`contract.rs`)
 //! calling it. `rotate_current` and `create_remembered` are such: one
 //! statement each on PostgreSQL, the contract's default elsewhere.
@@ -24,13 +24,12 @@ use std::ops::DerefMut;
 
 use expected_core::store::{
     Confirmation, CurrentRotated, CurrentRotation, Deleted, ExpiredLogin, GraceInserted, Inserted, Keep,
-    Remembered, Rotated, Rotation,
+    Remembered, Rotated, Rotation, create_remembered_in_steps, rotate_current_in_steps,
 };
-use expected_core::{Login, Serial, SessionRecord, Store as _, StoreError, Username};
+use expected_core::{Login, Serial, SessionRecord, StoreError, Username};
 use sqlx::error::DatabaseError;
 use sqlx::{Database, Pool, Transaction};
 
-use crate::contract::ByDefault;
 use crate::driver::{BoxFuture, Driver, Stmt};
 use crate::error::Transience;
 use crate::statements::CommonSql;
@@ -125,7 +124,7 @@ pub trait Dialect: Sized + Send + Sync + 'static {
         store: &SqlStore<Self>,
         attempt: &CurrentRotation,
     ) -> impl Future<Output = Result<CurrentRotated, StoreError>> + Send {
-        async move { ByDefault(store.clone()).rotate_current(attempt).await }
+        rotate_current_in_steps(store, attempt)
     }
 
     /// `create_remembered`, a password login with "remember me": by default
@@ -138,7 +137,7 @@ pub trait Dialect: Sized + Send + Sync + 'static {
         max_sessions: Option<NonZeroUsize>,
         list_logins: bool,
     ) -> impl Future<Output = Result<Remembered, StoreError>> + Send {
-        async move { ByDefault(store.clone()).create_remembered(login, session, max_sessions, list_logins).await }
+        create_remembered_in_steps(store, login, session, max_sessions, list_logins)
     }
 
     /// `create_session` of a user's session under a cap of `max`.
