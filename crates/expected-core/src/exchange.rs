@@ -3,7 +3,8 @@
 //! An adapter makes an [`Exchange`] from the request's cookies
 //! ([`Exchange::new`], no I/O), hands the application two views of it, an
 //! [`AuthHandle`] and a [`SessionHandle`] (in request extensions, say), and
-//! after the handler calls [`Exchange::finish`] for the `Set-Cookie`s to send.
+//! after the handler calls [`Exchange::conclude`] for the `Set-Cookie`s to send
+//! (and whether to answer 503, and whether the response may be cached).
 //!
 //! **Lazy.** Nothing touches the store until a handler first asks who is
 //! logged in or reads or writes session data; a request that never asks costs
@@ -268,7 +269,7 @@ fn again(error: &StoreError) -> StoreError {
 }
 
 /// The authentication side of one HTTP (or other) exchange: the adapter's
-/// lifecycle ([`Exchange::new`], [`Exchange::finish`]); handlers see it
+/// lifecycle ([`Exchange::new`], [`Exchange::conclude`]); handlers see it
 /// through [`AuthHandle`] and [`SessionHandle`].
 pub struct Exchange<S> {
     engine: Arc<Expected<S>>,
