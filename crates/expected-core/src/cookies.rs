@@ -370,13 +370,16 @@ pub fn read_cookie_headers<'a>(
     values: impl IntoIterator<Item = &'a [u8]>,
     config: &Config,
 ) -> Result<PresentedCookies, HeaderError> {
-    let values: Vec<&[u8]> = values.into_iter().collect();
-    let total: usize = values.iter().map(|value| value.len()).sum();
-    if total > MAX_COOKIE_HEADER_BYTES {
-        return Err(HeaderError::Oversize(total));
-    }
+    // One pass, no list of the headers first (every request reads its
+    // cookies): past the bound nothing more is parsed, only counted, and
+    // the whole is refused.
+    let mut total = 0usize;
     let mut found = PresentedCookies::default();
     for header in values {
+        total = total.saturating_add(header.len());
+        if total > MAX_COOKIE_HEADER_BYTES {
+            continue;
+        }
         let Ok(text) = std::str::from_utf8(header) else { continue };
         for (name, value) in split_pairs(text) {
             let list = if name == config.session_cookie_name() {
@@ -390,6 +393,9 @@ pub fn read_cookie_headers<'a>(
                 list.push(value.to_owned());
             }
         }
+    }
+    if total > MAX_COOKIE_HEADER_BYTES {
+        return Err(HeaderError::Oversize(total));
     }
     Ok(found)
 }
@@ -457,6 +463,14 @@ mod tests {
         let big = vec![b'a'; MAX_COOKIE_HEADER_BYTES + 1];
         let oversize = read_cookie_headers([big.as_slice()], &config);
         assert_eq!(oversize, Err(HeaderError::Oversize(MAX_COOKIE_HEADER_BYTES + 1)));
+        // Over the bound only in all: refused whole, whichever header crossed
+        // it, with the total of every header.
+        let within = vec![b'a'; MAX_COOKIE_HEADER_BYTES - 9];
+        let headers: [&[u8]; 3] = [b"session=s", within.as_slice(), b"remember_me=late"];
+        let total = 9 + within.len() + 16;
+        assert_eq!(read_cookie_headers(headers, &config), Err(HeaderError::Oversize(total)));
+        let at_bound: [&[u8]; 2] = [b"session=s", within.as_slice()];
+        assert!(read_cookie_headers(at_bound, &config).is_ok_and(|found| found.session == ["s"]));
     }
 
     #[test]
