@@ -2,7 +2,6 @@
 //! errors.
 
 use expected_core::time::OffsetDateTime;
-use expected_core::time::format_description::well_known::Rfc3339;
 use expected_core::{
     AuthMethod, Login, Serial, SessionData, SessionDigest, SessionRecord, SessionUser, StoreError,
     StoreErrorKind, Username,
@@ -185,10 +184,8 @@ pub(crate) fn decode_session(values: &[Option<Vec<u8>>]) -> Result<Option<Sessio
         Some(b"null") => Some(None),
         other => string_field(other, "login", |text| Serial::from_base64(text).ok().map(Some))?,
     };
-    let method: Option<AuthMethod> = string_field(method.as_deref(), "method", |text| match text {
-        "password" => Some(AuthMethod::Password),
-        "remembered" => Some(AuthMethod::Remembered),
-        _ => None,
+    let method: Option<AuthMethod> = string_field(method.as_deref(), "method", |text| {
+        [AuthMethod::Password, AuthMethod::Remembered].into_iter().find(|method| method.as_str() == text)
     })?;
     let authenticated_at = timestamp(authenticated_at.as_deref(), "authenticated_at")?;
     let has_user = username.is_some() || login.is_some() || method.is_some() || authenticated_at.is_some();
@@ -246,10 +243,8 @@ fn string_field<T: serde::de::DeserializeOwned>(
 
 /// A timestamp field: RFC 3339, as [`SessionRecord`]'s serde writes it.
 fn timestamp(value: Option<&[u8]>, name: &str) -> Result<Option<OffsetDateTime>, StoreError> {
-    let parse = |text: &str| {
-        canonical_utc(text).or_else(|| OffsetDateTime::parse(text, &Rfc3339).ok()).map(Timestamp)
-    };
-    Ok(string_field(value, name, parse)?.map(|Timestamp(at)| at))
+    // Any other form goes to serde_json's path, whose RFC 3339 parser decides.
+    Ok(string_field(value, name, |text| canonical_utc(text).map(Timestamp))?.map(|Timestamp(at)| at))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.F]Z` (one to nine fractional digits), the form
