@@ -168,6 +168,10 @@ fn field<T>(
     decode(text).map_err(|_| CookieError::BadEncoding(which))
 }
 
+/// Room for base64's conservative estimate of the longest username's
+/// bytes (its 340 characters estimated at 255).
+const USERNAME_BUFFER: usize = MAX_USERNAME_BYTES.div_ceil(3) * 3;
+
 fn username(text: &str) -> Result<Username, CookieError> {
     if text.is_empty() {
         return Err(CookieError::EmptyField(Field::Username));
@@ -176,8 +180,14 @@ fn username(text: &str) -> Result<Username, CookieError> {
     if text.len() > MAX_USERNAME_BYTES.div_ceil(3) * 4 {
         return Err(CookieError::InvalidUsername(UsernameError::TooLong));
     }
-    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| CookieError::BadEncoding(Field::Username))?;
-    let name = String::from_utf8(bytes).map_err(|_| CookieError::UsernameNotUtf8)?;
+    // Decoded on the stack, then copied once into the name's own `String`:
+    // base64's `decode` answers a zeroed `Vec`, a `calloc`, which glibc
+    // serves under its arena lock on every request.
+    let mut buffer = [0u8; USERNAME_BUFFER];
+    let len = URL_SAFE_NO_PAD
+        .decode_slice(text, &mut buffer)
+        .map_err(|_| CookieError::BadEncoding(Field::Username))?;
+    let name = std::str::from_utf8(&buffer[..len]).map_err(|_| CookieError::UsernameNotUtf8)?;
     Username::new(name).map_err(CookieError::InvalidUsername)
 }
 
@@ -294,6 +304,14 @@ mod tests {
             assert!(value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)), "{value}");
             assert_eq!(AuthCookie::parse(&value), Ok(cookie));
         }
+        // Every length up to the longest name, whose base64 fills the
+        // decoder's buffer on the stack to its last byte.
+        for len in 1..=MAX_USERNAME_BYTES {
+            let cookie =
+                auth(&"é".repeat(len / 2).chars().chain("x".repeat(len % 2).chars()).collect::<String>());
+            assert_eq!(cookie.username.as_str().len(), len);
+            assert_eq!(AuthCookie::parse(&cookie.encode()), Ok(cookie));
+        }
         let session =
             SessionCookie { username: Some(auth("zoë").username), id: SessionId::from_bytes([3; 32]) };
         assert_eq!(SessionCookie::parse(&session.encode()), Ok(session));
@@ -328,6 +346,10 @@ mod tests {
             (with(1, &encode_b64(&[0xff, 0xfe])), CookieError::UsernameNotUtf8),
             (with(1, &encode_b64(b"a\x00b")), CookieError::InvalidUsername(UsernameError::ControlCharacter)),
             (with(1, &"A".repeat(400)), CookieError::InvalidUsername(UsernameError::TooLong)),
+            (with(1, &"A".repeat(341)), CookieError::InvalidUsername(UsernameError::TooLong)),
+            // The longest text decoded: 255 bytes, here all NUL.
+            (with(1, &"A".repeat(340)), CookieError::InvalidUsername(UsernameError::ControlCharacter)),
+            (with(1, &format!("{}!", "A".repeat(339))), CookieError::BadEncoding(Field::Username)),
         ];
         for (value, error) in cases {
             assert_eq!(AuthCookie::parse(&value), Err(error), "{value:.80}");

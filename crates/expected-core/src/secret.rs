@@ -174,12 +174,29 @@ pub(crate) fn decode_fixed<const N: usize>(text: &str) -> Result<[u8; N], Decode
     if text.len() != N.div_ceil(3) * 4 - (3 - N % 3) % 3 {
         return Err(error);
     }
-    let mut bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| error)?;
-    let fixed = <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| error);
+    // Into a buffer on the stack, not a `Vec`: every request decodes one
+    // or two of these, and a heap buffer here was a `calloc`, which glibc
+    // serves under its arena lock (no per-thread cache), contended on a
+    // busy server. The buffer holds base64's conservative estimate for the
+    // longest value (64 bytes: 86 characters, estimated at 66).
+    const { assert!(N <= 64 && DECODE_BUFFER >= 66, "decode_fixed is for values of at most 64 bytes") };
+    let mut buffer = [0u8; DECODE_BUFFER];
+    let decoded = URL_SAFE_NO_PAD.decode_slice(text, &mut buffer);
+    let fixed = match decoded {
+        Ok(len) if len == N => {
+            let mut fixed = [0u8; N];
+            fixed.copy_from_slice(&buffer[..N]);
+            Ok(fixed)
+        }
+        _ => Err(error),
+    };
     // The decoded bytes may be a token or a session id: leave no copy behind.
-    bytes.zeroize();
+    buffer.zeroize();
     fixed
 }
+
+/// The stack buffer [`decode_fixed`] decodes into.
+const DECODE_BUFFER: usize = 72;
 
 /// Implements the shared surface of a fixed-size, base64url-rendered value.
 macro_rules! fixed_bytes {
@@ -545,6 +562,17 @@ mod tests {
         let stray_bits = format!("{}B", "A".repeat(42));
         assert!(Token::from_base64(&stray_bits).is_err(), "non-canonical trailing bits");
         assert!(Token::from_base64("").is_err());
+        // The longest value, decoded in the same stack buffer; every byte
+        // value lands where it was.
+        let bytes: [u8; 64] = std::array::from_fn(|i| (i * 4 + 3) as u8);
+        let sealed = SealedSuccessor::from_bytes(bytes);
+        assert_eq!(SealedSuccessor::from_base64(&sealed.to_base64()).map(|s| s.0), Ok(bytes));
+        assert_eq!(
+            SealedSuccessor::from_base64(&Token::from_bytes([1; 32]).to_base64()).map(|s| s.0),
+            Err(DecodeError { expected: 64 })
+        );
+        let every_byte: [u8; 32] = std::array::from_fn(|i| (i * 8 + 255) as u8);
+        assert_eq!(Token::from_base64(&encode_b64(&every_byte)).map(|t| t.0), Ok(every_byte));
     }
 
     #[test]

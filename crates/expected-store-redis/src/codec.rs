@@ -116,24 +116,39 @@ struct Timestamp(#[serde(with = "expected_core::time::serde::rfc3339")] OffsetDa
 pub(crate) const SESSION_FIELDS: [&str; 8] =
     ["digest", "data", "created_at", "expires_at", "username", "login", "method", "authenticated_at"];
 
+/// The bytes of [`SESSION_FIELDS`]' names together, to size a read's command.
+pub(crate) const SESSION_FIELDS_BYTES: usize = {
+    let mut total = 0;
+    let mut index = 0;
+    while index < SESSION_FIELDS.len() {
+        total += SESSION_FIELDS[index].len();
+        index += 1;
+    }
+    total
+};
+
 /// The answer of `HMGET key` [`SESSION_FIELDS`]: one value or nil per
-/// field, in that order (all nil when there is no such key).
-pub(crate) fn session_values(answer: redis::Value) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+/// field, in that order (all nil when there is no such key). Moved out of
+/// redis-rs's reply into an array, not collected into a new `Vec`.
+pub(crate) fn session_values(
+    answer: redis::Value,
+) -> Result<[Option<Vec<u8>>; SESSION_FIELDS.len()], StoreError> {
     let redis::Value::Array(items) = answer else {
         return Err(StoreError::corrupt(format!("HMGET answered {answer:?}")));
     };
-    if items.len() != SESSION_FIELDS.len() {
-        return Err(StoreError::corrupt(format!("HMGET answered {} values", items.len())));
+    let items: [redis::Value; SESSION_FIELDS.len()] = items
+        .try_into()
+        .map_err(|items: Vec<_>| StoreError::corrupt(format!("HMGET answered {} values", items.len())))?;
+    let mut values: [Option<Vec<u8>>; SESSION_FIELDS.len()] = Default::default();
+    for (slot, item) in values.iter_mut().zip(items) {
+        *slot = match item {
+            redis::Value::Nil => None,
+            redis::Value::BulkString(bytes) => Some(bytes),
+            redis::Value::SimpleString(text) => Some(text.into_bytes()),
+            other => return Err(StoreError::corrupt(format!("a hash field is {other:?}"))),
+        };
     }
-    items
-        .into_iter()
-        .map(|item| match item {
-            redis::Value::Nil => Ok(None),
-            redis::Value::BulkString(bytes) => Ok(Some(bytes)),
-            redis::Value::SimpleString(text) => Ok(Some(text.into_bytes())),
-            other => Err(StoreError::corrupt(format!("a hash field is {other:?}"))),
-        })
-        .collect()
+    Ok(values)
 }
 
 /// The JSON `value` of field `name`, decoded, when the hash has the field.

@@ -29,14 +29,43 @@ pub(crate) fn bucket_of_session(digest: &SessionDigest) -> u16 {
 
 /// `<prefix>:{<bucket>}:`, the start of every key of a bucket.
 pub(crate) fn bucket_base(prefix: &str, bucket: u16) -> String {
-    // By hand rather than `format!`: every store call names its keys.
     let mut base = String::with_capacity(prefix.len() + 8);
-    base.push_str(prefix);
-    base.push_str(":{");
-    let digits = [bucket / 1000 % 10, bucket / 100 % 10, bucket / 10 % 10, bucket % 10];
-    base.extend(digits.map(|digit| char::from(b'0' + digit as u8)));
-    base.push_str("}:");
+    push_bucket_base(&mut base, prefix, bucket);
     base
+}
+
+/// Appends `<prefix>:{<bucket>}:` to `key`.
+fn push_bucket_base(key: &mut String, prefix: &str, bucket: u16) {
+    // By hand rather than `format!`: every store call names its keys.
+    key.push_str(prefix);
+    key.push_str(":{");
+    let digits = [bucket / 1000 % 10, bucket / 100 % 10, bucket / 10 % 10, bucket % 10];
+    key.extend(digits.map(|digit| char::from(b'0' + digit as u8)));
+    key.push_str("}:");
+}
+
+/// The key of the session `digest` of `owner` (`None`: anonymous), as
+/// [`Keys::session`] names it, built in one allocation: every session hit
+/// names this key and nothing else, where [`Keys::owner`] would allocate
+/// the bucket's base and the user's part first.
+pub(crate) fn session_key(prefix: &str, owner: Option<&Username>, digest: &SessionDigest) -> String {
+    let (bucket, user) = match owner {
+        Some(username) => (bucket_of(username), username.as_str().as_bytes()),
+        None => (bucket_of_session(digest), &[][..]),
+    };
+    let encoded = |len: usize| len.div_ceil(3) * 4;
+    let mut key =
+        String::with_capacity(prefix.len() + 10 + encoded(user.len()) + 1 + encoded(SessionDigest::LEN));
+    push_bucket_base(&mut key, prefix, bucket);
+    if user.is_empty() {
+        key.push_str("a:");
+    } else {
+        key.push_str("s:");
+        URL_SAFE_NO_PAD.encode_string(user, &mut key);
+        key.push(':');
+    }
+    URL_SAFE_NO_PAD.encode_string(digest.as_bytes(), &mut key);
+    key
 }
 
 /// `<base><kind><user>:<base64url of bytes>`, a record's key (`user` empty
@@ -72,7 +101,14 @@ impl Keys {
     pub(crate) fn user(prefix: &str, username: &Username) -> Self {
         Self {
             base: bucket_base(prefix, bucket_of(username)),
-            user: URL_SAFE_NO_PAD.encode(username.as_str().as_bytes()),
+            // `encode_string`, not `encode`: the latter starts from a
+            // zeroed buffer, a `calloc` (glibc's arena lock, every call).
+            user: {
+                let bytes = username.as_str().as_bytes();
+                let mut user = String::with_capacity(bytes.len().div_ceil(3) * 4);
+                URL_SAFE_NO_PAD.encode_string(bytes, &mut user);
+                user
+            },
         }
     }
 
@@ -179,6 +215,24 @@ mod tests {
         assert_eq!(keys.session(&digest), format!("{base}s:{name}:{}", digest.to_base64()));
         let anonymous = Keys::anonymous("app", &digest);
         assert_eq!(anonymous.session(&digest), format!("{}a:{}", anonymous.base, digest.to_base64()));
+    }
+
+    #[test]
+    fn a_session_hit_names_the_key_the_scripts_name() {
+        // `session_key` builds in one allocation what `Keys::session` names
+        // (and the scripts with it): any owner, any prefix, any digest.
+        let names = ["alice", "zoë", "日本", "with space", &"x".repeat(255)];
+        for prefix in ["app", "", "x:y"] {
+            for (index, name) in names.iter().enumerate() {
+                let digest = SessionDigest::from_bytes([index as u8 * 37; 32]);
+                let owner = user(name);
+                let key = session_key(prefix, Some(&owner), &digest);
+                assert_eq!(key, Keys::user(prefix, &owner).session(&digest));
+                assert!(key.capacity() >= key.len());
+                let anonymous = session_key(prefix, None, &digest);
+                assert_eq!(anonymous, Keys::anonymous(prefix, &digest).session(&digest));
+            }
+        }
     }
 
     fn user(name: &str) -> Username {

@@ -245,8 +245,8 @@ use redis::{Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, RedisFuture, Scri
 pub use redis;
 
 use codec::{
-    SESSION_FIELDS, cutoff_of, decode_login, decode_session, expire_at_ms, field_args, flat_hash,
-    login_fields, score_of, session_fields, session_values, store_error, to_fields,
+    SESSION_FIELDS, SESSION_FIELDS_BYTES, cutoff_of, decode_login, decode_session, expire_at_ms, field_args,
+    flat_hash, login_fields, score_of, session_fields, session_values, store_error, to_fields,
 };
 use keys::{BUCKETS, Keys, bucket_base, expired_login_of, serial_of};
 use scripts::SCRIPTS;
@@ -1151,11 +1151,15 @@ impl Store for RedisStore {
         owner: Option<&Username>,
         digest: &SessionDigest,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let key = self.session_keys(owner, digest).session(digest);
+        let key = keys::session_key(&self.prefix, owner, digest);
         // The known fields by name, values only: the hit's one round trip,
         // with half the reply strings of `HGETALL` (see `decode_session`).
+        // The command is sized up front: grown argument by argument it was
+        // reallocated four times a hit.
+        let mut command = Cmd::with_capacity(2 + SESSION_FIELDS.len(), 5 + key.len() + SESSION_FIELDS_BYTES);
         let mut connection = self.connection.clone();
-        let answer: Value = redis::cmd("HMGET")
+        let answer: Value = command
+            .arg("HMGET")
             .arg(key)
             .arg(&SESSION_FIELDS[..])
             .query_async(&mut connection)
