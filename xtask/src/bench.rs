@@ -8,7 +8,8 @@
 //!   `--seconds N`, `--warmup N`, `--connections N`,
 //!   `--stores memory,sqlite,postgres,mariadb,redis`,
 //!   `--scenarios session-hit,cookie-login,anon-write`, `--no-reference`,
-//!   `--reference-tasks N`);
+//!   `--reference-tasks N`, `--peer PATH|self`, `--peer-rounds N`: session
+//!   hits beside another server, see `docs/benchmarks.md`);
 //! - `bench memory [--logins N]`: the memory store's bytes per login with
 //!   its session.
 
@@ -20,7 +21,10 @@ use crate::{Result, cargo, report};
 
 /// CI's smoke of the HTTP benchmark (`.ci/run`, `cargo xtask ci`): every
 /// store and scenario, briefly.
-pub(crate) const SMOKE: &[&str] = &["http", "--seconds", "2", "--warmup", "1"];
+/// Its rounds beside the demo itself (`--peer self`) check the side-by-side
+/// machinery that a run beside a real peer uses.
+pub(crate) const SMOKE: &[&str] =
+    &["http", "--seconds", "2", "--warmup", "1", "--peer", "self", "--peer-rounds", "1"];
 
 const USAGE: &str =
     "usage: cargo xtask bench [protocol | http [--adapter axum|actix] [OPTIONS…] | memory [--logins N]]";

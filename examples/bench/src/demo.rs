@@ -39,6 +39,21 @@ impl Demo {
     /// every other setting at its default, its output in `log`, and waits
     /// until it answers `GET /healthz`.
     pub(crate) async fn start(binary: &Path, store: &str, log: &Path) -> Result<Self> {
+        let mut demo = Self::spawn(binary, store, log)?;
+        demo.wait_ready(true).await?;
+        Ok(demo)
+    }
+
+    /// Starts a peer server (`--peer`) as [`start`](Self::start) starts the
+    /// demo, and waits until it answers `GET /healthz` with anything: a
+    /// peer need not have that route, nor the demo's cleaner.
+    pub(crate) async fn start_peer(binary: &Path, store: &str, log: &Path) -> Result<Self> {
+        let mut peer = Self::spawn(binary, store, log)?;
+        peer.wait_ready(false).await?;
+        Ok(peer)
+    }
+
+    fn spawn(binary: &Path, store: &str, log: &Path) -> Result<Self> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         let output =
             std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
@@ -58,34 +73,34 @@ impl Demo {
             .stderr(errors)
             .kill_on_drop(true);
         let child = command.spawn().map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let mut demo = Self { child, addr, log: log.to_owned() };
-        demo.wait_ready().await?;
-        Ok(demo)
+        Ok(Self { child, addr, log: log.to_owned() })
     }
 
     /// Waits until the demo answers `GET /healthz` and its cleaner's first
     /// pass (at startup; on Redis a script per key bucket) is over, so that
-    /// neither counts in what the store does for the requests.
-    async fn wait_ready(&mut self) -> Result<()> {
+    /// neither counts in what the store does for the requests; a peer (not
+    /// `demo`) until it answers at all.
+    async fn wait_ready(&mut self, demo: bool) -> Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut serving = false;
+        let who = if demo { "the demo" } else { "the peer" };
         loop {
-            if let Some(status) = self.child.try_wait().map_err(|e| format!("the demo: {e}"))? {
-                return Err(format!("the demo exited ({status}) before serving; {}", self.log_tail()).into());
+            if let Some(status) = self.child.try_wait().map_err(|e| format!("{who}: {e}"))? {
+                return Err(format!("{who} exited ({status}) before serving; {}", self.log_tail()).into());
             }
             if !serving
                 && let Ok(mut connection) = Connection::open(self.addr).await
                 && let Ok(response) = connection.send("GET", "/healthz", None).await
             {
-                serving = response.status == 200;
+                serving = response.status == 200 || !demo;
             }
-            if serving && std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(CLEANER_PASS)) {
+            let cleaned =
+                !demo || std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(CLEANER_PASS));
+            if serving && cleaned {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(
-                    format!("the demo did not answer in {READY_TIMEOUT:?}; {}", self.log_tail()).into()
-                );
+                return Err(format!("{who} did not answer in {READY_TIMEOUT:?}; {}", self.log_tail()).into());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

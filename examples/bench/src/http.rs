@@ -38,6 +38,11 @@ impl Jar {
         self.cookies.iter().find(|(n, _)| n == name).map(|(_, value)| value.as_str())
     }
 
+    /// Whether the jar holds no cookie.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.cookies.is_empty()
+    }
+
     /// Drops cookie `name`.
     pub(crate) fn remove(&mut self, name: &str) {
         self.cookies.retain(|(n, _)| n != name);

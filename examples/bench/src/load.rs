@@ -49,6 +49,16 @@ impl fmt::Display for Scenario {
     }
 }
 
+/// What a scenario's connections talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The demo: a password login must set its remember-me cookie.
+    Demo,
+    /// A peer server measured beside it (`--peer`): any 2xx answer to the
+    /// login that sets a cookie will do, and only session hits run.
+    Peer,
+}
+
 /// The most connections a login scenario can use: each connection holds a
 /// login of one of the demo's users, and the engine keeps at most 20 per
 /// user (`Config::max_logins_per_user`), evicting the oldest.
@@ -142,6 +152,14 @@ pub(crate) struct Prepared {
 /// them up: a password login each for the login scenarios, spread over the
 /// demo users.
 pub(crate) async fn prepare(scenario: Scenario, load: Load) -> Result<Prepared> {
+    prepare_for(Target::Demo, scenario, load).await
+}
+
+/// [`prepare`], for the connections to `target`.
+pub(crate) async fn prepare_for(target: Target, scenario: Scenario, load: Load) -> Result<Prepared> {
+    if target == Target::Peer && scenario != Scenario::SessionHit {
+        return Err(format!("{scenario}: only session hits run beside a peer").into());
+    }
     if scenario.logs_in() && load.connections > max_login_connections() {
         return Err(format!(
             "{scenario} with {} connections: the demo's {} users hold at most {} logins",
@@ -153,7 +171,7 @@ pub(crate) async fn prepare(scenario: Scenario, load: Load) -> Result<Prepared> 
     }
     let mut set_up = JoinSet::new();
     for index in 0..load.connections {
-        set_up.spawn(set_up_connection(scenario, load.addr, index));
+        set_up.spawn(set_up_connection(target, scenario, load.addr, index));
     }
     let mut connections = Vec::with_capacity(load.connections);
     while let Some(joined) = set_up.join_next().await {
@@ -191,7 +209,12 @@ impl Prepared {
 }
 
 /// A connection ready for `scenario`.
-async fn set_up_connection(scenario: Scenario, addr: SocketAddr, index: usize) -> Result<Connection> {
+async fn set_up_connection(
+    target: Target,
+    scenario: Scenario,
+    addr: SocketAddr,
+    index: usize,
+) -> Result<Connection> {
     let mut connection = Connection::open(addr).await?;
     if !scenario.logs_in() {
         return Ok(connection);
@@ -203,8 +226,12 @@ async fn set_up_connection(scenario: Scenario, addr: SocketAddr, index: usize) -
     // logins are never throttled.
     for _ in 0..20 {
         let response = connection.send("POST", "/api/login", Some(body.as_bytes())).await?;
+        let logged_in = match target {
+            Target::Demo => response.status == 200 && connection.jar.get(AUTH_COOKIE).is_some(),
+            Target::Peer => (200..300).contains(&response.status) && !connection.jar.is_empty(),
+        };
         match response.status {
-            200 if connection.jar.get(AUTH_COOKIE).is_some() => return Ok(connection),
+            _ if logged_in => return Ok(connection),
             429 => tokio::time::sleep(Duration::from_millis(250)).await,
             status => {
                 return Err(format!("login of {username}: {status} {}", response.text()).into());

@@ -85,6 +85,27 @@ struct HttpArgs {
     /// single connection's rate).
     #[arg(long, default_value_t = 1)]
     reference_tasks: usize,
+    /// A server to measure session hits beside, on each store, in rounds
+    /// alternating with the demo's: a binary started as the demo is
+    /// (`EXPECTED_ADDR`, `EXPECTED_STORE`; a SQLite store gets a file of
+    /// its own), which answers the demo's `POST /api/login` with a 2xx and
+    /// a cookie, then `GET /api/me` with that cookie with 200 and
+    /// `"via":"session"` in its body. `self` is the demo again: the two
+    /// sides then differ by the machine's noise alone.
+    #[arg(long)]
+    peer: Option<PathBuf>,
+    /// Alternating rounds beside the peer.
+    #[arg(long, default_value_t = 3)]
+    peer_rounds: usize,
+}
+
+/// The peer of `--peer`, resolved.
+struct Peer {
+    binary: PathBuf,
+    /// The demo itself (`--peer self`).
+    is_self: bool,
+    /// For the report.
+    name: String,
 }
 
 fn main() -> ExitCode {
@@ -134,6 +155,17 @@ async fn http_bench(args: HttpArgs) -> Result {
         return Err("--connections and --seconds must be more than zero".into());
     }
     let demo = std::fs::canonicalize(&args.demo).map_err(|e| format!("{}: {e}", args.demo.display()))?;
+    let peer = match &args.peer {
+        None => None,
+        Some(_) if args.peer_rounds == 0 => return Err("--peer-rounds must be more than zero".into()),
+        Some(path) if path.as_os_str() == "self" => {
+            Some(Peer { binary: demo.clone(), is_self: true, name: "self: the demo again".to_owned() })
+        }
+        Some(path) => {
+            let binary = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(Peer { name: binary.display().to_string(), binary, is_self: false })
+        }
+    };
     let tag = format!("expected_bench_{}", std::process::id());
     let work = std::env::temp_dir().join(&tag);
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
@@ -143,7 +175,7 @@ async fn http_bench(args: HttpArgs) -> Result {
     for &kind in &args.stores {
         progress(&format!("expected-bench: {kind}"));
         let mut row = Row::new(kind);
-        if let Err(error) = bench_store(&args, &demo, &work, &tag, &mut row).await {
+        if let Err(error) = bench_store(&args, (&demo, peer.as_ref()), &work, &tag, &mut row).await {
             failures.push(format!("{kind}: {error}"));
         }
         failures.extend(row.failures.iter().map(|failure| format!("{kind}: {failure}")));
@@ -166,13 +198,16 @@ async fn http_bench(args: HttpArgs) -> Result {
 /// whatever happened.
 async fn bench_store(
     args: &HttpArgs,
-    demo: &std::path::Path,
+    (demo, peer): (&std::path::Path, Option<&Peer>),
     work: &std::path::Path,
     tag: &str,
     row: &mut Row,
 ) -> Result {
     let mut backend = Backend::open(row.store, work, tag).await?;
-    let result = bench_backend(args, demo, work, &mut backend, row).await;
+    let mut result = bench_backend(args, demo, work, &mut backend, row).await;
+    if let (Ok(()), Some(peer)) = (&result, peer) {
+        result = beside_peer(args, demo, peer, work, &backend, row).await;
+    }
     let closed = backend.close().await;
     result.and(closed)
 }
@@ -226,4 +261,82 @@ async fn bench_backend(
         }
     }
     Ok(())
+}
+
+/// Session hits on the demo and on `peer`, both running on the store of
+/// `backend`, in `args.peer_rounds` alternating rounds of the same load.
+async fn beside_peer(
+    args: &HttpArgs,
+    demo: &std::path::Path,
+    peer: &Peer,
+    work: &std::path::Path,
+    backend: &Backend,
+    row: &mut Row,
+) -> Result {
+    progress(&format!("expected-bench: {} / session-hit beside the peer", backend.kind));
+    let kind = backend.kind;
+    // Its own SQLite file, so that neither side waits on the other's lock.
+    let peer_store = match kind {
+        StoreKind::Sqlite => format!("sqlite:{}", work.join("peer.db").display()),
+        _ => backend.url.clone(),
+    };
+    let ours = Demo::start(demo, &backend.url, &work.join(format!("beside-{kind}-ours.log"))).await?;
+    let peer_log = work.join(format!("beside-{kind}-peer.log"));
+    let theirs = if peer.is_self {
+        Demo::start(&peer.binary, &peer_store, &peer_log).await
+    } else {
+        Demo::start_peer(&peer.binary, &peer_store, &peer_log).await
+    };
+    let theirs = match theirs {
+        Ok(theirs) => theirs,
+        Err(error) => {
+            ours.stop().await?;
+            return Err(error);
+        }
+    };
+    let warmup = Duration::from_secs(args.warmup);
+    let measure = Duration::from_secs(args.seconds);
+    let mut beside = table::Beside { peer: peer.name.clone(), ..table::Beside::default() };
+    let mut failure = None;
+    'rounds: for round in 1..=args.peer_rounds {
+        for (target, server) in [(load::Target::Demo, &ours), (load::Target::Peer, &theirs)] {
+            let load = Load { addr: server.addr, connections: args.connections, warmup, measure };
+            let run = match load::prepare_for(target, Scenario::SessionHit, load).await {
+                Ok(prepared) => prepared.run().await,
+                Err(error) => Err(error),
+            };
+            let side = if target == load::Target::Demo { "ours" } else { "the peer" };
+            match run {
+                Ok(run) if run.errors == 0 && run.thefts == 0 && run.measured > 0 => {
+                    let rate = run.per_second();
+                    progress(&format!("  round {round}, {side}: {rate:.0} req/s"));
+                    if target == load::Target::Demo {
+                        beside.ours.push(rate)
+                    } else {
+                        beside.theirs.push(rate)
+                    }
+                }
+                Ok(run) => {
+                    failure = Some(format!(
+                        "beside the peer, round {round}, {side}: {} errors, {} measured; first: {}",
+                        run.errors,
+                        run.measured,
+                        run.first_error.as_deref().unwrap_or("none")
+                    ));
+                    break 'rounds;
+                }
+                Err(error) => {
+                    failure = Some(format!("beside the peer, round {round}, {side}: {error}"));
+                    break 'rounds;
+                }
+            }
+        }
+    }
+    let tails = (ours.log_tail(), theirs.log_tail());
+    let stopped = (ours.stop().await, theirs.stop().await);
+    if let Some(failure) = failure {
+        row.failures.push(format!("{failure}; the demo's {}; the peer's {}", tails.0, tails.1));
+    }
+    row.beside = Some(beside);
+    stopped.0.and(stopped.1)
 }

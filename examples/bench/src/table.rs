@@ -89,12 +89,45 @@ pub(crate) struct Row {
     pub(crate) reference: Option<Measured>,
     /// What went wrong in runs that finished.
     pub(crate) failures: Vec<String>,
+    /// Session hits beside a peer (`--peer`), if they ran.
+    pub(crate) beside: Option<Beside>,
+}
+
+/// Session hits on the demo and on a peer server, in alternating rounds
+/// (the demo's first): the same load, the same store, one after the other.
+#[derive(Debug, Default)]
+pub(crate) struct Beside {
+    /// What the peer is, for the report (`self`: the demo again).
+    pub(crate) peer: String,
+    /// The demo's requests per second, per round.
+    pub(crate) ours: Vec<f64>,
+    /// The peer's, per round.
+    pub(crate) theirs: Vec<f64>,
+}
+
+impl Beside {
+    /// Whether every round served both sides: a pass.
+    fn complete(&self) -> bool {
+        !self.ours.is_empty()
+            && self.ours.len() == self.theirs.len()
+            && self.ratios().iter().all(Option::is_some)
+    }
+
+    /// Ours ÷ the peer's, per round (none for a round the peer served
+    /// nothing in).
+    pub(crate) fn ratios(&self) -> Vec<Option<f64>> {
+        self.ours
+            .iter()
+            .zip(&self.theirs)
+            .map(|(ours, theirs)| (*theirs > 0.0).then(|| ours / theirs))
+            .collect()
+    }
 }
 
 impl Row {
     /// An empty row for `store`.
     pub(crate) fn new(store: StoreKind) -> Self {
-        Self { store, runs: Vec::new(), reference: None, failures: Vec::new() }
+        Self { store, runs: Vec::new(), reference: None, failures: Vec::new(), beside: None }
     }
 
     /// Adds a scenario's result; errors, thefts or no measured request make
@@ -126,6 +159,7 @@ impl Row {
         let clean = |m: &Measured| m.run.errors == 0 && m.run.thefts == 0 && m.run.measured > 0;
         self.runs.iter().filter(|(_, m)| clean(m)).count()
             + self.reference.iter().filter(|m| clean(m)).count()
+            + self.beside.iter().filter(|b| b.complete()).count()
     }
 
     fn get(&self, scenario: Scenario) -> Option<&Measured> {
@@ -201,5 +235,59 @@ pub(crate) fn render(machine: &Machine, rows: &[Row]) -> String {
         }
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
+    let beside: Vec<(&Row, &Beside)> =
+        rows.iter().filter_map(|row| Some((row, row.beside.as_ref()?))).collect();
+    if let Some((_, first)) = beside.first() {
+        let _ = writeln!(
+            out,
+            "\nSession hits beside the peer ({}), alternating rounds, the demo's first; req/s.\n",
+            first.peer
+        );
+        let _ = writeln!(out, "| store | ours, per round | peer, per round | ours ÷ peer, per round |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        let list = |values: &[f64]| values.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", ");
+        for (row, beside) in beside {
+            let ratios = beside
+                .ratios()
+                .iter()
+                .map(|ratio| ratio.map_or_else(|| "–".to_owned(), |r| format!("{r:.2}")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {ratios} |",
+                row.store,
+                list(&beside.ours),
+                list(&beside.theirs)
+            );
+        }
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peer_table_has_a_ratio_per_round() {
+        let mut row = Row::new(StoreKind::Memory);
+        row.beside =
+            Some(Beside { peer: "self".to_owned(), ours: vec![100.0, 90.0], theirs: vec![50.0, 0.0] });
+        assert_eq!(row.beside.as_ref().map(Beside::ratios), Some(vec![Some(2.0), None]));
+        // A round the peer served nothing in is not a pass.
+        assert_eq!(row.passed(), 0);
+        let machine = Machine::now("axum", 32, 2, 1);
+        let text = render(&machine.finished(), std::slice::from_ref(&row));
+        assert!(text.contains("Session hits beside the peer (self)"), "{text}");
+        assert!(text.contains("| memory | 100, 90 | 50, 0 | 2.00, – |"), "{text}");
+        // A round cut short (the peer failed after ours ran) is not a pass.
+        row.beside = Some(Beside { peer: "p".to_owned(), ours: vec![90.0], theirs: vec![] });
+        assert_eq!(row.passed(), 0);
+        row.beside = Some(Beside { peer: "p".to_owned(), ours: vec![90.0], theirs: vec![100.0] });
+        assert_eq!(row.passed(), 1);
+        assert!(render(&machine, &[row]).contains("| memory | 90 | 100 | 0.90 |"));
+        // No peer, no second table.
+        assert!(!render(&machine, &[Row::new(StoreKind::Memory)]).contains("beside the peer"));
+    }
 }
