@@ -31,7 +31,7 @@ use sqlx::error::DatabaseError;
 use sqlx::{Database, Pool, Transaction};
 
 use crate::driver::{BoxFuture, Driver, Stmt};
-use crate::error::Transience;
+use crate::error::{Failure, Transience};
 use crate::statements::CommonSql;
 #[cfg(any(feature = "mysql", feature = "sqlite"))]
 use crate::statements::TxSql;
@@ -92,6 +92,17 @@ pub trait Dialect: Sized + Send + Sync + 'static {
         let _ = (writer, error);
     }
 
+    /// Runs one attempt of an operation (each of [`SqlStore::retry`]'s):
+    /// as it is by default; on SQLite's own writer, the writes of attempts
+    /// that queue up together are made durable by one commit.
+    fn attempt<T: Send>(
+        writer: &Self::Writer,
+        attempt: impl Future<Output = Result<T, Failure>> + Send,
+    ) -> impl Future<Output = Result<T, Failure>> + Send {
+        let _ = writer;
+        attempt
+    }
+
     /// Whether other writes wait for the writer (after an operation the
     /// store then yields, so that the next write starts at once).
     fn contended(writer: &Self::Writer) -> bool {
@@ -100,7 +111,8 @@ pub trait Dialect: Sized + Send + Sync + 'static {
     }
 
     /// Begins a write transaction on `conn` (SQLite: `BEGIN IMMEDIATE`, so
-    /// that the write lock is taken at once rather than upgraded later).
+    /// that the write lock is taken at once rather than upgraded later, or
+    /// a savepoint inside the writer's group transaction).
     fn begin(conn: &mut Connection<Self>) -> BoxFuture<'_, Result<Transaction<'_, Self::Db>, sqlx::Error>>;
 
     /// A pool with sqlx's default options on `url`, and its writer

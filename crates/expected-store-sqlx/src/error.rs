@@ -12,10 +12,13 @@ use sqlx::error::DatabaseError;
 pub(crate) const ATTEMPTS: u32 = 12;
 
 /// What an attempt can fail with: a sqlx error (maybe transient) or a final
-/// store error.
+/// store error. (Public for [`Dialect::attempt`](crate::dialect::Dialect),
+/// in a module the crate does not export.)
 #[derive(Debug)]
-pub(crate) enum Failure {
+pub enum Failure {
+    /// A sqlx error, retried if transient.
     Sql(sqlx::Error),
+    /// A final store error.
     Store(StoreError),
 }
 

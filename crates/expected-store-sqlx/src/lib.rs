@@ -372,13 +372,26 @@
 //! anonymous writes went 35 % faster (`docs/benchmarks.md`, "SQLite: one
 //! writer").
 //!
+//! The writes that queue up on the store's own writer while one runs are
+//! made durable together (**group commit**): they run in one transaction of
+//! the writer's, each write's own transaction a savepoint in it, and the
+//! last of them commits for all; none answers before that commit is on the
+//! disk, and if it fails, all of them fail (nothing of theirs was kept). A
+//! write that fails fails alone (its savepoint is rolled back) and the group
+//! is committed then, before anyone writes in it again. So 32 connections
+//! wait for one `fsync` or two rather than 32: at 32 concurrent cookie
+//! logins over HTTP the rate rose 2.5 to 2.9 times and the p99 fell from
+//! 36–53 ms to 16–17 ms, on a disk where one connection alone commits about
+//! 1 100 rotations a second (`docs/benchmarks.md`, "SQLite: group commit").
+//!
 //! - `SqliteStore::connect(url)` and `SqliteStore::builder()` create the
 //!   file if missing, use WAL, and open a pool of readers and a writer of the
 //!   store's own (one connection, same options, held by the store);
 //!   `SqliteStore::close` closes both.
 //! - `SqliteStore::new(pool)` (and `with_tables`) on a pool of yours opens
 //!   nothing more: its writes take turns on your pool's connections, so the
-//!   pool's size, options and `close()` keep their meaning.
+//!   pool's size, options and `close()` keep their meaning; each commits on
+//!   its own (no group commit: a group holds one connection).
 //! - Another process on the same file has its own writer: the two meet
 //!   SQLite's lock, taken at once by `BEGIN IMMEDIATE`, waited for up to the
 //!   busy timeout (sqlx's default 5 s) and retried.

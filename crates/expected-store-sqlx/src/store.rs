@@ -182,13 +182,14 @@ impl<D: Dialect> SqlStore<D> {
     /// ([`crate::error::retry`]), telling the dialect of each failure.
     pub(crate) async fn retry<T, F, Fut>(&self, mut attempt: F) -> Result<T, StoreError>
     where
+        T: Send,
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, Failure>>,
+        Fut: Future<Output = Result<T, Failure>> + Send,
     {
         retry(D::classify, || {
             let attempt = attempt();
             async move {
-                let outcome = attempt.await;
+                let outcome = D::attempt(&self.writer, attempt).await;
                 if let Err(Failure::Sql(error)) = &outcome {
                     D::failed(&self.writer, error);
                 }

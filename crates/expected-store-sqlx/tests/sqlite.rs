@@ -43,7 +43,7 @@ impl support::Backend for Sqlite {
 
     async fn create(&self, tables: Tables) -> Result<SqliteStore, Unreachable> {
         let options = match self {
-            Self::File | Self::OwnWriter => temporary_file(),
+            Self::File | Self::OwnWriter => wal_file().await,
             Self::Memory => ":memory:".parse().unwrap_or_else(|e| panic!("{e}")),
         };
         if let Self::OwnWriter = self {
@@ -100,6 +100,20 @@ fn temporary_file() -> SqliteConnectOptions {
         // on a loaded machine the one that waits can outlast sqlx's 5 s
         // default and fail the test with "database is locked".
         .busy_timeout(Duration::from_secs(30))
+}
+
+/// A [`temporary_file`] already in WAL mode: one connection switches it
+/// before any pool opens several at once. Two connections switching a new
+/// file together can meet a lock SQLite reports at once as "database is
+/// locked", without waiting out the busy timeout (seen once in a run of
+/// the whole suite on a loaded machine).
+async fn wal_file() -> SqliteConnectOptions {
+    use expected_store_sqlx::sqlx::{ConnectOptions as _, Connection as _};
+
+    let options = temporary_file();
+    let conn = options.connect().await.unwrap_or_else(|e| panic!("{e}"));
+    conn.close().await.unwrap_or_else(|e| panic!("{e}"));
+    options
 }
 
 /// Removes a temporary file and its WAL and shared-memory files.

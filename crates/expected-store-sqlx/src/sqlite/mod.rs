@@ -1,11 +1,15 @@
 //! The SQLite dialect: every write a `BEGIN IMMEDIATE` transaction (or one
-//! statement) on the store's one writer (`writer.rs`); the options of a
+//! statement) on the store's one writer (`writer.rs`), a savepoint in the
+//! writer's group transaction on a writer of its own; the options of a
 //! store that opens its own connections in `options.rs`.
 
+#[cfg(test)]
+mod group_tests;
 mod options;
 mod rotation;
 mod writer;
 
+use std::future::Future;
 use std::num::NonZeroUsize;
 use std::ops::DerefMut;
 
@@ -23,7 +27,7 @@ use self::writer::{WriteConn, Writer};
 use crate::codec::{expired, micros};
 use crate::dialect::{Connection, Dialect, Transactional};
 use crate::driver::{BoxFuture, RowsAffected, Stmt};
-use crate::error::{Transience, store_error};
+use crate::error::{Failure, Transience, store_error};
 use crate::statements::{CommonSql, SqlText, TxSql};
 use crate::store::SqlStore;
 use crate::tables::{Backend, Tables};
@@ -64,6 +68,20 @@ pub struct Sqlite;
 ///   a writer of its own also spares each write the trip to the pool and
 ///   keeps its page cache warm (have one with
 ///   [`SqliteStoreBuilder::connect_with`] and your options).
+///
+/// # Group commit
+///
+/// On a writer of its own, the writes that queue up while one runs share
+/// one commit: they run in one `BEGIN IMMEDIATE` transaction of the
+/// writer's (each operation's own transaction a savepoint in it), and the
+/// write that finds no other waiting (or 64 in the group) commits for all.
+/// None answers before the commit is durable; a failed commit fails every
+/// write of the group (it is rolled back, or the connection is closed and
+/// replaced, which rolls it back), and a write that fails is rolled back to
+/// its savepoint and fails alone, the group committed at once. So under
+/// load one `fsync` serves many writes: the commit rate no longer bounds
+/// the write rate, and a write waits for one or two commits, not for one
+/// per write queued before it.
 ///
 /// Writes sent outside the store (through [`pool`](SqlStore::pool), or by
 /// another process on the same file) do not take turns: they meet SQLite's
@@ -157,8 +175,9 @@ impl SqliteStore {
     /// your own (or a `PRAGMA` to read) in turn with the store's. Hold it
     /// briefly: every write of the store waits meanwhile. It is the store's
     /// own connection (a store from [`connect`](SqlStore::connect) or
-    /// [`builder`](Self::builder)), or one of the pool given to
-    /// [`new`](SqlStore::new).
+    /// [`builder`](Self::builder)), with the group of the store's writes
+    /// that was open on it committed first, so that your statements are
+    /// your own; or one of the pool given to [`new`](SqlStore::new).
     ///
     /// ```no_run
     /// # #[cfg(feature = "sqlite")]
@@ -236,6 +255,13 @@ impl Dialect for Sqlite {
         writer.failed(error);
     }
 
+    fn attempt<T: Send>(
+        writer: &Writer,
+        attempt: impl Future<Output = Result<T, Failure>> + Send,
+    ) -> impl Future<Output = Result<T, Failure>> + Send {
+        writer.attempt(attempt)
+    }
+
     fn contended(writer: &Writer) -> bool {
         writer.contended()
     }
@@ -243,7 +269,12 @@ impl Dialect for Sqlite {
     fn begin(
         conn: &mut Connection<Self>,
     ) -> BoxFuture<'_, Result<Transaction<'_, sqlx::Sqlite>, sqlx::Error>> {
-        Box::pin(conn.begin_with("BEGIN IMMEDIATE"))
+        // Inside the writer's group transaction, a savepoint.
+        if conn.is_in_transaction() {
+            Box::pin(conn.begin())
+        } else {
+            Box::pin(conn.begin_with("BEGIN IMMEDIATE"))
+        }
     }
 
     async fn connect(url: &str) -> Result<(SqlitePool, Writer), StoreError> {
