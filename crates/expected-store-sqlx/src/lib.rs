@@ -381,8 +381,9 @@
 //! is committed then, before anyone writes in it again. So 32 connections
 //! wait for one `fsync` or two rather than 32: at 32 concurrent cookie
 //! logins over HTTP the rate rose 2.5 to 2.9 times and the p99 fell from
-//! 36–53 ms to 16–17 ms, on a disk where one connection alone commits about
-//! 1 100 rotations a second (`docs/benchmarks.md`, "SQLite: group commit").
+//! 36–53 ms to a median of 17 ms, on a disk where one connection alone
+//! commits about 1 100 rotations a second (`docs/benchmarks.md`, "SQLite:
+//! group commit").
 //!
 //! - `SqliteStore::connect(url)` and `SqliteStore::builder()` create the
 //!   file if missing, use WAL, and open a pool of readers and a writer of the
