@@ -63,6 +63,15 @@ fn session(name: &str) -> SessionRecord {
     new_session(owner, &tokens.session_id(), SessionData::new(), now, &Config::default())
 }
 
+/// Waits until `writes` writes wait for the writer's turn (20 s at most).
+async fn until_waiting(store: &SqliteStore, writes: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while store.writer.waiting() < writes {
+        assert!(tokio::time::Instant::now() < deadline, "{writes} writes never waited for the turn");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// Starts `writes` session writes (user `user{i}`, or `mallory` at the
 /// indexes in `refused`), queued behind the test's hold of the writer, and
 /// lets them go once all of them wait; their outcomes, in order, and how
@@ -82,11 +91,7 @@ async fn queued(
         let cap = (i % 2 == 1).then_some(std::num::NonZeroUsize::MIN.saturating_add(4));
         tasks.push(tokio::spawn(async move { (name, writes.create_session(&record, cap).await) }));
         // In order: each write waits before the next starts.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while store.writer.waiting() < i + 1 {
-            assert!(tokio::time::Instant::now() < deadline, "write {i} never waited for the turn");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_waiting(store, i + 1).await;
     }
     drop(hold);
     let mut outcomes = Vec::new();
@@ -210,11 +215,7 @@ async fn abandoned_writes_leave_the_write_lock_free() {
             let cap = (i % 2 == 1).then_some(std::num::NonZeroUsize::MIN.saturating_add(4));
             tasks.push(tokio::spawn(async move { store.create_session(&record, cap).await }));
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while store.writer.waiting() < 8 {
-            assert!(tokio::time::Instant::now() < deadline, "round {round}: the writes never waited");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_waiting(&store, 8).await;
         drop(hold);
         // Abandoned at a different point each round: waiting for the turn,
         // holding it with the group open, waiting for the group's commit.
@@ -291,5 +292,43 @@ async fn a_write_abandoned_with_the_turn_in_hand_leaves_the_write_lock_free() {
     }
     let _ = other.close().await;
     assert_eq!(store.create_session(&session("after"), None).await.ok(), Some(Inserted::Created));
+    finish(store, &options).await;
+}
+
+/// `close` while a group waits for its commit (the close queued between the
+/// writes): the group's writes are committed and told so, the writes after
+/// the close fail and are not on the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_commits_the_group_it_finds_open() {
+    let (store, options) = store().await;
+    let hold = store.writer().await.unwrap_or_else(|e| panic!("writer: {e}"));
+    let mut tasks = Vec::new();
+    let mut closing = None;
+    for i in 0..8 {
+        if i == 4 {
+            let store = store.clone();
+            closing = Some(tokio::spawn(async move { store.close().await }));
+            // The close's wait is not counted among the writes': give it
+            // time to queue for the turn behind the first four.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let name = format!("user{i}");
+        let (writes, record) = (store.clone(), session(&name));
+        tasks.push(tokio::spawn(async move { (name, writes.create_session(&record, None).await) }));
+        until_waiting(&store, i + 1).await;
+    }
+    drop(hold);
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap_or_else(|e| panic!("task: {e}")));
+    }
+    if let Some(closing) = closing {
+        closing.await.unwrap_or_else(|e| panic!("close: {e}"));
+    }
+    let on_file = stored(&options).await;
+    done_iff_stored(&outcomes, &on_file);
+    for (i, (name, outcome)) in outcomes.iter().enumerate() {
+        assert_eq!(outcome.is_ok(), i < 4, "{name}: {outcome:?}");
+    }
     finish(store, &options).await;
 }

@@ -447,14 +447,20 @@ impl Writer {
     /// (`PoolClosed`). A shared writer has nothing of its own to close.
     pub(crate) async fn close(&self) {
         if let Writes::Own { held, .. } = &*self.writes {
-            let mut held = held.lock().await;
-            if let Some(line) = held.line.as_mut() {
-                let _ = commit_group(line).await;
-            }
-            held.closed = true;
-            if let Some(line) = held.line.take() {
-                let _ = line.conn.close().await;
-            }
+            let mut turn = Arc::clone(held).lock_owned().await;
+            // In a task of its own, which a dropped caller does not cut
+            // short: the open group committed (its members told), then the
+            // connection closed, the turn held throughout.
+            let closing = tokio::spawn(async move {
+                if let Some(line) = turn.line.as_mut() {
+                    let _ = commit_group(line).await;
+                }
+                turn.closed = true;
+                if let Some(line) = turn.line.take() {
+                    let _ = line.conn.close().await;
+                }
+            });
+            let _ = closing.await;
         }
     }
 
