@@ -323,14 +323,14 @@ impl Writer {
     /// write's statements are its own.
     pub(crate) async fn write(&self) -> Result<WriteConn, sqlx::Error> {
         match &*self.writes {
-            Writes::Own { options, held, suspect, .. } => {
+            Writes::Own { options, held, suspect, commits } => {
                 // `Err` outside a store operation's attempt; `Ok(Some(…))`
                 // when the attempt writes again, its turn still its own.
                 let parked = MEMBER.try_with(|member| member.parked.take());
                 if let Ok(Some(line)) = parked {
                     return Ok(WriteConn(Turn::Member(Some(line))));
                 }
-                let line = self.line(options, held, suspect).await?;
+                let line = self.line(options, held, suspect, commits).await?;
                 match parked {
                     Ok(_) => {
                         let mut line = line;
@@ -360,6 +360,7 @@ impl Writer {
         options: &SqliteConnectOptions,
         held: &Arc<Mutex<Held>>,
         suspect: &AtomicBool,
+        commits: &Arc<AtomicU64>,
     ) -> Result<LineGuard, sqlx::Error> {
         let mut turn = self.wait_for(Arc::clone(held), Some(held)).await;
         if turn.closed {
@@ -380,11 +381,7 @@ impl Writer {
         }
         if turn.line.is_none() {
             let conn = options.connect().await?;
-            let commits = match &*self.writes {
-                Writes::Own { commits, .. } => Arc::clone(commits),
-                Writes::Shared { .. } => Arc::default(),
-            };
-            turn.line = Some(Line { conn, group: None, broken: false, commits });
+            turn.line = Some(Line { conn, group: None, broken: false, commits: Arc::clone(commits) });
         }
         OwnedMutexGuard::try_map(turn, |held| held.line.as_mut()).map_err(|_| sqlx::Error::PoolClosed)
     }
