@@ -2,8 +2,10 @@
 //!
 //! - `bench` or `bench protocol`: the criterion benchmark of the pure
 //!   protocol path (`cargo bench -p expected-core`);
-//! - `bench http [--adapter axum|actix] [OPTIONS…]`: builds the adapter's
-//!   demo and the load generator (`examples/bench`) in release, makes sure
+//! - `bench http [--adapter axum|actix] [--app demo|twin] [OPTIONS…]`:
+//!   builds the adapter's demo (or, `--app twin`, axum's `bench_twin`: the
+//!   tower-sessions peer's two routes on expected, session hits only) and
+//!   the load generator (`examples/bench`) in release, makes sure
 //!   the store servers run, and runs `expected-bench http` (its options:
 //!   `--seconds N`, `--warmup N`, `--connections N`,
 //!   `--stores memory,sqlite,postgres,mariadb,redis`,
@@ -26,8 +28,13 @@ use crate::{Result, cargo, report};
 pub(crate) const SMOKE: &[&str] =
     &["http", "--seconds", "2", "--warmup", "1", "--peer", "self", "--peer-rounds", "1"];
 
-const USAGE: &str =
-    "usage: cargo xtask bench [protocol | http [--adapter axum|actix] [OPTIONS…] | memory [--logins N]]";
+/// CI's smoke of the benchmark's twin of the tower-sessions peer (`--app
+/// twin`): its session hits on every store, briefly, so that what the
+/// side-by-side runs measure keeps serving.
+pub(crate) const TWIN_SMOKE: &[&str] =
+    &["http", "--app", "twin", "--seconds", "2", "--warmup", "1", "--no-reference"];
+
+const USAGE: &str = "usage: cargo xtask bench [protocol | http [--adapter axum|actix] [--app demo|twin] [OPTIONS…] | memory [--logins N]]";
 
 pub(crate) fn run(args: &[String]) -> Result {
     match args.first().map(String::as_str) {
@@ -54,11 +61,14 @@ fn release_dir() -> Result<PathBuf> {
 
 fn http(args: &[String]) -> Result {
     let mut adapter = "axum".to_owned();
+    let mut app = "demo".to_owned();
     let mut passed = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         if arg == "--adapter" {
             adapter = args.next().ok_or("--adapter needs axum or actix")?.clone();
+        } else if arg == "--app" {
+            app = args.next().ok_or("--app needs demo or twin")?.clone();
         } else {
             passed.push(arg.as_str());
         }
@@ -66,18 +76,28 @@ fn http(args: &[String]) -> Result {
     if !matches!(adapter.as_str(), "axum" | "actix") {
         return Err(format!("--adapter {adapter}: axum or actix"));
     }
+    // The twin has the peer's routes only: session hits are all it serves.
+    let (example, label) = match (app.as_str(), adapter.as_str()) {
+        ("demo", _) => ("demo", adapter.clone()),
+        ("twin", "axum") => ("bench_twin", "axum bench_twin".to_owned()),
+        ("twin", _) => return Err("--app twin: axum only".to_owned()),
+        (other, _) => return Err(format!("--app {other}: demo or twin")),
+    };
+    if app == "twin" && !passed.contains(&"--scenarios") {
+        passed.extend(["--scenarios", "session-hit"]);
+    }
     let package = format!("expected-{adapter}");
     let started = Instant::now();
     // Both adapters' demos are `examples/demo`: the one built last is the
     // one benchmarked.
     let build = ["build", "--release", "--locked", "-p", "expected-bench", "-p", &package];
-    cargo(&[&build[..], &["--bin", "expected-bench", "--example", "demo"]].concat())?;
+    cargo(&[&build[..], &["--bin", "expected-bench", "--example", example]].concat())?;
     report(&format!("xtask: release build took {:.0} s", started.elapsed().as_secs_f64()));
     crate::services(false)?;
     let release = release_dir()?;
-    let demo = release.join("examples").join("demo");
+    let demo = release.join("examples").join(example);
     let demo = demo.to_string_lossy();
-    let mut command = vec!["http", "--demo", &demo, "--adapter", &adapter];
+    let mut command = vec!["http", "--demo", &demo, "--adapter", &label];
     command.extend(passed);
     let bench = release.join("expected-bench");
     report(&format!("$ {} {}", bench.display(), command.join(" ")));

@@ -48,7 +48,8 @@ fn main() -> ExitCode {
             .and_then(|()| services(true))
             .and_then(|()| test(&args[1..]))
             .and_then(|()| fuzz::run(&["--seconds".to_owned(), fuzz::SMOKE_SECONDS.to_string()]))
-            .and_then(|()| bench::run(&bench::SMOKE.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>())),
+            .and_then(|()| bench::run(&bench::SMOKE.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>()))
+            .and_then(|()| bench::run(&bench::TWIN_SMOKE.iter().map(|arg| (*arg).to_owned()).collect::<Vec<_>>())),
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("soak") => soak(&args[1..]),

@@ -37,17 +37,18 @@
 //! # Ok(()) }
 //! ```
 //!
-//! PostgreSQL (MySQL is the same with `MySqlStore` and `MySqlPoolOptions`),
-//! with a pool you tune:
+//! PostgreSQL (MySQL is the same with `MySqlStore`), with a pool you tune,
+//! starting from the store's own options ([`pool_options`]: sqlx's, but a
+//! connection is pinged before use only after a second idle, not before
+//! every statement):
 //!
 //! ```no_run
 //! # #[cfg(feature = "postgres")]
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use expected_core::{Config, Expected};
-//! use expected_store_sqlx::PgStore;
-//! use expected_store_sqlx::sqlx::postgres::PgPoolOptions;
+//! use expected_store_sqlx::{PgStore, pool_options};
 //!
-//! let pool = PgPoolOptions::new().max_connections(20).connect("postgres://app@db/app").await?;
+//! let pool = pool_options().max_connections(20).connect("postgres://app@db/app").await?;
 //! let store = PgStore::new(pool);
 //! store.migrate().await?;
 //! let engine = Expected::new(store, Config::default());
@@ -209,6 +210,14 @@
 //!
 //! A cleaning call runs batches until one comes back short, so it costs one
 //! more batch than `n / batch` when `n` is a multiple of the batch size.
+//!
+//! On top of these, sqlx checks each connection that comes back to its pool
+//! with a ping: one more round trip per operation, off the caller's path (in
+//! a task of sqlx's, though the connection is not lent again before it
+//! ends). sqlx's default options ping once more before lending a
+//! connection; the pools [`PgStore::connect`](crate::PgStore) and
+//! [`MySqlStore::connect`](crate::MySqlStore) open ([`pool_options`]) ping
+//! then only a connection idle for [`IDLE_BEFORE_PING`] or more.
 //!
 //! **Rotation** is always a compare-and-swap: an `UPDATE … WHERE username = ?
 //! AND serial = ? AND token = ?` of the login, never a read followed by a
@@ -455,6 +464,8 @@ mod driver;
 mod error;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod migrate;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+mod pool;
 mod schema;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod statements;
@@ -473,6 +484,8 @@ mod sqlite;
 
 #[cfg(feature = "mysql")]
 pub use mysql::MySqlStore;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+pub use pool::{IDLE_BEFORE_PING, pool_options};
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
 pub use schema::Migration;

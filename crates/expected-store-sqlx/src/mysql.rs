@@ -8,7 +8,7 @@ use expected_core::store::{
 };
 use expected_core::{AuthMethod, Serial, SessionRecord, StoreError, StoreErrorKind, Username};
 use sqlx::error::DatabaseError;
-use sqlx::mysql::{MySqlDatabaseError, MySqlPool, MySqlPoolOptions, MySqlQueryResult};
+use sqlx::mysql::{MySqlDatabaseError, MySqlPool, MySqlQueryResult};
 use sqlx::{Connection as _, Transaction};
 
 use crate::codec::{SessionValues, expired, micros};
@@ -200,7 +200,10 @@ impl Dialect for MySql {
     }
 
     async fn connect(url: &str) -> Result<(MySqlPool, ()), StoreError> {
-        let pool = MySqlPoolOptions::new().connect(url).await.map_err(|e| store_error(e, Self::classify))?;
+        let pool = crate::pool_options::<sqlx::MySql>()
+            .connect(url)
+            .await
+            .map_err(|e| store_error(e, Self::classify))?;
         Ok((pool, ()))
     }
 

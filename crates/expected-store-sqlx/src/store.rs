@@ -93,11 +93,12 @@ impl<D: Dialect> SqlStore<D> {
         Self { pool, writer, tables, batch, sql }
     }
 
-    /// Connects a pool on `url` with sqlx's default options. Does not
-    /// migrate.
+    /// Connects a pool on `url`. Does not migrate.
     ///
-    /// On PostgreSQL and MySQL, use [`new`](Self::new) with your own
-    /// `PgPoolOptions` or `MySqlPoolOptions` to tune the pool. On SQLite
+    /// On PostgreSQL and MySQL the pool has [`pool_options`](crate::pool_options)
+    /// (sqlx's defaults, but no ping before each statement: only before
+    /// using a connection idle for a second or more); use
+    /// [`new`](Self::new) with your own pool to tune it. On SQLite
     /// (`sqlite://path.db`, `sqlite::memory:`) the file is created if
     /// missing and opened in WAL mode, with a pool of readers and the
     /// store's one writer (see [`SqliteStore`](crate::SqliteStore), and

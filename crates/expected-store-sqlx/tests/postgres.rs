@@ -22,6 +22,33 @@ async fn admin() -> Result<sqlx::PgConnection, Unreachable> {
     support::connect("PostgreSQL", &url()).await
 }
 
+/// Runs `test`'s `body` on a runtime of two workers with an admin
+/// connection; an unreachable server skips it loudly, or fails it under CI.
+fn with_admin<Body, Run>(test: &str, body: Body)
+where
+    Body: FnOnce(sqlx::PgConnection) -> Run,
+    Run: std::future::Future<Output = ()>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    runtime.block_on(async {
+        match admin().await {
+            Ok(admin) => body(admin).await,
+            Err(Unreachable(why)) => {
+                assert!(
+                    !expected_conformance::ci(),
+                    "{test}: PostgreSQL unreachable and CI is set, so this is a failure: {why}"
+                );
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "\n!!! SKIPPED {test}: backend unreachable: {why}\n");
+            }
+        }
+    });
+}
+
 /// A fresh schema per store; the pool's (at most `connections`)
 /// connections search only it.
 struct Postgres {
@@ -203,23 +230,7 @@ async fn settled_transactions(admin: &mut sqlx::PgConnection, database: &str) ->
 fn a_cookie_login_is_one_statement() {
     use expected_core::{Config, CookieKind, Expected, ManualClock, Outcome, Presented, SetCookie, Username};
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
-    runtime.block_on(async {
-        let mut admin = match admin().await {
-            Ok(admin) => admin,
-            Err(Unreachable(why)) => {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\n!!! SKIPPED a_cookie_login_is_one_statement: backend unreachable: {why}\n"
-                );
-                return;
-            }
-        };
+    with_admin("a_cookie_login_is_one_statement", |mut admin| async move {
         let database = support::unique_name("expected_rt");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
             .execute(&mut admin)
@@ -292,23 +303,7 @@ fn a_cookie_login_is_one_statement() {
 fn a_remembered_login_is_at_most_two_statements() {
     use expected_core::{Config, Expected, ManualClock, Presented, Username};
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
-    runtime.block_on(async {
-        let mut admin = match admin().await {
-            Ok(admin) => admin,
-            Err(Unreachable(why)) => {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\n!!! SKIPPED a_remembered_login_is_at_most_two_statements: backend unreachable: {why}\n"
-                );
-                return;
-            }
-        };
+    with_admin("a_remembered_login_is_at_most_two_statements", |mut admin| async move {
         let database = support::unique_name("expected_rt");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
             .execute(&mut admin)
@@ -391,5 +386,182 @@ fn a_remembered_login_is_at_most_two_statements() {
         )))
         .execute(&mut admin)
         .await;
+    });
+}
+
+/// A loopback TCP relay to a PostgreSQL server that counts the
+/// `ReadyForQuery` messages the server sends: one ends every statement, and
+/// one answers every ping (a bare `Sync`), so their count is the pool's
+/// round trips.
+struct Relay {
+    port: u16,
+    ready: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Relay {
+    async fn start(upstream: (String, u16)) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicU64;
+
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("relay: {e}"));
+        let port = listener.local_addr().unwrap_or_else(|e| panic!("relay: {e}")).port();
+        let ready = Arc::new(AtomicU64::new(0));
+        let counted = ready.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream.clone()).await else { continue };
+                let (mut from_client, to_client) = client.into_split();
+                let (from_server, mut to_server) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+                });
+                tokio::spawn(Self::count(from_server, to_client, counted.clone()));
+            }
+        });
+        Self { port, ready }
+    }
+
+    /// Forwards the server's bytes, reading its messages' frames (a type
+    /// byte, then a length that counts itself): the stream is framed from
+    /// its first byte when the client asks for no TLS.
+    async fn count(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        ready: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let mut pending: Vec<u8> = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            let read = match from.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => read,
+            };
+            if to.write_all(&chunk[..read]).await.is_err() {
+                return;
+            }
+            pending.extend_from_slice(&chunk[..read]);
+            while pending.len() >= 5 {
+                let length = u32::from_be_bytes([pending[1], pending[2], pending[3], pending[4]]) as usize;
+                if pending.len() < 1 + length {
+                    break;
+                }
+                if pending[0] == b'Z' {
+                    ready.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                pending.drain(..1 + length);
+            }
+        }
+    }
+
+    fn ready(&self) -> u64 {
+        self.ready.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The store's pool options ([`pool_options`](expected_store_sqlx::pool_options),
+/// which `PgStore::connect` uses) do not ping a connection before each
+/// statement as sqlx's default does: a session read on a busy pool is its
+/// statement and the check sqlx makes when the connection comes back (two
+/// `ReadyForQuery`, counted on the wire), where sqlx's default options make
+/// it three. A connection idle for [`IDLE_BEFORE_PING`] is pinged before
+/// use (three), and one the server ended meanwhile is replaced, unseen by
+/// the read.
+#[test]
+fn the_pool_pings_only_idle_connections() {
+    use expected_core::{SessionDigest, SessionId, Store as _};
+    use expected_store_sqlx::sqlx::postgres::PgSslMode;
+    use expected_store_sqlx::{IDLE_BEFORE_PING, pool_options};
+
+    const READS: u64 = 20;
+    let test = "the_pool_pings_only_idle_connections";
+    with_admin(test, |mut admin| async move {
+        let schema = support::unique_name("expected_test");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("create schema: {e}"));
+        let direct = PgConnectOptions::from_str(&url()).unwrap_or_else(|e| panic!("bad URL: {e}"));
+        let relay = Relay::start((direct.get_host().to_owned(), direct.get_port())).await;
+        let application = support::unique_name("expected_ping");
+        let options = direct
+            .clone()
+            .host("127.0.0.1")
+            .port(relay.port)
+            .ssl_mode(PgSslMode::Disable)
+            .application_name(&application)
+            .options([("search_path", schema.as_str())]);
+        let digest = SessionDigest::of(&SessionId::from_bytes([7; 32]));
+        // `reads` session reads, one after the other on a pool of one
+        // connection; the `ReadyForQuery` messages they took.
+        let reads = |store: PgStore, reads: u64| {
+            let relay = &relay;
+            async move {
+                // The first read opens the connection and prepares the
+                // statement: not counted.
+                let found = store.get_session(None, &digest).await;
+                assert!(matches!(found, Ok(None)), "{found:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                let before = relay.ready();
+                for _ in 0..reads {
+                    let found = store.get_session(None, &digest).await;
+                    assert!(matches!(found, Ok(None)), "{found:?}");
+                }
+                // The last release check runs in a task of sqlx's.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                (store, relay.ready() - before)
+            }
+        };
+
+        let store = PgStore::new(
+            pool_options()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        store.migrate().await.unwrap_or_else(|e| panic!("migrate: {e}"));
+        let (store, busy) = reads(store, READS).await;
+        assert_eq!(busy, 2 * READS, "a read on a busy pool: its statement and the release check");
+
+        // Idle past the threshold: pinged first.
+        tokio::time::sleep(IDLE_BEFORE_PING + std::time::Duration::from_millis(200)).await;
+        let before = relay.ready();
+        let found = store.get_session(None, &digest).await;
+        assert!(matches!(found, Ok(None)), "{found:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(relay.ready() - before, 3, "an idle connection is pinged before its statement");
+
+        // The server ends the idle connection: the ping finds it gone, the
+        // pool opens another, the read does not see it.
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(&application)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("pg_terminate_backend: {e}"));
+        assert_eq!(ended, [true], "the store's one connection was ended");
+        tokio::time::sleep(IDLE_BEFORE_PING + std::time::Duration::from_millis(200)).await;
+        let found = store.get_session(None, &digest).await;
+        assert!(matches!(found, Ok(None)), "a read after the server ended the idle connection: {found:?}");
+        store.pool().close().await;
+
+        // The control: sqlx's default options ping before every statement.
+        let default = PgStore::new(
+            PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let (default, pinged) = reads(default, READS).await;
+        assert_eq!(pinged, 3 * READS, "sqlx's default options: a ping, the statement, the release check");
+        default.pool().close().await;
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA \"{schema}\" CASCADE")))
+            .execute(&mut admin)
+            .await;
     });
 }

@@ -11,7 +11,7 @@ use expected_core::store::{
 };
 use expected_core::{Login, Serial, SessionRecord, Store as _, StoreError, Username};
 use sqlx::error::DatabaseError;
-use sqlx::postgres::{PgPool, PgPoolOptions, PgQueryResult, PgRow};
+use sqlx::postgres::{PgPool, PgQueryResult, PgRow};
 use sqlx::{Connection as _, Row as _, Transaction};
 
 use self::sql::Sql;
@@ -83,7 +83,10 @@ impl Dialect for Postgres {
     }
 
     async fn connect(url: &str) -> Result<(PgPool, ()), StoreError> {
-        let pool = PgPoolOptions::new().connect(url).await.map_err(|e| store_error(e, Self::classify))?;
+        let pool = crate::pool_options::<sqlx::Postgres>()
+            .connect(url)
+            .await
+            .map_err(|e| store_error(e, Self::classify))?;
         Ok((pool, ()))
     }
 
