@@ -31,58 +31,35 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use expected_axum::expected_core::time::serde::rfc3339;
-use expected_axum::expected_core::time::{self, OffsetDateTime};
+use expected_axum::expected_core::time::OffsetDateTime;
 use expected_axum::expected_core::{Expected, Username};
-use expected_axum::{Auth, AuthMethod, AuthUser, Error, ExpectedLayer};
+use expected_axum::{Auth, AuthUser, Error, ExpectedLayer};
+use expected_demo_kit::api::{LoginRequest, Me};
 use expected_demo_kit::{DemoConfig, open_store};
-use serde::{Deserialize, Serialize};
 
 /// How recently a typed password counts as fresh in `Me`, as the peer's.
-const FRESH: time::Duration = time::Duration::minutes(5);
+const FRESH: Duration = Duration::from_secs(5 * 60);
 
-/// The demo's login body.
-#[derive(Deserialize)]
-struct LoginBody {
-    username: String,
-    // Read, not checked: see the module's docs.
-    #[allow(dead_code)]
-    password: String,
-    #[serde(default)]
-    remember: bool,
-}
-
-/// The demo's `Me`, field for field, as the peer answers it.
-#[derive(Serialize)]
-struct Me {
-    username: String,
-    via: &'static str,
-    method: &'static str,
-    #[serde(with = "rfc3339")]
-    authenticated_at: OffsetDateTime,
-    fresh: bool,
-}
-
-async fn login(auth: Auth, Json(body): Json<LoginBody>) -> Result<&'static str, Error> {
+/// The demo's login body; its password is not checked (see the module's
+/// docs).
+async fn login(auth: Auth, Json(body): Json<LoginRequest>) -> Result<StatusCode, Error> {
     let Ok(username) = Username::new(body.username) else {
-        return Ok("");
+        return Ok(StatusCode::BAD_REQUEST);
     };
     auth.register(&username, body.remember).await?;
-    Ok("")
+    Ok(StatusCode::OK)
 }
 
+/// The demo's `Me`, its freshness read off the request's user as the peer
+/// reads it off its session (the demo asks the engine, `Auth::is_fresh`).
 async fn me(AuthUser(user): AuthUser) -> Json<Me> {
-    Json(Me {
-        username: user.username.to_string(),
-        via: user.via.as_str(),
-        method: user.method.as_str(),
-        fresh: user.method == AuthMethod::Password
-            && OffsetDateTime::now_utc() - user.authenticated_at < FRESH,
-        authenticated_at: user.authenticated_at,
-    })
+    let fresh = user.is_fresh_at(FRESH, OffsetDateTime::now_utc());
+    Json(Me::new(&user, fresh))
 }
 
 #[tokio::main]
