@@ -127,6 +127,83 @@ pub(crate) const SESSION_FIELDS_BYTES: usize = {
     total
 };
 
+/// The hash field holding a session in the packed layout, the one this
+/// store writes: the values of [`SESSION_FIELDS`] in that order, each the
+/// JSON [`session_fields`] gives it or empty when the session has no such
+/// field (an anonymous session's user fields), joined by
+/// [`PACKED_SEPARATOR`]. One value for a hit to fetch (`HGET`) and redis-rs
+/// to parse, where the fields were eight. Beside it the hash keeps `login`,
+/// which the scripts read. This is format 1: a later format takes another
+/// field name, so a reader never mistakes one for the other.
+pub(crate) const PACKED_FIELD: &str = "packed";
+
+/// The byte between a packed session's values: U+001F, the unit separator,
+/// which no JSON text holds unescaped (inside strings JSON escapes every
+/// control character; outside them it allows only space, tab, CR and LF).
+/// No JSON text is empty either, so an empty value is an absent field.
+pub(crate) const PACKED_SEPARATOR: u8 = 0x1f;
+
+/// The fields of a session ([`session_fields`]) as the script arguments
+/// that write it in the packed layout: `login` when the session has one
+/// (JSON null for a user's session opened without "remember me"), for the
+/// scripts, and [`PACKED_FIELD`].
+pub(crate) fn packed_session_args(fields: &Map<String, Value>) -> Result<Vec<String>, StoreError> {
+    if let Some(name) = fields.keys().find(|name| !SESSION_FIELDS.contains(&name.as_str())) {
+        // A field the packed format has no place for would be lost.
+        return Err(StoreError::new(
+            StoreErrorKind::Backend,
+            format!("session field {name:?} has no place in a packed session"),
+        ));
+    }
+    let mut packed = String::with_capacity(384);
+    for (index, name) in SESSION_FIELDS.iter().enumerate() {
+        if index > 0 {
+            packed.push(char::from(PACKED_SEPARATOR));
+        }
+        if let Some(value) = fields.get(*name) {
+            use std::fmt::Write as _;
+            // `Value`'s Display is its compact JSON, as `field_args` writes.
+            let _ = write!(packed, "{value}");
+        }
+    }
+    let mut args = Vec::with_capacity(4);
+    if let Some(login) = fields.get("login") {
+        args.push("login".to_owned());
+        args.push(login.to_string());
+    }
+    args.push(PACKED_FIELD.to_owned());
+    args.push(packed);
+    Ok(args)
+}
+
+/// A packed session's values, one per [`SESSION_FIELDS`] (`None` for an
+/// empty one); anything but exactly that many is corrupt.
+pub(crate) fn unpack_session(packed: &[u8]) -> Result<[Option<&[u8]>; SESSION_FIELDS.len()], StoreError> {
+    let mut values = [None; SESSION_FIELDS.len()];
+    let mut parts = packed.split(|&byte| byte == PACKED_SEPARATOR);
+    for slot in &mut values {
+        let part = parts.next().ok_or_else(|| {
+            StoreError::corrupt(format!("a packed session holds fewer than {} values", SESSION_FIELDS.len()))
+        })?;
+        *slot = (!part.is_empty()).then_some(part);
+    }
+    if parts.next().is_some() {
+        return Err(StoreError::corrupt(format!(
+            "a packed session holds more than {} values",
+            SESSION_FIELDS.len()
+        )));
+    }
+    Ok(values)
+}
+
+/// A session back from its packed value ([`packed_session_args`]). A packed
+/// value is there only for a session: one with no value at all is corrupt,
+/// not absent.
+pub(crate) fn decode_packed_session(packed: &[u8]) -> Result<SessionRecord, StoreError> {
+    decode_session(&unpack_session(packed)?)?
+        .ok_or_else(|| StoreError::corrupt("a packed session holds no value"))
+}
+
 /// The answer of `HMGET key` [`SESSION_FIELDS`]: one value or nil per
 /// field, in that order (all nil when there is no such key). Moved out of
 /// redis-rs's reply into an array, not collected into a new `Vec`.
@@ -167,15 +244,15 @@ fn required<T>(slot: Option<T>, name: &str) -> Result<T, StoreError> {
     slot.ok_or_else(|| StoreError::corrupt(format!("a session hash has no field {name:?}")))
 }
 
-/// A session back from its fields ([`session_fields`]) as `HMGET`
-/// [`SESSION_FIELDS`] answers them ([`session_values`]); `None` when the
-/// hash has none of them (no such key).
+/// A session back from its values, one per [`SESSION_FIELDS`]: a packed
+/// session's ([`unpack_session`]), or the fields of a version 0.1 hash as
+/// `HMGET` answers them ([`session_values`]); `None` when there is none of
+/// them (no such key).
 ///
-/// Every session hit reads one, so it asks for exactly these fields, values
-/// only (half the strings `HGETALL` answers, for redis-rs to parse and us to
-/// allocate), and decodes each field's JSON straight into its type: no
-/// intermediate JSON tree, no field map. A field a later version adds is not
-/// asked for; every field this version knows must be well-formed, and a
+/// Every session hit decodes one, so each value's JSON goes straight into
+/// its type: no intermediate JSON tree, no field map. A field a later
+/// version adds is not read; every field this version knows must be
+/// well-formed, and a
 /// malformed or missing one is [`StoreErrorKind::Corrupt`], never a panic.
 ///
 /// Version 0.1 wrote only `username` and `login` of the user: such a session
@@ -184,25 +261,24 @@ fn required<T>(slot: Option<T>, name: &str) -> Result<T, StoreError> {
 /// Half of the newer user fields (`method` without `authenticated_at`, or the
 /// reverse) is neither version, and corrupt; so is a user field without a
 /// `username`.
-pub(crate) fn decode_session(values: &[Option<Vec<u8>>]) -> Result<Option<SessionRecord>, StoreError> {
+pub(crate) fn decode_session(values: &[Option<&[u8]>]) -> Result<Option<SessionRecord>, StoreError> {
     if values.iter().all(Option::is_none) {
         return Ok(None);
     }
     let [digest, data, created_at, expires_at, username, login, method, authenticated_at] = values else {
         return Err(StoreError::corrupt(format!("a session read answered {} values", values.len())));
     };
-    let created_at = required(timestamp(created_at.as_deref(), "created_at")?, "created_at")?;
-    let username: Option<Username> =
-        string_field(username.as_deref(), "username", |text| Username::new(text).ok())?;
+    let created_at = required(timestamp(*created_at, "created_at")?, "created_at")?;
+    let username: Option<Username> = string_field(*username, "username", |text| Username::new(text).ok())?;
     // `Some(None)`: a `login` field holding JSON null (no remember-me).
-    let login: Option<Option<Serial>> = match login.as_deref() {
+    let login: Option<Option<Serial>> = match *login {
         Some(b"null") => Some(None),
         other => string_field(other, "login", |text| Serial::from_base64(text).ok().map(Some))?,
     };
-    let method: Option<AuthMethod> = string_field(method.as_deref(), "method", |text| {
+    let method: Option<AuthMethod> = string_field(*method, "method", |text| {
         [AuthMethod::Password, AuthMethod::Remembered].into_iter().find(|method| method.as_str() == text)
     })?;
-    let authenticated_at = timestamp(authenticated_at.as_deref(), "authenticated_at")?;
+    let authenticated_at = timestamp(*authenticated_at, "authenticated_at")?;
     let has_user = username.is_some() || login.is_some() || method.is_some() || authenticated_at.is_some();
     let user = if has_user {
         let (method, authenticated_at) = match (method, authenticated_at) {
@@ -218,13 +294,13 @@ pub(crate) fn decode_session(values: &[Option<Vec<u8>>]) -> Result<Option<Sessio
     } else {
         None
     };
-    let digest = string_field(digest.as_deref(), "digest", |text| SessionDigest::from_base64(text).ok())?;
+    let digest = string_field(*digest, "digest", |text| SessionDigest::from_base64(text).ok())?;
     Ok(Some(SessionRecord {
         digest: required::<SessionDigest>(digest, "digest")?,
         user,
-        data: required::<SessionData>(field(data.as_deref(), "data")?, "data")?,
+        data: required::<SessionData>(field(*data, "data")?, "data")?,
         created_at,
-        expires_at: required(timestamp(expires_at.as_deref(), "expires_at")?, "expires_at")?,
+        expires_at: required(timestamp(*expires_at, "expires_at")?, "expires_at")?,
     }))
 }
 
@@ -340,6 +416,8 @@ pub(crate) fn store_error(error: RedisError) -> StoreError {
         _ if error.code() == Some("BUSY") => StoreErrorKind::Unavailable,
         // One of our keys holds another type: someone else wrote there.
         _ if error.code() == Some("WRONGTYPE") => StoreErrorKind::Corrupt,
+        // A script refused a record it found malformed (`packed_values`).
+        _ if error.code() == Some("CORRUPT") => StoreErrorKind::Corrupt,
         _ if error.is_timeout() || error.is_connection_dropped() || error.is_connection_refusal() => {
             StoreErrorKind::Unavailable
         }
@@ -407,11 +485,37 @@ mod tests {
         values
     }
 
+    /// What a session read decodes from the hash `flat`, both ways: through
+    /// its fields (`HMGET`, a session of version 0.1) and through the packed
+    /// value of the same values. The two must agree on every input, good or
+    /// bad, that has a packed form (no value empty or holding the separator).
+    fn read(flat: Vec<Vec<u8>>) -> Result<Option<SessionRecord>, StoreError> {
+        let values = hmget(flat);
+        let borrowed: Vec<Option<&[u8]>> = values.iter().map(Option::as_deref).collect();
+        let by_fields = decode_session(&borrowed);
+        let packable =
+            values.iter().flatten().all(|value| !value.is_empty() && !value.contains(&PACKED_SEPARATOR));
+        if packable && values.iter().any(Option::is_some) {
+            let packed = values.iter().map(|value| value.clone().unwrap_or_default()).collect::<Vec<_>>();
+            let by_packed = decode_packed_session(&packed.join(&PACKED_SEPARATOR)).map(Some);
+            assert_eq!(
+                by_fields.as_ref().map_err(StoreError::kind),
+                by_packed.as_ref().map_err(StoreError::kind),
+                "the packed layout reads {values:?} as the fields do"
+            );
+        }
+        by_fields
+    }
+
     #[test]
     fn session_reads_take_hmget_answers_only() -> Result<(), StoreError> {
         use redis::Value;
         let nils = Value::Array(vec![Value::Nil; SESSION_FIELDS.len()]);
-        assert_eq!(decode_session(&session_values(nils)?)?, None, "no such key");
+        assert_eq!(
+            decode_session(&session_values(nils)?.each_ref().map(Option::as_deref))?,
+            None,
+            "no such key"
+        );
         let mut items = vec![Value::Nil; SESSION_FIELDS.len()];
         items[0] = Value::BulkString(b"x".to_vec());
         assert_eq!(session_values(Value::Array(items.clone()))?[0], Some(b"x".to_vec()));
@@ -422,7 +526,7 @@ mod tests {
         assert!(session_values(Value::Array(items)).is_err_and(|e| e.kind() == StoreErrorKind::Corrupt));
         assert!(session_values(Value::Nil).is_err_and(|e| e.kind() == StoreErrorKind::Corrupt));
         assert!(
-            decode_session(&[None, Some(b"{}".to_vec())]).is_err_and(|e| e.kind() == StoreErrorKind::Corrupt)
+            decode_session(&[None, Some(&b"{}"[..])]).is_err_and(|e| e.kind() == StoreErrorKind::Corrupt)
         );
         Ok(())
     }
@@ -478,9 +582,9 @@ mod tests {
             if let Some(serial) = session.login() {
                 assert_eq!(fields.get("login"), Some(&Value::from(serial.to_base64())));
             }
-            assert_eq!(decode_session(&hmget(flat(&fields)))?, Some(session));
+            assert_eq!(read(flat(&fields))?, Some(session));
         }
-        assert_eq!(decode_session(&hmget(Vec::new()))?, None);
+        assert_eq!(read(Vec::new())?, None);
         Ok(())
     }
 
@@ -496,15 +600,15 @@ mod tests {
         let mut fields = session_fields(&old)?;
         fields.remove("method");
         fields.remove("authenticated_at");
-        assert_eq!(decode_session(&hmget(flat(&fields)))?, Some(old));
+        assert_eq!(read(flat(&fields))?, Some(old));
         // Half of the new fields is neither version: corrupt.
         fields.insert("method".to_owned(), Value::from("password"));
-        let error = decode_session(&hmget(flat(&fields))).err().map(|error| error.kind());
+        let error = read(flat(&fields)).err().map(|error| error.kind());
         assert_eq!(error, Some(StoreErrorKind::Corrupt));
         // A user's field without a username is no session either.
         let mut fields = session_fields(&session(None))?;
         fields.insert("login".to_owned(), Value::Null);
-        let error = decode_session(&hmget(flat(&fields))).err().map(|error| error.kind());
+        let error = read(flat(&fields)).err().map(|error| error.kind());
         assert_eq!(error, Some(StoreErrorKind::Corrupt));
 
         let at = datetime!(2030-01-02 03:04:05.678901 UTC);
@@ -547,13 +651,13 @@ mod tests {
     }
 
     fn corrupt(flat: Vec<Vec<u8>>) -> bool {
-        decode_session(&hmget(flat)).err().map(|error| error.kind()) == Some(StoreErrorKind::Corrupt)
+        read(flat).err().map(|error| error.kind()) == Some(StoreErrorKind::Corrupt)
     }
 
     #[test]
     fn every_malformed_session_field_is_corrupt_not_a_panic() -> Result<(), Box<dyn std::error::Error>> {
         let pairs = user_session_pairs()?;
-        assert!(decode_session(&hmget(flatten(&pairs)))?.is_some(), "the unmutated hash reads");
+        assert!(read(flatten(&pairs))?.is_some(), "the unmutated hash reads");
         // Values that are not JSON, or JSON of another type, or of the right
         // type but no valid value (a short digest, a bad date, a bad name).
         let garbage: [&[u8]; 14] = [
@@ -586,7 +690,7 @@ mod tests {
                     "username" => bad.starts_with(b"\"") && bad.ends_with(b"\"") && !bad.contains(&b'\\'),
                     _ => false,
                 };
-                let decoded = decode_session(&hmget(flatten(&mutated)));
+                let decoded = read(flatten(&mutated));
                 assert!(
                     reads || decoded.as_ref().err().map(StoreError::kind) == Some(StoreErrorKind::Corrupt),
                     "{name} = {:?} answered {decoded:?}",
@@ -646,7 +750,7 @@ mod tests {
         // The plain strings take the fast path, the escaped ones serde_json:
         // both must read the same record.
         let pairs = user_session_pairs()?;
-        let plain = decode_session(&hmget(flatten(&pairs)))?;
+        let plain = read(flatten(&pairs))?;
         assert!(plain.is_some());
         let mut escaped_any = 0;
         for index in 0..pairs.len() {
@@ -660,7 +764,7 @@ mod tests {
             escaped.push(b'"');
             let mut mutated = pairs.clone();
             mutated[index].1 = escaped;
-            assert_eq!(decode_session(&hmget(flatten(&mutated)))?, plain, "{}", pairs[index].0);
+            assert_eq!(read(flatten(&mutated))?, plain, "{}", pairs[index].0);
             escaped_any += 1;
         }
         assert_eq!(escaped_any, 7, "every string field but data was escaped once");
@@ -668,7 +772,7 @@ mod tests {
         let mut spaced = pairs.clone();
         let method = spaced.iter_mut().find(|(name, _)| name == "method").ok_or("no method field")?;
         method.1 = b" \"password\" ".to_vec();
-        assert_eq!(decode_session(&hmget(flatten(&spaced)))?, plain);
+        assert_eq!(read(flatten(&spaced))?, plain);
         Ok(())
     }
 
@@ -683,7 +787,7 @@ mod tests {
         let mut later = pairs.clone();
         later.push(("later_field".to_owned(), b"\xff not json".to_vec()));
         later.push((String::from_utf8_lossy(b"\xff").into_owned(), b"{".to_vec()));
-        assert_eq!(decode_session(&hmget(flatten(&later)))?, decode_session(&hmget(flatten(&pairs)))?);
+        assert_eq!(read(flatten(&later))?, read(flatten(&pairs))?);
         Ok(())
     }
 
@@ -696,7 +800,7 @@ mod tests {
                 mutated[index].1.truncate(cut);
                 // Every value is a JSON string or object: any prefix loses
                 // its closing quote or brace.
-                let decoded = decode_session(&hmget(flatten(&mutated)));
+                let decoded = read(flatten(&mutated));
                 assert!(
                     decoded.is_err_and(|error| error.kind() == StoreErrorKind::Corrupt),
                     "{} cut at {cut}",
@@ -705,6 +809,76 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    /// The packed value among a session's script arguments.
+    fn packed_of(args: &[String]) -> Option<&[u8]> {
+        args.chunks_exact(2).find(|pair| pair[0] == PACKED_FIELD).map(|pair| pair[1].as_bytes())
+    }
+
+    #[test]
+    fn packed_sessions_read_back_with_login_beside_them() -> Result<(), Box<dyn std::error::Error>> {
+        let user = SessionUser {
+            username: Username::new("zoë \"quoted\"")?,
+            login: Some(Serial::from_bytes([2; 16])),
+            method: AuthMethod::Password,
+            authenticated_at: datetime!(2030-01-01 0:00 UTC),
+        };
+        let mut with_separator = session(None);
+        // A separator in the data is escaped by its JSON, never raw.
+        with_separator.data.insert("note".to_owned(), Value::from("a\u{1f}b\u{1f}"));
+        for session in [
+            session(Some(user.clone())),
+            session(Some(SessionUser { login: None, ..user })),
+            session(None),
+            with_separator,
+        ] {
+            let args = packed_session_args(&session_fields(&session)?)?;
+            let names: Vec<&str> = args.iter().step_by(2).map(String::as_str).collect();
+            let login = session_fields(&session)?.get("login").map(ToString::to_string);
+            let expected_names: &[&str] = if login.is_some() { &["login", "packed"] } else { &["packed"] };
+            assert_eq!(names, expected_names);
+            assert_eq!(args.get(1).filter(|_| login.is_some()), login.as_ref(), "login as its fields' JSON");
+            let packed = packed_of(&args).ok_or("no packed value")?;
+            let separators = packed.iter().filter(|&&byte| byte == PACKED_SEPARATOR).count();
+            assert_eq!(separators, SESSION_FIELDS.len() - 1, "{:?}", String::from_utf8_lossy(packed));
+            assert_eq!(decode_packed_session(packed)?, session);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_packed_sessions_are_corrupt_not_a_panic() -> Result<(), Box<dyn std::error::Error>> {
+        let args = packed_session_args(&user_session_pairs_fields()?)?;
+        let packed = packed_of(&args).ok_or("no packed value")?.to_vec();
+        assert!(decode_packed_session(&packed).is_ok(), "the unmutated value reads");
+        let is_corrupt = |value: &[u8]| {
+            decode_packed_session(value).err().map(|error| error.kind()) == Some(StoreErrorKind::Corrupt)
+        };
+        // Every shorter value: a value cut, or a separator missing.
+        for cut in 0..packed.len() {
+            assert!(is_corrupt(&packed[..cut]), "cut at {cut}");
+        }
+        let separator = [PACKED_SEPARATOR];
+        assert!(is_corrupt(&[&packed[..], &separator].concat()), "nine values");
+        assert!(is_corrupt(&[&separator[..], &packed].concat()), "nine values, the first empty");
+        assert!(is_corrupt(&vec![PACKED_SEPARATOR; SESSION_FIELDS.len() - 1]), "eight empty values");
+        assert!(is_corrupt(b""), "one empty value");
+        // A field the packed format has no place for is refused, not lost.
+        let mut fields = session_fields(&session(None))?;
+        fields.insert("later_field".to_owned(), Value::from(1));
+        let error = packed_session_args(&fields).err().map(|error| error.kind());
+        assert_eq!(error, Some(StoreErrorKind::Backend));
+        Ok(())
+    }
+
+    fn user_session_pairs_fields() -> Result<Map<String, Value>, Box<dyn std::error::Error>> {
+        let pairs = user_session_pairs()?;
+        let mut fields = Map::new();
+        for (name, value) in pairs {
+            fields.insert(name, serde_json::from_slice(&value)?);
+        }
+        Ok(fields)
     }
 
     #[test]

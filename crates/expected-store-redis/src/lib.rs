@@ -85,13 +85,22 @@
 //! the other way round.
 //!
 //! A login hash has one field per serde field of [`Login`], each value that
-//! field's canonical JSON. A session hash has one per serde field of
-//! [`SessionRecord`] but `user`, whose fields (`username`, `login`, `method`,
-//! `authenticated_at`) sit beside them instead, again as canonical JSON, and
-//! are absent from an anonymous session: flat, so that a script compares a
-//! session's `login` byte for byte without parsing JSON. `HGETALL` thus gives
-//! back exactly the record written (a session read asks `HMGET` for those
-//! fields by name instead: half the reply to parse on every hit). Scores are microseconds since the Unix
+//! field's canonical JSON. A session hash is **packed**: its field `packed`
+//! holds the canonical JSON of `digest`, `data`, `created_at`, `expires_at`
+//! and the user's `username`, `login`, `method` and `authenticated_at`, in
+//! that order, joined by byte 31 (the unit separator, which no JSON text
+//! holds unescaped; a value is empty where an anonymous session has no user),
+//! so that a session hit is one `HGET` of one value; beside it, the field
+//! `login` (the same JSON) lets a script compare a session's login byte for
+//! byte. A script that writes into a session (a save, a touch, a password
+//! confirmation, the new session of a cookie login) replaces values of the
+//! packed string by position, splitting on the separator, never parsing JSON;
+//! one that finds a packed value of another shape refuses it (`CORRUPT`,
+//! [`StoreErrorKind::Corrupt`]) before writing anything. Version 0.1 wrote
+//! one hash field per value instead (the user's fields flat beside the
+//! others): such a session is read by an `HMGET` of those fields after the
+//! `HGET` finds no packed value, and written into field by field, so it
+//! stays readable until it expires. Scores are microseconds since the Unix
 //! epoch. The per-bucket sets are why users share buckets rather than each
 //! having a tag of their own: they let every write keep the index that
 //! cleaning walks in the same atomic script, on the same node, and let
@@ -146,7 +155,7 @@
 //! | --- | --- | --- |
 //! | `create_login`, `create_session` | 1 | script: refuse if the key exists, `HSET`, `PEXPIREAT`, index (a user's session in its login's set too), then cap the user's sessions |
 //! | `get_login` | 1 | `HGETALL` |
-//! | `get_session` | 1 | `HMGET` of the fields a session is written with, values only |
+//! | `get_session` | 1 | `HGET` of the packed session; 2 when there is no such session or version 0.1 wrote it (then an `HMGET` of its fields) |
 //! | `rotate_login` | 1 | script: compare `token`, refuse if the new session exists, delete the bound session and every session in the login's set, update the login, create the session as given, cap the user's sessions |
 //! | `rotate_current` | 1 | script: `rotate_login`'s, comparing `token` with the presented digest and applying only to a login live at the attempt's `now` and created at or after its `created_since` (the login's `expires_at` and `created_at` brought to a sortable UTC form in the script), the new session taking the login's `authenticated_at`; when it does not apply, the login's `HGETALL` is the answer. A cookie login is this one script (it was `HGETALL`, then `rotate_login`'s script) |
 //! | `create_remembered` | 1 | script: refuse if the login or the session exists, read the user's other logins when asked (as `list_logins` does), write the login, create the session, cap the user's sessions. A password login with "remember me" is this one script under the per-user login cap, and a `delete_login` for each login the cap ends, decided by the engine from the logins answered: two for a user at the cap (it was `create_login`, `create_session`, `list_logins`, then `delete_login`: three and four) |
@@ -245,8 +254,9 @@ use redis::{Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, RedisFuture, Scri
 pub use redis;
 
 use codec::{
-    SESSION_FIELDS, SESSION_FIELDS_BYTES, cutoff_of, decode_login, decode_session, expire_at_ms, field_args,
-    flat_hash, login_fields, score_of, session_fields, session_values, store_error, to_fields,
+    PACKED_FIELD, SESSION_FIELDS, SESSION_FIELDS_BYTES, cutoff_of, decode_login, decode_packed_session,
+    decode_session, expire_at_ms, field_args, flat_hash, login_fields, packed_session_args, score_of,
+    session_fields, session_values, store_error, to_fields,
 };
 use keys::{BUCKETS, Keys, bucket_base, expired_login_of, serial_of};
 use scripts::SCRIPTS;
@@ -885,6 +895,12 @@ fn field_json(fields: &serde_json::Map<String, serde_json::Value>, name: &str) -
         .ok_or_else(|| StoreError::new(StoreErrorKind::Backend, format!("no {name} field to write")))
 }
 
+/// The script arguments that write a new session: packed
+/// ([`packed_session_args`]), the layout this store writes.
+fn session_args(session: &SessionRecord) -> Result<Vec<String>, StoreError> {
+    packed_session_args(&session_fields(session)?)
+}
+
 /// A cap on a user's sessions as a script argument: `''` for none.
 fn cap_arg(max: Option<NonZeroUsize>) -> String {
     max.map(|max| max.to_string()).unwrap_or_default()
@@ -919,7 +935,7 @@ impl Store for RedisStore {
         rotation.session_owner()?;
         let keys = self.keys(&rotation.username);
         let login_args = field_args(&rotated_login_fields(rotation)?);
-        let session_args = field_args(&session_fields(session)?);
+        let session_args = session_args(session)?;
         let call = Call::on(&SCRIPTS.rotate_login, &keys)
             .key(keys.login(&rotation.serial))
             .key(keys.session(&session.digest))
@@ -952,7 +968,7 @@ impl Store for RedisStore {
         rotation.session_owner()?;
         let keys = self.keys(&rotation.username);
         let login_args = field_args(&rotated_login_fields(rotation)?);
-        let session_args = field_args(&session_fields(session)?);
+        let session_args = session_args(session)?;
         let call = Call::on(&SCRIPTS.rotate_current, &keys)
             .key(keys.login(&rotation.serial))
             .key(keys.session(&session.digest))
@@ -1009,7 +1025,7 @@ impl Store for RedisStore {
         expected_core::store::remembered_owner(login, session)?;
         let keys = self.keys(&login.username);
         let login_args = field_args(&login_fields(login)?);
-        let session_args = field_args(&session_fields(session)?);
+        let session_args = session_args(session)?;
         let call = Call::on(&SCRIPTS.create_remembered, &keys)
             .key(keys.login(&login.serial))
             .key(keys.session(&session.digest))
@@ -1109,11 +1125,10 @@ impl Store for RedisStore {
         max_sessions: Option<NonZeroUsize>,
     ) -> Result<Inserted, StoreError> {
         let keys = self.session_keys(session.username(), &session.digest);
-        let fields = session_fields(session)?;
         let key = keys.session(&session.digest);
         let member = session.digest.to_base64();
         let call = self.record_call(&SCRIPTS.create_session, &keys, key, member, session.expires_at);
-        self.create(call.arg(cap_arg(max_sessions)).args(field_args(&fields))).await
+        self.create(call.arg(cap_arg(max_sessions)).args(session_args(session)?)).await
     }
 
     async fn create_grace_session(
@@ -1134,7 +1149,7 @@ impl Store for RedisStore {
             .arg(self.expire_at(session.expires_at))
             .arg(json(&session.digest)?)
             .arg(cap_arg(max_sessions))
-            .args(field_args(&session_fields(session)?));
+            .args(session_args(session)?);
         match self.run::<String>(call).await?.as_str() {
             "created" => Ok(GraceInserted::Created),
             "login_gone" => Ok(GraceInserted::LoginGone),
@@ -1152,20 +1167,36 @@ impl Store for RedisStore {
         digest: &SessionDigest,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let key = keys::session_key(&self.prefix, owner, digest);
-        // The known fields by name, values only: the hit's one round trip,
-        // with half the reply strings of `HGETALL` (see `decode_session`).
-        // The command is sized up front: grown argument by argument it was
-        // reallocated four times a hit.
-        let mut command = Cmd::with_capacity(2 + SESSION_FIELDS.len(), 5 + key.len() + SESSION_FIELDS_BYTES);
         let mut connection = self.connection.clone();
-        let answer: Value = command
-            .arg("HMGET")
-            .arg(key)
-            .arg(&SESSION_FIELDS[..])
+        // The hit's one round trip: one value, the packed session.
+        let answer: Value = Cmd::with_capacity(3, 4 + key.len() + PACKED_FIELD.len())
+            .arg("HGET")
+            .arg(&key)
+            .arg(PACKED_FIELD)
             .query_async(&mut connection)
             .await
             .map_err(store_error)?;
-        match decode_session(&session_values(answer)?)? {
+        let found = match answer {
+            Value::BulkString(packed) => Some(decode_packed_session(&packed)?),
+            Value::Nil => {
+                // No such session, or one written field by field (version
+                // 0.1): its known fields by name, values only. The command
+                // is sized up front (grown argument by argument it was
+                // reallocated four times).
+                let mut command =
+                    Cmd::with_capacity(2 + SESSION_FIELDS.len(), 5 + key.len() + SESSION_FIELDS_BYTES);
+                let answer: Value = command
+                    .arg("HMGET")
+                    .arg(key)
+                    .arg(&SESSION_FIELDS[..])
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(store_error)?;
+                decode_session(&session_values(answer)?.each_ref().map(Option::as_deref))?
+            }
+            other => return Err(StoreError::corrupt(format!("HGET of a packed session answered {other:?}"))),
+        };
+        match found {
             Some(session) if session.username() != owner || session.digest != *digest => {
                 Err(StoreError::corrupt("a session hash holds another session"))
             }

@@ -20,11 +20,13 @@
 //! that walk all of a user's sessions (`DELETE_USER`, the lazy build) walk
 //! at most the cap.
 //!
-//! Records are hashes with one field per serde field, each value that field's
-//! canonical JSON (a session's user fields sit at the top level, see
-//! `codec.rs`). Scripts only ever compare such values byte for byte
-//! (`token`, `session`, `login`) or overwrite them with values computed in
-//! Rust; they never parse JSON. A JSON string of base64url needs no escaping,
+//! A login is a hash with one field per serde field, each value that field's
+//! canonical JSON; a session is a hash holding its values packed in one
+//! field, `packed`, and its `login` beside it (see `codec.rs`; a session of
+//! version 0.1 has one field per value, its user's fields at the top level).
+//! Scripts only ever compare such values byte for byte (`token`, `session`,
+//! `login`) or overwrite them with values computed in Rust, in a packed
+//! session by position (`set_session_fields`); they never parse JSON. A JSON string of base64url needs no escaping,
 //! so `"…"` minus its quotes is the raw digest or serial, and a serial in
 //! quotes is its JSON.
 //!
@@ -200,23 +202,72 @@ local function end_login(serial)
   return drop_login(serial)
 end
 
--- Writes the fields ARGV[from..to] into a record, sets its expiry and
--- indexes it under its expires_at (for a user, in the bucket's index too).
-local function put(key, index, bucket_index, member, score, at, from, to)
-  redis.call('HSET', key, unpack(ARGV, from, to))
+-- Sets a record's expiry and indexes it under its expires_at (for a user,
+-- in the bucket's index too).
+local function expire_and_index(key, index, bucket_index, member, score, at)
   redis.call('PEXPIREAT', key, at)
   redis.call('ZADD', index, score, member)
   if user ~= '' then redis.call('ZADD', bucket_index, score, user .. ':' .. member) end
 end
 
--- Writes a session (the fields ARGV[from..to]) as `put` does and, for a
--- user's, keeps its login's set and the user's marker alive as long as it.
-local function put_session(key, digest, score, at, from, to)
-  put(key, user_sessions, bucket_sessions, digest, score, at, from, to)
+-- Writes the fields ARGV[from..to] into a record, then expires and indexes
+-- it.
+local function put(key, index, bucket_index, member, score, at, from, to)
+  redis.call('HSET', key, unpack(ARGV, from, to))
+  expire_and_index(key, index, bucket_index, member, score, at)
+end
+
+-- Expires and indexes a session and, for a user's, keeps its login's set
+-- and the user's marker alive as long as it.
+local function index_session(key, digest, score, at)
+  expire_and_index(key, user_sessions, bucket_sessions, digest, score, at)
   if user ~= '' then
     index_opened(digest, tonumber(at))
     extend(indexed, tonumber(at))
   end
+end
+
+-- Writes a new session (the fields ARGV[from..to], in the layout Rust chose)
+-- and indexes it.
+local function put_session(key, digest, score, at, from, to)
+  redis.call('HSET', key, unpack(ARGV, from, to))
+  index_session(key, digest, score, at)
+end
+
+-- Where each value sits in a packed session (`codec.rs`, format 1): the
+-- values of these fields in this order, joined by byte 31, which no JSON
+-- text holds unescaped; '' for a field the session does not have.
+local packed_slots = {
+  digest = 1, data = 2, created_at = 3, expires_at = 4,
+  username = 5, login = 6, method = 7, authenticated_at = 8,
+}
+
+-- The values of the existing session `key` when it is packed, nil when it
+-- has one field per value. A packed value that is not format 1 is an error
+-- (CORRUPT), raised before the caller writes anything.
+local function packed_values(key)
+  local packed = redis.call('HGET', key, 'packed')
+  if not packed then return nil end
+  local values = {}
+  for value in string.gmatch(packed .. '\31', '([^\31]*)\31') do values[#values + 1] = value end
+  if #values ~= 8 then error({err = 'CORRUPT a packed session holds ' .. #values .. ' values'}) end
+  return values
+end
+
+-- Writes the field/value pairs `pairs` into an existing session in the
+-- layout it was written in, whichever process wrote it: into its packed
+-- value (`values`, from packed_values) or as fields (`values` nil).
+local function set_session_fields(key, values, pairs)
+  if not values then
+    redis.call('HSET', key, unpack(pairs))
+    return
+  end
+  for i = 1, #pairs, 2 do
+    local slot = packed_slots[pairs[i]]
+    if not slot then error({err = 'ERR a session has no field ' .. pairs[i]}) end
+    values[slot] = pairs[i + 1]
+  end
+  redis.call('HSET', key, 'packed', table.concat(values, '\31'))
 end
 
 -- Deletes the user's sessions that expire first (the lowest scores: entries
@@ -368,7 +419,7 @@ put(KEYS[1], user_logins, bucket_logins, ARGV[3], ARGV[6], ARGV[7], 14, 13 + log
 create_session(KEYS[2], ARGV[5], ARGV[8], ARGV[9], 14 + login_args, #ARGV, ARGV[10])
 local carried = authenticated
 if type(carried) ~= 'string' then carried = created end
-redis.call('HSET', KEYS[2], 'authenticated_at', carried)
+set_session_fields(KEYS[2], packed_values(KEYS[2]), {'authenticated_at', carried})
 prune_logins()
 prune_sessions()
 return {'rotated', carried}
@@ -469,10 +520,11 @@ return {sessions, serials}
 /// exist.
 const CONFIRM_PASSWORD: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local values = packed_values(KEYS[1])
 if ARGV[3] ~= '' and redis.call('EXISTS', login_key(ARGV[3])) == 1 then
   redis.call('HSET', login_key(ARGV[3]), 'authenticated_at', ARGV[5])
 end
-redis.call('HSET', KEYS[1], 'method', ARGV[4], 'authenticated_at', ARGV[5])
+set_session_fields(KEYS[1], values, {'method', ARGV[4], 'authenticated_at', ARGV[5]})
 return 1
 "#;
 
@@ -482,7 +534,8 @@ return 1
 /// the session: 1 when it existed.
 const UPDATE_SESSION: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-put_session(KEYS[1], ARGV[3], ARGV[4], ARGV[5], 6, #ARGV)
+set_session_fields(KEYS[1], packed_values(KEYS[1]), {unpack(ARGV, 6, #ARGV)})
+index_session(KEYS[1], ARGV[3], ARGV[4], ARGV[5])
 return 1
 "#;
 

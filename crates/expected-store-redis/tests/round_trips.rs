@@ -1,8 +1,8 @@
-//! Round trips per cookie login and per password login, counted by a
-//! private `redis-server`'s own `INFO commandstats`: the store's scripts
-//! (`EVALSHA`, `EVAL`) and its one plain read (`HGETALL`). Commands a script
-//! runs count under their own names too, so `HGETALL` is only asserted
-//! where no script runs it.
+//! Round trips per cookie login, per password login and per session hit,
+//! counted by a private `redis-server`'s own `INFO commandstats`: the
+//! store's scripts (`EVALSHA`, `EVAL`) and its plain reads (`HGETALL`,
+//! `HGET`, `HMGET`). Commands a script runs count under their own names
+//! too, so plain reads are only asserted where no script runs.
 
 mod support;
 
@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use expected_core::time::Duration;
 use expected_core::{Config, CookieKind, Expected, ManualClock, Outcome, Presented, Username};
 use expected_store_redis::RedisStore;
+use support::checks::{login_at, now, session_0_1, user, write_0_1_session};
 use support::server::{RedisProcess, cli, free_port};
 use support::{skip, unique_prefix};
 
@@ -31,8 +32,10 @@ fn sent(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> (u64, u6
     (delta("evalsha") + delta("eval"), delta("hgetall"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cookie_login_is_one_script() {
+/// A private `redis-server` of the test's own (its counters are the
+/// test's alone) and a store on it; `None` when none starts (skipped
+/// loudly, failed under CI).
+async fn private_server(test: &str) -> Option<(RedisProcess, RedisStore)> {
     let started = tokio::task::spawn_blocking(|| {
         let port = free_port()?;
         let dir = std::env::temp_dir().join(format!("expected-redis-round-trips-{port}"));
@@ -43,13 +46,22 @@ async fn a_cookie_login_is_one_script() {
     .expect("spawn_blocking");
     let server = match started {
         Ok(server) => server,
-        Err(why) => return skip("a_cookie_login_is_one_script", &why),
+        Err(why) => {
+            skip(test, &why);
+            return None;
+        }
     };
     let store = RedisStore::builder()
         .prefix(unique_prefix())
         .connect(server.url())
         .await
         .expect("connect to the private server");
+    Some((server, store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_login_is_one_script() {
+    let Some((server, store)) = private_server("a_cookie_login_is_one_script").await else { return };
     let clock = ManualClock::starting_now();
     let config = Config::builder().secure(false).build().expect("config");
     let engine = Expected::new(store, config).with_clock(clock.clone());
@@ -89,23 +101,9 @@ async fn a_cookie_login_is_one_script() {
 /// `delete_login`) for a user at the cap; without, one (`create_session`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remembered_login_is_at_most_two_scripts() {
-    let started = tokio::task::spawn_blocking(|| {
-        let port = free_port()?;
-        let dir = std::env::temp_dir().join(format!("expected-redis-round-trips-{port}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        RedisProcess::start(port, &dir, &[])
-    })
-    .await
-    .expect("spawn_blocking");
-    let server = match started {
-        Ok(server) => server,
-        Err(why) => return skip("a_remembered_login_is_at_most_two_scripts", &why),
+    let Some((server, store)) = private_server("a_remembered_login_is_at_most_two_scripts").await else {
+        return;
     };
-    let store = RedisStore::builder()
-        .prefix(unique_prefix())
-        .connect(server.url())
-        .await
-        .expect("connect to the private server");
     let clock = ManualClock::starting_now();
     let cap = 3;
     let config = Config::builder()
@@ -142,4 +140,58 @@ async fn a_remembered_login_is_at_most_two_scripts() {
     let logins =
         expected_core::Store::list_logins(engine.store(), &name("alice")).await.expect("list_logins");
     assert_eq!(logins.len(), cap, "the cap held");
+}
+
+/// Calls of `command` between two `commandstats`.
+fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>, command: &str) -> u64 {
+    after.get(command).copied().unwrap_or(0) - before.get(command).copied().unwrap_or(0)
+}
+
+/// A session hit is one `HGET` of one value, the packed session; a session
+/// that is not there, or one written field by field (version 0.1), takes
+/// an `HMGET` of its fields after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_hit_is_one_hget_of_the_packed_session() {
+    let Some((server, store)) = private_server("a_session_hit_is_one_hget_of_the_packed_session").await
+    else {
+        return;
+    };
+    let alice = user("alice");
+    let (_, session, _) = login_at(&alice, now());
+    assert!(matches!(
+        expected_core::Store::create_session(&store, &session, None).await,
+        Ok(expected_core::store::Inserted::Created)
+    ));
+    let reads = |before: &HashMap<String, u64>, after: &HashMap<String, u64>| {
+        (delta(before, after, "hget"), delta(before, after, "hmget"), sent(before, after).0)
+    };
+    for _ in 0..3 {
+        let before = commandstats(server.port());
+        let read = expected_core::Store::get_session(&store, Some(&alice), &session.digest).await;
+        let after = commandstats(server.port());
+        assert_eq!(read.expect("get_session"), Some(session.clone()));
+        assert_eq!(reads(&before, &after), (1, 0, 0), "a hit is one HGET");
+    }
+    let unknown = expected_core::SessionId::from_bytes([7; 32]).digest();
+    let before = commandstats(server.port());
+    let read = expected_core::Store::get_session(&store, Some(&alice), &unknown).await;
+    let after = commandstats(server.port());
+    assert_eq!(read.expect("get_session"), None);
+    assert_eq!(reads(&before, &after), (1, 1, 0), "a miss reads the fields too");
+
+    let nodes = [server.url()];
+    let at = now();
+    let old = session_0_1(
+        &alice,
+        expected_core::SessionId::from_bytes([8; 32]).digest(),
+        None,
+        &expected_core::SessionData::new(),
+        (at, at + Duration::hours(1)),
+    );
+    write_0_1_session(&store, &nodes, &old).await;
+    let before = commandstats(server.port());
+    let read = expected_core::Store::get_session(&store, Some(&alice), &old.digest).await;
+    let after = commandstats(server.port());
+    assert_eq!(read.expect("get_session"), Some(old));
+    assert_eq!(reads(&before, &after), (1, 1, 0), "a 0.1 session reads by its fields");
 }

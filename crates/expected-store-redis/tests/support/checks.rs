@@ -213,15 +213,16 @@ pub(crate) async fn layout_and_ttls(store: &RedisStore, nodes: &[String]) {
     }
     let read = store.get_session(owner, &id).await.expect("get").expect("session");
     assert_eq!(read, SessionRecord { expires_at: touched, ..rotation.session.clone() });
-    // The session hash holds the user's fields beside the others, flat.
+    // The session hash holds the packed session, and its login beside it
+    // for the scripts.
     let fields: Vec<String> =
         redis::cmd("HKEYS").arg(&new_key).query_async(&mut connection).await.expect("HKEYS");
     let mut fields: Vec<&str> = fields.iter().map(String::as_str).collect();
     fields.sort_unstable();
-    assert_eq!(
-        fields,
-        ["authenticated_at", "created_at", "data", "digest", "expires_at", "login", "method", "username"]
-    );
+    assert_eq!(fields, ["login", "packed"]);
+    assert_eq!(hget(&mut connection, &new_key, "packed").await, Some(packed(&read)), "the packed layout");
+    let login_json = serde_json::to_string(&login.serial).expect("json").into_bytes();
+    assert_eq!(hget(&mut connection, &new_key, "login").await, Some(login_json));
     let deleted = store.delete_user(&name).await.expect("delete_user");
     assert_eq!((deleted.logins, deleted.sessions, deleted.serials), (1, 1, vec![login.serial]));
     assert_eq!(keys_under(nodes, store.prefix()).await.expect("scan"), Vec::<String>::new(), "nothing left");
@@ -387,14 +388,55 @@ pub(crate) async fn corrupt_records_are_errors(store: &RedisStore, nodes: &[Stri
         .query_async(&mut connection)
         .await
         .expect("HSET");
-    let _: i64 =
-        redis::cmd("HDEL").arg(session_key).arg("data").query_async(&mut connection).await.expect("HDEL");
     let error = store.get_login(&name, &login.serial).await.expect_err("corrupt login");
     assert_eq!(error.kind(), StoreErrorKind::Corrupt, "{error}");
     let error = store.list_logins(&name).await.expect_err("corrupt login");
     assert_eq!(error.kind(), StoreErrorKind::Corrupt, "{error}");
-    let error = store.get_session(Some(&name), &session.digest).await.expect_err("corrupt session");
-    assert_eq!(error.kind(), StoreErrorKind::Corrupt, "{error}");
+    // A packed session with a value too few, and one with a value that is
+    // no JSON: reads are corrupt, and the scripts that would write into it
+    // refuse it, writing nothing.
+    let whole = packed(&session);
+    let authenticated_before = hget(&mut connection, login_key, "authenticated_at").await;
+    assert!(authenticated_before.is_some());
+    let separator = whole.iter().rposition(|&byte| byte == 0x1f).expect("a separator");
+    let short = whole[..separator].to_vec();
+    let bad_data = packed_with(&session, &[(1, "{not json")]);
+    for mangled in [short, bad_data] {
+        let _: i64 = redis::cmd("HSET")
+            .arg(session_key)
+            .arg("packed")
+            .arg(&mangled)
+            .query_async(&mut connection)
+            .await
+            .expect("HSET");
+        let error = store.get_session(Some(&name), &session.digest).await.expect_err("corrupt session");
+        assert_eq!(error.kind(), StoreErrorKind::Corrupt, "{error}");
+        if mangled.iter().filter(|&&byte| byte == 0x1f).count() == 7 {
+            continue; // the scripts split values; they do not parse JSON
+        }
+        let later = session.expires_at + Duration::minutes(1);
+        let error = store.touch_session(Some(&name), &session.digest, later).await.expect_err("touch");
+        assert_eq!(error.kind(), StoreErrorKind::Corrupt, "{error}");
+        let error = store.save_session(&session).await.expect_err("save");
+        assert_eq!(error.kind(), StoreErrorKind::Corrupt, "{error}");
+        let confirmation = Confirmation {
+            username: name.clone(),
+            session: session.digest,
+            login: Some(login.serial),
+            at: later,
+        };
+        let error = store.confirm_password(&confirmation).await.expect_err("confirm");
+        assert_eq!(error.kind(), StoreErrorKind::Corrupt, "{error}");
+        assert_eq!(hget(&mut connection, session_key, "packed").await, Some(mangled), "nothing written");
+        let authenticated = hget(&mut connection, login_key, "authenticated_at").await;
+        assert_eq!(authenticated, authenticated_before, "the login's authenticated_at stays");
+        let expire_ms: i64 = redis::cmd("PEXPIRETIME")
+            .arg(session_key)
+            .query_async(&mut connection)
+            .await
+            .expect("PEXPIRETIME");
+        assert_eq!(expire_ms, ms_ceil(session.expires_at), "the TTL stays");
+    }
     let deleted = store.delete_user(&name).await.expect("delete_user still works");
     assert_eq!((deleted.logins, deleted.sessions), (1, 1));
     // An anonymous session that names a user, or half a user, is corrupt too.
@@ -408,17 +450,18 @@ pub(crate) async fn corrupt_records_are_errors(store: &RedisStore, nodes: &[Stri
     let mut connection = node_of(nodes, &key).await;
     let _: i64 = redis::cmd("HSET")
         .arg(&key)
-        .arg("login")
-        .arg("null")
+        .arg("packed")
+        .arg(packed_with(&visitor, &[(5, "null")]))
         .query_async(&mut connection)
         .await
         .expect("HSET");
     let error = store.get_session(None, &visitor.digest).await.expect_err("half a user");
     assert_eq!(error.kind(), StoreErrorKind::Corrupt, "{error}");
+    let username = serde_json::to_string(&name).expect("json");
     let _: i64 = redis::cmd("HSET")
         .arg(&key)
-        .arg("username")
-        .arg(serde_json::to_string(&name).expect("json"))
+        .arg("packed")
+        .arg(packed_with(&visitor, &[(4, &username), (5, "null")]))
         .query_async(&mut connection)
         .await
         .expect("HSET");
@@ -493,10 +536,10 @@ pub(crate) async fn anonymous_sessions_layout(store: &RedisStore, nodes: &[Strin
     let expire_ms: i64 =
         redis::cmd("PEXPIRETIME").arg(&key).query_async(&mut connection).await.expect("PEXPIRETIME");
     assert_eq!(expire_ms, ms_ceil(visitor.expires_at), "the session's TTL ends at its expires_at");
-    let mut fields: Vec<String> =
+    let fields: Vec<String> =
         redis::cmd("HKEYS").arg(&key).query_async(&mut connection).await.expect("HKEYS");
-    fields.sort_unstable();
-    assert_eq!(fields, ["created_at", "data", "digest", "expires_at"]);
+    assert_eq!(fields, ["packed"], "an anonymous session has no login");
+    assert_eq!(hget(&mut connection, &key, "packed").await, Some(packed(&visitor)));
     let indexed: Vec<(String, i64)> = redis::cmd("ZRANGE")
         .arg(format!("{base}A"))
         .arg(0)
@@ -569,6 +612,43 @@ pub(crate) async fn anonymous_sessions_layout(store: &RedisStore, nodes: &[Strin
     assert_eq!(store.delete_expired_sessions(touched - Duration::microseconds(1)).await.expect("clean"), 0);
     assert_eq!(store.delete_expired_sessions(touched).await.expect("clean"), 1);
     assert_eq!(keys_under(nodes, store.prefix()).await.expect("scan"), Vec::<String>::new(), "nothing left");
+}
+
+/// A session's packed value, built here apart from the store (the layout
+/// is a contract with the data already in Redis): the JSON of `digest`,
+/// `data`, `created_at`, `expires_at`, `username`, `login`, `method` and
+/// `authenticated_at`, empty for the user fields of an anonymous session,
+/// joined by byte 31.
+fn packed(session: &SessionRecord) -> Vec<u8> {
+    packed_with(session, &[])
+}
+
+/// [`packed`] with some values replaced (`(index, value)`).
+fn packed_with(session: &SessionRecord, replaced: &[(usize, &str)]) -> Vec<u8> {
+    let record = serde_json::to_value(session).expect("json");
+    let user = record.get("user").filter(|user| user.is_object());
+    let top = |name: &str| record.get(name).map(ToString::to_string).expect("a session field");
+    let of_user =
+        |name: &str| user.and_then(|user| user.get(name)).map(ToString::to_string).unwrap_or_default();
+    let mut values = [
+        top("digest"),
+        top("data"),
+        top("created_at"),
+        top("expires_at"),
+        of_user("username"),
+        of_user("login"),
+        of_user("method"),
+        of_user("authenticated_at"),
+    ];
+    for &(index, value) in replaced {
+        values[index] = value.to_owned();
+    }
+    values.join("\u{1f}").into_bytes()
+}
+
+/// `HGET key field`, nil as `None`.
+async fn hget(connection: &mut redis::aio::MultiplexedConnection, key: &str, field: &str) -> Option<Vec<u8>> {
+    redis::cmd("HGET").arg(key).arg(field).query_async(connection).await.expect("HGET")
 }
 
 /// `at` as version 0.1 wrote it: the canonical RFC 3339 JSON string.
@@ -657,7 +737,7 @@ async fn write_0_1_login(store: &RedisStore, nodes: &[String], login: &Login) {
 
 /// Writes a user's `session` as version 0.1 did: `username` and `login` at
 /// the top level, neither `method` nor `authenticated_at`.
-async fn write_0_1_session(store: &RedisStore, nodes: &[String], session: &SessionRecord) {
+pub(crate) async fn write_0_1_session(store: &RedisStore, nodes: &[String], session: &SessionRecord) {
     let name = session.username().expect("a user's session");
     let login = session.login().map_or_else(|| "null".to_owned(), |serial| quoted(serial.to_base64()));
     write_0_1(
@@ -680,7 +760,7 @@ async fn write_0_1_session(store: &RedisStore, nodes: &[String], session: &Sessi
 
 /// A user's session as version 0.1 reads back: `Remembered` at its
 /// `created_at`.
-fn session_0_1(
+pub(crate) fn session_0_1(
     name: &Username,
     digest: SessionDigest,
     login: Option<expected_core::Serial>,
