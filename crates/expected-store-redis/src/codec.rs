@@ -634,15 +634,20 @@ mod tests {
     /// A hash's fields as (name, value) pairs, to mutate.
     type Pairs = Vec<(String, Vec<u8>)>;
 
-    /// A logged-in user's session hash.
-    fn user_session_pairs() -> Result<Pairs, Box<dyn std::error::Error>> {
+    /// A logged-in user's session fields.
+    fn user_session_fields() -> Result<Map<String, Value>, Box<dyn std::error::Error>> {
         let user = SessionUser {
             username: Username::new("zoë")?,
             login: Some(Serial::from_bytes([2; 16])),
             method: AuthMethod::Password,
             authenticated_at: datetime!(2030-01-01 0:00 UTC),
         };
-        let fields = session_fields(&session(Some(user)))?;
+        Ok(session_fields(&session(Some(user)))?)
+    }
+
+    /// A logged-in user's session hash.
+    fn user_session_pairs() -> Result<Pairs, Box<dyn std::error::Error>> {
+        let fields = user_session_fields()?;
         Ok(fields.iter().map(|(name, value)| (name.clone(), value.to_string().into_bytes())).collect())
     }
 
@@ -849,7 +854,7 @@ mod tests {
 
     #[test]
     fn malformed_packed_sessions_are_corrupt_not_a_panic() -> Result<(), Box<dyn std::error::Error>> {
-        let args = packed_session_args(&user_session_pairs_fields()?)?;
+        let args = packed_session_args(&user_session_fields()?)?;
         let packed = packed_of(&args).ok_or("no packed value")?.to_vec();
         assert!(decode_packed_session(&packed).is_ok(), "the unmutated value reads");
         let is_corrupt = |value: &[u8]| {
@@ -870,15 +875,6 @@ mod tests {
         let error = packed_session_args(&fields).err().map(|error| error.kind());
         assert_eq!(error, Some(StoreErrorKind::Backend));
         Ok(())
-    }
-
-    fn user_session_pairs_fields() -> Result<Map<String, Value>, Box<dyn std::error::Error>> {
-        let pairs = user_session_pairs()?;
-        let mut fields = Map::new();
-        for (name, value) in pairs {
-            fields.insert(name, serde_json::from_slice(&value)?);
-        }
-        Ok(fields)
     }
 
     #[test]
