@@ -99,6 +99,9 @@ pub(crate) struct Run {
     pub(crate) thefts: u64,
     /// The first failure, for the report.
     pub(crate) first_error: Option<String>,
+    /// The CPU time the server watched ([`Prepared::run`]) used inside the
+    /// measurement window; `None` unwatched or unreadable.
+    pub(crate) server_cpu: Option<Duration>,
 }
 
 impl Run {
@@ -112,7 +115,13 @@ impl Run {
             errors: 0,
             thefts: 0,
             first_error: None,
+            server_cpu: None,
         }
+    }
+
+    /// The watched server's CPU time per measured request, in µs.
+    pub(crate) fn server_micros_per_request(&self) -> Option<f64> {
+        crate::cpu::micros_per_request(self.server_cpu, self.measured)
     }
 
     /// Measured requests per second.
@@ -181,8 +190,10 @@ pub(crate) async fn prepare_for(target: Target, scenario: Scenario, load: Load) 
 }
 
 impl Prepared {
-    /// Runs every connection through the warm-up and the measurement.
-    pub(crate) async fn run(self) -> Result<Run> {
+    /// Runs every connection through the warm-up and the measurement, and
+    /// reads the CPU time of the `server` process (its pid) at the
+    /// window's two ends.
+    pub(crate) async fn run(self, server: Option<u32>) -> Result<Run> {
         let Self { scenario, load, connections } = self;
         let measure_from = Instant::now() + load.warmup;
         let end = measure_from + load.measure;
@@ -190,6 +201,14 @@ impl Prepared {
         for connection in connections {
             running.spawn(drive(scenario, connection, measure_from, end));
         }
+        let watch = server.map(|pid| {
+            tokio::spawn(async move {
+                tokio::time::sleep_until(measure_from.into()).await;
+                let from = crate::cpu::cpu_time(pid)?;
+                tokio::time::sleep_until(end.into()).await;
+                crate::cpu::cpu_time(pid)?.checked_sub(from)
+            })
+        });
         let mut run = Run::new(load.measure);
         let mut all = Vec::new();
         while let Some(joined) = running.join_next().await {
@@ -204,6 +223,9 @@ impl Prepared {
             all.extend(tally.latencies);
         }
         run.latencies = Latencies::new(all);
+        if let Some(watch) = watch {
+            run.server_cpu = watch.await.map_err(|e| format!("the CPU reading panicked: {e}"))?;
+        }
         Ok(run)
     }
 }

@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cpu;
 mod demo;
 mod http;
 mod load;
@@ -232,7 +233,7 @@ async fn bench_backend(
             Ok::<_, Error>((backend.count().await?, prepared))
         };
         let run = match before.await {
-            Ok((before, prepared)) => prepared.run().await.map(|run| (before, run)),
+            Ok((before, prepared)) => prepared.run(running.pid()).await.map(|run| (before, run)),
             Err(error) => Err(error),
         };
         let tail = running.log_tail();
@@ -302,18 +303,23 @@ async fn beside_peer(
         for (target, server) in [(load::Target::Demo, &ours), (load::Target::Peer, &theirs)] {
             let load = Load { addr: server.addr, connections: args.connections, warmup, measure };
             let run = match load::prepare_for(target, Scenario::SessionHit, load).await {
-                Ok(prepared) => prepared.run().await,
+                Ok(prepared) => prepared.run(server.pid()).await,
                 Err(error) => Err(error),
             };
             let side = if target == load::Target::Demo { "ours" } else { "the peer" };
             match run {
                 Ok(run) if run.errors == 0 && run.thefts == 0 && run.measured > 0 => {
                     let rate = run.per_second();
-                    progress(&format!("  round {round}, {side}: {rate:.0} req/s"));
+                    let cpu = run.server_micros_per_request();
+                    let cpu_text =
+                        cpu.map_or_else(String::new, |cpu| format!(", {cpu:.1} µs of CPU per hit"));
+                    progress(&format!("  round {round}, {side}: {rate:.0} req/s{cpu_text}"));
                     if target == load::Target::Demo {
-                        beside.ours.push(rate)
+                        beside.ours.push(rate);
+                        beside.ours_cpu.push(cpu);
                     } else {
-                        beside.theirs.push(rate)
+                        beside.theirs.push(rate);
+                        beside.theirs_cpu.push(cpu);
                     }
                 }
                 Ok(run) => {

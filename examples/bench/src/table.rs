@@ -103,6 +103,10 @@ pub(crate) struct Beside {
     pub(crate) ours: Vec<f64>,
     /// The peer's, per round.
     pub(crate) theirs: Vec<f64>,
+    /// The demo's CPU time per hit in µs, per round (`None`: no reading).
+    pub(crate) ours_cpu: Vec<Option<f64>>,
+    /// The peer's, per round.
+    pub(crate) theirs_cpu: Vec<Option<f64>>,
 }
 
 impl Beside {
@@ -121,6 +125,33 @@ impl Beside {
             .zip(&self.theirs)
             .map(|(ours, theirs)| (*theirs > 0.0).then(|| ours / theirs))
             .collect()
+    }
+
+    /// The demo's CPU per hit ÷ the peer's, per round: below 1, the demo
+    /// spends less of the machine on a hit.
+    pub(crate) fn cpu_ratios(&self) -> Vec<Option<f64>> {
+        self.ours_cpu
+            .iter()
+            .zip(&self.theirs_cpu)
+            .map(|(ours, theirs)| match (ours, theirs) {
+                (Some(ours), Some(theirs)) if *theirs > 0.0 => Some(ours / theirs),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The median of the values there are (the mean of the middle two for an
+/// even count); `None` without any. One noisy round moves it less than it
+/// moves a mean.
+pub(crate) fn median(values: &[Option<f64>]) -> Option<f64> {
+    let mut known: Vec<f64> = values.iter().flatten().copied().collect();
+    known.sort_by(f64::total_cmp);
+    let n = known.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(known[n / 2]),
+        _ => Some((known[n / 2 - 1] + known[n / 2]) / 2.0),
     }
 }
 
@@ -183,6 +214,11 @@ fn per_request(measured: Option<&Measured>) -> String {
     }
 }
 
+/// `value` with two decimals, or a dash.
+fn two_places(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), |v| format!("{v:.2}"))
+}
+
 /// The report.
 pub(crate) fn render(machine: &Machine, rows: &[Row]) -> String {
     let mut out = String::new();
@@ -200,10 +236,11 @@ pub(crate) fn render(machine: &Machine, rows: &[Row]) -> String {
     let _ = writeln!(
         out,
         "| store | session hit req/s | p50 | p99 | cookie login req/s | p50 | p99 | anon write req/s | p50 | p99 \
-         | store work per request: hit / login / write | raw reference cookie logins/s [work per login] \
+         | store work per request: hit / login / write | demo CPU µs per request: hit / login / write \
+         | raw reference cookie logins/s [work per login] \
          | cookie login ÷ raw |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|");
     for row in rows {
         let mut cells = vec![row.store.to_string()];
         for scenario in Scenario::ALL {
@@ -222,6 +259,16 @@ pub(crate) fn render(machine: &Machine, rows: &[Row]) -> String {
             None => "n/a".to_owned(),
         };
         cells.push(work);
+        let cpu = |scenario| {
+            let micros = row.get(scenario).and_then(|m| m.run.server_micros_per_request());
+            micros.map_or_else(|| "–".to_owned(), |v| format!("{v:.1}"))
+        };
+        cells.push(format!(
+            "{} / {} / {}",
+            cpu(Scenario::SessionHit),
+            cpu(Scenario::CookieLogin),
+            cpu(Scenario::AnonWrite)
+        ));
         match &row.reference {
             Some(reference) => {
                 cells.push(format!("{} [{}]", rate(&reference.run), per_request(Some(reference))));
@@ -243,22 +290,33 @@ pub(crate) fn render(machine: &Machine, rows: &[Row]) -> String {
             "\nSession hits beside the peer ({}), alternating rounds, the demo's first; req/s.\n",
             first.peer
         );
-        let _ = writeln!(out, "| store | ours, per round | peer, per round | ours ÷ peer, per round |");
-        let _ = writeln!(out, "|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| store | ours, per round | peer, per round | ours ÷ peer, per round | median \
+             | CPU µs per hit, ours | CPU µs per hit, peer | CPU ours ÷ peer, median |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---:|---|---|---:|");
         let list = |values: &[f64]| values.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", ");
         for (row, beside) in beside {
-            let ratios = beside
-                .ratios()
-                .iter()
-                .map(|ratio| ratio.map_or_else(|| "–".to_owned(), |r| format!("{r:.2}")))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let ratios = beside.ratios();
+            let ratio_list = ratios.iter().map(|ratio| two_places(*ratio)).collect::<Vec<_>>().join(", ");
+            let cpu_list = |values: &[Option<f64>]| {
+                values
+                    .iter()
+                    .map(|v| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.1}")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {ratios} |",
+                "| {} | {} | {} | {ratio_list} | {} | {} | {} | {} |",
                 row.store,
                 list(&beside.ours),
-                list(&beside.theirs)
+                list(&beside.theirs),
+                two_places(median(&ratios)),
+                cpu_list(&beside.ours_cpu),
+                cpu_list(&beside.theirs_cpu),
+                two_places(median(&beside.cpu_ratios()))
             );
         }
     }
@@ -272,22 +330,35 @@ mod tests {
     #[test]
     fn the_peer_table_has_a_ratio_per_round() {
         let mut row = Row::new(StoreKind::Memory);
-        row.beside =
-            Some(Beside { peer: "self".to_owned(), ours: vec![100.0, 90.0], theirs: vec![50.0, 0.0] });
+        row.beside = Some(Beside {
+            peer: "self".to_owned(),
+            ours: vec![100.0, 90.0],
+            theirs: vec![50.0, 0.0],
+            ours_cpu: vec![Some(20.0), Some(30.0)],
+            theirs_cpu: vec![Some(40.0), None],
+        });
         assert_eq!(row.beside.as_ref().map(Beside::ratios), Some(vec![Some(2.0), None]));
         // A round the peer served nothing in is not a pass.
         assert_eq!(row.passed(), 0);
         let machine = Machine::now("axum", 32, 2, 1);
         let text = render(&machine.finished(), std::slice::from_ref(&row));
         assert!(text.contains("Session hits beside the peer (self)"), "{text}");
-        assert!(text.contains("| memory | 100, 90 | 50, 0 | 2.00, – |"), "{text}");
+        assert!(
+            text.contains("| memory | 100, 90 | 50, 0 | 2.00, – | 2.00 | 20.0, 30.0 | 40.0, – | 0.50 |"),
+            "{text}"
+        );
         // A round cut short (the peer failed after ours ran) is not a pass.
-        row.beside = Some(Beside { peer: "p".to_owned(), ours: vec![90.0], theirs: vec![] });
+        row.beside = Some(Beside { peer: "p".to_owned(), ours: vec![90.0], ..Beside::default() });
         assert_eq!(row.passed(), 0);
-        row.beside = Some(Beside { peer: "p".to_owned(), ours: vec![90.0], theirs: vec![100.0] });
+        row.beside =
+            Some(Beside { peer: "p".to_owned(), ours: vec![90.0], theirs: vec![100.0], ..Beside::default() });
         assert_eq!(row.passed(), 1);
-        assert!(render(&machine, &[row]).contains("| memory | 90 | 100 | 0.90 |"));
+        // No CPU reading: dashes, not figures.
+        assert!(render(&machine, &[row]).contains("| memory | 90 | 100 | 0.90 | 0.90 |  |  | – |"));
         // No peer, no second table.
+        assert_eq!(median(&[Some(3.0), None, Some(1.0), Some(2.0)]), Some(2.0));
+        assert_eq!(median(&[Some(4.0), Some(1.0)]), Some(2.5));
+        assert_eq!(median(&[None]), None);
         assert!(!render(&machine, &[Row::new(StoreKind::Memory)]).contains("beside the peer"));
     }
 }
