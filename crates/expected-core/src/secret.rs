@@ -64,7 +64,7 @@ impl Username {
         if name.len() > MAX_USERNAME_BYTES {
             return Err(UsernameError::TooLong);
         }
-        if name.chars().any(char::is_control) {
+        if has_control_character(&name) {
             return Err(UsernameError::ControlCharacter);
         }
         Ok(Self(name))
@@ -86,6 +86,18 @@ impl Username {
 }
 
 const USER_TAG_LABEL: &[u8] = b"expected/v1/user-tag\0";
+
+/// Whether `name` holds a control character (Unicode's `Cc`: U+0000 to
+/// U+001F and U+007F to U+009F). Every request with a session or
+/// remember-me cookie checks a username or two, nearly always ASCII, which
+/// a byte scan checks without decoding characters.
+fn has_control_character(name: &str) -> bool {
+    if name.is_ascii() {
+        name.bytes().any(|byte| byte.is_ascii_control())
+    } else {
+        name.chars().any(char::is_control)
+    }
+}
 
 /// What the library's `tracing` spans and events record for a user (their
 /// `user` field): the first 4 bytes of `SHA-256("expected/v1/user-tag\0" ‖
@@ -544,8 +556,23 @@ mod tests {
         assert_eq!(Username::new("a\0b"), Err(UsernameError::ControlCharacter));
         assert_eq!(Username::new("a\nb"), Err(UsernameError::ControlCharacter));
         assert_eq!(Username::new("x".repeat(256)), Err(UsernameError::TooLong));
-        for ok in ["alice", "zoë.o'brien", "a b", "\"quoted\"", "日本語", "x.y@z"] {
+        assert_eq!(Username::new("a\u{7f}"), Err(UsernameError::ControlCharacter));
+        assert_eq!(Username::new("zoë\u{85}"), Err(UsernameError::ControlCharacter));
+        for ok in ["alice", "zoë.o'brien", "a b", "\"quoted\"", "日本語", "x.y@z", "~", "\u{a0}"] {
             assert_eq!(Username::new(ok).map(|u| u.as_str().to_owned()), Ok(ok.to_owned()));
+        }
+    }
+
+    #[test]
+    fn the_ascii_scan_finds_the_control_characters_unicode_does() {
+        // Every character of the first 256 code points alone and inside
+        // ASCII and non-ASCII names: the byte scan and `char::is_control`
+        // must agree on each.
+        for code in 0u32..0x100 {
+            let Some(c) = char::from_u32(code) else { continue };
+            for name in [c.to_string(), format!("ab{c}"), format!("é{c}")] {
+                assert_eq!(has_control_character(&name), name.chars().any(char::is_control), "{name:?}");
+            }
         }
     }
 
