@@ -559,12 +559,7 @@ mod tests {
 
     #[test]
     fn sessions_read_back_every_field_they_write() -> Result<(), Box<dyn std::error::Error>> {
-        let user = SessionUser {
-            username: Username::new("zoë")?,
-            login: Some(Serial::from_bytes([2; 16])),
-            method: AuthMethod::Password,
-            authenticated_at: datetime!(2030-01-01 0:00 UTC),
-        };
+        let user = password_user("zoë")?;
         // A field written but not read back would be lost on every hit.
         let mut written: Vec<String> = session_fields(&session(Some(user)))?.keys().cloned().collect();
         let mut read: Vec<String> = SESSION_FIELDS.iter().map(|name| (*name).to_owned()).collect();
@@ -591,14 +586,24 @@ mod tests {
         }
     }
 
-    #[test]
-    fn sessions_flatten_their_user_and_read_back() -> Result<(), Box<dyn std::error::Error>> {
-        let user = SessionUser {
-            username: Username::new("zoë")?,
+    /// `name`, logged in with a password and "remember me".
+    fn password_user(name: &str) -> Result<SessionUser, expected_core::UsernameError> {
+        Ok(SessionUser {
+            username: Username::new(name)?,
             login: Some(Serial::from_bytes([2; 16])),
             method: AuthMethod::Password,
             authenticated_at: datetime!(2030-01-01 0:00 UTC),
-        };
+        })
+    }
+
+    /// Fields as (name, JSON bytes) pairs, to mutate.
+    fn pairs_of(fields: &Map<String, Value>) -> Pairs {
+        fields.iter().map(|(name, value)| (name.clone(), value.to_string().into_bytes())).collect()
+    }
+
+    #[test]
+    fn sessions_flatten_their_user_and_read_back() -> Result<(), Box<dyn std::error::Error>> {
+        let user = password_user("zoë")?;
         for session in
             [session(Some(user.clone())), session(Some(SessionUser { login: None, ..user })), session(None)]
         {
@@ -662,19 +667,14 @@ mod tests {
 
     /// A logged-in user's session fields.
     fn user_session_fields() -> Result<Map<String, Value>, Box<dyn std::error::Error>> {
-        let user = SessionUser {
-            username: Username::new("zoë")?,
-            login: Some(Serial::from_bytes([2; 16])),
-            method: AuthMethod::Password,
-            authenticated_at: datetime!(2030-01-01 0:00 UTC),
-        };
+        let user = password_user("zoë")?;
         Ok(session_fields(&session(Some(user)))?)
     }
 
     /// A logged-in user's session hash.
     fn user_session_pairs() -> Result<Pairs, Box<dyn std::error::Error>> {
         let fields = user_session_fields()?;
-        Ok(fields.iter().map(|(name, value)| (name.clone(), value.to_string().into_bytes())).collect())
+        Ok(pairs_of(&fields))
     }
 
     fn flatten(pairs: &[(String, Vec<u8>)]) -> Vec<Vec<u8>> {
@@ -811,17 +811,9 @@ mod tests {
     fn quotes_and_backslashes_read_as_their_json_means() -> Result<(), Box<dyn std::error::Error>> {
         // A username may hold both: its JSON escapes them, and the read
         // must undo the escapes, never take the escaped text as the name.
-        let user = SessionUser {
-            username: Username::new(r#"a"b\c"#)?,
-            login: Some(Serial::from_bytes([3; 16])),
-            method: AuthMethod::Password,
-            authenticated_at: datetime!(2030-01-01 0:00 UTC),
-        };
+        let user = password_user(r#"a"b\c"#)?;
         let record = session(Some(user));
-        let pairs: Pairs = session_fields(&record)?
-            .iter()
-            .map(|(name, value)| (name.clone(), value.to_string().into_bytes()))
-            .collect();
+        let pairs = pairs_of(&session_fields(&record)?);
         assert_eq!(read(flatten(&pairs))?, Some(record));
         // In the fields read without serde_json (base64url, times, the
         // method), a raw quote or backslash is no JSON string at all, and
@@ -883,12 +875,7 @@ mod tests {
 
     #[test]
     fn packed_sessions_read_back_with_login_beside_them() -> Result<(), Box<dyn std::error::Error>> {
-        let user = SessionUser {
-            username: Username::new("zoë \"quoted\"")?,
-            login: Some(Serial::from_bytes([2; 16])),
-            method: AuthMethod::Password,
-            authenticated_at: datetime!(2030-01-01 0:00 UTC),
-        };
+        let user = password_user("zoë \"quoted\"")?;
         let mut with_separator = session(None);
         // A separator in the data is escaped by its JSON, never raw.
         with_separator.data.insert("note".to_owned(), Value::from("a\u{1f}b\u{1f}"));
