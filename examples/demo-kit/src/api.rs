@@ -152,7 +152,7 @@ impl Me {
     /// What `/api/me` answers for `user`, fresh or not.
     pub fn new(user: &CurrentUser, fresh: bool) -> Self {
         Self {
-            username: user.username.to_string(),
+            username: user.username.as_str().to_owned(),
             via: ViaName::from(user.via),
             method: user.method,
             authenticated_at: user.authenticated_at,
