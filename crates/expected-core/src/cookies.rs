@@ -346,7 +346,7 @@ impl PresentedCookies {
 /// not decoded), without building a `Cookie` per pair: every request reads
 /// this header, and only two names matter. The `;` and `=` are found by
 /// the `memchr` crate's vectorized search rather than `str::split`'s
-/// (about 400 instructions less on a session hit's two-cookie header);
+/// (about 275 instructions less on a session hit's two-cookie header);
 /// both are ASCII, so every piece is cut on a character boundary.
 fn split_pairs(header: &str) -> impl Iterator<Item = (&str, &str)> {
     let ends = memchr::memchr_iter(b';', header.as_bytes()).chain(std::iter::once(header.len()));
@@ -425,14 +425,19 @@ mod tests {
             "zoë=ö; x",
         ];
         for header in headers {
-            let ours: Vec<(&str, &str)> = split_pairs(header).collect();
-            let theirs: Vec<(String, String)> = Cookie::split_parse(header)
-                .flatten()
-                .map(|cookie| (cookie.name().to_owned(), cookie.value().to_owned()))
-                .collect();
-            let theirs: Vec<(&str, &str)> = theirs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let (ours, theirs) = both_splits(header);
             assert_eq!(ours, theirs, "{header:?}");
         }
+    }
+
+    /// `header`'s pairs by [`split_pairs`], then by the `cookie` crate.
+    fn both_splits(header: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
+        let ours = split_pairs(header).map(|(name, value)| (name.to_owned(), value.to_owned())).collect();
+        let theirs = Cookie::split_parse(header)
+            .flatten()
+            .map(|cookie| (cookie.name().to_owned(), cookie.value().to_owned()))
+            .collect();
+        (ours, theirs)
     }
 
     proptest::proptest! {
@@ -441,12 +446,7 @@ mod tests {
         /// (the pieces are cut by byte offsets).
         #[test]
         fn any_header_splits_as_the_cookie_crate_splits_it(header in "[a-c=; \u{a0}\u{2003}é\"]{0,40}") {
-            let ours: Vec<(&str, &str)> = split_pairs(&header).collect();
-            let theirs: Vec<(String, String)> = Cookie::split_parse(header.as_str())
-                .flatten()
-                .map(|cookie| (cookie.name().to_owned(), cookie.value().to_owned()))
-                .collect();
-            let theirs: Vec<(&str, &str)> = theirs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let (ours, theirs) = both_splits(&header);
             proptest::prop_assert_eq!(ours, theirs);
         }
     }
