@@ -430,8 +430,11 @@ mod tests {
         }
     }
 
+    /// A header's pairs, owned, in the order they appear.
+    type Pairs = Vec<(String, String)>;
+
     /// `header`'s pairs by [`split_pairs`], then by the `cookie` crate.
-    fn both_splits(header: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    fn both_splits(header: &str) -> (Pairs, Pairs) {
         let ours = split_pairs(header).map(|(name, value)| (name.to_owned(), value.to_owned())).collect();
         let theirs = Cookie::split_parse(header)
             .flatten()
