@@ -212,9 +212,20 @@ pub(crate) fn unpack_session(packed: &[u8]) -> Result<[Option<&[u8]>; SESSION_FI
 /// A session back from its packed value ([`packed_session_args`]). A packed
 /// value is there only for a session: one with no value at all is corrupt,
 /// not absent.
-pub(crate) fn decode_packed_session(packed: &[u8]) -> Result<SessionRecord, StoreError> {
-    decode_session(&unpack_session(packed)?)?
+pub(crate) fn decode_packed_session(
+    packed: &[u8],
+    sought: Option<Sought<'_>>,
+) -> Result<SessionRecord, StoreError> {
+    decode_session(&unpack_session(packed)?, sought)?
         .ok_or_else(|| StoreError::corrupt("a packed session holds no value"))
+}
+
+/// The session a read looks for: its digest, and that digest's base64url as
+/// its key ends with it ([`keys::digest_text`](crate::keys::digest_text)).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sought<'a> {
+    pub(crate) digest: &'a SessionDigest,
+    pub(crate) text: &'a str,
 }
 
 /// The answer of `HMGET key` [`SESSION_FIELDS`]: one value or nil per
@@ -274,7 +285,10 @@ fn required<T>(slot: Option<T>, name: &str) -> Result<T, StoreError> {
 /// Half of the newer user fields (`method` without `authenticated_at`, or the
 /// reverse) is neither version, and corrupt; so is a user field without a
 /// `username`.
-pub(crate) fn decode_session(values: &[Option<&[u8]>]) -> Result<Option<SessionRecord>, StoreError> {
+pub(crate) fn decode_session(
+    values: &[Option<&[u8]>],
+    sought: Option<Sought<'_>>,
+) -> Result<Option<SessionRecord>, StoreError> {
     if values.iter().all(Option::is_none) {
         return Ok(None);
     }
@@ -312,7 +326,14 @@ pub(crate) fn decode_session(values: &[Option<&[u8]>]) -> Result<Option<SessionR
     } else {
         None
     };
-    let digest = string_field(*digest, "digest", |text| SessionDigest::from_base64(text).ok())?;
+    let digest = match (sought, digest.and_then(quoted_text)) {
+        // The sought digest's own text: its bytes, without decoding them.
+        // base64url without padding writes a value one way only, and the
+        // decoder refuses any other spelling, so equal texts are equal
+        // digests, and a different text is never taken for the sought one.
+        (Some(sought), Some(text)) if text == sought.text => Some(*sought.digest),
+        _ => string_field(*digest, "digest", |text| SessionDigest::from_base64(text).ok())?,
+    };
     Ok(Some(SessionRecord {
         digest: required::<SessionDigest>(digest, "digest")?,
         user,
@@ -518,12 +539,24 @@ mod tests {
     fn read(flat: Vec<Vec<u8>>) -> Result<Option<SessionRecord>, StoreError> {
         let values = hmget(flat);
         let borrowed: Vec<Option<&[u8]>> = values.iter().map(Option::as_deref).collect();
-        let by_fields = decode_session(&borrowed);
+        let by_fields = decode_session(&borrowed, None);
+        if let Ok(Some(record)) = &by_fields {
+            // Read as a lookup by its own digest reads it (the text compared,
+            // not decoded), and as one by another digest reads the stored
+            // digest, for the caller to refuse.
+            let text = record.digest.to_base64();
+            let own = Some(Sought { digest: &record.digest, text: &text });
+            assert_eq!(decode_session(&borrowed, own).ok(), Some(Some(record.clone())));
+            let other = SessionDigest::from_bytes(record.digest.as_bytes().map(|byte| !byte));
+            let other_text = other.to_base64();
+            let other = Some(Sought { digest: &other, text: &other_text });
+            assert_eq!(decode_session(&borrowed, other).ok(), Some(Some(record.clone())));
+        }
         let packable =
             values.iter().flatten().all(|value| !value.is_empty() && !value.contains(&PACKED_SEPARATOR));
         if packable && values.iter().any(Option::is_some) {
             let packed = values.iter().map(|value| value.clone().unwrap_or_default()).collect::<Vec<_>>();
-            let by_packed = decode_packed_session(&packed.join(&PACKED_SEPARATOR)).map(Some);
+            let by_packed = decode_packed_session(&packed.join(&PACKED_SEPARATOR), None).map(Some);
             assert_eq!(
                 by_fields.as_ref().map_err(StoreError::kind),
                 by_packed.as_ref().map_err(StoreError::kind),
@@ -538,7 +571,7 @@ mod tests {
         use redis::Value;
         let nils = Value::Array(vec![Value::Nil; SESSION_FIELDS.len()]);
         assert_eq!(
-            decode_session(&session_values(nils)?.each_ref().map(Option::as_deref))?,
+            decode_session(&session_values(nils)?.each_ref().map(Option::as_deref), None)?,
             None,
             "no such key"
         );
@@ -552,7 +585,8 @@ mod tests {
         assert!(session_values(Value::Array(items)).is_err_and(|e| e.kind() == StoreErrorKind::Corrupt));
         assert!(session_values(Value::Nil).is_err_and(|e| e.kind() == StoreErrorKind::Corrupt));
         assert!(
-            decode_session(&[None, Some(&b"{}"[..])]).is_err_and(|e| e.kind() == StoreErrorKind::Corrupt)
+            decode_session(&[None, Some(&b"{}"[..])], None)
+                .is_err_and(|e| e.kind() == StoreErrorKind::Corrupt)
         );
         Ok(())
     }
@@ -894,7 +928,7 @@ mod tests {
             let packed = packed_of(&args).ok_or("no packed value")?;
             let separators = packed.iter().filter(|&&byte| byte == PACKED_SEPARATOR).count();
             assert_eq!(separators, SESSION_FIELDS.len() - 1, "{:?}", String::from_utf8_lossy(packed));
-            assert_eq!(decode_packed_session(packed)?, session);
+            assert_eq!(decode_packed_session(packed, None)?, session);
         }
         Ok(())
     }
@@ -903,9 +937,10 @@ mod tests {
     fn malformed_packed_sessions_are_corrupt_not_a_panic() -> Result<(), Box<dyn std::error::Error>> {
         let args = packed_session_args(&user_session_fields()?)?;
         let packed = packed_of(&args).ok_or("no packed value")?.to_vec();
-        assert!(decode_packed_session(&packed).is_ok(), "the unmutated value reads");
+        assert!(decode_packed_session(&packed, None).is_ok(), "the unmutated value reads");
         let is_corrupt = |value: &[u8]| {
-            decode_packed_session(value).err().map(|error| error.kind()) == Some(StoreErrorKind::Corrupt)
+            decode_packed_session(value, None).err().map(|error| error.kind())
+                == Some(StoreErrorKind::Corrupt)
         };
         // Every shorter value: a value cut, or a separator missing.
         for cut in 0..packed.len() {

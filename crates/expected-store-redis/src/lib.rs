@@ -254,9 +254,9 @@ use redis::{Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, RedisFuture, Scri
 pub use redis;
 
 use codec::{
-    PACKED_FIELD, SESSION_FIELDS, SESSION_FIELDS_BYTES, cutoff_of, decode_login, decode_packed_session,
-    decode_session, expire_at_ms, field_args, flat_hash, login_fields, packed_session_args, score_of,
-    session_fields, session_values, store_error, to_fields,
+    PACKED_FIELD, SESSION_FIELDS, SESSION_FIELDS_BYTES, Sought, cutoff_of, decode_login,
+    decode_packed_session, decode_session, expire_at_ms, field_args, flat_hash, login_fields,
+    packed_session_args, score_of, session_fields, session_values, store_error, to_fields,
 };
 use keys::{BUCKETS, Keys, bucket_base, expired_login_of, serial_of};
 use scripts::SCRIPTS;
@@ -310,6 +310,21 @@ impl ConnectionLike for Connection {
             #[cfg(feature = "cluster")]
             Self::Cluster(connection) => connection.get_db(),
         }
+    }
+}
+
+impl Connection {
+    /// One command's answer, a server's error reply as an error (as
+    /// `Cmd::query_async` answers it), sent on one Redis without the boxed
+    /// future that `ConnectionLike` wraps every command of the manager in
+    /// (its allocation, one per session hit).
+    async fn send(&mut self, command: &Cmd) -> redis::RedisResult<Value> {
+        let answer = match self {
+            Self::Single(connection) => connection.send_packed_command(command).await?,
+            #[cfg(feature = "cluster")]
+            Self::Cluster(connection) => connection.req_packed_command(command).await?,
+        };
+        answer.extract_error()
     }
 }
 
@@ -1168,16 +1183,13 @@ impl Store for RedisStore {
     ) -> Result<Option<SessionRecord>, StoreError> {
         let key = keys::session_key(&self.prefix, owner, digest);
         let mut connection = self.connection.clone();
+        let sought = keys::digest_text(&key).map(|text| Sought { digest, text });
         // The hit's one round trip: one value, the packed session.
-        let answer: Value = Cmd::with_capacity(3, 4 + key.len() + PACKED_FIELD.len())
-            .arg("HGET")
-            .arg(&key)
-            .arg(PACKED_FIELD)
-            .query_async(&mut connection)
-            .await
-            .map_err(store_error)?;
+        let mut command = Cmd::with_capacity(3, 4 + key.len() + PACKED_FIELD.len());
+        command.arg("HGET").arg(&key).arg(PACKED_FIELD);
+        let answer = connection.send(&command).await.map_err(store_error)?;
         let found = match answer {
-            Value::BulkString(packed) => Some(decode_packed_session(&packed)?),
+            Value::BulkString(packed) => Some(decode_packed_session(&packed, sought)?),
             Value::Nil => {
                 // No such session, or one written field by field (version
                 // 0.1): its known fields by name, values only. The command
@@ -1187,12 +1199,12 @@ impl Store for RedisStore {
                     Cmd::with_capacity(2 + SESSION_FIELDS.len(), 5 + key.len() + SESSION_FIELDS_BYTES);
                 let answer: Value = command
                     .arg("HMGET")
-                    .arg(key)
+                    .arg(&key)
                     .arg(&SESSION_FIELDS[..])
                     .query_async(&mut connection)
                     .await
                     .map_err(store_error)?;
-                decode_session(&session_values(answer)?.each_ref().map(Option::as_deref))?
+                decode_session(&session_values(answer)?.each_ref().map(Option::as_deref), sought)?
             }
             other => return Err(StoreError::corrupt(format!("HGET of a packed session answered {other:?}"))),
         };

@@ -401,6 +401,27 @@ pub(crate) async fn corrupt_records_are_errors(store: &RedisStore, nodes: &[Stri
     let separator = whole.iter().rposition(|&byte| byte == 0x1f).expect("a separator");
     let short = whole[..separator].to_vec();
     let bad_data = packed_with(&session, &[(1, "{not json")]);
+    // A session's hash holding another session's value (a digest that is
+    // not the one its key names) is corrupt, never that other session; its
+    // own digest written back the same way reads as before.
+    let other = expected_core::SessionId::from_bytes([9; 32]).digest();
+    for (digest, holds_its_own) in [(other, false), (session.digest, true)] {
+        let digest_json = serde_json::to_string(&digest).expect("json");
+        let _: i64 = redis::cmd("HSET")
+            .arg(session_key)
+            .arg("packed")
+            .arg(packed_with(&session, &[(0, &digest_json)]))
+            .query_async(&mut connection)
+            .await
+            .expect("HSET");
+        let read = store.get_session(Some(&name), &session.digest).await;
+        if holds_its_own {
+            assert_eq!(read.expect("its own session"), Some(session.clone()));
+        } else {
+            let error = read.expect_err("another session's value");
+            assert_eq!(error.kind(), StoreErrorKind::Corrupt, "{error}");
+        }
+    }
     for mangled in [short, bad_data] {
         let _: i64 = redis::cmd("HSET")
             .arg(session_key)
