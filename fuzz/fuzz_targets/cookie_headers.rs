@@ -10,7 +10,8 @@
 use arbitrary::{Arbitrary, Unstructured};
 use expected_core::Config;
 use expected_core::cookies::{
-    HeaderError, MAX_COOKIE_HEADER_BYTES, MAX_VALUES_PER_NAME, PresentedCookies, read_cookie_headers,
+    CookieKind, HeaderError, MAX_COOKIE_HEADER_BYTES, MAX_VALUES_PER_NAME, PresentedCookies,
+    read_cookie_headers,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -58,19 +59,24 @@ fn check(headers: &[Vec<u8>], config: &Config) {
         .iter()
         .map(|header| read_cookie_headers([header.as_slice()], config).unwrap_or_default())
         .collect();
-    let joined = |pick: fn(&PresentedCookies) -> &Vec<String>| {
-        let mut all: Vec<String> = Vec::new();
-        for value in one_by_one.iter().flat_map(pick) {
-            if all.len() < MAX_VALUES_PER_NAME && !all.contains(value) {
-                all.push(value.clone());
+    let joined = |kind: CookieKind| {
+        let mut all: Vec<&str> = Vec::new();
+        for value in one_by_one.iter().flat_map(|cookies| cookies.values(kind).iter().collect::<Vec<_>>()) {
+            if all.len() < MAX_VALUES_PER_NAME && !all.contains(&value) {
+                all.push(value);
             }
         }
         all
     };
-    assert_eq!(found.session, joined(|c| &c.session), "every session value, in order, once, capped");
-    assert_eq!(found.auth, joined(|c| &c.auth), "every auth value, in order, once, capped");
-    assert!(found.session.len() <= MAX_VALUES_PER_NAME && found.auth.len() <= MAX_VALUES_PER_NAME);
-    for value in found.session.iter().chain(&found.auth) {
+    let (session, auth) = (found.session_values(), found.auth_values());
+    assert_eq!(
+        session.as_slice(),
+        joined(CookieKind::Session),
+        "every session value, in order, once, capped"
+    );
+    assert_eq!(auth.as_slice(), joined(CookieKind::Auth), "every auth value, in order, once, capped");
+    assert!(session.len() <= MAX_VALUES_PER_NAME && auth.len() <= MAX_VALUES_PER_NAME);
+    for value in session.iter().chain(auth.iter()) {
         let bytes = value.as_bytes();
         assert!(
             headers

@@ -270,9 +270,10 @@ fn request_cookies(headers: &HeaderMap, config: &Config) -> PresentedCookies {
     read_cookie_headers(headers.get_all(COOKIE).map(HeaderValue::as_bytes), config).unwrap_or_default()
 }
 
-/// The `User-Agent` header, if it is visible ASCII.
+/// The `User-Agent` header, if it is valid UTF-8 (as the core's
+/// `http::user_agent` reads it; `ClientMeta::new` keeps its printable text).
 fn user_agent(headers: &HeaderMap) -> Option<&str> {
-    headers.get(USER_AGENT).and_then(|value| value.to_str().ok())
+    headers.get(USER_AGENT).and_then(|value| std::str::from_utf8(value.as_bytes()).ok())
 }
 
 /// The 503 answer to a store outage.
@@ -456,8 +457,12 @@ mod tests {
         headers.append(COOKIE, HeaderValue::from_static("remember_me=first; x=1"));
         headers.append(COOKIE, HeaderValue::from_static("remember_me=second; session=s"));
         let found = request_cookies(&headers, &config);
-        assert_eq!(found.auth, ["first", "second"], "every value, across headers, in order");
-        assert_eq!(found.session, ["s"]);
+        assert_eq!(
+            found.auth_values().as_slice(),
+            ["first", "second"],
+            "every value, across headers, in order"
+        );
+        assert_eq!(found.session_values().as_slice(), ["s"]);
 
         let big = format!("session=s; pad={}", "a".repeat(MAX_COOKIE_HEADER_BYTES));
         let mut headers = HeaderMap::new();

@@ -318,25 +318,166 @@ impl<'a> FromIterator<&'a str> for CookieValues<'a> {
     }
 }
 
-/// The two cookies' raw values as a request carried them, each name's in
-/// request order, at most [`MAX_VALUES_PER_NAME`] of each, without repeats.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The two cookies' raw values as a request carried them, owned: each
+/// name's in request order, at most [`MAX_VALUES_PER_NAME`] of each, without
+/// repeats.
+///
+/// One buffer holds every value, each name's values a list of spans of it:
+/// every request reads its cookies into one, which a list of strings per
+/// name made four allocations (two lists, two values) and now makes one.
+/// Its `Debug` form shows how many values there are, never a value (they
+/// are bearer credentials).
+///
+/// ```
+/// use expected_core::cookies::{CookieKind, PresentedCookies};
+///
+/// let mut cookies = PresentedCookies::new(["s1", "s2"], ["a"]);
+/// assert_eq!(cookies.session_values().as_slice(), ["s1", "s2"]);
+/// cookies.retain(CookieKind::Session, |value| value == "s2");
+/// cookies.replace(CookieKind::Auth, None);
+/// assert_eq!(cookies, PresentedCookies::new(["s2"], []));
+/// ```
+#[derive(Clone, Default)]
 pub struct PresentedCookies {
-    /// The session cookie's values.
-    pub session: Vec<String>,
-    /// The auth cookie's values.
-    pub auth: Vec<String>,
+    /// Every value, one after another (a replaced or dropped one stays until
+    /// the whole is dropped).
+    text: String,
+    session: Spans,
+    auth: Spans,
+}
+
+/// Where one name's values lie in [`PresentedCookies`]' text.
+#[derive(Debug, Clone, Copy, Default)]
+struct Spans {
+    spans: [(usize, usize); MAX_VALUES_PER_NAME],
+    len: usize,
+}
+
+impl Spans {
+    fn as_slice(&self) -> &[(usize, usize)] {
+        &self.spans[..self.len]
+    }
 }
 
 impl PresentedCookies {
+    /// The values `session` and `auth`, each name's first
+    /// [`MAX_VALUES_PER_NAME`] distinct ones (the rest are ignored).
+    pub fn new<'a>(
+        session: impl IntoIterator<Item = &'a str>,
+        auth: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let mut cookies = Self::default();
+        for value in session {
+            cookies.push(CookieKind::Session, value);
+        }
+        for value in auth {
+            cookies.push(CookieKind::Auth, value);
+        }
+        cookies
+    }
+
+    fn spans(&self, kind: CookieKind) -> &Spans {
+        match kind {
+            CookieKind::Session => &self.session,
+            CookieKind::Auth => &self.auth,
+        }
+    }
+
+    fn spans_mut(&mut self, kind: CookieKind) -> &mut Spans {
+        match kind {
+            CookieKind::Session => &mut self.session,
+            CookieKind::Auth => &mut self.auth,
+        }
+    }
+
+    /// The values of `kind`, borrowed for [`Presented`](crate::Presented).
+    pub fn values(&self, kind: CookieKind) -> CookieValues<'_> {
+        // Built as it stands, not pushed value by value: the values are
+        // distinct and within the bound already (every request borrows them
+        // twice or more).
+        let mut values = CookieValues::NONE;
+        for value in self.iter(kind) {
+            values.values[values.len] = value;
+            values.len += 1;
+        }
+        values
+    }
+
+    /// The values of `kind`, in request order. Every span was cut from the
+    /// text at the bounds of a `&str` pushed whole, so `get` always finds
+    /// it; one it did not would be left out, never a panic.
+    fn iter(&self, kind: CookieKind) -> impl Iterator<Item = &str> {
+        self.spans(kind).as_slice().iter().filter_map(|&(start, end)| self.text.get(start..end))
+    }
+
     /// The session cookie's values, borrowed for [`Presented`](crate::Presented).
     pub fn session_values(&self) -> CookieValues<'_> {
-        self.session.as_slice().into()
+        self.values(CookieKind::Session)
     }
 
     /// The auth cookie's values, borrowed for [`Presented`](crate::Presented).
     pub fn auth_values(&self) -> CookieValues<'_> {
-        self.auth.as_slice().into()
+        self.values(CookieKind::Auth)
+    }
+
+    /// Adds `value` after the values of `kind`, unless it is already there
+    /// or [`MAX_VALUES_PER_NAME`] values are: answers whether it was added.
+    pub fn push(&mut self, kind: CookieKind, value: &str) -> bool {
+        if self.spans(kind).len == MAX_VALUES_PER_NAME || self.iter(kind).any(|held| held == value) {
+            return false;
+        }
+        let start = self.text.len();
+        self.text.push_str(value);
+        let span = (start, self.text.len());
+        let spans = self.spans_mut(kind);
+        spans.spans[spans.len] = span;
+        spans.len += 1;
+        true
+    }
+
+    /// Makes `value` the only value of `kind`, or leaves it none.
+    pub fn replace(&mut self, kind: CookieKind, value: Option<&str>) {
+        self.spans_mut(kind).len = 0;
+        if let Some(value) = value {
+            self.push(kind, value);
+        }
+    }
+
+    /// Keeps only the values of `kind` that `keep` answers `true` for, in
+    /// their order.
+    pub fn retain(&mut self, kind: CookieKind, mut keep: impl FnMut(&str) -> bool) {
+        let old = *self.spans(kind);
+        let mut kept = Spans::default();
+        for &(start, end) in old.as_slice() {
+            if self.text.get(start..end).is_some_and(&mut keep) {
+                kept.spans[kept.len] = (start, end);
+                kept.len += 1;
+            }
+        }
+        *self.spans_mut(kind) = kept;
+    }
+
+    /// Room for `additional` more bytes of values, taken at once.
+    fn reserve(&mut self, additional: usize) {
+        self.text.reserve(additional);
+    }
+}
+
+impl PartialEq for PresentedCookies {
+    /// The same values of each name, in the same order.
+    fn eq(&self, other: &Self) -> bool {
+        self.session_values() == other.session_values() && self.auth_values() == other.auth_values()
+    }
+}
+
+impl Eq for PresentedCookies {}
+
+impl fmt::Debug for PresentedCookies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PresentedCookies")
+            .field("session", &self.session_values())
+            .field("auth", &self.auth_values())
+            .finish()
     }
 }
 
@@ -389,16 +530,19 @@ pub fn read_cookie_headers<'a>(
         }
         let Ok(text) = std::str::from_utf8(header) else { continue };
         for (name, value) in split_pairs(text) {
-            let list = if name == config.session_cookie_name() {
-                &mut found.session
+            let kind = if name == config.session_cookie_name() {
+                CookieKind::Session
             } else if name == config.auth_cookie_name() {
-                &mut found.auth
+                CookieKind::Auth
             } else {
                 continue;
             };
-            if list.len() < MAX_VALUES_PER_NAME && !list.iter().any(|seen| seen == value) {
-                list.push(value.to_owned());
+            // This header's length bounds what it adds: one allocation for
+            // a request's values, not one per value.
+            if found.text.capacity() == 0 {
+                found.reserve(text.len());
             }
+            found.push(kind, value);
         }
     }
     if total > MAX_COOKIE_HEADER_BYTES {
@@ -428,6 +572,44 @@ mod tests {
             let (ours, theirs) = both_splits(header);
             assert_eq!(ours, theirs, "{header:?}");
         }
+    }
+
+    #[test]
+    fn presented_cookies_keep_values_not_their_buffer() {
+        let mut cookies = PresentedCookies::new(["a", "b", "a", "c", "d", "e"], ["x"]);
+        assert_eq!(cookies.session_values().as_slice(), ["a", "b", "c", "d"], "distinct, the first four");
+        assert!(!cookies.push(CookieKind::Session, "f"), "full");
+        assert!(!cookies.push(CookieKind::Auth, "x"), "a repeat");
+        assert!(cookies.push(CookieKind::Auth, "y"));
+        cookies.retain(CookieKind::Session, |value| value != "b");
+        assert_eq!(cookies.session_values().as_slice(), ["a", "c", "d"]);
+        cookies.replace(CookieKind::Auth, Some("z"));
+        assert_eq!(cookies.auth_values().as_slice(), ["z"]);
+        assert!(cookies.push(CookieKind::Session, "b"), "room again after the retain");
+        // Equal by values: the replaced and dropped ones still in the buffer
+        // do not count.
+        assert_eq!(cookies, PresentedCookies::new(["a", "c", "d", "b"], ["z"]));
+        assert_ne!(cookies, PresentedCookies::new(["a", "c", "b", "d"], ["z"]), "order counts");
+        cookies.replace(CookieKind::Session, None);
+        assert!(cookies.session_values().is_empty());
+        let debug = format!("{:?}", PresentedCookies::new(["secret-session"], ["secret-auth"]));
+        assert!(!debug.contains("secret"), "{debug}");
+    }
+
+    #[test]
+    fn a_request_reads_its_cookies_into_one_allocation() -> Result<(), Box<dyn std::error::Error>> {
+        let config = Config::default();
+        let header = "theme=dark; session=1.c2Vzc2lvbg.aWQ; remember_me=1.YQ.cw.dA; lang=en";
+        let found = read_cookie_headers([header.as_bytes()], &config)?;
+        assert_eq!(found.session_values().as_slice(), ["1.c2Vzc2lvbg.aWQ"]);
+        assert_eq!(found.auth_values().as_slice(), ["1.YQ.cw.dA"]);
+        assert!(found.text.capacity() >= header.len(), "sized once, from the header");
+        assert_eq!(
+            read_cookie_headers([&b"theme=dark"[..]], &config)?.text.capacity(),
+            0,
+            "none: nothing taken"
+        );
+        Ok(())
     }
 
     /// A header's pairs, owned, in the order they appear.
@@ -484,7 +666,7 @@ mod tests {
         let found = read_cookie_headers(headers, &config);
         assert_eq!(
             found,
-            Ok(PresentedCookies { session: vec!["s".into()], auth: vec!["first".into(), "second".into()] }),
+            Ok(PresentedCookies::new(["s"], ["first", "second"])),
             "non-UTF-8 headers are skipped, every value of a name is kept in request order"
         );
         let big = vec![b'a'; MAX_COOKIE_HEADER_BYTES + 1];
@@ -497,7 +679,10 @@ mod tests {
         let total = 9 + within.len() + 16;
         assert_eq!(read_cookie_headers(headers, &config), Err(HeaderError::Oversize(total)));
         let at_bound: [&[u8]; 2] = [b"session=s", within.as_slice()];
-        assert!(read_cookie_headers(at_bound, &config).is_ok_and(|found| found.session == ["s"]));
+        assert!(
+            read_cookie_headers(at_bound, &config)
+                .is_ok_and(|found| found.session_values().as_slice() == ["s"])
+        );
     }
 
     #[test]
@@ -506,8 +691,12 @@ mod tests {
         let header = "session=a; remember_me=1; session=a; remember_me=2; remember_me=3; remember_me=2; \
                       remember_me=4; remember_me=5; session=b";
         let found = read_cookie_headers([header.as_bytes()], &config).unwrap_or_default();
-        assert_eq!(found.session, ["a", "b"], "a repeated value is read once");
-        assert_eq!(found.auth, ["1", "2", "3", "4"], "at most {MAX_VALUES_PER_NAME}, the first ones");
+        assert_eq!(found.session_values().as_slice(), ["a", "b"], "a repeated value is read once");
+        assert_eq!(
+            found.auth_values().as_slice(),
+            ["1", "2", "3", "4"],
+            "at most {MAX_VALUES_PER_NAME}, the first ones"
+        );
         let values = found.auth_values();
         assert_eq!((values.len(), values.first()), (4, Some("1")));
         assert_eq!(format!("{values:?}"), "CookieValues(4 values)", "Debug shows no value");

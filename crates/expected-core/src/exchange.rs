@@ -210,8 +210,7 @@ struct State {
     /// request presented, narrowed to the winner once authentication found
     /// one, replaced by what this exchange set, emptied by what it cleared.
     /// A later login or logout in the same exchange acts on these.
-    session_cookie: Vec<String>,
-    auth_cookie: Vec<String>,
+    presented: PresentedCookies,
 }
 
 impl State {
@@ -219,14 +218,10 @@ impl State {
     /// browser cookie.
     fn apply(&mut self, cookies: Vec<SetCookie>) {
         for cookie in cookies {
-            let held = match cookie.kind() {
-                CookieKind::Session => &mut self.session_cookie,
-                CookieKind::Auth => &mut self.auth_cookie,
-            };
             if !cookie.is_removal() {
-                *held = vec![cookie.value().to_owned()];
+                self.presented.replace(cookie.kind(), Some(cookie.value()));
             } else if !cookie.is_host_only_removal() {
-                held.clear();
+                self.presented.replace(cookie.kind(), None);
             }
             // A host-only removal next to a configured `Domain` clears a
             // stale twin, not the value this exchange goes on with.
@@ -237,26 +232,22 @@ impl State {
     /// Keeps only the session value that names `session`: the winner of
     /// several, so that a later login or logout acts on it alone.
     fn narrow_session(&mut self, session: &SessionRecord) {
-        self.session_cookie.retain(|value| {
+        self.presented.retain(CookieKind::Session, |value| {
             SessionCookie::parse(value).is_ok_and(|cookie| session.digest.matches(&cookie.id))
         });
     }
 
     /// What the request presented, borrowed from the state and `client`.
     fn presented_borrowed<'a>(&'a self, client: &'a ClientMeta) -> Presented<'a> {
-        Presented {
-            session: self.session_cookie.as_slice().into(),
-            auth: self.auth_cookie.as_slice().into(),
-            client: Client { ip: client.ip, user_agent: client.user_agent.as_deref() },
-        }
+        let client = Client { ip: client.ip, user_agent: client.user_agent.as_deref() };
+        Presented::from_cookies(&self.presented, client)
     }
 
     /// What the request presented, copied: for the paths that change the
     /// state while the engine still reads it (a login, a logout).
     fn presented(&self, client: &ClientMeta) -> OwnedPresented {
         OwnedPresented {
-            session: self.session_cookie.clone(),
-            auth: self.auth_cookie.clone(),
+            cookies: self.presented.clone(),
             ip: client.ip,
             user_agent: client.user_agent.clone(),
         }
@@ -289,8 +280,7 @@ impl<S: Store> Exchange<S> {
     /// [`read_cookie_headers`](crate::cookies::read_cookie_headers) reads
     /// them): nothing is read from the store yet.
     pub fn new(engine: Arc<Expected<S>>, cookies: PresentedCookies, client: ClientMeta) -> Self {
-        let PresentedCookies { session: session_cookie, auth: auth_cookie } = cookies;
-        let state = State { loaded: None, cookies: Vec::new(), session_cookie, auth_cookie };
+        let state = State { loaded: None, cookies: Vec::new(), presented: cookies };
         Self { engine, client, state: Mutex::new(state) }
     }
 
@@ -323,7 +313,7 @@ impl<S: Store> Exchange<S> {
             // login or the grace path replaced.
             let found_by_the_only_value =
                 matches!(outcome, Outcome::Session(_) | Outcome::AnonymousSession(_))
-                    && state.session_cookie.len() == 1;
+                    && state.presented.session_values().len() == 1;
             let (mut theft, mut failure) = (None, None);
             // The session moves out of the outcome: a hit copies no record.
             let session = match outcome {
@@ -717,19 +707,14 @@ fn remove_both(config: &Config) -> Vec<SetCookie> {
 
 /// A `Presented` that owns its strings, to cross an `.await`.
 struct OwnedPresented {
-    session: Vec<String>,
-    auth: Vec<String>,
+    cookies: PresentedCookies,
     ip: Option<std::net::IpAddr>,
     user_agent: Option<String>,
 }
 
 impl OwnedPresented {
     fn borrowed(&self) -> Presented<'_> {
-        Presented {
-            session: self.session.as_slice().into(),
-            auth: self.auth.as_slice().into(),
-            client: Client { ip: self.ip, user_agent: self.user_agent.as_deref() },
-        }
+        Presented::from_cookies(&self.cookies, Client { ip: self.ip, user_agent: self.user_agent.as_deref() })
     }
 }
 

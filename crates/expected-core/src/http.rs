@@ -6,8 +6,8 @@
 //! headers.insert(http::header::COOKIE, "theme=dark; session=1.YWxpY2U.abc".parse().unwrap());
 //! let config = Config::default();
 //! let cookies = presented_cookies(&headers, &config).unwrap();
-//! assert_eq!(cookies.session, ["1.YWxpY2U.abc"]);
-//! assert!(cookies.auth.is_empty());
+//! assert_eq!(cookies.session_values().as_slice(), ["1.YWxpY2U.abc"]);
+//! assert!(cookies.auth_values().is_empty());
 //! ```
 
 use http::header::{COOKIE, HOST, HeaderMap, HeaderValue, ORIGIN, USER_AGENT};
@@ -302,7 +302,9 @@ pub fn presented_cookies(headers: &HeaderMap, config: &Config) -> Result<Present
 
 /// The `User-Agent` header, if it is valid UTF-8.
 pub fn user_agent(headers: &HeaderMap) -> Option<&str> {
-    headers.get(USER_AGENT).and_then(|value| value.to_str().ok())
+    // UTF-8, not `HeaderValue::to_str`'s visible ASCII: a byte-by-byte check
+    // that `ClientMeta::new` repeats (it keeps printable text, cut to size).
+    headers.get(USER_AGENT).and_then(|value| std::str::from_utf8(value.as_bytes()).ok())
 }
 
 impl SetCookie {
@@ -324,6 +326,25 @@ pub fn append_set_cookies(headers: &mut HeaderMap, cookies: &[SetCookie]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_user_agent_is_taken_when_it_is_utf8() -> Result<(), Box<dyn std::error::Error>> {
+        let agent = |bytes: &[u8]| -> Result<Option<String>, http::header::InvalidHeaderValue> {
+            let mut headers = HeaderMap::new();
+            headers.insert(USER_AGENT, HeaderValue::from_bytes(bytes)?);
+            Ok(user_agent(&headers).map(str::to_owned))
+        };
+        assert_eq!(agent(b"Mozilla/5.0 (X11)")?.as_deref(), Some("Mozilla/5.0 (X11)"));
+        assert_eq!(
+            agent("Navigateur \u{e9}t\u{e9}".as_bytes())?.as_deref(),
+            Some("Navigateur \u{e9}t\u{e9}")
+        );
+        assert_eq!(agent(b"bad \xff byte")?, None, "not UTF-8: no user agent");
+        let meta = crate::ClientMeta::new(None, agent(b"tab\there")?.as_deref());
+        assert_eq!(meta.user_agent.as_deref(), Some("tabhere"), "control characters dropped");
+        assert_eq!(user_agent(&HeaderMap::new()), None);
+        Ok(())
+    }
 
     #[test]
     fn client_ip_prefers_the_trusted_header_and_its_last_hop() {

@@ -43,10 +43,10 @@ where
     F: FnOnce(Arc<Exchange<Arc<MemoryStore>>>) -> Fut,
     Fut: Future<Output = T>,
 {
-    let presented = expected_core::cookies::PresentedCookies {
-        session: jar.session.iter().cloned().collect(),
-        auth: jar.auth.iter().cloned().collect(),
-    };
+    let presented = expected_core::cookies::PresentedCookies::new(
+        jar.session.iter().map(String::as_str),
+        jar.auth.iter().map(String::as_str),
+    );
     let exchange = Arc::new(Exchange::new(engine.clone(), presented, ClientMeta::default()));
     let answer = handler(exchange.clone()).await;
     let (cookies, saved) = exchange.finish().await;

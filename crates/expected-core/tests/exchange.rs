@@ -35,8 +35,7 @@ fn value(cookies: &[SetCookie], kind: CookieKind) -> Option<String> {
 }
 
 fn begin(s: &Setup, session: Option<String>, auth: Option<String>) -> Exchange<DynStore> {
-    let cookies =
-        PresentedCookies { session: session.into_iter().collect(), auth: auth.into_iter().collect() };
+    let cookies = PresentedCookies::new(session.as_deref(), auth.as_deref());
     begin_with(s, cookies)
 }
 

@@ -391,7 +391,7 @@ async fn the_exchange_reads_every_value_and_acts_on_the_winner() {
     let header = format!("session=1.garbage; remember_me=junk; session={live}; remember_me={remembered}");
     let cookies: PresentedCookies =
         read_cookie_headers([header.as_bytes()], engine.config()).unwrap_or_default();
-    assert_eq!((cookies.session.len(), cookies.auth.len()), (2, 2));
+    assert_eq!((cookies.session_values().len(), cookies.auth_values().len()), (2, 2));
 
     // A session hit through the second value; a logout then ends it.
     let exchange = Exchange::new(engine.clone(), cookies.clone(), ClientMeta::default());
