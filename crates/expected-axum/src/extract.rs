@@ -14,8 +14,10 @@ use http::{HeaderValue, StatusCode};
 use crate::Error;
 use crate::layer::RequestState;
 
-fn state(parts: &Parts) -> Result<RequestState, Error> {
-    parts.extensions.get::<RequestState>().cloned().ok_or(Error::MissingLayer)
+/// The layer's state for this request, borrowed: a guard asks through it
+/// without cloning its handles.
+fn state(parts: &Parts) -> Result<&RequestState, Error> {
+    parts.extensions.get::<RequestState>().ok_or(Error::MissingLayer)
 }
 
 /// The path and query the browser asked for, before any `nest` stripped it.
@@ -39,7 +41,7 @@ macro_rules! handle {
             type Rejection = Error;
 
             async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
-                Ok(Self($handle::new(state(parts)?.exchange)))
+                Ok(Self($handle::new(state(parts)?.exchange.clone())))
             }
         }
     };

@@ -281,9 +281,10 @@ where
         // The clone that was driven to readiness is the one to call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
+        // One clone of each of the layer's handles, moved on, never cloned
+        // again: every request's clones write counts that every core reads.
+        let ExpectedLayer { engine, options } = self.layer.clone();
         Box::pin(async move {
-            let engine = layer.engine.clone();
             let headers = request.headers();
             // Every value of both names: which one is good (after a Domain
             // change a browser sends two) is the engine's decision. An
@@ -291,11 +292,11 @@ where
             // simply a visitor's (a guard answers 401, never 500).
             let cookies = presented_cookies(headers, engine.config()).unwrap_or_default();
             let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
-            let trusted = layer.options.client_ip_header.as_ref().and_then(|name| last_value(headers, name));
+            let trusted = options.client_ip_header.as_ref().and_then(|name| last_value(headers, name));
             let client = ClientMeta::new(client_ip(trusted, peer), user_agent(headers));
+            let on_store_error = options.guards.on_store_error;
             let exchange = Arc::new(Exchange::new(engine, cookies, client));
-            let state = RequestState { exchange: exchange.clone(), options: layer.options.clone() };
-            request.extensions_mut().insert(state);
+            request.extensions_mut().insert(RequestState { exchange: exchange.clone(), options });
 
             let mut response = inner.call(request).await?;
 
@@ -306,7 +307,7 @@ where
                 tracing::warn!(%error, "session data could not be saved");
             }
             if let AfterHandler::StoreUnavailable { with_cookies } =
-                after_handler(layer.options.guards.on_store_error, authentication_failed, &saved)
+                after_handler(on_store_error, authentication_failed, &saved)
             {
                 response = store_unavailable();
                 if with_cookies {
