@@ -6,7 +6,8 @@
 //!   logins are not measured, only the session hits after them): a new
 //!   session id, the user in the session, 204.
 //! - `GET /api/me`: the user read back from the session and answered as the
-//!   demo's `Me` (`via` `session`), or 401.
+//!   demo's `Me` (`via` `session`), or 401. With `PEER_NO_STORE` set, with
+//!   `Cache-Control: no-store` and `Vary: Cookie`, as our layer answers.
 //!
 //! `EXPECTED_ADDR` (or `PEER_ADDR`) is where it listens, `EXPECTED_STORE`
 //! (or `PEER_STORE`) its store: `memory:`, `sqlite:PATH`, `postgres://…`
@@ -76,15 +77,28 @@ async fn login(session: Session, Json(body): Json<LoginBody>) -> impl IntoRespon
     }
 }
 
-async fn me(session: Session) -> Result<Json<Me>, StatusCode> {
+/// Whether `/api/me` answers with the two headers our layer adds to every
+/// response that depends on the cookies (`PEER_NO_STORE` set): the same
+/// response bytes, for a like-for-like run.
+static NO_STORE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+async fn me(session: Session) -> Result<axum::response::Response, StatusCode> {
     match session.get::<Who>(WHO).await {
-        Ok(Some(who)) => Ok(Json(Me {
-            username: who.username,
-            via: "session",
-            method: "password",
-            fresh: OffsetDateTime::now_utc() - who.authenticated_at < time::Duration::minutes(5),
-            authenticated_at: who.authenticated_at,
-        })),
+        Ok(Some(who)) => {
+            let me = Json(Me {
+                username: who.username,
+                via: "session",
+                method: "password",
+                fresh: OffsetDateTime::now_utc() - who.authenticated_at < time::Duration::minutes(5),
+                authenticated_at: who.authenticated_at,
+            });
+            if NO_STORE.load(std::sync::atomic::Ordering::Relaxed) {
+                use axum::http::header::{CACHE_CONTROL, VARY};
+                Ok(([(CACHE_CONTROL, "no-store"), (VARY, "Cookie")], me).into_response())
+            } else {
+                Ok(me.into_response())
+            }
+        }
         Ok(None) => Err(StatusCode::UNAUTHORIZED),
         Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR),
     }
@@ -108,6 +122,7 @@ async fn serve<S: SessionStore + Clone>(addr: SocketAddr, store: S) -> Result<()
 async fn main() -> Result<(), Failure> {
     let addr: SocketAddr = setting("EXPECTED_ADDR", "PEER_ADDR")?.parse()?;
     let store = setting("EXPECTED_STORE", "PEER_STORE")?;
+    NO_STORE.store(std::env::var_os("PEER_NO_STORE").is_some(), std::sync::atomic::Ordering::Relaxed);
     if store == "memory" || store == "memory:" {
         serve(addr, MemoryStore::default()).await
     } else if let Some(path) = store.strip_prefix("sqlite:") {
