@@ -124,7 +124,8 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
-        Ok(Self(state(parts)?.ask(false).await?))
+        let state = state(parts)?;
+        Ok(Self(state.options.guards.ask_user(&state.exchange).await?))
     }
 }
 
@@ -152,7 +153,8 @@ impl<S: Send + Sync> FromRequestParts<S> for FreshUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
-        Ok(Self(state(parts)?.ask(true).await?))
+        let state = state(parts)?;
+        Ok(Self(state.options.guards.ask_fresh(&state.exchange).await?))
     }
 }
 

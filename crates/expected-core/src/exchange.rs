@@ -254,6 +254,19 @@ impl State {
     }
 }
 
+/// The logged-in user of a loaded exchange, copied for the handler.
+fn current_user_of(loaded: &Loaded) -> Option<CurrentUser> {
+    let Current::Stored(session) = &loaded.current else { return None };
+    let user = session.user.as_ref()?;
+    Some(CurrentUser {
+        username: user.username.clone(),
+        login: user.login,
+        via: loaded.via.unwrap_or(Via::Session),
+        method: user.method,
+        authenticated_at: user.authenticated_at,
+    })
+}
+
 /// A copy of a store error, to answer it again.
 fn again(error: &StoreError) -> StoreError {
     StoreError::new(error.kind(), error.to_string())
@@ -378,27 +391,21 @@ impl<S: Store> Exchange<S> {
 
     /// Who is logged in now (after any register or logout in this exchange).
     pub async fn current_user(&self) -> Result<Option<CurrentUser>, StoreError> {
-        self.with_loaded(|loaded| {
-            let Current::Stored(session) = &loaded.current else { return None };
-            let user = session.user.as_ref()?;
-            Some(CurrentUser {
-                username: user.username.clone(),
-                login: user.login,
-                via: loaded.via.unwrap_or(Via::Session),
-                method: user.method,
-                authenticated_at: user.authenticated_at,
-            })
-        })
-        .await
+        self.with_loaded(|loaded| current_user_of(loaded)).await
     }
 
     /// The logged-in user, or why a route that needs one refuses the request.
     pub async fn require_user(&self) -> Result<CurrentUser, AuthError> {
-        match self.current_user().await? {
+        // One read of the state for the user and the theft alike: every
+        // guarded request asks this, and its future is part of the
+        // handler's, which axum boxes per request (two reads, one after the
+        // other, made that box too big for the allocator's per-thread cache).
+        self.with_loaded(|loaded| match current_user_of(loaded) {
             Some(user) => Ok(user),
-            None if self.theft().await?.is_some() => Err(Unauthenticated::UnexpectedToken.into()),
+            None if loaded.theft.is_some() => Err(Unauthenticated::UnexpectedToken.into()),
             None => Err(Unauthenticated::NotLoggedIn.into()),
-        }
+        })
+        .await?
     }
 
     /// The logged-in user when they entered their password on this session

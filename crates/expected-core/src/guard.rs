@@ -165,8 +165,25 @@ impl Guards {
     /// # }
     /// ```
     pub async fn ask<S: Store>(&self, exchange: &Exchange<S>, fresh: bool) -> Result<CurrentUser, AuthError> {
-        let answer =
-            if fresh { exchange.require_fresh(self.fresh_for).await } else { exchange.require_user().await };
+        if fresh { self.ask_fresh(exchange).await } else { self.ask_user(exchange).await }
+    }
+
+    /// [`ask`](Self::ask) for any logged-in user. Its future holds only
+    /// [`Exchange::require_user`]'s, where `ask`'s holds room for the larger
+    /// of the two questions: an API guard's extractor future is part of the
+    /// handler's, which axum boxes per request.
+    pub async fn ask_user<S: Store>(&self, exchange: &Exchange<S>) -> Result<CurrentUser, AuthError> {
+        self.answered(exchange.require_user().await)
+    }
+
+    /// [`ask`](Self::ask) for a user who entered their password less than
+    /// `fresh_for` ago.
+    pub async fn ask_fresh<S: Store>(&self, exchange: &Exchange<S>) -> Result<CurrentUser, AuthError> {
+        self.answered(exchange.require_fresh(self.fresh_for).await)
+    }
+
+    /// An answer under [`on_store_error`](Self::on_store_error).
+    fn answered(&self, answer: Result<CurrentUser, AuthError>) -> Result<CurrentUser, AuthError> {
         match answer {
             Err(AuthError::Store(_)) if self.on_store_error == OnStoreError::Anonymous => {
                 Err(Unauthenticated::NotLoggedIn.into())

@@ -20,6 +20,11 @@ const AUTHENTICATE_BOUND: usize = 1_000;
 /// adapter's last call, which saves the session: each is part of a future
 /// boxed per request, which must stay below that class too.
 const QUESTION_BOUND: usize = 640;
+/// A guard's question, which an API guard's extractor holds inside the
+/// handler future axum boxes (1 080 bytes for `AuthUser` on the twin when
+/// the guard held room for both questions and `require_user` read the
+/// state twice: above the tcache class).
+const GUARD_BOUND: usize = 400;
 
 #[test]
 fn the_session_hit_path_holds_small_futures() {
@@ -43,4 +48,22 @@ fn the_session_hit_path_holds_small_futures() {
     let auth = AuthHandle::new(exchange);
     let size = std::mem::size_of_val(&auth.is_fresh(std::time::Duration::from_secs(600)));
     assert!(size <= QUESTION_BOUND, "AuthHandle::is_fresh's future is {size} bytes");
+}
+
+/// An API guard asks through `ask_user` or `ask_fresh`, each holding one
+/// question: the handler future axum boxes holds it, the request's parts
+/// (224 bytes) and the handler's own state.
+#[cfg(feature = "http")]
+#[test]
+fn a_guard_holds_one_question() {
+    let engine = Arc::new(Expected::new(MemoryStore::new(), Config::default()).into_dyn());
+    let exchange = Exchange::new(engine, PresentedCookies::default(), ClientMeta::new(None, None));
+    let guards = expected_core::guard::Guards::default();
+    let sizes = [
+        ("ask_user", std::mem::size_of_val(&guards.ask_user(&exchange))),
+        ("ask_fresh", std::mem::size_of_val(&guards.ask_fresh(&exchange))),
+    ];
+    for (question, size) in sizes {
+        assert!(size <= GUARD_BOUND, "Guards::{question}'s future is {size} bytes");
+    }
 }
